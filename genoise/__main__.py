@@ -1,0 +1,5 @@
+import sys
+
+from genoise.cli import main
+
+sys.exit(main())

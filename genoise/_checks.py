@@ -1,0 +1,56 @@
+"""Input validation shared by every package: one-line ``ValueError`` messages that name
+the problem (asserts vanish under ``python -O``, so we never use them for this)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+
+def check_finite(name: str, tensor: Tensor) -> Tensor:
+    """Raise ``ValueError`` if ``tensor`` holds NaN or Inf."""
+    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        bad = int((~torch.isfinite(tensor)).sum())
+        raise ValueError(f"{name} contains {bad} NaN/Inf value(s); clean the input first")
+    return tensor
+
+
+def check_ndim(name: str, tensor: Tensor, ndim: int | Sequence[int]) -> Tensor:
+    """Raise ``ValueError`` unless ``tensor.ndim`` is ``ndim`` (or one of them)."""
+    allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+    if tensor.ndim not in allowed:
+        want = " or ".join(str(a) for a in allowed)
+        raise ValueError(f"{name} must have {want} dimension(s), got shape {tuple(tensor.shape)}")
+    return tensor
+
+
+def check_same_batch(**tensors: Tensor | None) -> int:
+    """Raise ``ValueError`` unless every given tensor has the same leading size."""
+    sizes = {k: t.shape[0] for k, t in tensors.items() if t is not None and t.ndim > 0}
+    if len(set(sizes.values())) > 1:
+        shown = ", ".join(f"{k}: {v}" for k, v in sizes.items())
+        raise ValueError(f"batch sizes differ ({shown})")
+    return next(iter(sizes.values()), 0)
+
+
+def check_positive(name: str, value: float, *, allow_zero: bool = False,
+                   allow_inf: bool = False) -> float:
+    """Raise ``ValueError`` unless ``value`` is > 0 (or >= 0), finite unless allowed."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if math.isnan(value) or (math.isinf(value) and not allow_inf):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be {bound}, got {value}")
+    return value
+
+
+def check_choice(name: str, value: str, choices: Sequence[str]) -> str:
+    """Raise ``ValueError`` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+    return value
