@@ -1,0 +1,144 @@
+"""Image data sets as in-memory tensors: scikit-learn's digits (always available),
+MNIST (IDX files) and CIFAR-10 (official binary layout), from a user-given folder.
+
+Every loader returns ``(images, labels)``: images float32 in [0, 1] of shape
+(N, C, H, W), labels int64 (N,). Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from genoise._checks import check_choice
+from genoise.data.idx import read_idx
+from genoise.data.paths import resolve_data_dir
+
+DATASETS = ("digits", "mnist", "cifar10")
+
+
+class ImageData(NamedTuple):
+    images: Tensor  # (N, C, H, W) float32 in [0, 1]
+    labels: Tensor  # (N,) int64
+
+
+def load_digits(split: str = "train", *, test_fraction: float = 0.25, seed: int = 0) -> ImageData:
+    """scikit-learn's bundled 8×8 digits (1,797 images, 16 grey levels), split by a
+    seeded stratified shuffle into train / test."""
+    from sklearn.datasets import load_digits as sk_load_digits
+    from sklearn.model_selection import train_test_split
+
+    check_choice("split", split, ("train", "test"))
+    bunch = sk_load_digits()
+    index = np.arange(len(bunch.target))
+    train_idx, test_idx = train_test_split(index, test_size=test_fraction, random_state=seed,
+                                           stratify=bunch.target)
+    chosen = train_idx if split == "train" else test_idx
+    images = torch.from_numpy(bunch.images[chosen] / 16.0).float().unsqueeze(1)
+    return ImageData(images, torch.from_numpy(bunch.target[chosen]).long())
+
+
+def _find(folder: Path, names: tuple[str, ...], what: str) -> Path:
+    for name in names:
+        if (folder / name).is_file():
+            return folder / name
+    raise FileNotFoundError(f"{folder / names[0]}: missing ({what})")
+
+
+def load_mnist(data_dir: str | os.PathLike | None = None, split: str = "train") -> ImageData:
+    """MNIST from ``<data_dir>/mnist/`` (or ``data_dir`` itself) in the original IDX files
+    (``train-images-idx3-ubyte[.gz]`` …)."""
+    check_choice("split", split, ("train", "test"))
+    folder = _dataset_folder(data_dir, "mnist", "train-images-idx3-ubyte.gz")
+    stem = "train" if split == "train" else "t10k"
+    img_path = _find(folder, (f"{stem}-images-idx3-ubyte.gz", f"{stem}-images-idx3-ubyte",
+                              f"{stem}-images.idx3-ubyte"), "MNIST images, IDX format")
+    lab_path = _find(folder, (f"{stem}-labels-idx1-ubyte.gz", f"{stem}-labels-idx1-ubyte",
+                              f"{stem}-labels.idx1-ubyte"), "MNIST labels, IDX format")
+    images = read_idx(img_path, expected_ndim=3)
+    labels = read_idx(lab_path, expected_ndim=1)
+    if images.shape[0] != labels.shape[0]:
+        raise ValueError(f"{img_path}: {images.shape[0]} images but {lab_path.name} has "
+                         f"{labels.shape[0]} labels")
+    return ImageData(torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1),
+                     torch.from_numpy(labels.astype(np.int64)))
+
+
+_CIFAR_RECORD = 1 + 3 * 32 * 32
+
+
+def read_cifar_binary(path: str | os.PathLike) -> ImageData:
+    """One CIFAR-10 binary batch: records of 1 label byte + 3,072 pixel bytes (R, G, B
+    planes, 32×32 row-major), as in the official ``data_batch_*.bin``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing (CIFAR-10 binary batch)")
+    raw = np.fromfile(path, dtype=np.uint8)
+    if raw.size == 0 or raw.size % _CIFAR_RECORD:
+        raise ValueError(f"{path}: {raw.size} bytes is not a whole number of "
+                         f"{_CIFAR_RECORD}-byte CIFAR-10 records (truncated or corrupt)")
+    records = raw.reshape(-1, _CIFAR_RECORD)
+    labels = records[:, 0].astype(np.int64)
+    if labels.max() > 9:
+        raise ValueError(f"{path}: label byte {labels.max()} > 9 (not a CIFAR-10 batch)")
+    images = records[:, 1:].reshape(-1, 3, 32, 32).astype(np.float32) / 255.0
+    return ImageData(torch.from_numpy(images), torch.from_numpy(labels))
+
+
+def load_cifar10(data_dir: str | os.PathLike | None = None, split: str = "train") -> ImageData:
+    """CIFAR-10 from ``<data_dir>/cifar10-subset/``, ``<data_dir>/cifar-10-batches-bin/``
+    or ``data_dir`` itself: the official ``data_batch_{1..5}.bin`` / ``test_batch.bin``,
+    or this checkout's ``train_*.bin`` / ``test_*.bin`` subset files."""
+    check_choice("split", split, ("train", "test"))
+    folder = None
+    base = resolve_data_dir(data_dir)
+    if base is None:
+        raise ValueError("CIFAR-10 needs a data folder: set GENOISE_DATA or pass data_dir")
+    for sub in ("cifar-10-batches-bin", "cifar10", "cifar10-subset", "."):
+        candidate = base / sub
+        if any(candidate.glob("*.bin")):
+            folder = candidate
+            break
+    if folder is None:
+        raise FileNotFoundError(f"{base}: no CIFAR-10 *.bin batches found (looked in "
+                                "cifar-10-batches-bin/, cifar10/, cifar10-subset/)")
+    if split == "train":
+        files = sorted(folder.glob("data_batch_*.bin")) or sorted(folder.glob("train*.bin"))
+    else:
+        files = sorted(folder.glob("test_batch*.bin")) or sorted(folder.glob("test*.bin"))
+    if not files:
+        raise FileNotFoundError(f"{folder}: no CIFAR-10 {split} batch (*.bin) found")
+    parts = [read_cifar_binary(f) for f in files]
+    return ImageData(torch.cat([p.images for p in parts]), torch.cat([p.labels for p in parts]))
+
+
+def _dataset_folder(data_dir: str | os.PathLike | None, name: str, probe: str) -> Path:
+    base = resolve_data_dir(data_dir)
+    if base is None:
+        raise ValueError(f"{name} needs a data folder: set GENOISE_DATA or pass data_dir "
+                         "(or use dataset=digits, which is always available)")
+    for candidate in (base / name, base):
+        if any(candidate.glob(probe.split(".")[0] + "*")):
+            return candidate
+    return base / name
+
+
+def load_dataset(name: str, split: str = "train", *, data_dir: str | os.PathLike | None = None,
+                 fallback: bool = False) -> ImageData:
+    """Load ``name`` ∈ {digits, mnist, cifar10}. With ``fallback=True``, a missing data
+    folder for MNIST gives scikit-learn's digits instead (and says so on stderr)."""
+    check_choice("dataset", name, DATASETS)
+    if name == "digits":
+        return load_digits(split)
+    if name == "mnist" and fallback and resolve_data_dir(data_dir) is None:
+        import sys
+
+        print("genoise: no data folder (GENOISE_DATA unset): using scikit-learn's 8x8 digits "
+              "instead of MNIST", file=sys.stderr)
+        return load_digits(split)
+    return load_mnist(data_dir, split) if name == "mnist" else load_cifar10(data_dir, split)
