@@ -54,7 +54,7 @@ def load_mnist(data_dir: str | os.PathLike | None = None, split: str = "train") 
     """MNIST from ``<data_dir>/mnist/`` (or ``data_dir`` itself) in the original IDX files
     (``train-images-idx3-ubyte[.gz]`` …)."""
     check_choice("split", split, ("train", "test"))
-    folder = _dataset_folder(data_dir, "mnist", "train-images-idx3-ubyte.gz")
+    folder = _dataset_folder(data_dir, "mnist", "*-images*idx3-ubyte*")
     stem = "train" if split == "train" else "t10k"
     img_path = _find(folder, (f"{stem}-images-idx3-ubyte.gz", f"{stem}-images-idx3-ubyte",
                               f"{stem}-images.idx3-ubyte"), "MNIST images, IDX format")
@@ -118,12 +118,13 @@ def load_cifar10(data_dir: str | os.PathLike | None = None, split: str = "train"
 
 
 def _dataset_folder(data_dir: str | os.PathLike | None, name: str, probe: str) -> Path:
+    """``<base>/<name>`` or ``<base>`` itself, whichever holds a file matching the glob ``probe``."""
     base = resolve_data_dir(data_dir)
     if base is None:
         raise ValueError(f"{name} needs a data folder: set GENOISE_DATA or pass data_dir "
                          "(or use dataset=digits, which is always available)")
     for candidate in (base / name, base):
-        if any(candidate.glob(probe.split(".")[0] + "*")):
+        if any(candidate.glob(probe)):
             return candidate
     return base / name
 

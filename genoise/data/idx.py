@@ -22,11 +22,11 @@ _DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E
 def _read_bytes(path: Path) -> bytes:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing (expected an IDX file)")
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as handle:
-                return handle.read()
+    if path.suffix != ".gz":
         return path.read_bytes()
+    try:
+        with gzip.open(path, "rb") as handle:
+            return handle.read()
     except (OSError, EOFError, zlib.error) as err:
         raise ValueError(f"{path}: corrupt gzip stream ({err})") from err
 

@@ -91,7 +91,7 @@ class Energy(nn.Module):
 
         No latent: F = E(x, y). Discrete latent set: exact min (β = ∞) or
         -(1/β) logsumexp(-βE). Continuous latent: β = ∞ minimises E over z by gradient
-        descent (``steps``, ``lr``, Adam) from :meth:`initial_latent`; finite β is the
+        descent (``steps``, ``lr``, plain SGD) from :meth:`initial_latent`; finite β is the
         Monte-Carlo estimate -(1/β) log (1/S) Σ_s exp(-β E(x, y, z_s)) with z_s from
         :meth:`sample_latent` (``num_samples`` of them).
         """

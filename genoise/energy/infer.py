@@ -110,6 +110,8 @@ def _minimise(fn: EnergyFn, grid_energies: Callable[[Tensor], Tensor], *, method
             raise ValueError("method='exhaustive' needs candidates (K, ...)")
         if candidates.shape[0] == 0:
             raise ValueError("candidates is empty (K = 0)")
+        if kwargs:
+            raise ValueError(f"method='exhaustive' takes no {', '.join(sorted(kwargs))} argument(s)")
         return exhaustive_argmin(grid_energies(candidates), candidates).value
     if init is None:
         raise ValueError(f"method={method!r} needs an initial value init (B, ...)")
@@ -138,6 +140,8 @@ def infer(energy: Energy, x: Tensor | None = None, *, method: str = "exhaustive"
         ``step_size``, ``noise_std``, ``generator``) and returns samples of P(y | x).
     beta : float
         Inverse temperature of the free energy over the latent, if the model has one.
+        With ``method="langevin"`` a finite β is also the temperature of the sampled
+        Gibbs distribution exp(-β F) (β = ∞, the default, samples at β = 1).
 
     Returns
     -------
@@ -164,6 +168,9 @@ def infer(energy: Energy, x: Tensor | None = None, *, method: str = "exhaustive"
 
     def fn(y: Tensor) -> Tensor:
         return energy.free_energy(y, x, beta)
+
+    if method == "langevin" and math.isfinite(beta):
+        kwargs.setdefault("beta", beta)
 
     def grid(cands: Tensor) -> Tensor:
         x_rep, y_rep = tile_pairs(x, cands, batch)

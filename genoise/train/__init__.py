@@ -1,5 +1,35 @@
 """Training infrastructure: runs, the Trainer loop, checkpoints, distributed helpers."""
 
+from genoise.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint, unwrap_model
+from genoise.train.distributed import (
+    all_gather_with_grad,
+    barrier,
+    init_distributed,
+    is_distributed,
+    is_main_process,
+    world_size,
+)
 from genoise.train.run import Run, resolve_device
+from genoise.train.seed import derive_seed, get_rng_state, seed_everything, set_rng_state
+from genoise.train.trainer import NonFiniteLossError, Trainer
 
-__all__ = ["Run", "resolve_device"]
+__all__ = [
+    "CHECKPOINT_NAME",
+    "NonFiniteLossError",
+    "Run",
+    "Trainer",
+    "all_gather_with_grad",
+    "barrier",
+    "derive_seed",
+    "get_rng_state",
+    "init_distributed",
+    "is_distributed",
+    "is_main_process",
+    "load_checkpoint",
+    "resolve_device",
+    "save_checkpoint",
+    "seed_everything",
+    "set_rng_state",
+    "unwrap_model",
+    "world_size",
+]

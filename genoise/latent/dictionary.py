@@ -1,0 +1,247 @@
+"""Dictionary learning for sparse coding, and scikit-learn–style estimators.
+
+Learning minimises the average sparse-coding energy over the data and the dictionary,
+
+    min_{W_d : ‖w_k‖ = 1}  (1/N) Σ_n min_z ½‖y_n − W_d z‖² + λ‖z‖₁,
+
+by alternating, on minibatches, inference of the codes (FISTA, warm-started nowhere:
+the codes are recomputed from zero) and an update of W_d:
+
+* ``update="bcd"`` (default) — online block-coordinate descent of Mairal, Bach, Ponce
+  & Sapiro, "Online Dictionary Learning for Sparse Coding" (ICML 2009, Alg. 2): keep
+  the sufficient statistics A ← ρA + Σ z zᵀ (K, K), C ← ρC + Σ y zᵀ (D, K) and update
+  each atom  u_k = w_k + (c_k − W_d a_k)/A_kk,  w_k = u_k/‖u_k‖.
+* ``update="gradient"`` — projected stochastic gradient: W_d ← P(W_d − η (W_d Z − Y)ᵀ Z / B),
+  P normalising every column.
+
+An atom that receives no usage (A_kk ≈ 0) or collapses is re-drawn from a random
+training sample, seeded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from genoise._checks import check_choice, check_finite, check_ndim, check_positive
+from genoise.latent.ista import check_dictionary, sparse_coding_objective, sparse_encode
+
+
+def normalize_columns(dictionary: Tensor, eps: float = 1e-12) -> Tensor:
+    """Project every column (atom) onto the unit sphere."""
+    return dictionary / dictionary.norm(dim=0, keepdim=True).clamp_min(eps)
+
+
+def init_dictionary(y: Tensor, n_atoms: int, generator: torch.Generator | None = None,
+                    method: str = "random") -> Tensor:
+    """Initial W_d (D, K) with unit-norm columns.
+
+    ``method="random"``: Gaussian atoms (learning then finds parts, e.g. pen strokes);
+    ``"data"``: K random training samples (with replacement if K > N), a sample of zero
+    norm replaced by Gaussian noise (learning then tends to keep whole exemplars).
+    """
+    check_choice("init", method, ("random", "data"))
+    if method == "random":
+        return normalize_columns(torch.randn(y.shape[1], n_atoms, generator=generator, dtype=y.dtype))
+    n = y.shape[0]
+    index = torch.randint(n, (n_atoms,), generator=generator) if n_atoms > n else \
+        torch.randperm(n, generator=generator)[:n_atoms]
+    atoms = y[index].T.clone()
+    noise = torch.randn(atoms.shape, generator=generator, dtype=atoms.dtype)
+    dead = atoms.norm(dim=0) < 1e-8
+    atoms[:, dead] = noise[:, dead]
+    return normalize_columns(atoms)
+
+
+def update_dictionary_bcd(dictionary: Tensor, A: Tensor, C: Tensor, *, n_sweeps: int = 1,
+                          eps: float = 1e-10) -> tuple[Tensor, Tensor]:
+    """One (or ``n_sweeps``) block-coordinate sweep of Mairal et al. 2009, Alg. 2.
+
+    Minimises ½ tr(W_dᵀW_d A) − tr(W_dᵀC) over unit-norm columns, one atom at a time
+    (a loop over the K atoms, not over samples). Returns the new dictionary and a bool
+    mask (K,) of atoms that could not be updated (unused or collapsed).
+    """
+    w = dictionary.clone()
+    dead = torch.zeros(w.shape[1], dtype=torch.bool, device=w.device)
+    diag = torch.diagonal(A)
+    for _ in range(n_sweeps):
+        for k in range(w.shape[1]):
+            if diag[k] <= eps:
+                dead[k] = True
+                continue
+            u = w[:, k] + (C[:, k] - w @ A[:, k]) / diag[k]
+            norm = u.norm()
+            if norm <= eps:
+                dead[k] = True
+                continue
+            w[:, k] = u / norm
+    return w, dead
+
+
+class DictionaryLearner:
+    """Learn a sparse-coding dictionary: min over W_d, Z of ½‖Y − Z W_dᵀ‖² + λ‖Z‖₁ (per sample).
+
+    Parameters
+    ----------
+    n_atoms : int                K, the number of atoms.
+    lam : float                  λ ≥ 0.
+    n_epochs : int               passes over the data.
+    batch_size : int             minibatch size.
+    update : {"bcd", "gradient"} dictionary step (see the module docstring).
+    init : {"random", "data"}    initial atoms (see :func:`init_dictionary`).
+    lr : float                   step size of ``update="gradient"`` (times 1/L of the batch).
+    forget : float               ρ in (0, 1], the forgetting factor of the BCD statistics
+                                 per minibatch.
+    n_iter, tol                  FISTA budget per minibatch.
+    positive : bool              non-negative codes z ≥ 0 (part-based atoms, e.g. pen strokes
+                                 on MNIST, as in non-negative sparse coding, Hoyer 2002).
+    seed : int                   seeds the initial atoms, the minibatch order, re-draws.
+    dtype : torch.dtype          computation dtype (float32 default).
+    callback : callable(epoch, objective), optional
+
+    Attributes
+    ----------
+    dictionary_ : Tensor (D, K)  unit-norm atoms in columns.
+    components_ : Tensor (K, D)  the same atoms in rows (scikit-learn layout).
+    objective_ : list[float]     mean energy over the training data after init and after
+                                 every epoch (codes recomputed with FISTA).
+    n_resampled_ : int           atoms re-drawn because they went unused.
+
+    Examples
+    --------
+    >>> import torch
+    >>> Y = torch.randn(500, 20, generator=torch.Generator().manual_seed(0))
+    >>> learner = DictionaryLearner(n_atoms=30, lam=0.5, n_epochs=2, seed=0).fit(Y)
+    >>> learner.components_.shape, learner.transform(Y[:3]).shape
+    (torch.Size([30, 20]), torch.Size([3, 30]))
+    """
+
+    def __init__(self, n_atoms: int, lam: float, *, n_epochs: int = 10, batch_size: int = 256,
+                 update: str = "bcd", init: str = "random", lr: float = 1.0, forget: float = 0.9,
+                 n_iter: int = 100, tol: float | None = 1e-5, positive: bool = False, seed: int = 0,
+                 dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
+                 callback: Callable[[int, float], None] | None = None) -> None:
+        self.n_atoms, self.lam, self.n_epochs, self.batch_size = n_atoms, lam, n_epochs, batch_size
+        self.update, self.init, self.lr, self.forget = update, init, lr, forget
+        self.n_iter, self.tol, self.positive = n_iter, tol, positive
+        self.seed, self.dtype, self.device, self.callback = seed, dtype, device, callback
+
+    # ------------------------------------------------------------------ helpers
+    def _check(self, Y: Tensor) -> Tensor:
+        Y = torch.as_tensor(Y)
+        check_ndim("Y", Y, 2)
+        check_finite("Y", Y)
+        return Y.to(device=self.device, dtype=self.dtype)
+
+    def _objective(self, Y: Tensor, W: Tensor) -> float:
+        total = 0.0
+        for start in range(0, Y.shape[0], 4096):
+            chunk = Y[start:start + 4096]
+            z = sparse_encode(chunk, W, self.lam, "fista", n_iter=max(self.n_iter, 200), tol=self.tol,
+                              positive=self.positive)
+            total += float(sparse_coding_objective(chunk, W, z, self.lam).sum())
+        return total / Y.shape[0]
+
+    # ------------------------------------------------------------------ API
+    def fit(self, Y: Tensor, dictionary: Tensor | None = None) -> DictionaryLearner:
+        """Learn W_d from Y (N, D); optional initial ``dictionary`` (D, K)."""
+        Y = self._check(Y)
+        check_positive("lam", self.lam, allow_zero=True)
+        check_choice("update", self.update, ("bcd", "gradient"))
+        if not isinstance(self.n_atoms, int) or self.n_atoms < 1:
+            raise ValueError(f"n_atoms must be an integer >= 1, got {self.n_atoms!r}")
+        if not 0 < self.forget <= 1:
+            raise ValueError(f"forget must be in (0, 1], got {self.forget}")
+        gen = torch.Generator().manual_seed(self.seed)
+        if dictionary is None:
+            W = init_dictionary(Y.cpu(), self.n_atoms, gen, self.init).to(Y.device)
+        else:
+            check_dictionary(dictionary)
+            if dictionary.shape != (Y.shape[1], self.n_atoms):
+                raise ValueError(f"dictionary must be (D, K)=({Y.shape[1]}, {self.n_atoms}), "
+                                 f"got {tuple(dictionary.shape)}")
+            W = normalize_columns(dictionary.to(Y))
+        K = self.n_atoms
+        A = torch.zeros(K, K, dtype=Y.dtype, device=Y.device)
+        C = torch.zeros(Y.shape[1], K, dtype=Y.dtype, device=Y.device)
+        self.objective_ = [self._objective(Y, W)]
+        self.n_resampled_ = 0
+        for epoch in range(self.n_epochs):
+            order = torch.randperm(Y.shape[0], generator=gen).to(Y.device)
+            for start in range(0, Y.shape[0], self.batch_size):
+                batch = Y[order[start:start + self.batch_size]]
+                z = sparse_encode(batch, W, self.lam, "fista", n_iter=self.n_iter, tol=self.tol,
+                                  positive=self.positive)
+                if self.update == "bcd":
+                    A = self.forget * A + z.T @ z
+                    C = self.forget * C + batch.T @ z
+                    W, dead = update_dictionary_bcd(W, A, C)
+                else:
+                    step = self.lr / max(float(torch.linalg.matrix_norm(z, 2)) ** 2, 1e-12)
+                    W = normalize_columns(W - step * (z @ W.T - batch).T @ z)
+                    dead = z.abs().sum(dim=0) == 0
+                W = self._resample(W, dead, Y, A, C, gen)
+            self.objective_.append(self._objective(Y, W))
+            if self.callback is not None:
+                self.callback(epoch, self.objective_[-1])
+        self.dictionary_ = W
+        self.components_ = W.T.contiguous()
+        return self
+
+    def _resample(self, W: Tensor, dead: Tensor, Y: Tensor, A: Tensor, C: Tensor,
+                  gen: torch.Generator) -> Tensor:
+        # Only re-draw atoms that have never been used: the BCD statistics of a used atom
+        # keep it meaningful even if this minibatch ignored it.
+        if self.update != "bcd":
+            return W
+        dead = dead & (torch.diagonal(A) <= 1e-10)
+        count = int(dead.sum())
+        if count == 0:
+            return W
+        pick = torch.randint(Y.shape[0], (count,), generator=gen).to(Y.device)
+        fresh = Y[pick].T + 1e-3 * torch.randn(Y.shape[1], count, generator=gen, dtype=Y.dtype).to(Y.device)
+        W = W.clone()
+        W[:, dead] = normalize_columns(fresh)
+        self.n_resampled_ += count
+        return W
+
+    def transform(self, Y: Tensor, *, algorithm: str = "fista", n_iter: int = 500,
+                  tol: float | None = 1e-7) -> Tensor:
+        """Codes Z* = argmin_Z ½‖Y − Z W_dᵀ‖² + λ‖Z‖₁ of Y (N, D): (N, K)."""
+        if not hasattr(self, "dictionary_"):
+            raise ValueError("DictionaryLearner is not fitted; call fit(Y) first")
+        Y = self._check(Y)
+        return sparse_encode(Y, self.dictionary_, self.lam, algorithm, n_iter=n_iter, tol=tol,
+                             positive=self.positive)
+
+    def fit_transform(self, Y: Tensor) -> Tensor:
+        return self.fit(Y).transform(Y)
+
+    def score(self, Y: Tensor) -> float:
+        """Minus the mean sparse-coding energy of Y (higher is better)."""
+        Y = self._check(Y)
+        return -self._objective(Y, self.dictionary_)
+
+
+class SparseCoder:
+    """Sparse codes against a fixed dictionary (scikit-learn's ``SparseCoder``, in torch).
+
+    ``SparseCoder(components (K, D), lam, algorithm="fista"|"ista"|"cd").transform(Y)``
+    returns argmin_Z ½‖Y − Z·components‖² + λ‖Z‖₁ row by row, batched.
+    """
+
+    def __init__(self, components: Tensor, lam: float, *, algorithm: str = "fista",
+                 n_iter: int = 500, tol: float | None = 1e-7) -> None:
+        self.components = components
+        self.lam, self.algorithm, self.n_iter, self.tol = lam, algorithm, n_iter, tol
+
+    def fit(self, Y: Tensor | None = None) -> SparseCoder:
+        return self
+
+    def transform(self, Y: Tensor) -> Tensor:
+        components = torch.as_tensor(self.components)
+        check_ndim("components", components, 2)
+        return sparse_encode(torch.as_tensor(Y).to(components.dtype), components.T, self.lam,
+                             self.algorithm, n_iter=self.n_iter, tol=self.tol)

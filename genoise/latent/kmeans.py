@@ -1,0 +1,263 @@
+"""K-means as an energy with a discrete latent (LeCun et al., "A Tutorial on Energy-Based
+Learning", 2006; slides "K-means"): the prototypes W (K, D) are the only points of
+zero energy,
+
+    E(y, z) = ‖y − Wᵀz‖²,   z ∈ {e_1, …, e_K} (one-hot),
+    F_∞(y) = min_k ‖y − w_k‖²,
+
+and Lloyd's algorithm (Lloyd 1982) is block-coordinate descent on Σ_i E(y_i, z_i):
+assign every sample to its nearest prototype (infer z), then move every prototype to
+the mean of its samples (learn W). Seeding by greedy k-means++ (Arthur & Vassilvitskii
+2007, as in scikit-learn).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from genoise._checks import check_positive
+from genoise.energy.base import Energy
+from genoise.latent._estimator import (
+    as_data,
+    check_features,
+    check_fitted,
+    make_generator,
+    resolve_dtype,
+    squared_distances,
+)
+
+
+def nearest(y: Tensor, centers: Tensor, chunk_size: int = 4096) -> tuple[Tensor, Tensor]:
+    """Index of the nearest centre and the squared distance to it, (N,) each.
+
+    Batched by rows (``chunk_size``) to bound the (chunk, K) distance matrix.
+    """
+    c_sq = (centers * centers).sum(-1)
+    best_d, best_i = [], []
+    for start in range(0, y.shape[0], chunk_size):
+        d, i = squared_distances(y[start:start + chunk_size], centers, c_sq).min(dim=1)
+        best_d.append(d)
+        best_i.append(i)
+    return torch.cat(best_i), torch.cat(best_d)
+
+
+def kmeans_plusplus(y: Tensor, k: int, generator: torch.Generator,
+                    n_local_trials: int | None = None) -> Tensor:
+    """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007; scikit-learn's variant):
+    each new centre is the best of ``2 + ⌊log k⌋`` candidates drawn ∝ D(y)², the one
+    that lowers the potential Σ min_k ‖y − c_k‖² most. Returns (k, D)."""
+    n = y.shape[0]
+    trials = n_local_trials or 2 + int(math.log(k))
+    y_sq = (y * y).sum(-1)
+    first = int(torch.randint(n, (1,), generator=generator, device=y.device))
+    centers = [y[first]]
+    closest = squared_distances(y, y[first:first + 1], y_sq[first:first + 1], y_sq).squeeze(1)
+    for _ in range(1, k):
+        total = closest.sum()
+        if total <= 0:  # fewer distinct points than k: pick uniformly
+            ids = torch.randint(n, (trials,), generator=generator, device=y.device)
+        else:
+            ids = torch.multinomial(closest / total, trials, replacement=True, generator=generator)
+        dist = squared_distances(y, y[ids], y_sq[ids], y_sq)  # (N, trials)
+        candidate_pot = torch.minimum(closest[:, None], dist)
+        best = int(candidate_pot.sum(0).argmin())
+        closest = candidate_pot[:, best]
+        centers.append(y[ids[best]])
+    return torch.stack(centers)
+
+
+def assign_and_accumulate(y: Tensor, y_sq: Tensor, centers: Tensor,
+                          chunk_size: int) -> tuple[Tensor, Tensor, Tensor]:
+    """One fused pass over y: nearest centre (labels, squared distances) and the per-cluster
+    sums Σ_{i: z_i = k} y_i, chunk by chunk so that each chunk of y stays in cache for
+    both the distance matmul and the scatter-add (y is read from memory once)."""
+    n = y.shape[0]
+    c_sq = (centers * centers).sum(-1)
+    labels = torch.empty(n, dtype=torch.long, device=y.device)
+    dist = torch.empty(n, dtype=y.dtype, device=y.device)
+    sums = torch.zeros_like(centers)
+    for start in range(0, n, chunk_size):
+        block = y[start:start + chunk_size]
+        # argmin_k ‖y − c_k‖² = argmin_k (‖c_k‖² − 2 y·c_k): ‖y‖² is added to the minimum only
+        d, i = torch.addmm(c_sq.unsqueeze(0), block, centers.T, alpha=-2.0).min(dim=1)
+        labels[start:start + chunk_size] = i
+        dist[start:start + chunk_size] = d
+        sums.index_add_(0, i, block)
+    dist += y_sq
+    return labels, dist.clamp_min_(0.0), sums
+
+
+def lloyd(y: Tensor, centers: Tensor, *, max_iter: int, tol: float,
+          chunk_size: int = 1024) -> tuple[Tensor, Tensor, float, int]:
+    """Lloyd iterations from ``centers`` (K, D) on y (N, D), batched (no loop over samples).
+
+    Stops when the assignment no longer changes or when the total squared centre shift
+    is ≤ ``tol`` (already scaled), like scikit-learn. Empty clusters are moved to the
+    samples farthest from their centre. Returns (centers, labels, inertia, n_iter).
+    """
+    k = centers.shape[0]
+    y_sq = (y * y).sum(-1)
+    labels_old = None
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):  # noqa: B007 (returned)
+        labels, dist, sums = assign_and_accumulate(y, y_sq, centers, chunk_size)
+        counts = torch.bincount(labels, minlength=k).to(y.dtype)
+        new = sums / counts.clamp_min(1)[:, None]
+        empty = counts == 0
+        if bool(empty.any()):
+            far = dist.topk(int(empty.sum())).indices
+            new[empty] = y[far]
+        shift = float(((new - centers) ** 2).sum())
+        centers = new
+        if labels_old is not None and torch.equal(labels, labels_old):
+            break
+        labels_old = labels
+        if shift <= tol:
+            break
+    labels, dist, _ = assign_and_accumulate(y, y_sq, centers, chunk_size)
+    return centers, labels, float(dist.sum()), n_iter
+
+
+class KMeans(Energy):
+    """K-means clustering, scikit-learn style, as an :class:`Energy` with a one-hot latent.
+
+    Parameters
+    ----------
+    n_clusters : int
+    init : "k-means++", "random" or array (K, D)
+        Seeding; an explicit array gives exactly those starting centres (one run).
+    n_init : int
+        Restarts from different seeds; the lowest inertia wins.
+    max_iter : int
+    tol : float
+        Relative tolerance: stop when Σ_k ‖Δw_k‖² ≤ tol · mean per-feature variance.
+    seed : int, torch.Generator or None
+    dtype : torch.dtype, "float32"/"float64" or None (keep the input's)
+    chunk_size : int
+        Rows per fused distance + scatter-add block (cache-sized: y is read once per
+        Lloyd iteration).
+
+    Attributes
+    ----------
+    cluster_centers_ : Tensor (K, D)
+    labels_ : Tensor (N,)
+    inertia_ : float     Σ_i min_k ‖y_i − w_k‖²
+    n_iter_ : int
+
+    References
+    ----------
+    Lloyd, "Least squares quantization in PCM" (1982); Arthur & Vassilvitskii,
+    "k-means++: the advantages of careful seeding" (SODA 2007).
+
+    Examples
+    --------
+    >>> import torch
+    >>> y = torch.cat([torch.randn(50, 2) - 5, torch.randn(50, 2) + 5])
+    >>> km = KMeans(2, seed=0).fit(y)
+    >>> km.predict(y).bincount().tolist()
+    [50, 50]
+    """
+
+    has_latent = True
+
+    def __init__(self, n_clusters: int = 8, *, init: str | Any = "k-means++", n_init: int = 1,
+                 max_iter: int = 300, tol: float = 1e-4, seed: int | torch.Generator | None = None,
+                 dtype: torch.dtype | str | None = None, chunk_size: int = 1024) -> None:
+        super().__init__()
+        self.n_clusters = n_clusters
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.seed = seed
+        self.dtype = dtype
+        self.chunk_size = chunk_size
+        self.cluster_centers_: Tensor | None = None
+
+    def _check_params(self, n_samples: int) -> None:
+        k = self.n_clusters
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"n_clusters must be a positive integer, got {k!r}")
+        if k > n_samples:
+            raise ValueError(f"n_clusters={k} is larger than the number of samples ({n_samples})")
+        for name in ("n_init", "max_iter", "chunk_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_positive("tol", self.tol, allow_zero=True)
+
+    def _initial_centers(self, y: Tensor, generator: torch.Generator) -> Tensor:
+        if isinstance(self.init, str):
+            if self.init == "k-means++":
+                return kmeans_plusplus(y, self.n_clusters, generator)
+            if self.init == "random":
+                return y[torch.randperm(y.shape[0], generator=generator)[: self.n_clusters]].clone()
+            raise ValueError(f"init must be 'k-means++', 'random' or an array (K, D); got {self.init!r}")
+        centers = as_data("init", self.init, dtype=y.dtype, device=y.device)
+        if centers.shape != (self.n_clusters, y.shape[1]):
+            raise ValueError(f"init must have shape ({self.n_clusters}, {y.shape[1]}), "
+                             f"got {tuple(centers.shape)}")
+        return centers.clone()
+
+    def fit(self, y: Any) -> KMeans:
+        """Run ``n_init`` seedings + Lloyd on y (N, D); keep the lowest inertia."""
+        y = as_data("y", y, dtype=resolve_dtype(self.dtype))
+        self._check_params(y.shape[0])
+        generator = make_generator(self.seed)
+        tol = self.tol * float(y.var(0, unbiased=False).mean())
+        runs = 1 if not isinstance(self.init, str) else self.n_init
+        best = None
+        for _ in range(runs):
+            start = self._initial_centers(y, generator)
+            result = lloyd(y, start, max_iter=self.max_iter, tol=tol, chunk_size=self.chunk_size)
+            if best is None or result[2] < best[2]:
+                best = result
+        self.cluster_centers_, self.labels_, self.inertia_, self.n_iter_ = best
+        self.n_features_in_ = y.shape[1]
+        return self
+
+    def _input(self, y: Any) -> Tensor:
+        check_fitted(self, "cluster_centers_")
+        y = as_data("y", y, dtype=self.cluster_centers_.dtype, device=self.cluster_centers_.device)
+        check_features("y", y, self.n_features_in_)
+        return y
+
+    def predict(self, y: Any) -> Tensor:
+        """Index of the nearest prototype, (N,) int64."""
+        return nearest(self._input(y), self.cluster_centers_, self.chunk_size)[0]
+
+    def fit_predict(self, y: Any) -> Tensor:
+        return self.fit(y).labels_
+
+    def transform(self, y: Any) -> Tensor:
+        """Euclidean distances to every prototype, (N, K) (scikit-learn's convention)."""
+        return squared_distances(self._input(y), self.cluster_centers_).sqrt()
+
+    def score(self, y: Any) -> float:
+        """Minus the inertia of y (higher is better), as scikit-learn."""
+        return -float(nearest(self._input(y), self.cluster_centers_, self.chunk_size)[1].sum())
+
+    # ------------------------------------------------------------------ energy surface
+    def energy(self, y: Tensor, x: Tensor | None = None, z: Tensor | None = None) -> Tensor:
+        """E(y, z) = ‖y − Wᵀz‖², (B,); z (B, K) one-hot (z = nearest prototype when None)."""
+        y = self._input(y)
+        if z is None:
+            return nearest(y, self.cluster_centers_, self.chunk_size)[1]
+        z = as_data("z", z, dtype=y.dtype, device=y.device)
+        return ((y - z @ self.cluster_centers_) ** 2).sum(-1)
+
+    def latent_candidates(self, y: Tensor, x: Tensor | None = None) -> Tensor:
+        """The K one-hot codes (identity K×K): the free energy is exact."""
+        check_fitted(self, "cluster_centers_")
+        return torch.eye(self.n_clusters, dtype=self.cluster_centers_.dtype,
+                         device=self.cluster_centers_.device)
+
+    def energies_over_latents(self, y: Tensor, x: Tensor | None, candidates: Tensor) -> Tensor:
+        """‖y_b − Wᵀc_k‖² for every sample and candidate code c_k, (B, K'), one matmul
+        (no (B·K, D) tiling)."""
+        y = self._input(y)
+        return squared_distances(y, candidates.to(y.dtype) @ self.cluster_centers_)

@@ -1,0 +1,57 @@
+"""Checkpoint files: one dictionary per file, written atomically (temporary file in the
+same folder, fsync, rename — :func:`genoise.io.atomic_torch_save`), so a crash or Ctrl-C
+in the middle of a save leaves the previous checkpoint intact.
+
+A :class:`~genoise.train.Trainer` checkpoint (``last.pt``) holds::
+
+    {"format": 1, "step": int, "seed": int, "batch_size": int, "world_size": int,
+     "model": state_dict, "optimizer": state_dict, "scheduler": state_dict | None,
+     "extra_state": {name: state_dict}, "rng": [per-rank RNG states]}
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from genoise.io import atomic_torch_save
+
+CHECKPOINT_NAME = "last.pt"
+CHECKPOINT_FORMAT = 1
+
+
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write ``state`` to ``path`` atomically and return the path."""
+    return atomic_torch_save(state, path)
+
+
+def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device = "cpu",
+                    weights_only: bool = False) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint`.
+
+    ``weights_only=False`` by default because ``extra_state`` may hold arbitrary picklable
+    objects (a replay buffer's NumPy arrays…): only load files you wrote yourself.
+    Raises ``FileNotFoundError`` when absent and a one-line ``ValueError`` when unreadable.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=weights_only)
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as err:
+        raise ValueError(f"checkpoint {path} is unreadable ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else ''})") from err
+    if not isinstance(state, dict) or "step" not in state:
+        raise ValueError(f"checkpoint {path} is not a genoise checkpoint (no 'step' entry)")
+    return state
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The module inside a ``DistributedDataParallel``/``DataParallel`` wrapper (or itself)."""
+    return model.module if isinstance(model, (nn.parallel.DistributedDataParallel,
+                                              nn.DataParallel)) else model

@@ -1,0 +1,211 @@
+"""The "traffic camera" data set: every car's trajectory from simulated traffic, and a
+loader that turns every car into a pseudo-ego (as Henaff, Canziani & LeCun, ICLR 2019,
+do with the NGSIM I-80 recordings).
+
+On disk (``collect_traffic``)::
+
+    out_dir/manifest.json          format, road configuration, dt, seed, and per shard:
+                                   file, split, episode, first frame, shapes, sha256
+    out_dir/<split>_e<k>.npz       compressed arrays x, y, v (T, N) float32,
+                                   lane (T, N) int8, length, width (N,) float32
+
+Each simulated episode is cut in time into train / val / test blocks (default 70/15/15 %),
+so the splits never share a moment of traffic.
+
+A sample for car ``c`` at frame ``t`` (``TrafficDataset.get_batch``): the ego-centred
+rasters and ego states ``(y, v, v_y)`` of frames ``t-k+1 … t``, the actions
+``a_s = ((v[s+1] - v[s]) / dt, (y[s+1] - y[s]) / dt)`` for ``s = t … t+F-1`` and the
+``F`` following rasters and states (``F = n_future``; 1 for one-step training).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from genoise._checks import check_positive
+from genoise.io import atomic_write, atomic_write_text
+from genoise.world.raster import RasterSpec, ego_raster
+from genoise.world.traffic import RoadConfig, simulate
+
+FORMAT = "genoise-traffic-v1"
+SPLITS = ("train", "val", "test")
+ARRAYS = ("x", "y", "v", "lane", "length", "width")
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def collect_traffic(out_dir: str | os.PathLike, n_episodes: int = 4, steps: int = 1200, seed: int = 0,
+                    road: RoadConfig | None = None, warmup: int = 300,
+                    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), progress: bool = False) -> Path:
+    """Simulate ``n_episodes`` independent traffic episodes of ``steps`` steps (after
+    ``warmup``), split each in time, write the shards and ``manifest.json``.
+
+    Returns the manifest path. Episode ``k`` uses ``numpy.random.default_rng([seed, k])``,
+    so the data set is a function of ``seed``.
+    """
+    road = road or RoadConfig()
+    check_positive("n_episodes", n_episodes)
+    check_positive("steps", steps)
+    if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-6:
+        raise ValueError(f"fractions must be three positive numbers summing to 1, got {fractions}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    bounds = np.round(np.cumsum([0.0, *fractions]) * (steps + 1)).astype(int)
+    shards = []
+    episodes = range(int(n_episodes))
+    if progress:
+        from tqdm import tqdm
+
+        episodes = tqdm(episodes, desc="collect traffic")
+    for episode in episodes:
+        frames, drivers = simulate(road, int(steps), np.random.default_rng([seed, episode]), warmup=warmup)
+        for split, start, stop in zip(SPLITS, bounds[:-1], bounds[1:], strict=True):
+            arrays = {"x": frames["x"][start:stop].astype(np.float32), "y": frames["y"][start:stop].astype(np.float32),
+                      "v": frames["v"][start:stop].astype(np.float32), "lane": frames["lane"][start:stop],
+                      "length": drivers.length.astype(np.float32), "width": drivers.width.astype(np.float32)}
+            name = f"{split}_e{episode:03d}.npz"
+            atomic_write(out / name, lambda handle, a=arrays: np.savez_compressed(handle, **a))
+            shards.append({"file": name, "split": split, "episode": episode, "start": int(start),
+                           "n_frames": int(stop - start), "n_cars": int(frames["x"].shape[1]),
+                           "shapes": {k: list(v.shape) for k, v in arrays.items()}, "sha256": _sha256(out / name)})
+    manifest = {"format": FORMAT, "road": asdict(road), "dt": road.dt, "seed": seed, "steps": steps,
+                "warmup": warmup, "fractions": list(fractions), "shards": shards}
+    return atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1) + "\n")
+
+
+def read_manifest(root: str | os.PathLike) -> dict[str, Any]:
+    path = Path(root) / "manifest.json"
+    if not path.is_file():
+        raise ValueError(f"no traffic data set at {root}: {path} is missing (run `genoise world collect`)")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"corrupt manifest {path}: {err}") from err
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"{path} has format {manifest.get('format')!r}, expected {FORMAT!r}")
+    return manifest
+
+
+def load_shard(root: str | os.PathLike, entry: dict[str, Any], verify: bool = True) -> dict[str, np.ndarray]:
+    """Read one shard, checking existence, checksum and array shapes (one-line errors)."""
+    path = Path(root) / entry["file"]
+    if not path.is_file():
+        raise ValueError(f"missing shard {path} (listed in manifest.json)")
+    if verify and _sha256(path) != entry["sha256"]:
+        raise ValueError(f"corrupt shard {path}: checksum mismatch with manifest.json")
+    try:
+        with np.load(path) as data:
+            arrays = {k: data[k] for k in ARRAYS}
+    except Exception as err:  # zipfile / pickle / key errors all mean a bad file
+        raise ValueError(f"corrupt shard {path}: {type(err).__name__}: {err}") from err
+    for key, shape in entry["shapes"].items():
+        if list(arrays[key].shape) != shape:
+            raise ValueError(f"corrupt shard {path}: array {key!r} has shape {arrays[key].shape}, "
+                             f"manifest says {tuple(shape)}")
+    return arrays
+
+
+class TrafficDataset(torch.utils.data.Dataset):
+    """Pseudo-ego sequences from a collected traffic data set.
+
+    Parameters
+    ----------
+    root : folder written by :func:`collect_traffic`.
+    split : "train" | "val" | "test".
+    history : number of conditioning frames ``k`` (the paper uses 20).
+    n_future : number of future frames / actions ``F`` per sample.
+    raster : resolution of the ego-centred rasters.
+    """
+
+    def __init__(self, root: str | os.PathLike, split: str = "train", history: int = 4, n_future: int = 1,
+                 raster: RasterSpec | None = None) -> None:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        check_positive("history", history)
+        check_positive("n_future", n_future)
+        self.root, self.split, self.history, self.n_future = Path(root), split, int(history), int(n_future)
+        self.raster = raster or RasterSpec()
+        self.manifest = read_manifest(root)
+        self.road = RoadConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.manifest["road"].items()})
+        self.dt = float(self.manifest["dt"])
+        entries = [s for s in self.manifest["shards"] if s["split"] == split]
+        if not entries:
+            raise ValueError(f"{self.root}/manifest.json lists no {split!r} shard")
+        shards = [load_shard(root, entry) for entry in entries]
+        index = []
+        for number, shard in enumerate(shards):
+            n_frames, n_cars = shard["x"].shape
+            frames = np.arange(self.history - 1, n_frames - self.n_future)
+            grid = np.stack(np.meshgrid(frames, np.arange(n_cars), indexing="ij"), -1).reshape(-1, 2)
+            index.append(np.column_stack([np.full(len(grid), number), grid]))
+        if sum(len(i) for i in index) == 0:
+            raise ValueError(f"{split!r} shards are shorter than history + n_future = "
+                             f"{self.history + self.n_future} frames")
+        self.index = torch.as_tensor(np.concatenate(index), dtype=torch.long)  # (S, 3): shard, frame, car
+        self.shards = [{k: torch.as_tensor(v.astype(np.float32)) for k, v in s.items()} for s in shards]
+
+    def __len__(self) -> int:
+        return self.index.shape[0]
+
+    def __getitem__(self, item: int) -> dict[str, Tensor]:
+        return {k: v[0] for k, v in self.get_batch(torch.tensor([item])).items()}
+
+    def sample_batch(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        return self.get_batch(torch.randint(len(self), (batch_size,), generator=generator))
+
+    def _frames(self, shard: dict[str, Tensor], frames: Tensor, car: Tensor) -> tuple[Tensor, Tensor]:
+        """Rasters (B, T, 3, H, W) and states (B, T, 3) of car ``car`` (B,) at ``frames`` (B, T)."""
+        b, t = frames.shape
+        x, y, v = shard["x"][frames], shard["y"][frames], shard["v"][frames]  # (B, T, N)
+        cars = car.view(b, 1, 1).expand(b, t, 1)
+        ego_x, ego_y, ego_v = (a.gather(-1, cars).squeeze(-1) for a in (x, y, v))
+        previous = shard["y"][(frames - 1).clamp(min=0)].gather(-1, cars).squeeze(-1)
+        ego_vy = torch.where(frames > 0, (ego_y - previous) / self.dt, torch.zeros_like(ego_y))
+        length = self.road.road_length
+        dx = torch.remainder(x - ego_x.unsqueeze(-1) + length / 2, length) - length / 2
+        dy = y - ego_y.unsqueeze(-1)
+        n = x.shape[-1]
+        mask = torch.ones(b, t, n).scatter_(-1, cars, 0.0)
+        flat = lambda a: a.reshape(b * t, *a.shape[2:])  # noqa: E731
+        ego_len = shard["length"][car].repeat_interleave(t)
+        ego_wid = shard["width"][car].repeat_interleave(t)
+        images = ego_raster(flat(ego_y), ego_len, ego_wid, flat(dx), flat(dy), shard["length"].expand(b * t, n),
+                            shard["width"].expand(b * t, n), self.raster, self.road.n_lanes,
+                            self.road.lane_width, mask=flat(mask))
+        return images.view(b, t, *images.shape[1:]), torch.stack([ego_y, ego_v, ego_vy], -1)
+
+    def get_batch(self, indices: Tensor) -> dict[str, Tensor]:
+        """Samples ``indices`` (B,) → ``images`` (B, k, 3, H, W), ``states`` (B, k, 3),
+        ``actions`` (B, F, 2), ``target_images`` (B, F, 3, H, W), ``target_states`` (B, F, 3)."""
+        rows = self.index[indices]
+        out: dict[str, list[Tensor]] = {k: [] for k in ("images", "states", "actions", "target_images",
+                                                         "target_states", "order")}
+        for number in rows[:, 0].unique().tolist():  # one pass per shard, vectorised inside
+            chosen = torch.nonzero(rows[:, 0] == number).squeeze(-1)
+            shard, t, car = self.shards[number], rows[chosen, 1], rows[chosen, 2]
+            offsets = torch.arange(-self.history + 1, self.n_future + 1)
+            frames = t.unsqueeze(-1) + offsets
+            images, states = self._frames(shard, frames, car)
+            future = frames[:, self.history - 1:]  # frames t … t+F
+            v = shard["v"][future].gather(-1, car.view(-1, 1, 1).expand(-1, future.shape[1], 1)).squeeze(-1)
+            y = shard["y"][future].gather(-1, car.view(-1, 1, 1).expand(-1, future.shape[1], 1)).squeeze(-1)
+            actions = torch.stack([(v[:, 1:] - v[:, :-1]) / self.dt, (y[:, 1:] - y[:, :-1]) / self.dt], -1)
+            out["images"].append(images[:, : self.history])
+            out["states"].append(states[:, : self.history])
+            out["target_images"].append(images[:, self.history:])
+            out["target_states"].append(states[:, self.history:])
+            out["actions"].append(actions)
+            out["order"].append(chosen)
+        order = torch.argsort(torch.cat(out.pop("order")))
+        return {k: torch.cat(v)[order] for k, v in out.items()}

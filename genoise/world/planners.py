@@ -1,0 +1,189 @@
+"""Planners over a learned (or known) model, generic over continuous actions.
+
+Each planner minimises ``J(a) = rollout_cost(a)`` over action sequences ``a`` of shape
+(H, A) inside the box ``[low, high]``; ``rollout_cost`` maps a batch (B, H, A) to (B,)
+costs (unroll the model from the current state, sum the cost). Receding-horizon control
+(:class:`MPC`) re-plans at every step, warm-started with the shifted previous plan.
+
+- ``plan_gradient`` — the Kelley-Bryson adjoint method as back-propagation through the
+  unrolled model: projected Adam steps on ``a`` (``rollout_cost`` must be differentiable).
+- ``plan_cem`` — cross-entropy method (Rubinstein 1999): sample from a diagonal Gaussian,
+  refit it to the ``n_elites`` cheapest sequences.
+- ``plan_mppi`` — model-predictive path integral control (Williams et al. 2017): move the
+  mean to the exp(-J / temperature)-weighted average of sampled perturbations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+RolloutCost = Callable[[Tensor], Tensor]
+
+
+def _bounds(low, high, device=None) -> tuple[Tensor, Tensor]:
+    low = torch.as_tensor(np.asarray(low), dtype=torch.float32, device=device)
+    high = torch.as_tensor(np.asarray(high), dtype=torch.float32, device=device)
+    if low.shape != high.shape or bool((low >= high).any()):
+        raise ValueError(f"action bounds must satisfy low < high elementwise, got {low.tolist()} / {high.tolist()}")
+    return low, high
+
+
+def _batched(rollout_cost: RolloutCost, batched: bool) -> RolloutCost:
+    """Planners work on E independent problems: candidates (E, N, H, A) → costs (E, N).
+    An unbatched ``rollout_cost`` ((N, H, A) → (N,)) is wrapped as the case E = 1."""
+    if batched:
+        return rollout_cost
+    return lambda actions: rollout_cost(actions[0]).unsqueeze(0)
+
+
+def _check_costs(costs: Tensor, expected: tuple[int, ...]) -> Tensor:
+    if tuple(costs.shape) != expected:
+        raise ValueError(f"rollout_cost returned shape {tuple(costs.shape)}, expected {expected} "
+                         "(one cost per candidate sequence)")
+    return costs
+
+
+def plan_gradient(rollout_cost: RolloutCost, init: Tensor, low, high, iterations: int = 30, lr: float = 0.1,
+                  ) -> tuple[Tensor, Tensor]:
+    """Gradient MPC: minimise ``rollout_cost`` by Adam on the action sequence, projecting
+    onto the bounds after each step.
+
+    ``init`` is (H, A), with ``rollout_cost`` mapping (N, H, A) → (N,); or (E, H, A) for
+    E independent problems, with ``rollout_cost`` mapping (E, N, H, A) → (E, N) (their
+    summed cost has independent gradients, so they are optimised jointly). Returns the best
+    plan seen (same shape as ``init``) and its cost (scalar or (E,))."""
+    batched = init.ndim == 3
+    cost_fn = _batched(rollout_cost, batched)
+    low, high = _bounds(low, high, init.device)
+    plan = (init if batched else init.unsqueeze(0)).detach().clone()
+    plan = torch.maximum(torch.minimum(plan, high), low).requires_grad_(True)
+    optimiser = torch.optim.Adam([plan], lr=lr)
+    best, best_cost = plan.detach().clone(), torch.full((plan.shape[0],), float("inf"))
+    for step in range(iterations + 1):
+        cost = _check_costs(cost_fn(plan.unsqueeze(1)), (plan.shape[0], 1))[:, 0]
+        better = cost.detach() < best_cost
+        best = torch.where(better.view(-1, 1, 1), plan.detach(), best)
+        best_cost = torch.where(better, cost.detach(), best_cost)
+        if step == iterations:
+            break
+        optimiser.zero_grad()
+        cost.sum().backward()
+        optimiser.step()
+        with torch.no_grad():
+            plan.copy_(torch.maximum(torch.minimum(plan, high), low))
+    return (best, best_cost) if batched else (best[0], best_cost[0])
+
+
+def _init_mean(init_mean: Tensor | None, horizon: int, low: Tensor, high: Tensor) -> tuple[Tensor, bool]:
+    if init_mean is None:
+        return ((low + high) / 2).expand(1, horizon, -1).clone(), False
+    batched = init_mean.ndim == 3
+    mean = init_mean.detach().clone() if batched else init_mean.detach().expand(horizon, -1).unsqueeze(0).clone()
+    return mean, batched
+
+
+def plan_cem(rollout_cost: RolloutCost, horizon: int, low, high, population: int = 200, n_elites: int = 20,
+             iterations: int = 5, init_mean: Tensor | None = None, init_std: float = 0.5,
+             generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """Cross-entropy method. ``init_std`` is relative to the half-width of the bounds;
+    ``init_mean`` (H, A) or (E, H, A) (batched problems, as in :func:`plan_gradient`)."""
+    low, high = _bounds(low, high)
+    half = (high - low) / 2
+    mean, batched = _init_mean(init_mean, horizon, low, high)
+    cost_fn = _batched(rollout_cost, batched)
+    std = (init_std * half).expand_as(mean).clone()
+    e = mean.shape[0]
+    best, best_cost = mean.clone(), torch.full((e,), float("inf"))
+    with torch.no_grad():
+        for _ in range(iterations):
+            noise = torch.randn(e, population, *mean.shape[1:], generator=generator)
+            samples = torch.maximum(torch.minimum(mean.unsqueeze(1) + std.unsqueeze(1) * noise, high), low)
+            samples[:, 0] = mean
+            costs = _check_costs(cost_fn(samples), (e, population))
+            order = torch.argsort(costs, dim=1)
+            elite = torch.gather(samples, 1, order[:, :n_elites, None, None].expand(-1, -1, *mean.shape[1:]))
+            low_cost, arg = costs.min(1)
+            better = low_cost < best_cost
+            best = torch.where(better.view(-1, 1, 1), samples[torch.arange(e), arg], best)
+            best_cost = torch.where(better, low_cost, best_cost)
+            mean, std = elite.mean(1), elite.std(1).clamp(min=1e-3 * float(half.min()))
+    return (best, best_cost) if batched else (best[0], best_cost[0])
+
+
+def plan_mppi(rollout_cost: RolloutCost, horizon: int, low, high, samples: int = 200, temperature: float = 1.0,
+              noise_std: float = 0.5, iterations: int = 3, init_mean: Tensor | None = None,
+              generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """MPPI: ``mean <- sum_i w_i a_i`` with ``w ∝ exp(-(J_i - min J) / temperature)``;
+    returns the better of the final mean and the best sample."""
+    low, high = _bounds(low, high)
+    half = (high - low) / 2
+    mean, batched = _init_mean(init_mean, horizon, low, high)
+    cost_fn = _batched(rollout_cost, batched)
+    e = mean.shape[0]
+    best, best_cost = mean.clone(), torch.full((e,), float("inf"))
+    with torch.no_grad():
+        for _ in range(iterations + 1):
+            noise = torch.randn(e, samples, *mean.shape[1:], generator=generator) * noise_std * half
+            candidates = torch.maximum(torch.minimum(mean.unsqueeze(1) + noise, high), low)
+            candidates[:, 0] = mean  # the current mean is always evaluated
+            costs = _check_costs(cost_fn(candidates), (e, samples))
+            low_cost, arg = costs.min(1)
+            better = low_cost < best_cost
+            best = torch.where(better.view(-1, 1, 1), candidates[torch.arange(e), arg], best)
+            best_cost = torch.where(better, low_cost, best_cost)
+            weights = torch.softmax(-(costs - low_cost.unsqueeze(1)) / temperature, 1)
+            mean = (weights[..., None, None] * candidates).sum(1)
+    return (best, best_cost) if batched else (best[0], best_cost[0])
+
+
+@dataclass
+class MPC:
+    """Receding-horizon controller: at each step build ``rollout_cost`` for the current
+    observation, plan ``horizon`` actions (warm start: previous plan shifted by one), and
+    return the first action.
+
+    ``method`` is ``"gradient"``, ``"cem"`` or ``"mppi"``; ``options`` go to the planner.
+    With ``batch = E``, the controller drives E independent systems at once (observations
+    stacked, ``rollout_cost`` batched as in :func:`plan_gradient`) and returns (E, A).
+    """
+
+    make_rollout_cost: Callable[[object], RolloutCost]
+    low: np.ndarray
+    high: np.ndarray
+    horizon: int = 20
+    method: str = "cem"
+    options: dict = field(default_factory=dict)
+    seed: int = 0
+    batch: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in ("gradient", "cem", "mppi"):
+            raise ValueError(f"method must be 'gradient', 'cem' or 'mppi', got {self.method!r}")
+        self.generator = torch.Generator().manual_seed(self.seed)
+        self.reset()
+
+    def reset(self) -> None:
+        self.plan: Tensor | None = None
+
+    def __call__(self, observation: object) -> np.ndarray:
+        rollout_cost = self.make_rollout_cost(observation)
+        low, high = _bounds(self.low, self.high)
+        shape = (self.horizon, low.numel()) if self.batch is None else (self.batch, self.horizon, low.numel())
+        if self.plan is None:
+            warm = (low + high) / 2 + 0.1 * (high - low) * torch.randn(*shape, generator=self.generator)
+        else:  # shift the previous plan by one step, repeating its last action
+            warm = torch.cat([self.plan[..., 1:, :], self.plan[..., -1:, :]], -2)
+        if self.method == "gradient":
+            self.plan, _ = plan_gradient(rollout_cost, warm, low, high, **self.options)
+        elif self.method == "cem":
+            self.plan, _ = plan_cem(rollout_cost, self.horizon, low, high, init_mean=warm, generator=self.generator,
+                                    **self.options)
+        else:
+            self.plan, _ = plan_mppi(rollout_cost, self.horizon, low, high, init_mean=warm,
+                                     generator=self.generator, **self.options)
+        return self.plan[..., 0, :].numpy().astype(np.float32)

@@ -1,0 +1,108 @@
+"""The command line: recipes, overrides, errors, run folders, the demo driver."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from genoise.cli import demo as demo_module
+from genoise.cli import main
+from genoise.cli.recipes import list_recipes, load_recipe, resolve_config
+
+
+def test_help_exits_zero_for_every_command(capsys):
+    for argv in (["--help"], ["train", "--help"], ["recipes", "--help"], ["demo", "--help"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 0
+    assert "demo" in capsys.readouterr().out
+
+
+def test_every_shipped_recipe_loads_and_names_an_importable_entry():
+    recipes = list_recipes()
+    assert {"energy-landscapes", "loss-table"} <= {r.name for r in recipes}
+    for recipe in recipes:
+        assert callable(recipe.load_entry()), recipe.name
+        for key, allowed in recipe.choices.items():
+            assert recipe.config[key] in allowed, (recipe.name, key)
+
+
+def test_override_with_unknown_key_names_the_key_and_allowed_keys():
+    recipe = load_recipe("loss-table")
+    with pytest.raises(ValueError, match=r"unknown key 'stepz'.*allowed keys: .*steps"):
+        resolve_config(recipe, ["stepz=3"])
+
+
+def test_override_with_bad_value_or_choice_is_refused():
+    recipe = load_recipe("loss-table")
+    with pytest.raises(ValueError, match="steps must be an integer"):
+        resolve_config(recipe, ["steps=many"])
+    with pytest.raises(ValueError, match=r"dataset='imagenet' is not allowed.*mnist, digits"):
+        resolve_config(recipe, ["dataset=imagenet"])
+    with pytest.raises(ValueError, match="key=value"):
+        resolve_config(recipe, ["steps"])
+
+
+def test_override_values_are_typed():
+    recipe = load_recipe("loss-table")
+    config = resolve_config(recipe, ["steps=7", "lr=1e-2", "losses=[hinge, nll]", "beta=2"])
+    assert config["steps"] == 7 and config["lr"] == 0.01 and config["beta"] == 2.0
+    assert config["losses"] == ["hinge", "nll"]
+
+
+def test_unknown_recipe_is_a_one_line_error(capsys):
+    assert main(["train", "no-such-recipe"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("genoise: error: unknown recipe 'no-such-recipe'") and "\n" not in err
+
+
+def test_recipes_command_lists_and_shows(capsys):
+    assert main(["recipes"]) == 0
+    assert "loss-table" in capsys.readouterr().out
+    assert main(["recipes", "loss-table"]) == 0
+    assert "one of: mnist, digits" in capsys.readouterr().out
+
+
+def test_train_writes_config_metrics_and_summary(tmp_path):
+    code = main(["train", "loss-table", "dataset=digits", "steps=20", "batch_size=32",
+                 "losses=[hinge]", "--runs-dir", str(tmp_path), "--no-progress", "--device", "cpu"])
+    assert code == 0
+    run_dir = tmp_path / "loss-table"
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["steps"] == 20 and config["losses"] == ["hinge"]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    (row,) = summary["rows"]
+    assert row["loss"] == "hinge" and 0 <= row["test_error"] <= 100
+    assert (run_dir / "metrics.jsonl").read_text().strip()
+    assert (run_dir / "hinge" / "last.pt").is_file()
+
+
+def test_bad_device_is_a_one_line_error(tmp_path, capsys):
+    assert main(["train", "loss-table", "--device", "tpu", "--runs-dir", str(tmp_path)]) == 2
+    assert "device" in capsys.readouterr().err
+
+
+def test_demo_writes_report_with_every_section_and_rejects_unknown(tmp_path, monkeypatch):
+    def fake(run, full):
+        (run.dir / "pic.png").write_bytes(b"png")
+        return f"## fake {run.name} full={full}"
+
+    monkeypatch.setattr(demo_module, "SECTIONS", {"one": "x:y", "two": "x:y"})
+    monkeypatch.setattr(demo_module.importlib, "import_module",
+                        lambda name: type("M", (), {"y": staticmethod(fake)}))
+    report = demo_module.run_demo(tmp_path, full=True, progress=False)
+    text = report.read_text()
+    assert "## fake one full=True" in text and "## fake two full=True" in text
+    assert "| **total** |" in text
+    with pytest.raises(ValueError, match=r"unknown demo section\(s\) three; available: one, two"):
+        demo_module.run_demo(tmp_path, only=["three"])
+
+
+def test_demo_sections_are_all_importable():
+    import importlib
+
+    for name, target in demo_module.SECTIONS.items():
+        module_name, _, attr = target.partition(":")
+        assert callable(getattr(importlib.import_module(module_name), attr)), name

@@ -1,0 +1,92 @@
+"""K-means: scikit-learn parity from the same init, the discrete-latent energy surface,
+determinism and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn import cluster
+from sklearn.datasets import load_digits
+from threadpoolctl import threadpool_limits
+
+from genoise.energy import infer_latent
+from genoise.latent.kmeans import KMeans, kmeans_plusplus
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    """numpy/scikit-learn BLAS on one thread: two cores are shared by parallel test processes."""
+    with threadpool_limits(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def digits() -> np.ndarray:
+    return load_digits().data.astype(np.float64)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("k", [10, 32])
+def test_kmeans_inertia_matches_sklearn_from_same_init(digits, dtype, k):
+    init = digits[np.random.default_rng(k).choice(len(digits), k, replace=False)]
+    ours = KMeans(k, init=init, dtype=dtype).fit(digits)
+    ref = cluster.KMeans(k, init=init, n_init=1).fit(digits)
+    assert abs(ours.inertia_ - ref.inertia_) <= 5e-3 * ref.inertia_
+    # the inertia attribute is the energy it claims to be
+    centers = ours.cluster_centers_.double()
+    explicit = ((torch.from_numpy(digits)[:, None] - centers[None]) ** 2).sum(-1).min(1).values.sum()
+    assert ours.inertia_ == pytest.approx(float(explicit), rel=1e-4)
+
+
+def test_kmeans_recovers_separated_blobs_with_kmeanspp_restarts():
+    gen = torch.Generator().manual_seed(1)
+    centres = torch.tensor([[-6.0, 0.0], [0.0, 6.0], [6.0, 0.0]])
+    y = (centres[:, None] + 0.5 * torch.randn(3, 100, 2, generator=gen)).reshape(-1, 2)
+    km = KMeans(3, n_init=3, seed=0).fit(y)
+    found = km.cluster_centers_[km.cluster_centers_[:, 0].argsort()]
+    torch.testing.assert_close(found, centres[centres[:, 0].argsort()], atol=0.2, rtol=0)
+    assert sorted(km.labels_.bincount().tolist()) == [100, 100, 100]
+
+
+def test_kmeans_is_deterministic_given_a_seed(digits):
+    a = KMeans(8, seed=3, n_init=2).fit(digits)
+    b = KMeans(8, seed=3, n_init=2).fit(digits)
+    torch.testing.assert_close(a.cluster_centers_, b.cluster_centers_)
+    seeds = kmeans_plusplus(torch.from_numpy(digits), 8, torch.Generator().manual_seed(0))
+    assert seeds.shape == (8, 64)
+    # k-means++ picks data points
+    assert bool(((torch.from_numpy(digits)[None] - seeds[:, None]).abs().sum(-1) == 0).any(1).all())
+
+
+def test_kmeans_free_energy_is_squared_distance_to_nearest_centre(digits):
+    km = KMeans(6, seed=0).fit(digits)
+    y = torch.from_numpy(digits[:40])
+    dist = ((y[:, None] - km.cluster_centers_[None]) ** 2).sum(-1)  # explicit (B, K)
+    torch.testing.assert_close(km.free_energy(y), dist.min(1).values)
+    torch.testing.assert_close(km.free_energy(y, beta=0.01), -torch.logsumexp(-0.01 * dist, 1) / 0.01)
+    z = infer_latent(km, y)
+    torch.testing.assert_close(z, torch.nn.functional.one_hot(dist.argmin(1), 6).double())
+    torch.testing.assert_close(km.energy(y, z=z), dist.min(1).values)
+    assert torch.equal(km.predict(y), dist.argmin(1))
+    torch.testing.assert_close(km.transform(y), dist.sqrt())
+    assert km.score(y) == pytest.approx(-float(dist.min(1).values.sum()))
+
+
+def test_kmeans_bad_input(digits):
+    with pytest.raises(ValueError, match="n_clusters=20 is larger than the number of samples"):
+        KMeans(20).fit(digits[:10])
+    bad = digits.copy()
+    bad[0, 0] = np.inf
+    with pytest.raises(ValueError, match="NaN/Inf"):
+        KMeans(3).fit(bad)
+    with pytest.raises(ValueError, match="y must have 2 dimension"):
+        KMeans(3).fit(digits[:, 0])
+    with pytest.raises(ValueError, match=r"init must have shape \(3, 64\)"):
+        KMeans(3, init=digits[:2]).fit(digits)
+    with pytest.raises(ValueError, match="init must be"):
+        KMeans(3, init="kmeans||").fit(digits)
+    with pytest.raises(ValueError, match="not fitted"):
+        KMeans(3).predict(digits)
+    with pytest.raises(ValueError, match="n_clusters must be a positive integer"):
+        KMeans(0).fit(digits)

@@ -1,0 +1,136 @@
+"""Planners on a known linear model, checked against the closed-form optimum."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from genoise.world.dynamics import MLPDynamics, model_rollout_cost, pendulum_cost
+from genoise.world.planners import MPC, plan_cem, plan_gradient, plan_mppi
+
+DT = 0.1
+A = torch.tensor([[1.0, DT], [0.0, 1.0]])  # double integrator: position, velocity
+B = torch.tensor([0.0, DT])
+H = 15
+X0 = torch.tensor([2.0, -1.0])
+R = 0.01
+
+
+def linear_model(state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+    return state @ A.T + action * B
+
+
+def quadratic_cost(state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+    return state.pow(2).sum(-1) + R * action[..., 0] ** 2
+
+
+def optimum() -> tuple[torch.Tensor, float]:
+    """Closed form: the states are affine in the actions, x = F x0 + G u, so the cost
+    |x|^2 + R |u|^2 is minimised by the normal equations (G^T G + R I) u = -G^T F x0."""
+    A64, B64 = A.double(), B.double()
+    F_rows, G = [], torch.zeros(2 * (H + 1), H, dtype=torch.float64)
+    power = torch.eye(2, dtype=torch.float64)
+    for t in range(H + 1):
+        F_rows.append(power.clone())
+        for k in range(t):
+            G[2 * t: 2 * t + 2, k] = torch.linalg.matrix_power(A64, t - 1 - k) @ B64
+        power = A64 @ power
+    Fm = torch.cat(F_rows)
+    x0 = X0.double()
+    u = torch.linalg.solve(G.T @ G + R * torch.eye(H, dtype=torch.float64), -G.T @ Fm @ x0)
+    x = Fm @ x0 + G @ u
+    return u.float(), float(x.pow(2).sum() + R * u.pow(2).sum())
+
+
+ROLLOUT = model_rollout_cost(linear_model, quadratic_cost, X0)
+LOW, HIGH = np.array([-50.0]), np.array([50.0])
+
+
+def random_plan() -> torch.Tensor:
+    return torch.randn(H, 1, generator=torch.Generator().manual_seed(0)) * 5.0
+
+
+def test_rollout_cost_matches_the_closed_form_objective() -> None:
+    u, best = optimum()
+    assert float(ROLLOUT(u.view(1, H, 1))[0]) == pytest.approx(best, rel=1e-4)
+
+
+def test_gradient_mpc_reaches_the_closed_form_optimum() -> None:
+    _, best = optimum()
+    initial = float(ROLLOUT(random_plan().unsqueeze(0))[0])
+    plan, cost = plan_gradient(ROLLOUT, random_plan(), LOW, HIGH, iterations=400, lr=0.5)
+    assert float(cost) < initial
+    assert float(cost) == pytest.approx(best, rel=2e-2)
+
+
+@pytest.mark.parametrize("planner", ["cem", "mppi"])
+def test_sampling_planners_improve_a_random_plan(planner: str) -> None:
+    _, best = optimum()
+    initial = float(ROLLOUT(random_plan().unsqueeze(0))[0])
+    generator = torch.Generator().manual_seed(1)
+    if planner == "cem":
+        plan, cost = plan_cem(ROLLOUT, H, LOW, HIGH, population=300, n_elites=30, iterations=10,
+                              init_mean=random_plan(), init_std=0.2, generator=generator)
+    else:
+        plan, cost = plan_mppi(ROLLOUT, H, LOW, HIGH, samples=300, temperature=1.0, noise_std=0.1, iterations=15,
+                               init_mean=random_plan(), generator=generator)
+    assert float(ROLLOUT(plan.unsqueeze(0))[0]) == pytest.approx(float(cost), rel=1e-5)
+    assert float(cost) < 0.5 * initial
+    assert float(cost) >= best * (1 - 1e-4)  # nobody beats the optimum
+
+
+def test_batched_problems_are_solved_independently() -> None:
+    x0s = torch.stack([X0, -2 * X0])
+    batched = model_rollout_cost(linear_model, quadratic_cost, x0s)
+    init = torch.zeros(2, H, 1)
+    plans, costs = plan_gradient(batched, init, LOW, HIGH, iterations=50, lr=0.5)
+    for e in range(2):
+        single = model_rollout_cost(linear_model, quadratic_cost, x0s[e])
+        plan, cost = plan_gradient(single, init[e], LOW, HIGH, iterations=50, lr=0.5)
+        np.testing.assert_allclose(plans[e].numpy(), plan.numpy(), atol=1e-4)
+        assert float(costs[e]) == pytest.approx(float(cost), rel=1e-5)
+
+
+def test_bounds_are_respected() -> None:
+    plan, _ = plan_gradient(ROLLOUT, random_plan(), [-0.5], [0.5], iterations=20, lr=0.5)
+    assert float(plan.abs().max()) <= 0.5 + 1e-6
+    plan, _ = plan_cem(ROLLOUT, H, [-0.5], [0.5], generator=torch.Generator().manual_seed(0))
+    assert float(plan.abs().max()) <= 0.5 + 1e-6
+
+
+def test_mpc_closed_loop_beats_doing_nothing() -> None:
+    mpc = MPC(lambda obs: model_rollout_cost(linear_model, quadratic_cost, torch.as_tensor(obs)), LOW, HIGH,
+              horizon=10, method="gradient", options=dict(iterations=30, lr=0.5))
+    costs = {}
+    for name, policy in (("mpc", mpc), ("zero", lambda obs: np.zeros(1, dtype=np.float32))):
+        state, total = X0.clone(), 0.0
+        for _ in range(30):
+            action = torch.as_tensor(policy(state.numpy()))
+            total += float(quadratic_cost(state, action))
+            state = linear_model(state, action)
+        costs[name] = total
+    assert costs["mpc"] < 0.5 * costs["zero"]
+
+
+def test_bad_planner_input_is_refused() -> None:
+    with pytest.raises(ValueError, match="low < high"):
+        plan_gradient(ROLLOUT, random_plan(), [1.0], [0.0])
+    with pytest.raises(ValueError, match="rollout_cost returned shape"):
+        plan_cem(lambda a: a.sum(-1), H, LOW, HIGH)
+    with pytest.raises(ValueError, match="method"):
+        MPC(lambda obs: ROLLOUT, LOW, HIGH, method="ilqr")
+
+
+def test_learned_dynamics_fit_a_known_system() -> None:
+    generator = torch.Generator().manual_seed(0)
+    states = torch.randn(2000, 2, generator=generator)
+    actions = torch.randn(2000, 1, generator=generator)
+    data = {"obs": states, "actions": actions, "next_obs": linear_model(states, actions)}
+    model = MLPDynamics(2, 1, hidden=32)
+    losses = model.fit(data, steps=300, batch_size=128, lr=3e-3, generator=generator)
+    assert losses[-1] < 0.05 * losses[0]
+    with torch.no_grad():
+        error = (model(states[:100], actions[:100]) - data["next_obs"][:100]).abs().max()
+    assert float(error) < 0.05
+    assert float(pendulum_cost(torch.tensor([1.0, 0.0, 0.0]), torch.zeros(1))) == 0.0
