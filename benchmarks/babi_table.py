@@ -89,7 +89,8 @@ def train_one(folder: Path, cfg: MemN2NConfig, data_dir: Path, deadline: float) 
     folder.mkdir(parents=True, exist_ok=True)
     data = get_data(data_dir, cfg.task, cfg.babi_set, cfg.seed)
     print(f"[babi_table] {folder} ({remaining / 60:.1f} min left)", flush=True)
-    out = train_memn2n(data, cfg, checkpoint=folder / "checkpoint.pt", resume=True, max_seconds=remaining - 15)
+    out = train_memn2n(data, cfg, checkpoint=folder / "checkpoint.pt", resume=True,
+                       max_seconds=remaining - 15)
     if not out["finished"]:
         print(f"[babi_table]   paused at epoch {out['epoch']}", flush=True)
         return False
@@ -105,7 +106,7 @@ def train_one(folder: Path, cfg: MemN2NConfig, data_dir: Path, deadline: float) 
 
 
 def make_config(row: str, babi_set: str, seed: int, task: object, args: argparse.Namespace) -> MemN2NConfig:
-    label, joint, overrides = ROWS[row]
+    _, joint, overrides = ROWS[row]
     values = dict(JOINT if joint else PER_TASK)
     values.update(overrides)
     if args.epochs is not None:
@@ -166,15 +167,16 @@ def report(out: Path, sets: list[str]) -> str:
         for t in range(1, 21):
             mark = " †" if t in fallbacks else ""
             lines.append(f"| {t}{mark} | " + " | ".join(f"{100 * c[2][t]:.1f}" for c in columns) + " |")
-        def row_line(name: str, fn) -> str:
-            return f"| {name} | " + " | ".join(fn(c) for c in columns) + " |"
-        lines.append(row_line("**mean, best of seeds**", lambda c: f"**{100 * sum(c[2].values()) / 20:.1f}**"))
-        lines.append(row_line("mean, mean of seeds", lambda c: f"{100 * sum(c[3].values()) / 20:.1f}"))
-        lines.append(row_line("failed tasks (> 5 %), best", lambda c: str(sum(v > 0.05 for v in c[2].values()))))
-        lines.append(row_line("paper mean (best of 10)", lambda c: (
-            f"{PAPER_MEAN[babi_set][c[0]]}" if PAPER_MEAN.get(babi_set, {}).get(c[0]) is not None else "—")))
-        lines.append(row_line("seeds finished", lambda c: str(len(c[1]))))
-        lines.append(row_line("epochs (LS+main)", lambda c: c[1][0]["epochs"]))
+        paper = PAPER_MEAN.get(babi_set, {})
+        summary = [
+            ("**mean, best of seeds**", [f"**{100 * sum(c[2].values()) / 20:.1f}**" for c in columns]),
+            ("mean, mean of seeds", [f"{100 * sum(c[3].values()) / 20:.1f}" for c in columns]),
+            ("failed tasks (> 5 %), best", [str(sum(v > 0.05 for v in c[2].values())) for c in columns]),
+            ("paper mean (best of 10)", [str(paper.get(c[0], "—")) for c in columns]),
+            ("seeds finished", [str(len(c[1])) for c in columns]),
+            ("epochs (LS+main)", [c[1][0]["epochs"] for c in columns]),
+        ]
+        lines += [f"| {name} | " + " | ".join(cells) + " |" for name, cells in summary]
         parts.append("\n".join(lines) + "\n")
         if fallbacks:
             parts.append("\n† en-10k/qa3_three-supporting-facts_train.txt is missing: task 3 trains on the "
@@ -185,8 +187,10 @@ def report(out: Path, sets: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", default="pe-ls-rn-joint,3hop-joint", help=f"comma list of {', '.join(ROWS)}")
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", default="pe-ls-rn-joint,3hop-joint",
+                        help=f"comma list of {', '.join(ROWS)}")
     parser.add_argument("--sets", default="en", help="comma list of en, en-10k")
     parser.add_argument("--seeds", default="0", help="comma list of seeds")
     parser.add_argument("--tasks", default="all", help="tasks of per-task rows (comma list or all)")
@@ -218,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     text = report(out, sets if not args.report_only else ["en", "en-10k"])
     if args.quick:
         rows = collect(out, "en", "pe-ls-rn")
-        text += "\n".join(f"quick: seed {r['seed']} task 1 test error {100 * r['test'][1]:.1f} %" for r in rows)
+        text += "\n".join(f"quick: {r['seed']} task 1 test error {100 * r['test'][1]:.1f} %" for r in rows)
     results = ROOT / "benchmarks" / "results"
     results.mkdir(parents=True, exist_ok=True)
     atomic_write_text(results / ("babi_table_quick.md" if args.quick else "babi_table.md"), text)

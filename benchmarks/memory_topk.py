@@ -48,10 +48,17 @@ def timed(fn, repeats: int) -> tuple[float, object]:
     return (time.perf_counter() - start) / repeats, out
 
 
-def make_memory(n: int, dim: int, batch: int, noise: float, diffuse: bool, seed: int):
+def make_memory(n: int, dim: int, batch: int, noise: float, diffuse: bool, seed: int,
+                clustered: bool = True, cluster_size: int = 1000, spread: float = 1.0):
     g = torch.Generator().manual_seed(seed)
     keys = torch.randn(n, dim, generator=g)
     keys /= keys.norm(dim=1, keepdim=True)
+    if clustered:  # mixture of N/cluster_size directions, each key at cos ≈ 1/√(1+spread²) of its centre
+        centres = torch.randn(max(1, n // cluster_size), dim, generator=g)
+        centres /= centres.norm(dim=1, keepdim=True)
+        owner = torch.randint(0, centres.shape[0], (n,), generator=g)
+        keys = centres[owner] + spread * keys
+        keys /= keys.norm(dim=1, keepdim=True)
     values = torch.randn(n, VALUE_DIM, generator=g)
     if diffuse:
         queries = torch.randn(batch, dim, generator=g)
@@ -74,7 +81,8 @@ def mib(nbytes: float) -> str:
 
 
 def bench_one(n: int, dim: int, args: argparse.Namespace) -> dict:
-    keys, values, queries = make_memory(n, dim, args.batch, args.noise, args.diffuse, args.seed)
+    keys, values, queries = make_memory(n, dim, args.batch, args.noise, args.diffuse, args.seed,
+                                         args.keys == "clustered")
     beta = math.sqrt(dim) if args.diffuse else args.beta
     temperature = 1.0 / beta
     repeats = max(1, min(20, int(2e7 // (n * dim))))
@@ -85,7 +93,7 @@ def bench_one(n: int, dim: int, args: argparse.Namespace) -> dict:
            "eff_keys": float(entropy.exp().mean())}
     indexes = {}
     for kind in ["flat", *args.approx.split(",")]:
-        if kind == "flat" and n > args.flat_max:
+        if (kind == "flat" and n > args.flat_max) or (kind == "hnsw" and n > args.hnsw_max):
             continue
         options = {"ivf": dict(nlist=min(1024, max(1, int(4 * math.sqrt(n)))), nprobe=args.nprobe,
                                seed=args.seed),
@@ -106,7 +114,6 @@ def bench_one(n: int, dim: int, args: argparse.Namespace) -> dict:
         row[f"{kind}_err"] = float(((y - y_dense).norm(dim=1) / y_dense.norm(dim=1)).mean())
     row["topk_mem"] = args.batch * args.k * (dim + VALUE_DIM) * 4
     row["index_mem"] = {kind: index_bytes(index) for kind, index in indexes.items()}
-    del keys, values, indexes
     return row
 
 
@@ -114,7 +121,9 @@ KIND_LABEL = {"flat": "exact IndexFlatIP", "ivf": "IVF", "hnsw": "HNSW"}
 
 
 def table(rows: list[dict], args: argparse.Namespace) -> str:
-    setting = ("random queries, β = √D (diffuse attention)" if args.diffuse else
+    keys = ("keys: mixture of N/1000 random directions, cos(key, centre) ≈ 0.71" if args.keys == "clustered"
+            else "keys: uniform on the sphere")
+    setting = keys + "; " + ("random queries, β = √D (diffuse attention)" if args.diffuse else
                f"query = noisy stored key (‖ε‖ = {args.noise}), β = {args.beta}")
     kinds = [k for k in ("flat", "ivf", "hnsw") if any(f"{k}_ms" in r for r in rows)]
     head = (f"Setting: unit keys, values (N, {VALUE_DIM}), {setting}; batch {args.batch} queries, "
@@ -128,7 +137,8 @@ def table(rows: list[dict], args: argparse.Namespace) -> str:
     cols += ["dense work MiB", "top-k work MiB", *(f"{KIND_LABEL[k]} index MiB" for k in kinds)]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---:|" * len(cols)]
     for r in rows:
-        cells = [f"10^{round(math.log10(r['N']))}", str(r["D"]), f"{r['eff_keys']:.1f}", f"{r['dense_ms']:.1f}"]
+        cells = [f"10^{round(math.log10(r['N']))}", str(r["D"]), f"{r['eff_keys']:.1f}",
+                 f"{r['dense_ms']:.1f}"]
         for k in kinds:
             if f"{k}_ms" in r:
                 cells += [f"{r[f'{k}_ms']:.2f}", f"**{r[f'{k}_speedup']:.0f}×**" if k != "flat" else
@@ -152,7 +162,8 @@ def table(rows: list[dict], args: argparse.Namespace) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="N up to 10^5")
     parser.add_argument("--sizes", default=None, help="comma list of N (default 1e3,1e4,1e5,1e6)")
     parser.add_argument("--dims", default="64,256")
@@ -161,8 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nprobe", type=int, default=8)
     parser.add_argument("--beta", type=float, default=32.0)
     parser.add_argument("--noise", type=float, default=0.45)
+    parser.add_argument("--keys", default="clustered", choices=["clustered", "uniform"])
     parser.add_argument("--approx", default="ivf,hnsw", help="approximate indexes: ivf, hnsw")
     parser.add_argument("--hnsw-m", type=int, default=16)
+    parser.add_argument("--hnsw-max", type=int, default=10**5,
+                        help="largest N given an HNSW index (its 1-thread build is slow)")
     parser.add_argument("--ef-search", type=int, default=64)
     parser.add_argument("--diffuse", action="store_true", help="random queries, β = √D")
     parser.add_argument("--flat-max", type=int, default=10**6, help="largest N timed with the exact index")
@@ -183,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     text = "# Top-k faiss read vs dense soft read\n\n" + table(rows, args)
     results = ROOT / "benchmarks" / "results"
     results.mkdir(parents=True, exist_ok=True)
-    name = "memory_topk" + ("_diffuse" if args.diffuse else "") + ("_quick" if args.quick else "")
+    name = "memory_topk" + ("_uniform" if args.keys == "uniform" else "")
+    name += ("_diffuse" if args.diffuse else "") + ("_quick" if args.quick else "")
     atomic_write_text(results / f"{name}.md", text)
     print(text)
     return 0

@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from threadpoolctl import threadpool_limits
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
-# Keep each test process to one thread: the suite runs two processes on two cores.
+# Keep each test process to one thread (torch and BLAS): the suite runs two processes on
+# two cores, and oversubscribed BLAS threads spin and slow everything down.
 torch.set_num_threads(1)
+threadpool_limits(1)
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,9 @@ from pathlib import Path
 from genoise.cli.demo import SECTIONS, run_demo
 from genoise.cli.recipes import list_recipes, load_recipe, resolve_config
 
+# kind -> "module:function(run_dir: Path, **options) -> dict"
+EVALUATORS: dict[str, str] = {}
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -30,6 +33,14 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     train.add_argument("--no-progress", action="store_true", help="hide progress bars")
     train.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard")
+
+    evaluate = sub.add_parser("eval", help="evaluate a finished run: genoise eval KIND RUN_DIR",
+                              description="Evaluate a run folder. Kinds: "
+                              f"{', '.join(EVALUATORS) or 'none yet'}.")
+    evaluate.add_argument("kind", help="what to evaluate (" + ", ".join(EVALUATORS) + ")")
+    evaluate.add_argument("run_dir", help="the run folder written by `genoise train`")
+    evaluate.add_argument("options", nargs="*", metavar="key=value",
+                          help="evaluator options (e.g. k=20)")
 
     recipes = sub.add_parser("recipes", help="list the shipped recipes",
                              description="List recipes, or show one with its defaults.")
@@ -71,6 +82,28 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    import importlib
+
+    import yaml
+
+    if args.kind not in EVALUATORS:
+        raise ValueError(f"unknown evaluation kind {args.kind!r}; available: {', '.join(EVALUATORS)}")
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"{run_dir}: no such run folder")
+    options = {}
+    for item in args.options:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ValueError(f"option {item!r} must look like key=value")
+        options[key] = yaml.safe_load(raw)
+    module_name, _, attr = EVALUATORS[args.kind].partition(":")
+    result = getattr(importlib.import_module(module_name), attr)(run_dir, **options)
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
 def _recipes(args: argparse.Namespace) -> int:
     if args.recipe:
         recipe = load_recipe(args.recipe)
@@ -99,7 +132,7 @@ def _demo(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``genoise`` command; returns the exit status."""
     args = _parser().parse_args(argv)
-    handlers = {"train": _train, "recipes": _recipes, "demo": _demo}
+    handlers = {"train": _train, "recipes": _recipes, "demo": _demo, "eval": _eval}
     try:
         return handlers[args.command](args)
     except (ValueError, FileNotFoundError) as err:

@@ -20,6 +20,9 @@ from genoise.train.run import Run
 SECTIONS: dict[str, str] = {
     "landscapes": "genoise.experiments.landscapes:demo_section",
     "loss-table": "genoise.experiments.loss_table:demo_section",
+    "latent": "genoise.latent.recipes_classical:demo_section",
+    "sparse-coding": "genoise.latent.recipes_sparse:demo_sparse_coding",
+    "lista": "genoise.latent.recipes_sparse:demo_lista",
 }
 
 

@@ -208,10 +208,12 @@ def plot_landscapes(run: Run, energies: dict, toys, columns, cfg: LandscapeConfi
         data = make_toy(toy, 400, seed=cfg.seed)
         for j, column in enumerate(columns):
             ax = axes[i][j]
-            values = energies[(toy, column)](grid).reshape(100, 100).float()
+            values = energies[(toy, column)](grid).reshape(100, 100).double()
+            finite = values[torch.isfinite(values)]
+            values = torch.nan_to_num(values, posinf=float(finite.max()), neginf=float(finite.min()))
             values = values - values.min()
-            # Clip the top so that the low-energy structure is visible.
-            values = values.clamp(max=float(torch.quantile(values, 0.9)))
+            # Clip the top quarter so that the structure of the low-energy region shows.
+            values = values.clamp(max=float(torch.quantile(values, 0.75)))
             ax.imshow(values.numpy(), origin="lower", extent=(-lim, lim, -lim, lim), cmap="magma")
             ax.scatter(data[:, 0], data[:, 1], s=1.5, c="white", alpha=0.6)
             ax.set_xticks([])
@@ -262,7 +264,7 @@ def recipe(run: Run) -> dict[str, Any]:
 
 def demo_section(run: Run, full: bool) -> str:
     """Demo: all toys × all methods; table of held-out log-likelihoods and the heat maps."""
-    cfg = LandscapeConfig(steps=1500 if full else 400)
+    cfg = LandscapeConfig(steps=2000, hidden=128) if full else LandscapeConfig(steps=500)
     rows = run_landscapes(run, cfg=cfg)
     (run.dir / "table.md").write_text(landscape_table(rows) + "\n")
     best = {r["toy"]: max(METHODS, key=lambda m, r=r: r[m]) for r in rows}

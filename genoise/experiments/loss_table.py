@@ -122,14 +122,25 @@ def claim_verdict(rows: list[dict[str, Any]]) -> str:
     best = min(margin_rows, key=lambda r: r["test_error"]) if margin_rows else None
     chance = 90.0
     collapsed = energy["test_error"] > 50 or energy["margin_gap"] <= 0
+    zero_margin = [r for r in rows if r["margin_type"] == "0"]
+    flat_note = ""
+    if zero_margin and margin_rows:
+        spread = max(r["energy_spread"] for r in zero_margin)
+        margin_spread = min(r["energy_spread"] for r in margin_rows)
+        if spread < margin_spread:
+            flat_note = (f" The zero-margin losses ({', '.join(r['loss'] for r in zero_margin)}) leave the "
+                         f"energies nearly flat (spread ≤ {spread:.3f} vs ≥ {margin_spread:.3f} for the "
+                         "margin losses): they stop as soon as the correct answer is barely lowest.")
     if best is not None and collapsed and best["test_error"] < 10:
         return (f"**The claim shows.** The energy loss (no margin) ends at "
-                f"{energy['test_error']:.1f} % test error (chance ≈ {chance:.0f} %) with a mean gap "
-                f"F(ŷ)−F(y) of {energy['margin_gap']:.3f}: it pulled every answer down together. "
-                f"Margin losses train: best {best['loss']} at {best['test_error']:.2f} %.")
+                f"{energy['test_error']:.1f} % test error (chance ≈ {chance:.0f} %), mean gap "
+                f"F(ŷ)−F(y) = {energy['margin_gap']:.3f}: it only pulls the correct answer's energy "
+                "down, nothing pushes the incorrect ones up, and through the shared weights every "
+                f"answer goes down with it. Margin losses train: best {best['loss']} at "
+                f"{best['test_error']:.2f} %." + flat_note)
     return (f"**The claim did not show in this run.** Energy loss: {energy['test_error']:.1f} % "
             f"test error, gap {energy['margin_gap']:.3f}; best margin loss: "
-            + (f"{best['loss']} {best['test_error']:.2f} %." if best else "none."))
+            + (f"{best['loss']} {best['test_error']:.2f} %." if best else "none.") + flat_note)
 
 
 def _config_from(run: Run) -> LossTableConfig:

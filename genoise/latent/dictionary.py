@@ -56,27 +56,49 @@ def init_dictionary(y: Tensor, n_atoms: int, generator: torch.Generator | None =
 
 
 def update_dictionary_bcd(dictionary: Tensor, A: Tensor, C: Tensor, *, n_sweeps: int = 1,
-                          eps: float = 1e-10) -> tuple[Tensor, Tensor]:
+                          positive: bool = False, eps: float = 1e-10) -> tuple[Tensor, Tensor]:
     """One (or ``n_sweeps``) block-coordinate sweep of Mairal et al. 2009, Alg. 2.
 
     Minimises ½ tr(W_dᵀW_d A) − tr(W_dᵀC) over unit-norm columns, one atom at a time
-    (a loop over the K atoms, not over samples). Returns the new dictionary and a bool
-    mask (K,) of atoms that could not be updated (unused or collapsed).
+    (a loop over the K atoms, not over samples). ``positive=True`` projects every atom onto
+    the non-negative orthant before normalising (non-negative atoms, as in NMF). Returns the
+    new dictionary and a bool mask (K,) of atoms that could not be updated (unused or collapsed).
     """
     w = dictionary.clone()
-    dead = torch.zeros(w.shape[1], dtype=torch.bool, device=w.device)
     diag = torch.diagonal(A)
+    dead = diag <= eps
+    # u_k = w_k + (c_k − W_d a_k)/A_kk = (w_k + c_k/A_kk) − W_d (a_k/A_kk): one fused addmv per
+    # atom; an unused atom gets the scale 0 and stays where it is.
+    inv = torch.where(dead, torch.zeros_like(diag), 1.0 / diag.clamp_min(eps))
+    c_scaled, a_scaled = C * inv, A * inv
     for _ in range(n_sweeps):
         for k in range(w.shape[1]):
-            if diag[k] <= eps:
-                dead[k] = True
-                continue
-            u = w[:, k] + (C[:, k] - w @ A[:, k]) / diag[k]
-            norm = u.norm()
-            if norm <= eps:
-                dead[k] = True
-                continue
-            w[:, k] = u / norm
+            u = torch.addmv(w[:, k] + c_scaled[:, k], w, a_scaled[:, k], alpha=-1.0)
+            if positive:
+                u = u.clamp_min(0.0)
+            w[:, k] = u / torch.linalg.vector_norm(u).clamp_min(eps)
+    collapsed = torch.linalg.vector_norm(w, dim=0) < 0.5          # u was ~0: keep the old atom
+    w[:, collapsed] = dictionary[:, collapsed]
+    return w, dead | collapsed
+
+
+def update_dictionary_gradient(dictionary: Tensor, A: Tensor, C: Tensor, *, n_steps: int = 5,
+                               positive: bool = False, eps: float = 1e-10) -> tuple[Tensor, Tensor]:
+    """Projected gradient on the same surrogate as :func:`update_dictionary_bcd`, vectorised.
+
+    f(W_d) = ½ tr(W_dᵀW_d A) − tr(W_dᵀC),  ∇f = W_d A − C,  Lipschitz constant λ_max(A):
+    ``n_steps`` times  W_d ← P(W_d − (W_d A − C)/λ_max(A)),  P normalising every column.
+    All K atoms move at once (one (D, K)×(K, K) product per step, no loop over atoms).
+    Returns the new dictionary and the mask (K,) of unused atoms (A_kk ≈ 0), left unchanged.
+    """
+    w = dictionary
+    dead = torch.diagonal(A) <= eps
+    L = float(torch.linalg.eigvalsh(A)[-1])
+    if L <= eps:
+        return w.clone(), dead
+    for _ in range(n_steps):
+        u = w - (w @ A - C) / L
+        w = normalize_columns(torch.where(dead, w, u.clamp_min(0.0) if positive else u))
     return w, dead
 
 
@@ -91,10 +113,14 @@ class DictionaryLearner:
     batch_size : int             minibatch size.
     update : {"bcd", "gradient"} dictionary step (see the module docstring).
     init : {"random", "data"}    initial atoms (see :func:`init_dictionary`).
-    lr : float                   step size of ``update="gradient"`` (times 1/L of the batch).
+    n_steps : int                projected-gradient steps per minibatch (``update="gradient"``).
     forget : float               ρ in (0, 1], the forgetting factor of the BCD statistics
                                  per minibatch.
-    n_iter, tol                  FISTA budget per minibatch.
+    n_iter, tol                  FISTA budget per minibatch (momentum restart, per-sample stop).
+    positive_dictionary : bool   non-negative atoms (projected after every update); with
+                                 ``positive`` codes this is sparse NMF (Hoyer 2004): no
+                                 cancellation, so atoms become parts (strokes on MNIST).
+    n_eval : int                 training samples on which ``objective_`` is measured.
     positive : bool              non-negative codes z ≥ 0 (part-based atoms, e.g. pen strokes
                                  on MNIST, as in non-negative sparse coding, Hoyer 2002).
     seed : int                   seeds the initial atoms, the minibatch order, re-draws.
@@ -105,8 +131,8 @@ class DictionaryLearner:
     ----------
     dictionary_ : Tensor (D, K)  unit-norm atoms in columns.
     components_ : Tensor (K, D)  the same atoms in rows (scikit-learn layout).
-    objective_ : list[float]     mean energy over the training data after init and after
-                                 every epoch (codes recomputed with FISTA).
+    objective_ : list[float]     mean energy over ``n_eval`` fixed random training samples
+                                 after init and after every epoch (codes recomputed by FISTA).
     n_resampled_ : int           atoms re-drawn because they went unused.
 
     Examples
@@ -119,13 +145,15 @@ class DictionaryLearner:
     """
 
     def __init__(self, n_atoms: int, lam: float, *, n_epochs: int = 10, batch_size: int = 256,
-                 update: str = "bcd", init: str = "random", lr: float = 1.0, forget: float = 0.9,
-                 n_iter: int = 100, tol: float | None = 1e-5, positive: bool = False, seed: int = 0,
+                 update: str = "bcd", init: str = "random", n_steps: int = 5, forget: float = 0.9,
+                 n_iter: int = 100, tol: float | None = 1e-4, positive: bool = False, seed: int = 0,
+                 positive_dictionary: bool = False, n_eval: int = 2000,
                  dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
                  callback: Callable[[int, float], None] | None = None) -> None:
         self.n_atoms, self.lam, self.n_epochs, self.batch_size = n_atoms, lam, n_epochs, batch_size
-        self.update, self.init, self.lr, self.forget = update, init, lr, forget
-        self.n_iter, self.tol, self.positive = n_iter, tol, positive
+        self.update, self.init, self.n_steps, self.forget = update, init, n_steps, forget
+        self.n_iter, self.tol, self.positive, self.n_eval = n_iter, tol, positive, n_eval
+        self.positive_dictionary = positive_dictionary
         self.seed, self.dtype, self.device, self.callback = seed, dtype, device, callback
 
     # ------------------------------------------------------------------ helpers
@@ -157,6 +185,8 @@ class DictionaryLearner:
         gen = torch.Generator().manual_seed(self.seed)
         if dictionary is None:
             W = init_dictionary(Y.cpu(), self.n_atoms, gen, self.init).to(Y.device)
+            if self.positive_dictionary:
+                W = normalize_columns(W.abs())
         else:
             check_dictionary(dictionary)
             if dictionary.shape != (Y.shape[1], self.n_atoms):
@@ -166,7 +196,10 @@ class DictionaryLearner:
         K = self.n_atoms
         A = torch.zeros(K, K, dtype=Y.dtype, device=Y.device)
         C = torch.zeros(Y.shape[1], K, dtype=Y.dtype, device=Y.device)
-        self.objective_ = [self._objective(Y, W)]
+        # The objective curve is evaluated on a fixed seeded subset (cost independent of N).
+        eval_idx = torch.randperm(Y.shape[0], generator=gen)[:self.n_eval].to(Y.device)
+        Y_eval = Y[eval_idx]
+        self.objective_ = [self._objective(Y_eval, W)]
         self.n_resampled_ = 0
         for epoch in range(self.n_epochs):
             order = torch.randperm(Y.shape[0], generator=gen).to(Y.device)
@@ -177,13 +210,14 @@ class DictionaryLearner:
                 if self.update == "bcd":
                     A = self.forget * A + z.T @ z
                     C = self.forget * C + batch.T @ z
-                    W, dead = update_dictionary_bcd(W, A, C)
+                    W, dead = update_dictionary_bcd(W, A, C, positive=self.positive_dictionary)
                 else:
-                    step = self.lr / max(float(torch.linalg.matrix_norm(z, 2)) ** 2, 1e-12)
-                    W = normalize_columns(W - step * (z @ W.T - batch).T @ z)
-                    dead = z.abs().sum(dim=0) == 0
+                    A = self.forget * A + z.T @ z
+                    C = self.forget * C + batch.T @ z
+                    W, dead = update_dictionary_gradient(W, A, C, n_steps=self.n_steps,
+                                                         positive=self.positive_dictionary)
                 W = self._resample(W, dead, Y, A, C, gen)
-            self.objective_.append(self._objective(Y, W))
+            self.objective_.append(self._objective(Y_eval, W))
             if self.callback is not None:
                 self.callback(epoch, self.objective_[-1])
         self.dictionary_ = W
@@ -192,10 +226,8 @@ class DictionaryLearner:
 
     def _resample(self, W: Tensor, dead: Tensor, Y: Tensor, A: Tensor, C: Tensor,
                   gen: torch.Generator) -> Tensor:
-        # Only re-draw atoms that have never been used: the BCD statistics of a used atom
+        # Only re-draw atoms that have never been used: the statistics of a used atom
         # keep it meaningful even if this minibatch ignored it.
-        if self.update != "bcd":
-            return W
         dead = dead & (torch.diagonal(A) <= 1e-10)
         count = int(dead.sum())
         if count == 0:
@@ -203,7 +235,7 @@ class DictionaryLearner:
         pick = torch.randint(Y.shape[0], (count,), generator=gen).to(Y.device)
         fresh = Y[pick].T + 1e-3 * torch.randn(Y.shape[1], count, generator=gen, dtype=Y.dtype).to(Y.device)
         W = W.clone()
-        W[:, dead] = normalize_columns(fresh)
+        W[:, dead] = normalize_columns(fresh.clamp_min(0.0) if self.positive_dictionary else fresh)
         self.n_resampled_ += count
         return W
 

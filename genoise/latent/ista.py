@@ -36,7 +36,9 @@ def soft_threshold(v: Tensor, theta: float | Tensor, positive: bool = False) -> 
     ``positive=True`` gives the one-sided max(v − θ, 0) (codes constrained to z ≥ 0)."""
     if positive:
         return torch.clamp(v - theta, min=0.0)
-    return torch.sign(v) * torch.clamp(v.abs() - theta, min=0.0)
+    if isinstance(theta, Tensor):
+        return torch.sign(v) * torch.clamp(v.abs() - theta, min=0.0)
+    return v - torch.clamp(v, -theta, theta)       # same values, two passes instead of four
 
 
 def check_dictionary(dictionary: Tensor, name: str = "dictionary") -> Tensor:
@@ -148,12 +150,46 @@ def ista(y: Tensor, dictionary: Tensor, lam: float, n_iter: int = 100, L: float 
     return z
 
 
+def duality_gap(y_sq: Tensor, wty: Tensor, z: Tensor, zg: Tensor, lam: float,
+                positive: bool = False) -> tuple[Tensor, Tensor]:
+    """Primal objective P(z) and duality gap P(z) − D(θ) per sample, from Gram-form quantities.
+
+    With r = y − W_d z, the lasso dual is D(θ) = ½‖y‖² − ½‖y − θ‖² subject to
+    ‖W_dᵀθ‖_∞ ≤ λ (``positive``: W_dᵀθ ≤ λ); the feasible point θ = s·r with
+    s = min(1, λ/‖W_dᵀr‖_∞) gives a certificate P(z) − D(θ) ≥ P(z) − P(z*) ≥ 0.
+    Everything is computed from ‖y‖² (B,), W_dᵀy (B, K), z (B, K) and zG = z W_dᵀW_d (B, K)
+    (W_dᵀr = W_dᵀy − zG), in float64 to avoid cancellation.
+    """
+    z, b, zg = z.double(), wty.double(), zg.double()
+    zb = (z * b).sum(dim=1)
+    r_sq = (y_sq.double() - 2.0 * zb + (z * zg).sum(dim=1)).clamp_min(0.0)
+    primal = 0.5 * r_sq + lam * z.abs().sum(dim=1)
+    corr = b - zg
+    worst = corr.amax(dim=1).clamp_min(0.0) if positive else corr.abs().amax(dim=1)
+    s = torch.where(worst > lam, lam / worst.clamp_min(1e-300), torch.ones_like(worst))
+    dual = s * (y_sq.double() - zb) - 0.5 * s * s * r_sq
+    return primal, (primal - dual).clamp_min(0.0)
+
+
 def fista(y: Tensor, dictionary: Tensor, lam: float, n_iter: int = 100, L: float | None = None,
-          z0: Tensor | None = None, tol: float | None = None, positive: bool = False) -> Tensor:
+          z0: Tensor | None = None, tol: float | None = None, positive: bool = False, *,
+          gap_tol: float | None = None, restart: bool = True, check_every: int = 10) -> Tensor:
     """FISTA (Beck & Teboulle 2009) for argmin_z ½‖y − W_d z‖² + λ‖z‖₁, batched.
 
-    Same parameters and return value as :func:`ista`; converges as O(1/k²) in the
-    objective instead of ISTA's O(1/k).
+    Same parameters and return value as :func:`ista`, plus:
+
+    gap_tol : float, optional    stop a sample once its duality gap (see :func:`duality_gap`)
+                                 is ≤ gap_tol·P(z): a certificate P(z) ≤ (1 + gap_tol)·P(z*).
+    restart : bool               gradient-based adaptive restart of the momentum
+                                 (O'Donoghue & Candès, "Adaptive Restart for Accelerated
+                                 Gradient Schemes", 2015): a sample's momentum is reset
+                                 (t = 1) whenever (v − z_{k+1})ᵀ(z_{k+1} − z_k) > 0.
+    check_every : int            how often (iterations) the stopping tests run.
+
+    Every sample has its own momentum, restart and stopping: samples that have converged
+    are removed from the batch, so the per-iteration (B, K)×(K, K) product shrinks.
+    The result for a row does not depend on the other rows. Converges as O(1/k²) in the
+    objective instead of ISTA's O(1/k) (linearly near a sparse solution with restart).
 
     Examples
     --------
@@ -165,18 +201,52 @@ def fista(y: Tensor, dictionary: Tensor, lam: float, n_iter: int = 100, L: float
     >>> z.shape
     torch.Size([5, 40])
     """
+    if gap_tol is not None:
+        check_positive("gap_tol", gap_tol, allow_zero=True)
     gram, wty, z, L = _start(y, dictionary, lam, z0, L)
+    check_every = max(int(check_every), 1)
     with torch.no_grad():
-        v, t = z, 1.0
-        for _ in range(int(n_iter)):
-            z_new = soft_threshold(v - (v @ gram - wty) / L, lam / L, positive)
-            t_new = 0.5 * (1.0 + (1.0 + 4.0 * t * t) ** 0.5)
-            v = z_new + ((t - 1.0) / t_new) * (z_new - z)
-            done = _converged(z_new, z, tol)
+        out = z.clone()
+        y_sq = y.detach().to(wty.dtype).pow(2).sum(dim=1) if gap_tol is not None else None
+        active = torch.arange(z.shape[0], device=z.device)
+        v = z
+        t = torch.ones(z.shape[0], 1, dtype=z.dtype, device=z.device)
+        threshold = lam / L
+        # v − (v G − W_dᵀy)/L = v (I − G/L) + W_dᵀy/L: one fused addmm per iteration.
+        scaled_wty = wty / L
+        step_matrix = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device) - gram / L
+        for k in range(int(n_iter)):
+            z_new = soft_threshold(torch.addmm(scaled_wty, v, step_matrix),
+                                   threshold, positive)
+            step = z_new - z
+            if restart:
+                # (v − z_{k+1}) is −(1/L)× the gradient mapping: momentum pointing uphill.
+                t = torch.where(((v - z_new) * step).sum(dim=1, keepdim=True) > 0, torch.ones_like(t), t)
+            t_new = 0.5 * (1.0 + torch.sqrt(1.0 + 4.0 * t * t))
+            v = z_new + ((t - 1.0) / t_new) * step
             z, t = z_new, t_new
-            if done:
+            if (k + 1) % check_every and k + 1 < n_iter:
+                continue
+            done = torch.zeros(z.shape[0], dtype=torch.bool, device=z.device)
+            if tol is not None:
+                scale = z.abs().amax(dim=1).clamp_min(1.0)
+                done |= step.abs().amax(dim=1) <= tol * scale
+            if gap_tol is not None:
+                primal, gap = duality_gap(y_sq, wty, z, z @ gram, lam, positive)
+                done |= gap <= gap_tol * primal.clamp_min(1e-30)
+            out[active] = z
+            if bool(done.all()):
+                active = active[:0]
                 break
-    return z
+            if bool(done.any()):
+                keep = ~done
+                active, z, v, t = active[keep], z[keep], v[keep], t[keep]
+                wty, scaled_wty = wty[keep], scaled_wty[keep]
+                if y_sq is not None:
+                    y_sq = y_sq[keep]
+        if active.numel():
+            out[active] = z
+    return out
 
 
 def coordinate_descent(y: Tensor, dictionary: Tensor, lam: float, n_iter: int = 1000,

@@ -257,7 +257,7 @@ class KeyValueMemory(nn.Module):
         """The faiss index of ``kind`` over the current keys (built on first use)."""
         if len(self) == 0:
             raise ValueError("the memory is empty; write or append keys first")
-        if kind not in self._indexes or options and options != self._index_options.get(kind):
+        if kind not in self._indexes or (options and options != self._index_options.get(kind)):
             self._indexes[kind] = build_index(self.keys, kind, **options)
             self._index_options[kind] = options
         return self._indexes[kind]

@@ -164,7 +164,8 @@ class MemN2N(nn.Module):
         check_ndim("sentences", sentences, 2)
         check_ndim("memories", memories, 2)
         if memories.shape[0] != queries.shape[0]:
-            raise ValueError(f"batch sizes differ (queries: {queries.shape[0]}, memories: {memories.shape[0]})")
+            raise ValueError(f"batch sizes differ (queries: {queries.shape[0]}, "
+                             f"memories: {memories.shape[0]})")
         if memories.shape[1] > self.memory_size:
             raise ValueError(f"memories has {memories.shape[1]} slots > memory_size={self.memory_size}")
         mask = memories > 0

@@ -129,6 +129,9 @@ class SSLMethod(nn.Module):
             out = proj_dim if proj_layers > 0 else self.feature_dim
         else:
             out = getattr(projector, "out_dim", None)
+            if out is None:
+                raise ValueError(f"projector {type(projector).__name__} has no out_dim attribute; set it to "
+                                 f"its output dimension")
         self.projector = projector
         self.embed_dim = out
 

@@ -27,20 +27,31 @@ from genoise.ssl.base import SSLMethod, SSLOutput, ema_update, frozen_copy, gath
 
 # --------------------------------------------------------------------- functional
 def drlim_loss(z_a: Tensor, z_b: Tensor, *, margin: float = 1.0, kind: str = "square-square",
-               beta: float = 1.0, shift: int = 1) -> Tensor:
+               beta: float = 1.0, negatives: str = "hardest", normalize: bool = True) -> Tensor:
     """DrLIM pairwise loss with energy E = ‖z − z'‖₂ (Hadsell, Chopra & LeCun 2006):
 
-        L = E(a_i, b_i)² + ([m − E(a_i, b_{i+shift})]⁺)²     (square-square)
-        L = E(a_i, b_i)² + β·exp(−E(a_i, b_{i+shift}))         (square-exp)
+        L = E(a_i, b_i)² + ([m − E(a_i, ŷ_i)]⁺)²     (square-square)
+        L = E(a_i, b_i)² + β·exp(−E(a_i, ŷ_i))         (square-exp)
 
-    Positive pairs are the two views of one image; the negative partner of a_i is the
-    view b of another image of the (shuffled) batch, ``b.roll(shift)``.
-    z_a, z_b: (B, D), B ≥ 2.
+    Positive pairs are the two views of one image. The contrastive answer ŷ_i is, with
+    ``negatives="hardest"``, the most offending one (LeCun et al. 2006): the view b_j,
+    j ≠ i, of lowest energy in the batch; with ``"roll"``, DrLIM's random pairing
+    b_{i−1} of the shuffled batch. ``normalize`` puts embeddings on the unit sphere so
+    that the margin has a fixed scale (distances in [0, 2]). z_a, z_b: (B, D), B ≥ 2.
     """
     check_views(z_a, z_b)
     check_choice("kind", kind, ("square-square", "square-exp"))
+    check_choice("negatives", negatives, ("hardest", "roll"))
+    if normalize:
+        z_a, z_b = F.normalize(z_a, dim=1), F.normalize(z_b, dim=1)
     energy_correct = (z_a - z_b).norm(dim=1)
-    energy_contrastive = (z_a - z_b.roll(shift, dims=0)).norm(dim=1)
+    if negatives == "roll":
+        energy_contrastive = (z_a - z_b.roll(1, dims=0)).norm(dim=1)
+    else:  # all other views; the loss takes the minimum (the most offending answer)
+        batch = z_a.shape[0]
+        distances = torch.cdist(z_a, z_b)
+        off_diagonal = ~torch.eye(batch, dtype=torch.bool, device=z_a.device)
+        energy_contrastive = distances[off_diagonal].view(batch, batch - 1)
     if kind == "square-square":
         return square_square_loss(energy_correct, energy_contrastive, margin)
     return square_exp_loss(energy_correct, energy_contrastive, beta)
@@ -86,21 +97,22 @@ def moco_loss(query: Tensor, key: Tensor, queue: Tensor, temperature: float = 0.
 class DrLIM(SSLMethod):
     """Siamese network trained with DrLIM's square-square (or square-exp) pair loss.
 
-    Defaults: margin m = 1, un-normalised embeddings, one negative partner per positive.
+    Defaults: margin m = 1 on unit-normalised embeddings, the hardest in-batch negative.
     """
 
     name = "drlim"
 
     def __init__(self, backbone: nn.Module, *, margin: float = 1.0, kind: str = "square-square",
-                 beta: float = 1.0, proj_hidden: int = 512, proj_dim: int = 32, proj_layers: int = 2,
-                 **kw) -> None:
-        super().__init__(backbone, proj_hidden=proj_hidden, proj_dim=proj_dim, proj_layers=proj_layers, **kw)
-        self.margin, self.kind, self.beta = check_positive("margin", margin), check_choice(
-            "kind", kind, ("square-square", "square-exp")), beta
+                 beta: float = 1.0, negatives: str = "hardest", normalize: bool = True, **kw) -> None:
+        super().__init__(backbone, **kw)
+        check_choice("kind", kind, ("square-square", "square-exp"))
+        check_choice("negatives", negatives, ("hardest", "roll"))
+        self.options = dict(margin=check_positive("margin", margin), kind=kind, beta=beta,
+                            negatives=negatives, normalize=normalize)
 
     def forward(self, views: list[Tensor], index: Tensor | None = None) -> SSLOutput:
         h, z_a, z_b = self.encode_pair(views)
-        loss = drlim_loss(z_a, z_b, margin=self.margin, kind=self.kind, beta=self.beta)
+        loss = drlim_loss(z_a, z_b, **self.options)
         return self.output(loss, h, z_a)
 
 

@@ -20,7 +20,19 @@ if ENV_ID not in gym.registry:
     gym.register(id=ENV_ID, entry_point="genoise.world.highway_env:HighwayTrafficEnv")
 
 __all__ = [
-    "ENV_ID", "CostConfig", "HighwayTrafficEnv", "RasterSpec", "RoadConfig", "driving_cost", "ego_raster",
-    "idm_acceleration", "lane_cost", "offroad_cost", "proximity_cost", "rasterize_cars", "simulate",
-    "spawn_traffic", "traffic_step",
+    "ENV_ID",
+    "CostConfig",
+    "HighwayTrafficEnv",
+    "RasterSpec",
+    "RoadConfig",
+    "driving_cost",
+    "ego_raster",
+    "idm_acceleration",
+    "lane_cost",
+    "offroad_cost",
+    "proximity_cost",
+    "rasterize_cars",
+    "simulate",
+    "spawn_traffic",
+    "traffic_step",
 ]

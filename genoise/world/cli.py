@@ -15,9 +15,11 @@ from genoise.world.traffic import RoadConfig
 
 
 def collect_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="genoise world collect",
-                                     description="Simulate IDM/MOBIL highway traffic and record every car's "
-                                                 "trajectory (train/val/test split by time).")
+    parser = argparse.ArgumentParser(
+        prog="genoise world collect",
+        description="Simulate IDM/MOBIL highway traffic and record every car's "
+        "trajectory (train/val/test split by time).",
+    )
     parser.add_argument("out_dir", help="folder to write (manifest.json + .npz shards)")
     parser.add_argument("--episodes", type=int, default=4, help="independent traffic episodes (default 4)")
     parser.add_argument("--steps", type=int, default=1200, help="recorded steps per episode, dt = 0.1 s")
@@ -34,14 +36,29 @@ def collect_main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, collect the data set, print a one-line summary per split; exit code 0."""
     args = collect_parser().parse_args(argv)
     road = RoadConfig(n_lanes=args.lanes, road_length=args.length, density=args.density)
-    path = collect_traffic(args.out_dir, n_episodes=args.episodes, steps=args.steps, seed=args.seed, road=road,
-                           warmup=args.warmup, progress=not args.no_progress)
+    path = collect_traffic(
+        args.out_dir,
+        n_episodes=args.episodes,
+        steps=args.steps,
+        seed=args.seed,
+        road=road,
+        warmup=args.warmup,
+        progress=not args.no_progress,
+    )
     manifest = read_manifest(path.parent)
     for split in ("train", "val", "test"):
         shards = [s for s in manifest["shards"] if s["split"] == split]
         frames = sum(s["n_frames"] for s in shards)
-        print(json.dumps({"split": split, "shards": len(shards), "frames": frames,
-                          "cars": shards[0]["n_cars"] if shards else 0}))
+        print(
+            json.dumps(
+                {
+                    "split": split,
+                    "shards": len(shards),
+                    "frames": frames,
+                    "cars": shards[0]["n_cars"] if shards else 0,
+                }
+            )
+        )
     print(f"wrote {path}")
     return 0
 

@@ -46,6 +46,9 @@ class CostConfig:
     offroad_weight: float = 1.0
 
 
+DEFAULT_COSTS = CostConfig()
+
+
 def _centres(spec: RasterSpec, device: torch.device) -> tuple[Tensor, Tensor]:
     row_lo, row_hi = spec.row_edges(device)
     col_lo, col_hi = spec.col_edges(device)
@@ -61,7 +64,9 @@ def proximity_mask(speed: Tensor, spec: RasterSpec, config: CostConfig = CostCon
     return along.unsqueeze(-1) * across
 
 
-def lane_mask(spec: RasterSpec, config: CostConfig = CostConfig(), device: torch.device | None = None) -> Tensor:
+def lane_mask(
+    spec: RasterSpec, config: CostConfig = CostConfig(), device: torch.device | None = None
+) -> Tensor:
     """``L`` of shape (H, W) (see module docstring)."""
     dx, dy = _centres(spec, device)
     along = (dx.abs() <= config.ego_length / 2).float()
@@ -71,11 +76,14 @@ def lane_mask(spec: RasterSpec, config: CostConfig = CostConfig(), device: torch
 
 def _check_raster(raster: Tensor, spec: RasterSpec) -> None:
     if raster.ndim < 3 or tuple(raster.shape[-2:]) != tuple(spec.shape) or raster.shape[-3] < 2:
-        raise ValueError(f"raster must have shape (..., 3, {spec.shape[0]}, {spec.shape[1]}), "
-                         f"got {tuple(raster.shape)}")
+        raise ValueError(
+            f"raster must have shape (..., 3, {spec.shape[0]}, {spec.shape[1]}), got {tuple(raster.shape)}"
+        )
 
 
-def proximity_cost(raster: Tensor, speed: Tensor, spec: RasterSpec, config: CostConfig = CostConfig()) -> Tensor:
+def proximity_cost(
+    raster: Tensor, speed: Tensor, spec: RasterSpec, config: CostConfig = CostConfig()
+) -> Tensor:
     """``max_ij M_ij(v) * cars_ij`` for rasters (..., 3, H, W) and speeds (...) → (...)."""
     _check_raster(raster, spec)
     if speed.shape != raster.shape[:-3]:
@@ -97,13 +105,20 @@ def offroad_cost(raster: Tensor, spec: RasterSpec, config: CostConfig = CostConf
     return (mask * (2.0 * raster[..., LANES, :, :] - 1.0).clamp(min=0.0)).flatten(-2).amax(-1)
 
 
-def driving_cost(raster: Tensor, speed: Tensor, spec: RasterSpec, config: CostConfig = CostConfig(),
-                 ) -> dict[str, Tensor]:
+def driving_cost(
+    raster: Tensor,
+    speed: Tensor,
+    spec: RasterSpec,
+    config: CostConfig = CostConfig(),
+) -> dict[str, Tensor]:
     """All three costs and their weighted total ``"total"`` (each of shape (...))."""
     check_ndim("raster", raster, (3, 4, 5, 6))
-    costs = {"proximity": proximity_cost(raster, speed, spec, config),
-             "lane": lane_cost(raster, spec, config),
-             "offroad": offroad_cost(raster, spec, config)}
-    costs["total"] = costs["proximity"] + config.lane_weight * costs["lane"] + \
-        config.offroad_weight * costs["offroad"]
+    costs = {
+        "proximity": proximity_cost(raster, speed, spec, config),
+        "lane": lane_cost(raster, spec, config),
+        "offroad": offroad_cost(raster, spec, config),
+    }
+    costs["total"] = (
+        costs["proximity"] + config.lane_weight * costs["lane"] + config.offroad_weight * costs["offroad"]
+    )
     return costs

@@ -45,9 +45,16 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def collect_traffic(out_dir: str | os.PathLike, n_episodes: int = 4, steps: int = 1200, seed: int = 0,
-                    road: RoadConfig | None = None, warmup: int = 300,
-                    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), progress: bool = False) -> Path:
+def collect_traffic(
+    out_dir: str | os.PathLike,
+    n_episodes: int = 4,
+    steps: int = 1200,
+    seed: int = 0,
+    road: RoadConfig | None = None,
+    warmup: int = 300,
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
+    progress: bool = False,
+) -> Path:
     """Simulate ``n_episodes`` independent traffic episodes of ``steps`` steps (after
     ``warmup``), split each in time, write the shards and ``manifest.json``.
 
@@ -71,16 +78,38 @@ def collect_traffic(out_dir: str | os.PathLike, n_episodes: int = 4, steps: int 
     for episode in episodes:
         frames, drivers = simulate(road, int(steps), np.random.default_rng([seed, episode]), warmup=warmup)
         for split, start, stop in zip(SPLITS, bounds[:-1], bounds[1:], strict=True):
-            arrays = {"x": frames["x"][start:stop].astype(np.float32), "y": frames["y"][start:stop].astype(np.float32),
-                      "v": frames["v"][start:stop].astype(np.float32), "lane": frames["lane"][start:stop],
-                      "length": drivers.length.astype(np.float32), "width": drivers.width.astype(np.float32)}
+            arrays = {
+                "x": frames["x"][start:stop].astype(np.float32),
+                "y": frames["y"][start:stop].astype(np.float32),
+                "v": frames["v"][start:stop].astype(np.float32),
+                "lane": frames["lane"][start:stop],
+                "length": drivers.length.astype(np.float32),
+                "width": drivers.width.astype(np.float32),
+            }
             name = f"{split}_e{episode:03d}.npz"
             atomic_write(out / name, lambda handle, a=arrays: np.savez_compressed(handle, **a))
-            shards.append({"file": name, "split": split, "episode": episode, "start": int(start),
-                           "n_frames": int(stop - start), "n_cars": int(frames["x"].shape[1]),
-                           "shapes": {k: list(v.shape) for k, v in arrays.items()}, "sha256": _sha256(out / name)})
-    manifest = {"format": FORMAT, "road": asdict(road), "dt": road.dt, "seed": seed, "steps": steps,
-                "warmup": warmup, "fractions": list(fractions), "shards": shards}
+            shards.append(
+                {
+                    "file": name,
+                    "split": split,
+                    "episode": episode,
+                    "start": int(start),
+                    "n_frames": int(stop - start),
+                    "n_cars": int(frames["x"].shape[1]),
+                    "shapes": {k: list(v.shape) for k, v in arrays.items()},
+                    "sha256": _sha256(out / name),
+                }
+            )
+    manifest = {
+        "format": FORMAT,
+        "road": asdict(road),
+        "dt": road.dt,
+        "seed": seed,
+        "steps": steps,
+        "warmup": warmup,
+        "fractions": list(fractions),
+        "shards": shards,
+    }
     return atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1) + "\n")
 
 
@@ -111,8 +140,10 @@ def load_shard(root: str | os.PathLike, entry: dict[str, Any], verify: bool = Tr
         raise ValueError(f"corrupt shard {path}: {type(err).__name__}: {err}") from err
     for key, shape in entry["shapes"].items():
         if list(arrays[key].shape) != shape:
-            raise ValueError(f"corrupt shard {path}: array {key!r} has shape {arrays[key].shape}, "
-                             f"manifest says {tuple(shape)}")
+            raise ValueError(
+                f"corrupt shard {path}: array {key!r} has shape {arrays[key].shape}, "
+                f"manifest says {tuple(shape)}"
+            )
     return arrays
 
 
@@ -128,8 +159,14 @@ class TrafficDataset(torch.utils.data.Dataset):
     raster : resolution of the ego-centred rasters.
     """
 
-    def __init__(self, root: str | os.PathLike, split: str = "train", history: int = 4, n_future: int = 1,
-                 raster: RasterSpec | None = None) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str = "train",
+        history: int = 4,
+        n_future: int = 1,
+        raster: RasterSpec | None = None,
+    ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         check_positive("history", history)
@@ -137,7 +174,9 @@ class TrafficDataset(torch.utils.data.Dataset):
         self.root, self.split, self.history, self.n_future = Path(root), split, int(history), int(n_future)
         self.raster = raster or RasterSpec()
         self.manifest = read_manifest(root)
-        self.road = RoadConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.manifest["road"].items()})
+        self.road = RoadConfig(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in self.manifest["road"].items()}
+        )
         self.dt = float(self.manifest["dt"])
         entries = [s for s in self.manifest["shards"] if s["split"] == split]
         if not entries:
@@ -150,8 +189,10 @@ class TrafficDataset(torch.utils.data.Dataset):
             grid = np.stack(np.meshgrid(frames, np.arange(n_cars), indexing="ij"), -1).reshape(-1, 2)
             index.append(np.column_stack([np.full(len(grid), number), grid]))
         if sum(len(i) for i in index) == 0:
-            raise ValueError(f"{split!r} shards are shorter than history + n_future = "
-                             f"{self.history + self.n_future} frames")
+            raise ValueError(
+                f"{split!r} shards are shorter than history + n_future = "
+                f"{self.history + self.n_future} frames"
+            )
         self.index = torch.as_tensor(np.concatenate(index), dtype=torch.long)  # (S, 3): shard, frame, car
         self.shards = [{k: torch.as_tensor(v.astype(np.float32)) for k, v in s.items()} for s in shards]
 
@@ -180,31 +221,42 @@ class TrafficDataset(torch.utils.data.Dataset):
         flat = lambda a: a.reshape(b * t, *a.shape[2:])  # noqa: E731
         ego_len = shard["length"][car].repeat_interleave(t)
         ego_wid = shard["width"][car].repeat_interleave(t)
-        images = ego_raster(flat(ego_y), ego_len, ego_wid, flat(dx), flat(dy), shard["length"].expand(b * t, n),
-                            shard["width"].expand(b * t, n), self.raster, self.road.n_lanes,
-                            self.road.lane_width, mask=flat(mask))
+        images = ego_raster(
+            flat(ego_y),
+            ego_len,
+            ego_wid,
+            flat(dx),
+            flat(dy),
+            shard["length"].expand(b * t, n),
+            shard["width"].expand(b * t, n),
+            self.raster,
+            self.road.n_lanes,
+            self.road.lane_width,
+            mask=flat(mask),
+        )
         return images.view(b, t, *images.shape[1:]), torch.stack([ego_y, ego_v, ego_vy], -1)
 
     def get_batch(self, indices: Tensor) -> dict[str, Tensor]:
         """Samples ``indices`` (B,) → ``images`` (B, k, 3, H, W), ``states`` (B, k, 3),
         ``actions`` (B, F, 2), ``target_images`` (B, F, 3, H, W), ``target_states`` (B, F, 3)."""
         rows = self.index[indices]
-        out: dict[str, list[Tensor]] = {k: [] for k in ("images", "states", "actions", "target_images",
-                                                         "target_states", "order")}
+        out: dict[str, list[Tensor]] = {
+            k: [] for k in ("images", "states", "actions", "target_images", "target_states", "order")
+        }
         for number in rows[:, 0].unique().tolist():  # one pass per shard, vectorised inside
             chosen = torch.nonzero(rows[:, 0] == number).squeeze(-1)
             shard, t, car = self.shards[number], rows[chosen, 1], rows[chosen, 2]
             offsets = torch.arange(-self.history + 1, self.n_future + 1)
             frames = t.unsqueeze(-1) + offsets
             images, states = self._frames(shard, frames, car)
-            future = frames[:, self.history - 1:]  # frames t … t+F
+            future = frames[:, self.history - 1 :]  # frames t … t+F
             v = shard["v"][future].gather(-1, car.view(-1, 1, 1).expand(-1, future.shape[1], 1)).squeeze(-1)
             y = shard["y"][future].gather(-1, car.view(-1, 1, 1).expand(-1, future.shape[1], 1)).squeeze(-1)
             actions = torch.stack([(v[:, 1:] - v[:, :-1]) / self.dt, (y[:, 1:] - y[:, :-1]) / self.dt], -1)
             out["images"].append(images[:, : self.history])
             out["states"].append(states[:, : self.history])
-            out["target_images"].append(images[:, self.history:])
-            out["target_states"].append(states[:, self.history:])
+            out["target_images"].append(images[:, self.history :])
+            out["target_states"].append(states[:, self.history :])
             out["actions"].append(actions)
             out["order"].append(chosen)
         order = torch.argsort(torch.cat(out.pop("order")))

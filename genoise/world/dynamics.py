@@ -22,9 +22,13 @@ def collect_random_transitions(env: gym.Env, n_steps: int, seed: int = 0) -> dic
     """Run uniformly random actions for ``n_steps`` (resetting at episode ends).
 
     Returns ``obs`` (N, D), ``actions`` (N, A), ``next_obs`` (N, D) as float32 tensors."""
-    if not isinstance(env.action_space, gym.spaces.Box) or not isinstance(env.observation_space, gym.spaces.Box):
-        raise ValueError("collect_random_transitions needs Box observation and action spaces, got "
-                         f"{type(env.observation_space).__name__} / {type(env.action_space).__name__}")
+    if not isinstance(env.action_space, gym.spaces.Box) or not isinstance(
+        env.observation_space, gym.spaces.Box
+    ):
+        raise ValueError(
+            "collect_random_transitions needs Box observation and action spaces, got "
+            f"{type(env.observation_space).__name__} / {type(env.action_space).__name__}"
+        )
     check_positive("n_steps", n_steps)
     env.action_space.seed(seed)
     obs, _ = env.reset(seed=seed)
@@ -50,17 +54,31 @@ class MLPDynamics(nn.Module):
             layers += [nn.Linear(width, hidden), nn.SiLU()]
             width = hidden
         self.net = nn.Sequential(*layers, nn.Linear(width, obs_dim))
-        for name, dim in (("obs_mean", obs_dim), ("obs_std", obs_dim), ("action_mean", action_dim),
-                          ("action_std", action_dim), ("delta_mean", obs_dim), ("delta_std", obs_dim)):
+        for name, dim in (
+            ("obs_mean", obs_dim),
+            ("obs_std", obs_dim),
+            ("action_mean", action_dim),
+            ("action_std", action_dim),
+            ("delta_mean", obs_dim),
+            ("delta_std", obs_dim),
+        ):
             self.register_buffer(name, torch.zeros(dim) if "mean" in name else torch.ones(dim))
 
     def forward(self, obs: Tensor, action: Tensor) -> Tensor:
         """Next observation (..., D) from observation (..., D) and action (..., A)."""
-        x = torch.cat([(obs - self.obs_mean) / self.obs_std, (action - self.action_mean) / self.action_std], -1)
+        x = torch.cat(
+            [(obs - self.obs_mean) / self.obs_std, (action - self.action_mean) / self.action_std], -1
+        )
         return obs + self.delta_mean + self.delta_std * self.net(x)
 
-    def fit(self, data: dict[str, Tensor], steps: int = 2000, batch_size: int = 256, lr: float = 1e-3,
-            generator: torch.Generator | None = None) -> list[float]:
+    def fit(
+        self,
+        data: dict[str, Tensor],
+        steps: int = 2000,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        generator: torch.Generator | None = None,
+    ) -> list[float]:
         """Least squares on normalised deltas; returns the loss every 100 steps."""
         obs, actions, delta = data["obs"], data["actions"], data["next_obs"] - data["obs"]
         for name, value in (("obs", obs), ("action", actions), ("delta", delta)):
@@ -72,8 +90,13 @@ class MLPDynamics(nn.Module):
         for step in range(steps):
             idx = torch.randint(obs.shape[0], (batch_size,), generator=generator)
             target = (delta[idx] - self.delta_mean) / self.delta_std
-            x = torch.cat([(obs[idx] - self.obs_mean) / self.obs_std,
-                           (actions[idx] - self.action_mean) / self.action_std], -1)
+            x = torch.cat(
+                [
+                    (obs[idx] - self.obs_mean) / self.obs_std,
+                    (actions[idx] - self.action_mean) / self.action_std,
+                ],
+                -1,
+            )
             loss = (self.net(x) - target).pow(2).mean()
             optimiser.zero_grad()
             loss.backward()
@@ -90,6 +113,7 @@ def model_rollout_cost(model: nn.Module, cost, obs: Tensor, terminal_weight: flo
 
     ``obs`` is (D,) for one problem (actions (N, H, A) → (N,)) or (E, D) for E problems
     (actions (E, N, H, A) → (E, N))."""
+
     def rollout_cost(actions: Tensor) -> Tensor:
         state = obs.view(*obs.shape[:-1], *([1] * (actions.ndim - obs.ndim - 1)), obs.shape[-1])
         state = state.expand(*actions.shape[:-2], obs.shape[-1])
@@ -98,6 +122,7 @@ def model_rollout_cost(model: nn.Module, cost, obs: Tensor, terminal_weight: flo
             total = total + cost(state, actions[..., t, :])
             state = model(state, actions[..., t, :])
         return total + terminal_weight * cost(state, torch.zeros_like(actions[..., 0, :]))
+
     return rollout_cost
 
 

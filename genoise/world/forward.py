@@ -3,7 +3,10 @@ states (Henaff, Canziani & LeCun, ICLR 2019; pytorch-PPUU ``FwdCNN`` / ``FwdCNN_
 
 - Deterministic (``nz = 0``): a ConvNet encodes the ``k`` past rasters, an MLP the ``k``
   past states, a linear map the action; their sum ``h`` (with dropout) is decoded into the
-  next raster (sigmoid) and the change of the normalised state.
+  *change* of the raster (``clip(last + D(h), 0, 1)``; the decoder starts at zero, so an
+  untrained model copies the last frame) and the change of the normalised state. The paper
+  decodes the frame directly; with minutes of CPU training that model stayed blurrier than
+  copying the last frame (test MSE 0.0177 vs 0.0020 at one step), hence the residual.
 - Stochastic (``nz > 0``): a conditional VAE. In training ``z ~ q(z | h, s[t+1]) =
   N(mu, diag sigma^2)`` is inferred from the target (reparameterised), and with probability
   ``z_dropout`` (0.5 in the paper) a sample's ``z`` is set to 0 so that the model also
@@ -29,9 +32,15 @@ from genoise.world.raster import RasterSpec
 
 
 def _conv_encoder(in_channels: int, width: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(in_channels, width, 4, 2, 1), nn.ReLU(),
-                         nn.Conv2d(width, 2 * width, 4, 2, 1), nn.ReLU(),
-                         nn.Conv2d(2 * width, 2 * width, 4, 2, 1), nn.ReLU(), nn.Flatten())
+    return nn.Sequential(
+        nn.Conv2d(in_channels, width, 4, 2, 1),
+        nn.ReLU(),
+        nn.Conv2d(width, 2 * width, 4, 2, 1),
+        nn.ReLU(),
+        nn.Conv2d(2 * width, 2 * width, 4, 2, 1),
+        nn.ReLU(),
+        nn.Flatten(),
+    )
 
 
 class ForwardModel(nn.Module):
@@ -46,27 +55,53 @@ class ForwardModel(nn.Module):
     state_dim, action_dim : sizes of the ego state and the action.
     """
 
-    def __init__(self, history: int = 4, raster: RasterSpec | None = None, nz: int = 0, width: int = 16,
-                 hidden: int = 256, dropout: float = 0.1, state_dim: int = 3, action_dim: int = 2) -> None:
+    def __init__(
+        self,
+        history: int = 4,
+        raster: RasterSpec | None = None,
+        nz: int = 0,
+        width: int = 16,
+        hidden: int = 256,
+        dropout: float = 0.1,
+        state_dim: int = 3,
+        action_dim: int = 2,
+    ) -> None:
         super().__init__()
         self.raster = raster or RasterSpec()
         h, w = self.raster.shape
         if h % 8 or w % 8:
             raise ValueError(f"raster shape must be multiples of 8 for the ConvNet, got {self.raster.shape}")
-        self.kwargs = dict(history=history, raster=asdict(self.raster), nz=nz, width=width, hidden=hidden,
-                           dropout=dropout, state_dim=state_dim, action_dim=action_dim)
+        self.kwargs = dict(
+            history=history,
+            raster=asdict(self.raster),
+            nz=nz,
+            width=width,
+            hidden=hidden,
+            dropout=dropout,
+            state_dim=state_dim,
+            action_dim=action_dim,
+        )
         self.history, self.nz, self.state_dim, self.action_dim = history, nz, state_dim, action_dim
         self.grid = (2 * width, h // 8, w // 8)
         flat = 2 * width * (h // 8) * (w // 8)
         self.encoder = nn.Sequential(_conv_encoder(3 * history, width), nn.Linear(flat, hidden))
-        self.state_encoder = nn.Sequential(nn.Linear(state_dim * history, hidden), nn.ReLU(), nn.Linear(hidden, hidden))
+        self.state_encoder = nn.Sequential(
+            nn.Linear(state_dim * history, hidden), nn.ReLU(), nn.Linear(hidden, hidden)
+        )
         self.action_encoder = nn.Linear(action_dim, hidden)
         self.dropout = nn.Dropout(dropout)
         self.to_grid = nn.Linear(hidden, flat)
-        self.decoder = nn.Sequential(nn.ReLU(), nn.ConvTranspose2d(2 * width, 2 * width, 4, 2, 1), nn.ReLU(),
-                                     nn.ConvTranspose2d(2 * width, width, 4, 2, 1), nn.ReLU(),
-                                     nn.ConvTranspose2d(width, 3, 4, 2, 1))
+        self.decoder = nn.Sequential(
+            nn.ReLU(),
+            nn.ConvTranspose2d(2 * width, 2 * width, 4, 2, 1),
+            nn.ReLU(),
+            nn.ConvTranspose2d(2 * width, width, 4, 2, 1),
+            nn.ReLU(),
+            nn.ConvTranspose2d(width, 3, 4, 2, 1),
+        )
         self.state_head = nn.Sequential(nn.ReLU(), nn.Linear(hidden, state_dim))
+        nn.init.zeros_(self.decoder[-1].weight)  # untrained: copy the last frame
+        nn.init.zeros_(self.decoder[-1].bias)
         if nz > 0:
             self.target_encoder = nn.Sequential(_conv_encoder(3, width), nn.Linear(flat, hidden))
             self.posterior = nn.Sequential(nn.ReLU(), nn.Linear(2 * hidden + state_dim, 2 * nz))
@@ -88,8 +123,11 @@ class ForwardModel(nn.Module):
         b = images.shape[0]
         s = (states - self.state_mean) / self.state_std
         a = (action - self.action_mean) / self.action_std
-        return self.encoder(images.reshape(b, -1, *images.shape[-2:])) + \
-            self.state_encoder(s.reshape(b, -1)) + self.action_encoder(a)
+        return (
+            self.encoder(images.reshape(b, -1, *images.shape[-2:]))
+            + self.state_encoder(s.reshape(b, -1))
+            + self.action_encoder(a)
+        )
 
     def infer_latent(self, h: Tensor, target_image: Tensor, target_state: Tensor) -> tuple[Tensor, Tensor]:
         """Posterior mean and log-variance (B, nz) given the target."""
@@ -97,17 +135,22 @@ class ForwardModel(nn.Module):
         stats = self.posterior(torch.cat([h, self.target_encoder(target_image), s], -1))
         return stats.chunk(2, dim=-1)
 
-    def decode(self, h: Tensor, last_state: Tensor, z: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def decode(
+        self, h: Tensor, last_image: Tensor, last_state: Tensor, z: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Next raster ``clip(last_image + D(h), 0, 1)`` and state ``last + std * g(h)``."""
         if self.nz > 0 and z is not None:
             h = h + self.z_encoder(z)
         h = self.dropout(h)
-        image = torch.sigmoid(self.decoder(self.to_grid(h).view(-1, *self.grid)))
+        image = (last_image + self.decoder(self.to_grid(h).view(-1, *self.grid))).clamp(0.0, 1.0)
         state = last_state + self.state_head(h) * self.state_std
         return image, state
 
-    def forward(self, images: Tensor, states: Tensor, action: Tensor, z: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, images: Tensor, states: Tensor, action: Tensor, z: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """One step: (B, 3, H, W) next raster and (B, S) next state."""
-        return self.decode(self.encode(images, states, action), states[:, -1], z)
+        return self.decode(self.encode(images, states, action), images[:, -1], states[:, -1], z)
 
     def sample_prior(self, shape: tuple[int, ...], generator: torch.Generator | None = None) -> Tensor | None:
         """``z ~ N(0, I)`` of shape (*shape, nz), or None for a deterministic model."""
@@ -116,8 +159,13 @@ class ForwardModel(nn.Module):
         return torch.randn(*shape, self.nz, generator=generator, device=self.state_mean.device)
 
 
-def rollout(model: ForwardModel, images: Tensor, states: Tensor, actions: Tensor, z: Tensor | None = None,
-            ) -> tuple[Tensor, Tensor]:
+def rollout(
+    model: ForwardModel,
+    images: Tensor,
+    states: Tensor,
+    actions: Tensor,
+    z: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
     """Autoregressive prediction over actions (B, T, A), feeding predictions back.
 
     ``z`` (B, T, nz) are the latents per step (None → 0 for a VAE). Returns predicted
@@ -132,8 +180,13 @@ def rollout(model: ForwardModel, images: Tensor, states: Tensor, actions: Tensor
     return torch.stack(predicted_images, 1), torch.stack(predicted_states, 1)
 
 
-def forward_model_loss(model: ForwardModel, batch: dict[str, Tensor], beta: float = 1e-6,
-                       z_dropout: float = 0.5, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+def forward_model_loss(
+    model: ForwardModel,
+    batch: dict[str, Tensor],
+    beta: float = 1e-6,
+    z_dropout: float = 0.5,
+    generator: torch.Generator | None = None,
+) -> dict[str, Tensor]:
     """Training loss over the batch's ``F`` future steps (teacher-forced actions,
     autoregressive frames): ``MSE(images) + MSE(normalised states) + beta * KL``."""
     images, states, actions = batch["images"], batch["states"], batch["actions"]
@@ -149,9 +202,11 @@ def forward_model_loss(model: ForwardModel, batch: dict[str, Tensor], beta: floa
             keep = (torch.rand(mu.shape[0], 1, generator=generator, device=mu.device) >= z_dropout).float()
             z = z * keep
             kl = kl + 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1).mean()
-        image, state = model.decode(h, states[:, -1], z)
+        image, state = model.decode(h, images[:, -1], states[:, -1], z)
         image_loss = image_loss + F.mse_loss(image, target_image)
-        state_loss = state_loss + F.mse_loss((state - target_state) / model.state_std, torch.zeros_like(state))
+        state_loss = state_loss + F.mse_loss(
+            (state - target_state) / model.state_std, torch.zeros_like(state)
+        )
         images = torch.cat([images[:, 1:], image.unsqueeze(1)], 1)
         states = torch.cat([states[:, 1:], state.unsqueeze(1)], 1)
     n = actions.shape[1]
@@ -159,8 +214,11 @@ def forward_model_loss(model: ForwardModel, batch: dict[str, Tensor], beta: floa
     return {"loss": total, "image_mse": image_loss / n, "state_mse": state_loss / n, "kl": kl / n}
 
 
-def prediction_error(model: ForwardModel, batch: dict[str, Tensor], generator: torch.Generator | None = None,
-                     ) -> dict[str, Tensor]:
+def prediction_error(
+    model: ForwardModel,
+    batch: dict[str, Tensor],
+    generator: torch.Generator | None = None,
+) -> dict[str, Tensor]:
     """Per-horizon MSE (T,) of the model's rollout (z from the prior) and of the
     copy-the-last-frame baseline, on a batch with ``F = T`` future steps."""
     was_training = model.training
@@ -172,13 +230,18 @@ def prediction_error(model: ForwardModel, batch: dict[str, Tensor], generator: t
     model.train(was_training)
     target = batch["target_images"]
     copy = batch["images"][:, -1:].expand_as(target)
-    return {"model": (images - target).pow(2).mean((0, 2, 3, 4)),
-            "copy_last": (copy - target).pow(2).mean((0, 2, 3, 4)),
-            "state_model": ((states - batch["target_states"]) / model.state_std).pow(2).mean((0, 2))}
+    return {
+        "model": (images - target).pow(2).mean((0, 2, 3, 4)),
+        "copy_last": (copy - target).pow(2).mean((0, 2, 3, 4)),
+        "state_model": ((states - batch["target_states"]) / model.state_std).pow(2).mean((0, 2)),
+    }
 
 
-def save_forward_model(model: ForwardModel, path: str | os.PathLike, obs_config: dict[str, Any] | None = None,
-                       ) -> None:
+def save_forward_model(
+    model: ForwardModel,
+    path: str | os.PathLike,
+    obs_config: dict[str, Any] | None = None,
+) -> None:
     """Checkpoint with constructor arguments and the observation format it was trained on."""
     config = obs_config or {"obs_mode": "raster", "raster": asdict(model.raster)}
     atomic_torch_save({"kwargs": model.kwargs, "state_dict": model.state_dict(), "obs_config": config}, path)
@@ -192,8 +255,10 @@ def load_forward_model(path: str | os.PathLike, expect_obs: dict[str, Any] | Non
     if expect_obs is not None:
         for key in ("obs_mode", "raster"):
             if key in expect_obs and expect_obs[key] != trained.get(key):
-                raise ValueError(f"checkpoint {path} was trained for {key}={trained.get(key)!r} but the environment "
-                                 f"gives {key}={expect_obs[key]!r}")
+                raise ValueError(
+                    f"checkpoint {path} was trained for {key}={trained.get(key)!r} but the environment "
+                    f"gives {key}={expect_obs[key]!r}"
+                )
     kwargs = dict(checkpoint["kwargs"])
     kwargs["raster"] = RasterSpec(**{k: tuple(v) for k, v in kwargs["raster"].items()})
     model = ForwardModel(**kwargs)

@@ -29,7 +29,9 @@ def _bounds(low, high, device=None) -> tuple[Tensor, Tensor]:
     low = torch.as_tensor(np.asarray(low), dtype=torch.float32, device=device)
     high = torch.as_tensor(np.asarray(high), dtype=torch.float32, device=device)
     if low.shape != high.shape or bool((low >= high).any()):
-        raise ValueError(f"action bounds must satisfy low < high elementwise, got {low.tolist()} / {high.tolist()}")
+        raise ValueError(
+            f"action bounds must satisfy low < high elementwise, got {low.tolist()} / {high.tolist()}"
+        )
     return low, high
 
 
@@ -43,13 +45,21 @@ def _batched(rollout_cost: RolloutCost, batched: bool) -> RolloutCost:
 
 def _check_costs(costs: Tensor, expected: tuple[int, ...]) -> Tensor:
     if tuple(costs.shape) != expected:
-        raise ValueError(f"rollout_cost returned shape {tuple(costs.shape)}, expected {expected} "
-                         "(one cost per candidate sequence)")
+        raise ValueError(
+            f"rollout_cost returned shape {tuple(costs.shape)}, expected {expected} "
+            "(one cost per candidate sequence)"
+        )
     return costs
 
 
-def plan_gradient(rollout_cost: RolloutCost, init: Tensor, low, high, iterations: int = 30, lr: float = 0.1,
-                  ) -> tuple[Tensor, Tensor]:
+def plan_gradient(
+    rollout_cost: RolloutCost,
+    init: Tensor,
+    low,
+    high,
+    iterations: int = 30,
+    lr: float = 0.1,
+) -> tuple[Tensor, Tensor]:
     """Gradient MPC: minimise ``rollout_cost`` by Adam on the action sequence, projecting
     onto the bounds after each step.
 
@@ -83,13 +93,24 @@ def _init_mean(init_mean: Tensor | None, horizon: int, low: Tensor, high: Tensor
     if init_mean is None:
         return ((low + high) / 2).expand(1, horizon, -1).clone(), False
     batched = init_mean.ndim == 3
-    mean = init_mean.detach().clone() if batched else init_mean.detach().expand(horizon, -1).unsqueeze(0).clone()
+    mean = (
+        init_mean.detach().clone() if batched else init_mean.detach().expand(horizon, -1).unsqueeze(0).clone()
+    )
     return mean, batched
 
 
-def plan_cem(rollout_cost: RolloutCost, horizon: int, low, high, population: int = 200, n_elites: int = 20,
-             iterations: int = 5, init_mean: Tensor | None = None, init_std: float = 0.5,
-             generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+def plan_cem(
+    rollout_cost: RolloutCost,
+    horizon: int,
+    low,
+    high,
+    population: int = 200,
+    n_elites: int = 20,
+    iterations: int = 5,
+    init_mean: Tensor | None = None,
+    init_std: float = 0.5,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
     """Cross-entropy method. ``init_std`` is relative to the half-width of the bounds;
     ``init_mean`` (H, A) or (E, H, A) (batched problems, as in :func:`plan_gradient`)."""
     low, high = _bounds(low, high)
@@ -115,9 +136,18 @@ def plan_cem(rollout_cost: RolloutCost, horizon: int, low, high, population: int
     return (best, best_cost) if batched else (best[0], best_cost[0])
 
 
-def plan_mppi(rollout_cost: RolloutCost, horizon: int, low, high, samples: int = 200, temperature: float = 1.0,
-              noise_std: float = 0.5, iterations: int = 3, init_mean: Tensor | None = None,
-              generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+def plan_mppi(
+    rollout_cost: RolloutCost,
+    horizon: int,
+    low,
+    high,
+    samples: int = 200,
+    temperature: float = 1.0,
+    noise_std: float = 0.5,
+    iterations: int = 3,
+    init_mean: Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
     """MPPI: ``mean <- sum_i w_i a_i`` with ``w ∝ exp(-(J_i - min J) / temperature)``;
     returns the better of the final mean and the best sample."""
     low, high = _bounds(low, high)
@@ -181,9 +211,23 @@ class MPC:
         if self.method == "gradient":
             self.plan, _ = plan_gradient(rollout_cost, warm, low, high, **self.options)
         elif self.method == "cem":
-            self.plan, _ = plan_cem(rollout_cost, self.horizon, low, high, init_mean=warm, generator=self.generator,
-                                    **self.options)
+            self.plan, _ = plan_cem(
+                rollout_cost,
+                self.horizon,
+                low,
+                high,
+                init_mean=warm,
+                generator=self.generator,
+                **self.options,
+            )
         else:
-            self.plan, _ = plan_mppi(rollout_cost, self.horizon, low, high, init_mean=warm,
-                                     generator=self.generator, **self.options)
+            self.plan, _ = plan_mppi(
+                rollout_cost,
+                self.horizon,
+                low,
+                high,
+                init_mean=warm,
+                generator=self.generator,
+                **self.options,
+            )
         return self.plan[..., 0, :].numpy().astype(np.float32)

@@ -56,8 +56,9 @@ def _coverage(center: Tensor, half: Tensor, lower: Tensor, upper: Tensor, pixel:
     return (hi - lo).clamp(min=0.0) / pixel
 
 
-def rasterize_cars(dx: Tensor, dy: Tensor, length: Tensor, width: Tensor, spec: RasterSpec,
-                   mask: Tensor | None = None) -> Tensor:
+def rasterize_cars(
+    dx: Tensor, dy: Tensor, length: Tensor, width: Tensor, spec: RasterSpec, mask: Tensor | None = None
+) -> Tensor:
     """Soft occupancy image of K rectangles per sample.
 
     Parameters
@@ -93,13 +94,25 @@ def lane_profile(ego_y: Tensor, spec: RasterSpec, n_lanes: int, lane_width: floa
     lines = 0.5 * (1.0 - (centre.view(1, 1, -1) - rel).abs() / pixel).clamp(min=0.0).amax(dim=1)
     road_lo = (-ego_y).unsqueeze(-1)
     road_hi = (n_lanes * lane_width - ego_y).unsqueeze(-1)
-    outside = ((road_lo - col_lo).clamp(min=0.0, max=pixel) + (col_hi - road_hi).clamp(min=0.0, max=pixel)) / pixel
+    outside = (
+        (road_lo - col_lo).clamp(min=0.0, max=pixel) + (col_hi - road_hi).clamp(min=0.0, max=pixel)
+    ) / pixel
     return torch.maximum(lines, outside.clamp(max=1.0))
 
 
-def ego_raster(ego_y: Tensor, ego_length: Tensor, ego_width: Tensor, dx: Tensor, dy: Tensor,
-               length: Tensor, width: Tensor, spec: RasterSpec, n_lanes: int, lane_width: float,
-               mask: Tensor | None = None) -> Tensor:
+def ego_raster(
+    ego_y: Tensor,
+    ego_length: Tensor,
+    ego_width: Tensor,
+    dx: Tensor,
+    dy: Tensor,
+    length: Tensor,
+    width: Tensor,
+    spec: RasterSpec,
+    n_lanes: int,
+    lane_width: float,
+    mask: Tensor | None = None,
+) -> Tensor:
     """Full 3-channel raster (B, 3, H, W) for B ego cars and K neighbours each.
 
     ``ego_y``, ``ego_length``, ``ego_width``: (B,); ``dx``, ``dy``, ``length``, ``width``,

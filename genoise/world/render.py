@@ -22,16 +22,27 @@ ROAD, OFFROAD, LINE = (0.35, 0.35, 0.38), (0.55, 0.70, 0.45), (0.95, 0.95, 0.95)
 CAR, EGO = (0.25, 0.45, 0.95), (0.95, 0.15, 0.15)
 
 
-def top_view(ego: dict, dx: np.ndarray, y: np.ndarray, length: np.ndarray, width: np.ndarray,
-             road: RoadConfig, *, view_length: float = 120.0, pixels_per_metre: float = 4.0,
-             margin: float = 2.0) -> np.ndarray:
+def top_view(
+    ego: dict,
+    dx: np.ndarray,
+    y: np.ndarray,
+    length: np.ndarray,
+    width: np.ndarray,
+    road: RoadConfig,
+    *,
+    view_length: float = 120.0,
+    pixels_per_metre: float = 4.0,
+    margin: float = 2.0,
+) -> np.ndarray:
     """RGB uint8 image (rows across the road, columns along it) of the window around the ego.
 
     ``ego`` holds ``y, length, width``; ``dx`` (N,) are the other cars' longitudinal offsets
     from the ego car and ``y`` (N,) their lateral positions (0 = right road edge)."""
     across = road.road_width + 2 * margin
-    spec = RasterSpec(shape=(round(view_length * pixels_per_metre), round(across * pixels_per_metre)),
-                      extent=(view_length, across))
+    spec = RasterSpec(
+        shape=(round(view_length * pixels_per_metre), round(across * pixels_per_metre)),
+        extent=(view_length, across),
+    )
     centre = road.road_width / 2
 
     def t(a: object) -> torch.Tensor:
@@ -43,8 +54,9 @@ def top_view(ego: dict, dx: np.ndarray, y: np.ndarray, length: np.ndarray, width
     lateral = (0.5 * (col_lo + col_hi) + centre).numpy()  # (W,) metres from the right edge
     on_road = (lateral >= 0) & (lateral <= road.road_width)
     boundary = np.abs(((lateral + road.lane_width / 2) % road.lane_width) - road.lane_width / 2) < 0.12
-    image = np.where(on_road[:, None], 1.0, 0.0)[..., None] * np.array(ROAD) + \
-        np.where(on_road[:, None], 0.0, 1.0)[..., None] * np.array(OFFROAD)
+    image = np.where(on_road[:, None], 1.0, 0.0)[..., None] * np.array(ROAD) + np.where(
+        on_road[:, None], 0.0, 1.0
+    )[..., None] * np.array(OFFROAD)
     image = np.broadcast_to(image, (spec.shape[1], spec.shape[0], 3)).copy()
     along = 0.5 * sum(spec.row_edges())
     dashed = ((along.numpy() + ego.get("x", 0.0)) % 12.0) < 6.0

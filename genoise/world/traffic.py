@@ -93,12 +93,20 @@ class Drivers:
     delta: float = 4.0
 
     def take(self, index: np.ndarray) -> Drivers:
-        return Drivers(**{f.name: getattr(self, f.name)[index] for f in fields(self) if f.name != "delta"},
-                       delta=self.delta)
+        return Drivers(
+            **{f.name: getattr(self, f.name)[index] for f in fields(self) if f.name != "delta"},
+            delta=self.delta,
+        )
 
     def append(self, other: Drivers) -> Drivers:
-        return Drivers(**{f.name: np.concatenate([getattr(self, f.name), getattr(other, f.name)])
-                          for f in fields(self) if f.name != "delta"}, delta=self.delta)
+        return Drivers(
+            **{
+                f.name: np.concatenate([getattr(self, f.name), getattr(other, f.name)])
+                for f in fields(self)
+                if f.name != "delta"
+            },
+            delta=self.delta,
+        )
 
 
 @dataclass
@@ -121,6 +129,7 @@ class TrafficState:
 
 def sample_drivers(n: int, road: RoadConfig, rng: np.random.Generator) -> Drivers:
     """Draw ``n`` drivers with uniform parameter spread; a ``truck_fraction`` are trucks."""
+
     def uniform(bounds: tuple[float, float]) -> np.ndarray:
         return rng.uniform(bounds[0], bounds[1], size=n)
 
@@ -129,25 +138,34 @@ def sample_drivers(n: int, road: RoadConfig, rng: np.random.Generator) -> Driver
     a_max = uniform(road.max_accel)
     v0[truck] = np.minimum(v0[truck], rng.uniform(22.0, 25.0, size=int(truck.sum())))
     a_max[truck] *= 0.6
-    return Drivers(v0=v0, T=uniform(road.time_headway), a_max=a_max, b=uniform(road.comfort_brake),
-                   s0=uniform(road.min_gap), politeness=uniform(road.politeness),
-                   threshold=uniform(road.change_threshold),
-                   length=np.where(truck, rng.uniform(10.0, 14.0, size=n), rng.uniform(4.0, 5.2, size=n)),
-                   width=np.where(truck, 2.5, rng.uniform(1.7, 2.0, size=n)))
+    return Drivers(
+        v0=v0,
+        T=uniform(road.time_headway),
+        a_max=a_max,
+        b=uniform(road.comfort_brake),
+        s0=uniform(road.min_gap),
+        politeness=uniform(road.politeness),
+        threshold=uniform(road.change_threshold),
+        length=np.where(truck, rng.uniform(10.0, 14.0, size=n), rng.uniform(4.0, 5.2, size=n)),
+        width=np.where(truck, 2.5, rng.uniform(1.7, 2.0, size=n)),
+    )
 
 
 def idm_acceleration(v: np.ndarray, gap: np.ndarray, approach: np.ndarray, drivers: Drivers) -> np.ndarray:
     """IDM acceleration (Treiber et al. 2000). ``gap`` may be ``inf`` (free road).
 
     Gaps at or below zero (an overlap) give the strongest braking the formula allows."""
-    s_star = drivers.s0 + np.maximum(0.0, v * drivers.T + v * approach / (2.0 * np.sqrt(drivers.a_max * drivers.b)))
+    s_star = drivers.s0 + np.maximum(
+        0.0, v * drivers.T + v * approach / (2.0 * np.sqrt(drivers.a_max * drivers.b))
+    )
     gap = np.maximum(gap, 0.1)
     interaction = np.where(np.isfinite(gap), (s_star / gap) ** 2, 0.0)
     return drivers.a_max * (1.0 - (v / drivers.v0) ** drivers.delta - interaction)
 
 
-def neighbours(x: np.ndarray, lane: np.ndarray, length: np.ndarray, n_lanes: int,
-               road_length: float) -> dict[str, np.ndarray]:
+def neighbours(
+    x: np.ndarray, lane: np.ndarray, length: np.ndarray, n_lanes: int, road_length: float
+) -> dict[str, np.ndarray]:
     """Leader and follower of every car in every lane on the ring.
 
     Returns arrays of shape (n_lanes, N): ``lead`` / ``follow`` (indices, -1 when the lane
@@ -180,8 +198,14 @@ def _gather(values: np.ndarray, index: np.ndarray, fill: float) -> np.ndarray:
     return np.where(index >= 0, values[np.maximum(index, 0)], fill)
 
 
-def mobil_targets(state: TrafficState, drivers: Drivers, road: RoadConfig, nb: dict[str, np.ndarray],
-                  own_accel: np.ndarray, deciding: np.ndarray) -> np.ndarray:
+def mobil_targets(
+    state: TrafficState,
+    drivers: Drivers,
+    road: RoadConfig,
+    nb: dict[str, np.ndarray],
+    own_accel: np.ndarray,
+    deciding: np.ndarray,
+) -> np.ndarray:
     """MOBIL decision (Kesting et al. 2007) for the cars in ``deciding``: the new lane of
     every car (its current lane when it does not change)."""
     n = state.x.shape[0]
@@ -196,8 +220,12 @@ def mobil_targets(state: TrafficState, drivers: Drivers, road: RoadConfig, nb: d
     o_drivers = drivers.take(np.maximum(old_follow, 0))
     old_gap_after = nb["follow_gap"][own, cars] + drivers.length + nb["lead_gap"][own, cars]
     lead_now = nb["lead"][own, cars]
-    a_o_after = idm_acceleration(_gather(state.v, old_follow, 0.0), old_gap_after,
-                                 _gather(state.v, old_follow, 0.0) - _gather(state.v, lead_now, 0.0), o_drivers)
+    a_o_after = idm_acceleration(
+        _gather(state.v, old_follow, 0.0),
+        old_gap_after,
+        _gather(state.v, old_follow, 0.0) - _gather(state.v, lead_now, 0.0),
+        o_drivers,
+    )
     a_o_after = np.where((old_follow >= 0) & (old_follow != cars), a_o_after, 0.0)
     a_o = np.where((old_follow >= 0) & (old_follow != cars), a_o, 0.0)
     for side in (-1, 1):
@@ -220,9 +248,13 @@ def mobil_targets(state: TrafficState, drivers: Drivers, road: RoadConfig, nb: d
     return target
 
 
-def traffic_step(state: TrafficState, drivers: Drivers, road: RoadConfig,
-                 rng: np.random.Generator | None = None,
-                 extra: tuple[np.ndarray, ...] | None = None) -> TrafficState:
+def traffic_step(
+    state: TrafficState,
+    drivers: Drivers,
+    road: RoadConfig,
+    rng: np.random.Generator | None = None,
+    extra: tuple[np.ndarray, ...] | None = None,
+) -> TrafficState:
     """Advance the traffic by ``road.dt``. With ``rng``, every driver's acceleration gets
     i.i.d. Gaussian noise of std ``road.accel_noise`` (imperfect drivers; without it the
     ring settles into uniform flow).
@@ -248,10 +280,17 @@ def traffic_step(state: TrafficState, drivers: Drivers, road: RoadConfig,
     if road.bottleneck is not None:
         start, end, cap = road.bottleneck
         slow = (lane == 0) & (x >= start) & (x <= end)
-        follow_drivers = replace(all_drivers, v0=np.where(slow, np.minimum(all_drivers.v0, cap), all_drivers.v0))
+        follow_drivers = replace(
+            all_drivers, v0=np.where(slow, np.minimum(all_drivers.v0, cap), all_drivers.v0)
+        )
     accel = idm_acceleration(v, nb["lead_gap"][own, cars], v - _gather(v, lead, 0.0), follow_drivers)
-    full_state = TrafficState(x=x, y=np.concatenate([state.y, np.zeros(x.shape[0] - n)]), v=v,
-                              vy=np.concatenate([state.vy, np.zeros(x.shape[0] - n)]), lane=lane)
+    full_state = TrafficState(
+        x=x,
+        y=np.concatenate([state.y, np.zeros(x.shape[0] - n)]),
+        v=v,
+        vy=np.concatenate([state.vy, np.zeros(x.shape[0] - n)]),
+        lane=lane,
+    )
     deciding = ((state.step + cars) % road.decision_period == 0) & (cars < n)
     new_lane = mobil_targets(full_state, all_drivers, road, nb, accel, deciding)[:n]
     accel = accel[:n]
@@ -262,32 +301,43 @@ def traffic_step(state: TrafficState, drivers: Drivers, road: RoadConfig,
     offset = road.lane_center(np.maximum(new_lane, 0)) - state.y
     vy = np.clip(offset / road.dt, -road.lane_change_speed, road.lane_change_speed)
     vy = np.where(state.lane >= 0, vy, 0.0)
-    return TrafficState(x=np.mod(state.x + v_next * road.dt, road.road_length),
-                        y=state.y + vy * road.dt, v=v_next, vy=np.where(np.abs(offset) < 1e-9, 0.0, vy),
-                        lane=np.where(state.lane >= 0, new_lane, state.lane),
-                        accel=(v_next - state.v) / road.dt, step=state.step + 1)
+    return TrafficState(
+        x=np.mod(state.x + v_next * road.dt, road.road_length),
+        y=state.y + vy * road.dt,
+        v=v_next,
+        vy=np.where(np.abs(offset) < 1e-9, 0.0, vy),
+        lane=np.where(state.lane >= 0, new_lane, state.lane),
+        accel=(v_next - state.v) / road.dt,
+        step=state.step + 1,
+    )
 
 
 def spawn_traffic(road: RoadConfig, rng: np.random.Generator) -> tuple[TrafficState, Drivers]:
     """Place ``density * road_length`` cars per lane, evenly spaced with jitter, never
     overlapping (every bumper-to-bumper gap >= the follower's ``s0``), at a speed that
     is safe for the spacing (``min(v0, gap / T)``)."""
-    per_lane = max(1, int(round(road.density * road.road_length / 1000.0)))
+    per_lane = max(1, round(road.density * road.road_length / 1000.0))
     n = per_lane * road.n_lanes
     drivers = sample_drivers(n, road, rng)
     lane = np.repeat(np.arange(road.n_lanes), per_lane)
     spacing = road.road_length / per_lane
-    slot = np.tile(np.arange(per_lane), road.n_lanes) * spacing + rng.uniform(0, spacing, size=road.n_lanes)[lane]
+    slot = (
+        np.tile(np.arange(per_lane), road.n_lanes) * spacing
+        + rng.uniform(0, spacing, size=road.n_lanes)[lane]
+    )
     # jitter inside the slot, leaving room for the longest car and the largest s0
     room = spacing - 14.0 - road.min_gap[1]
     if room < 0:
-        raise ValueError(f"density={road.density} cars/km/lane is too high to place trucks without overlap; "
-                         f"use at most {1000.0 / (14.0 + road.min_gap[1]):.0f}")
+        raise ValueError(
+            f"density={road.density} cars/km/lane is too high to place trucks without overlap; "
+            f"use at most {1000.0 / (14.0 + road.min_gap[1]):.0f}"
+        )
     x = np.mod(slot + rng.uniform(0, room, size=n), road.road_length)
     gap = spacing - 14.0 - road.min_gap[1]
     v = np.minimum(drivers.v0, np.maximum(gap, 1.0) / drivers.T) * rng.uniform(0.8, 1.0, size=n)
-    state = TrafficState(x=x, y=road.lane_center(lane).astype(float), v=v, vy=np.zeros(n), lane=lane,
-                         accel=np.zeros(n))
+    state = TrafficState(
+        x=x, y=road.lane_center(lane).astype(float), v=v, vy=np.zeros(n), lane=lane, accel=np.zeros(n)
+    )
     return state, drivers
 
 
@@ -296,15 +346,22 @@ def same_lane_overlaps(state: TrafficState, drivers: Drivers, road: RoadConfig) 
     dx = np.abs(state.x[:, None] - state.x[None, :])
     dx = np.minimum(dx, road.road_length - dx)
     dy = np.abs(state.y[:, None] - state.y[None, :])
-    hit = (dx < 0.5 * (drivers.length[:, None] + drivers.length[None, :])) & \
-          (dy < 0.5 * (drivers.width[:, None] + drivers.width[None, :]))
+    hit = (dx < 0.5 * (drivers.length[:, None] + drivers.length[None, :])) & (
+        dy < 0.5 * (drivers.width[:, None] + drivers.width[None, :])
+    )
     np.fill_diagonal(hit, False)
     return int(hit.sum() // 2)
 
 
-def simulate(road: RoadConfig, n_steps: int, rng: np.random.Generator, *, warmup: int = 300,
-             state: TrafficState | None = None, drivers: Drivers | None = None,
-             ) -> tuple[dict[str, np.ndarray], Drivers]:
+def simulate(
+    road: RoadConfig,
+    n_steps: int,
+    rng: np.random.Generator,
+    *,
+    warmup: int = 300,
+    state: TrafficState | None = None,
+    drivers: Drivers | None = None,
+) -> tuple[dict[str, np.ndarray], Drivers]:
     """Spawn (unless ``state`` is given), warm up for ``warmup`` steps, then record
     ``n_steps + 1`` frames. Returns ``{x, y, v, vy, lane}`` arrays of shape (T+1, N)."""
     if state is None or drivers is None:

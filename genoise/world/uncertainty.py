@@ -13,12 +13,18 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from genoise.world.costs import CostConfig, driving_cost
+from genoise.world.costs import DEFAULT_COSTS, CostConfig, driving_cost
 from genoise.world.forward import ForwardModel, rollout
 
 
-def predicted_cost(model: ForwardModel, images: Tensor, states: Tensor, actions: Tensor, z: Tensor | None = None,
-                   config: CostConfig = CostConfig()) -> dict[str, Tensor]:
+def predicted_cost(
+    model: ForwardModel,
+    images: Tensor,
+    states: Tensor,
+    actions: Tensor,
+    z: Tensor | None = None,
+    config: CostConfig = DEFAULT_COSTS,
+) -> dict[str, Tensor]:
     """Roll the model out over actions (B, T, A) and cost the predicted rasters.
 
     Returns each cost term summed over time, shape (B,), plus ``"per_step"`` (B, T)."""
@@ -29,9 +35,15 @@ def predicted_cost(model: ForwardModel, images: Tensor, states: Tensor, actions:
     return out
 
 
-def uncertainty_cost(model: ForwardModel, images: Tensor, states: Tensor, actions: Tensor,
-                     z: Tensor | None = None, n_samples: int = 10, config: CostConfig = CostConfig(),
-                     ) -> Tensor:
+def uncertainty_cost(
+    model: ForwardModel,
+    images: Tensor,
+    states: Tensor,
+    actions: Tensor,
+    z: Tensor | None = None,
+    n_samples: int = 10,
+    config: CostConfig = DEFAULT_COSTS,
+) -> Tensor:
     """``U(a)`` of shape (B,) (see module docstring), differentiable w.r.t. ``actions``.
 
     Dropout is switched on for the call (and restored after)."""
@@ -49,7 +61,11 @@ def uncertainty_cost(model: ForwardModel, images: Tensor, states: Tensor, action
     return cost_var + state_var.mean(-1).sum(-1)
 
 
-def sample_latents(model: ForwardModel, batch: int, horizon: int, generator: torch.Generator | None = None,
-                   ) -> Tensor | None:
+def sample_latents(
+    model: ForwardModel,
+    batch: int,
+    horizon: int,
+    generator: torch.Generator | None = None,
+) -> Tensor | None:
     """Prior latents (B, T, nz) for a stochastic model (None for a deterministic one)."""
     return model.sample_prior((batch, horizon), generator)

@@ -29,7 +29,8 @@ def _write(tmp_path: Path, text: str, name: str = "qa1.txt") -> Path:
 def test_parse_handmade_story(tmp_path):
     qs = parse_babi(_write(tmp_path, STORY), task=1)
     assert len(qs) == 3
-    assert qs[0].story == (("mary", "moved", "to", "the", "bathroom"), ("john", "went", "to", "the", "hallway"))
+    assert qs[0].story == (("mary", "moved", "to", "the", "bathroom"),
+                           ("john", "went", "to", "the", "hallway"))
     assert qs[0].question == ("where", "is", "mary") and qs[0].answer == "bathroom"
     assert qs[0].supporting == (1,)
     assert len(qs[1].story) == 3 and qs[1].story_ids == (1, 2, 4)  # questions are not memories
@@ -51,7 +52,7 @@ def test_malformed_lines_name_file_and_line(tmp_path, text, match):
 
 
 def test_missing_file_is_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nothere.txt: missing"):
+    with pytest.raises(FileNotFoundError, match=r"nothere\.txt: missing"):
         parse_babi(tmp_path / "nothere.txt")
 
 

@@ -49,7 +49,7 @@ def test_energy_is_reconstruction_error_and_latent_inference_refines_it(digits):
     torch.testing.assert_close(model.free_energy(y), expected)
     torch.testing.assert_close(model.energy(y, z=model.encode(y)), expected)
     z = infer_latent(model, y, steps=50, lr=0.05, optimizer=torch.optim.Adam)
-    assert float(model.energy(y, z=z).sum()) < float(expected.sum())
+    assert float(model.energy(y, z=z).sum().detach()) < float(expected.sum().detach())
 
 
 def test_masked_autoencoder_scores_only_masked_values(digits):

@@ -49,7 +49,8 @@ def test_masked_slots_get_no_weight_and_empty_memory_reads_zero(generator):
 
 
 def test_linear_read_skips_softmax(generator):
-    q, K, V = torch.randn(2, 3, generator=generator), torch.randn(4, 3, generator=generator), torch.randn(4, 2)
+    q, K = torch.randn(2, 3, generator=generator), torch.randn(4, 3, generator=generator)
+    V = torch.randn(4, 2, generator=generator)
     torch.testing.assert_close(soft_read(q, K, V, linear=True), (q @ K.T) @ V)
 
 
@@ -111,7 +112,8 @@ def test_module_write_append_and_reads(generator):
     assert len(memory) == 30 and memory.index("flat").ntotal == 30
     q = torch.randn(3, 4, generator=generator)
     torch.testing.assert_close(memory.read(q), soft_read(q, K, V))
-    torch.testing.assert_close(memory.read_topk(q, 30, index="flat"), soft_read(q, K, V), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(memory.read_topk(q, 30, index="flat"), soft_read(q, K, V),
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_bad_inputs_raise_one_line_errors(generator):

@@ -25,14 +25,15 @@ from genoise.ssl.evaluate import (
 @pytest.fixture(scope="module")
 def digits():
     x, y = load_digits(return_X_y=True)
-    x = torch.tensor(x, dtype=torch.float32) + 0.01 * torch.randn(len(x), 64, generator=torch.Generator().manual_seed(0))
+    noise = torch.randn(len(x), 64, generator=torch.Generator().manual_seed(0))
+    x = torch.tensor(x, dtype=torch.float32) + 0.01 * noise
     y = torch.tensor(y)
     return x[:1200], y[:1200], x[1200:], y[1200:]
 
 
 @pytest.mark.parametrize("k", [20, 200])
 def test_weighted_knn_matches_sklearn_with_exponential_cosine_weights(digits, k):
-    x_tr, y_tr, x_te, y_te = digits
+    x_tr, y_tr, x_te, _y_te = digits
     ours = knn_predict(x_tr, y_tr, x_te, k=k, temperature=0.07)
     sk = KNeighborsClassifier(n_neighbors=k, metric="cosine", algorithm="brute",
                               weights=lambda d: np.exp((1 - d) / 0.07))

@@ -109,7 +109,8 @@ def test_nt_xent_matches_a_loop_reference(pair):
     half = n // 2
 
     def cos(u, v):
-        return sum(x * y for x, y in zip(u, v, strict=True)) / math.sqrt(sum(x * x for x in u) * sum(y * y for y in v))
+        dot = sum(x * y for x, y in zip(u, v, strict=True))
+        return dot / math.sqrt(sum(x * x for x in u) * sum(y * y for y in v))
 
     total = 0.0
     for i in range(n):
@@ -135,14 +136,20 @@ def test_moco_loss_matches_a_loop_reference(generator):
 def test_drlim_square_square_and_square_exp_match_the_pair_formulas(pair):
     z_a, z_b = pair
     n = z_a.shape[0]
-    sq = ex = 0.0
+    sq = ex = hard = 0.0
     for i in range(n):
         pos = float((z_a[i] - z_b[i]).norm())
         neg = float((z_a[i] - z_b[(i - 1) % n]).norm())
         sq += pos**2 + max(0.0, 2.0 - neg) ** 2
         ex += pos**2 + 0.5 * math.exp(-neg)
-    assert drlim_loss(z_a, z_b, margin=2.0).item() == pytest.approx(sq / n, rel=1e-10)
-    assert drlim_loss(z_a, z_b, kind="square-exp", beta=0.5).item() == pytest.approx(ex / n, rel=1e-10)
+        u = F.normalize(z_a[i], dim=0)
+        dists = [float((u - F.normalize(z_b[j], dim=0)).norm()) for j in range(n)]
+        hardest = min(d for j, d in enumerate(dists) if j != i)
+        hard += dists[i] ** 2 + max(0.0, 1.0 - hardest) ** 2
+    raw = dict(negatives="roll", normalize=False)
+    assert drlim_loss(z_a, z_b, margin=2.0, **raw).item() == pytest.approx(sq / n, rel=1e-10)
+    assert drlim_loss(z_a, z_b, kind="square-exp", beta=0.5, **raw).item() == pytest.approx(ex / n, rel=1e-10)
+    assert drlim_loss(z_a, z_b).item() == pytest.approx(hard / n, rel=1e-10)
 
 
 def test_byol_and_simsiam_losses_match_cosine_formulas(pair, generator):

@@ -3,14 +3,16 @@ schedule, MoCo queue, DeepCluster targets; bad input."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 from torch import nn
 
+from genoise.ssl.backbones import make_backbone
 from genoise.ssl.base import cosine_momentum, ema_update
 from genoise.ssl.contrastive import KeyQueue
 from genoise.ssl.methods import METHODS, build_method
-from genoise.ssl.backbones import make_backbone
 
 SMALL = {"proj_hidden": 32, "proj_dim": 16}
 EXTRA = {"moco": {"queue_size": 64}, "swav": {"num_prototypes": 10}, "deepcluster": {"num_prototypes": 4},
@@ -62,7 +64,7 @@ def test_byol_momentum_schedule_goes_from_base_to_one_by_cosine():
     values = [cosine_momentum(k, 100, 0.996) for k in range(101)]
     assert values[0] == pytest.approx(0.996) and values[-1] == pytest.approx(1.0)
     assert values[50] == pytest.approx(0.998)
-    assert all(b >= a for a, b in zip(values, values[1:], strict=False))
+    assert all(b >= a for a, b in itertools.pairwise(values))
 
 
 def test_byol_teacher_moves_toward_the_student_by_the_scheduled_momentum(generator):

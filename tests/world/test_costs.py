@@ -41,7 +41,9 @@ def test_lane_and_offroad_costs_by_hand() -> None:
     raster[0, LANES, 0, 2] = 1.0  # far ahead (row 0): outside the footprint rows
     assert float(offroad_cost(raster, SPEC, CONFIG)) == 0.0
     costs = driving_cost(raster, torch.tensor([1.0]), SPEC, CONFIG)
-    assert float(costs["total"]) == pytest.approx(float(costs["proximity"] + 0.2 * costs["lane"] + costs["offroad"]))
+    assert float(costs["total"]) == pytest.approx(
+        float(costs["proximity"] + 0.2 * costs["lane"] + costs["offroad"])
+    )
 
 
 def test_costs_are_differentiable_in_the_raster() -> None:

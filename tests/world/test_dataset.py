@@ -38,7 +38,10 @@ def test_shards_hold_the_simulation_split_by_time(traffic_dir) -> None:
     np.testing.assert_allclose(np.concatenate([p["x"] for p in parts]), frames["x"], rtol=1e-6)
     np.testing.assert_allclose(parts[0]["length"], drivers.length, rtol=1e-6)
     starts = [s["start"] for s in manifest["shards"] if s["episode"] == 1]
-    assert starts == sorted(starts) and sum(s["n_frames"] for s in manifest["shards"] if s["episode"] == 1) == 101
+    assert (
+        starts == sorted(starts)
+        and sum(s["n_frames"] for s in manifest["shards"] if s["episode"] == 1) == 101
+    )
 
 
 def test_samples_are_consistent_pseudo_ego_sequences(traffic_dir) -> None:
@@ -51,8 +54,11 @@ def test_samples_are_consistent_pseudo_ego_sequences(traffic_dir) -> None:
     # the actions integrate the ego state exactly (semi-implicit Euler, as in the env)
     v_prev = torch.cat([batch["states"][:, -1:, 1], batch["target_states"][:, :-1, 1]], 1)
     y_prev = torch.cat([batch["states"][:, -1:, 0], batch["target_states"][:, :-1, 0]], 1)
-    assert_close(batch["target_states"][..., 1], (v_prev + batch["actions"][..., 0] * dt).clamp(min=0),
-                               atol=2e-4, rtol=0)
+    assert_close(
+        batch["target_states"][..., 1],
+        (v_prev + batch["actions"][..., 0] * dt).clamp(min=0),
+        atol=2e-4,
+    )
     assert_close(batch["target_states"][..., 0], y_prev + batch["actions"][..., 1] * dt, atol=2e-4)
     # the ego channel is the pseudo-ego itself, centred; the car channel never contains it
     ego_mass = batch["images"][:, :, EGO].sum((-1, -2))
@@ -68,8 +74,9 @@ def test_sample_matches_the_next_sample(traffic_dir) -> None:
     data = TrafficDataset(traffic_dir, "test", history=2, n_future=1)
     # index rows are (shard, frame, car) in frame-major order: the same car one frame later
     row = data.index[0]
-    later = torch.nonzero((data.index[:, 0] == row[0]) & (data.index[:, 1] == row[1] + 1) &
-                          (data.index[:, 2] == row[2])).item()
+    later = torch.nonzero(
+        (data.index[:, 0] == row[0]) & (data.index[:, 1] == row[1] + 1) & (data.index[:, 2] == row[2])
+    ).item()
     a, b = data[0], data[later]
     assert_close(a["target_images"][0], b["images"][-1])
     assert_close(a["target_states"][0], b["states"][-1])
@@ -89,7 +96,7 @@ def test_missing_and_corrupt_shards_are_named(traffic_dir, tmp_path) -> None:
     (copy / "test_e000.npz").unlink()
     with pytest.raises(ValueError, match=r"^missing shard .*test_e000\.npz"):
         TrafficDataset(copy, "test")
-    with pytest.raises(ValueError, match="manifest.json is missing"):
+    with pytest.raises(ValueError, match=r"manifest\.json is missing"):
         TrafficDataset(tmp_path / "nowhere", "train")
     with pytest.raises(ValueError, match="split"):
         TrafficDataset(copy, "dev")
@@ -108,8 +115,22 @@ def test_truncated_shard_with_forged_checksum_is_reported(traffic_dir, tmp_path)
 
 
 def test_collect_cli_writes_a_loadable_dataset(tmp_path, capsys) -> None:
-    code = collect_main([str(tmp_path / "d"), "--episodes", "1", "--steps", "60", "--warmup", "10", "--lanes", "2",
-                         "--length", "200", "--no-progress"])
+    code = collect_main(
+        [
+            str(tmp_path / "d"),
+            "--episodes",
+            "1",
+            "--steps",
+            "60",
+            "--warmup",
+            "10",
+            "--lanes",
+            "2",
+            "--length",
+            "200",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert json.loads(lines[0])["split"] == "train" and lines[-1].startswith("wrote")
@@ -120,8 +141,13 @@ def test_collect_cli_writes_a_loadable_dataset(tmp_path, capsys) -> None:
 def test_episode_renders_to_png_and_gif(tmp_path) -> None:
     import imageio.v3 as iio
 
-    env = HighwayTrafficEnv(road=dict(n_lanes=3, road_length=300.0), warmup=20, max_steps=10, route_length=100.0,
-                            render_mode="rgb_array")
+    env = HighwayTrafficEnv(
+        road=dict(n_lanes=3, road_length=300.0),
+        warmup=20,
+        max_steps=10,
+        route_length=100.0,
+        render_mode="rgb_array",
+    )
     env.reset(seed=0)
     frames = [env.render()]
     for _ in range(5):

@@ -11,8 +11,12 @@ import genoise.world  # noqa: F401  (registers the environment)
 from genoise.world.highway_env import HighwayTrafficEnv
 from genoise.world.raster import CARS, EGO, LANES, RasterSpec, lane_profile, rasterize_cars
 
-SMALL = dict(road=dict(n_lanes=3, road_length=300.0, bottleneck=(100.0, 150.0, 6.0)), warmup=40,
-             max_steps=60, route_length=100.0)
+SMALL = dict(
+    road=dict(n_lanes=3, road_length=300.0, bottleneck=(100.0, 150.0, 6.0)),
+    warmup=40,
+    max_steps=60,
+    route_length=100.0,
+)
 
 
 def assert_close(actual: torch.Tensor, expected: torch.Tensor, atol: float = 1e-6) -> None:
@@ -30,7 +34,7 @@ def test_registered_and_spaces_match_observations() -> None:
     assert env.observation_space.contains(obs)
     assert obs["raster"].shape == (3, 64, 16)
     assert info["termination"] is None
-    obs, reward, terminated, truncated, info = env.step(np.zeros(2, dtype=np.float32))
+    obs, reward, _, _, info = env.step(np.zeros(2, dtype=np.float32))
     assert env.observation_space.contains(obs) and reward == pytest.approx(-info["cost"])
     vec = gym.make("genoise/HighwayTraffic-v0", obs_mode="vector", n_neighbours=4, **SMALL)
     obs, _ = vec.reset(seed=0)
@@ -89,8 +93,11 @@ def test_collision_ends_the_episode() -> None:
     visible = np.flatnonzero(env._visible())
     target = visible[0]
     # put the ego car exactly one step behind the target car, in its lane, at its speed + 20 m/s
-    env.ego.update(x=float(env.traffic.x[target] - env.drivers.length[target]), y=float(env.traffic.y[target]),
-                   v=float(env.traffic.v[target] + 20.0))
+    env.ego.update(
+        x=float(env.traffic.x[target] - env.drivers.length[target]),
+        y=float(env.traffic.y[target]),
+        v=float(env.traffic.v[target] + 20.0),
+    )
     _, reward, terminated, _, info = env.step(np.zeros(2))
     assert terminated and info["termination"] == "collision"
     assert reward < 0
@@ -123,8 +130,11 @@ def test_expert_replay_reproduces_the_ghost() -> None:
 def test_invisible_cars_do_not_react_but_reactive_ones_do() -> None:
     outcomes = {}
     for reactive in (False, True):
-        env = small_env(reactive=reactive, max_steps=150, road=dict(n_lanes=1, road_length=300.0,
-                                                                      bottleneck=None, accel_noise=0.0))
+        env = small_env(
+            reactive=reactive,
+            max_steps=150,
+            road=dict(n_lanes=1, road_length=300.0, bottleneck=None, accel_noise=0.0),
+        )
         env.reset(seed=0)
         info = {"termination": None}
         for _ in range(150):  # stand still in the lane
@@ -138,13 +148,15 @@ def test_invisible_cars_do_not_react_but_reactive_ones_do() -> None:
 
 def test_car_raster_by_hand() -> None:
     spec = RasterSpec(shape=(8, 4), extent=(8.0, 4.0))  # 1 m pixels, row 0 = [3, 4] m ahead
-    image = rasterize_cars(torch.tensor([[1.0]]), torch.tensor([[0.5]]), torch.tensor([[2.0]]),
-                           torch.tensor([[1.0]]), spec)[0]
+    image = rasterize_cars(
+        torch.tensor([[1.0]]), torch.tensor([[0.5]]), torch.tensor([[2.0]]), torch.tensor([[1.0]]), spec
+    )[0]
     expected = torch.zeros(8, 4)
     expected[2, 2] = expected[3, 2] = 1.0  # dx in [0, 2] -> rows 2, 3; dy in [0, 1] -> column 2
     assert_close(image, expected)
-    shifted = rasterize_cars(torch.tensor([[1.0]]), torch.tensor([[0.25]]), torch.tensor([[2.0]]),
-                             torch.tensor([[1.0]]), spec)[0]
+    shifted = rasterize_cars(
+        torch.tensor([[1.0]]), torch.tensor([[0.25]]), torch.tensor([[2.0]]), torch.tensor([[1.0]]), spec
+    )[0]
     assert_close(shifted[2], torch.tensor([0.0, 0.25, 0.75, 0.0]))
 
 

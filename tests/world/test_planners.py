@@ -9,10 +9,10 @@ import torch
 from genoise.world.dynamics import MLPDynamics, model_rollout_cost, pendulum_cost
 from genoise.world.planners import MPC, plan_cem, plan_gradient, plan_mppi
 
-DT = 0.1
+DT = 0.3
 A = torch.tensor([[1.0, DT], [0.0, 1.0]])  # double integrator: position, velocity
 B = torch.tensor([0.0, DT])
-H = 15
+H = 10
 X0 = torch.tensor([2.0, -1.0])
 R = 0.01
 
@@ -34,7 +34,7 @@ def optimum() -> tuple[torch.Tensor, float]:
     for t in range(H + 1):
         F_rows.append(power.clone())
         for k in range(t):
-            G[2 * t: 2 * t + 2, k] = torch.linalg.matrix_power(A64, t - 1 - k) @ B64
+            G[2 * t : 2 * t + 2, k] = torch.linalg.matrix_power(A64, t - 1 - k) @ B64
         power = A64 @ power
     Fm = torch.cat(F_rows)
     x0 = X0.double()
@@ -59,9 +59,9 @@ def test_rollout_cost_matches_the_closed_form_objective() -> None:
 def test_gradient_mpc_reaches_the_closed_form_optimum() -> None:
     _, best = optimum()
     initial = float(ROLLOUT(random_plan().unsqueeze(0))[0])
-    plan, cost = plan_gradient(ROLLOUT, random_plan(), LOW, HIGH, iterations=400, lr=0.5)
+    _, cost = plan_gradient(ROLLOUT, random_plan(), LOW, HIGH, iterations=100, lr=2.0)
     assert float(cost) < initial
-    assert float(cost) == pytest.approx(best, rel=2e-2)
+    assert float(cost) == pytest.approx(best, rel=1e-2)
 
 
 @pytest.mark.parametrize("planner", ["cem", "mppi"])
@@ -70,11 +70,31 @@ def test_sampling_planners_improve_a_random_plan(planner: str) -> None:
     initial = float(ROLLOUT(random_plan().unsqueeze(0))[0])
     generator = torch.Generator().manual_seed(1)
     if planner == "cem":
-        plan, cost = plan_cem(ROLLOUT, H, LOW, HIGH, population=300, n_elites=30, iterations=10,
-                              init_mean=random_plan(), init_std=0.2, generator=generator)
+        plan, cost = plan_cem(
+            ROLLOUT,
+            H,
+            LOW,
+            HIGH,
+            population=300,
+            n_elites=30,
+            iterations=10,
+            init_mean=random_plan(),
+            init_std=0.2,
+            generator=generator,
+        )
     else:
-        plan, cost = plan_mppi(ROLLOUT, H, LOW, HIGH, samples=300, temperature=1.0, noise_std=0.1, iterations=15,
-                               init_mean=random_plan(), generator=generator)
+        plan, cost = plan_mppi(
+            ROLLOUT,
+            H,
+            LOW,
+            HIGH,
+            samples=300,
+            temperature=1.0,
+            noise_std=0.1,
+            iterations=15,
+            init_mean=random_plan(),
+            generator=generator,
+        )
     assert float(ROLLOUT(plan.unsqueeze(0))[0]) == pytest.approx(float(cost), rel=1e-5)
     assert float(cost) < 0.5 * initial
     assert float(cost) >= best * (1 - 1e-4)  # nobody beats the optimum
@@ -100,12 +120,18 @@ def test_bounds_are_respected() -> None:
 
 
 def test_mpc_closed_loop_beats_doing_nothing() -> None:
-    mpc = MPC(lambda obs: model_rollout_cost(linear_model, quadratic_cost, torch.as_tensor(obs)), LOW, HIGH,
-              horizon=10, method="gradient", options=dict(iterations=30, lr=0.5))
+    mpc = MPC(
+        lambda obs: model_rollout_cost(linear_model, quadratic_cost, torch.as_tensor(obs)),
+        [-5.0],
+        [5.0],
+        horizon=10,
+        method="gradient",
+        options=dict(iterations=15, lr=0.5),
+    )
     costs = {}
     for name, policy in (("mpc", mpc), ("zero", lambda obs: np.zeros(1, dtype=np.float32))):
         state, total = X0.clone(), 0.0
-        for _ in range(30):
+        for _ in range(15):
             action = torch.as_tensor(policy(state.numpy()))
             total += float(quadratic_cost(state, action))
             state = linear_model(state, action)

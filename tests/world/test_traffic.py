@@ -21,16 +21,23 @@ QUIET = dict(bottleneck=None, accel_noise=0.0, keep_right_bias=0.0)
 
 
 def make_drivers(n: int, **overrides: float) -> Drivers:
-    values = dict(v0=30.0, T=1.5, a_max=1.0, b=2.0, s0=2.0, politeness=0.2, threshold=0.1, length=5.0,
-                  width=1.8)
+    values = dict(
+        v0=30.0, T=1.5, a_max=1.0, b=2.0, s0=2.0, politeness=0.2, threshold=0.1, length=5.0, width=1.8
+    )
     values.update(overrides)
     return Drivers(**{k: np.full(n, float(v)) for k, v in values.items()})
 
 
 def make_state(x: list[float], lane: list[int], v: list[float], road: RoadConfig) -> TrafficState:
     lane_arr = np.array(lane)
-    return TrafficState(x=np.array(x, dtype=float), y=road.lane_center(lane_arr).astype(float),
-                        v=np.array(v, dtype=float), vy=np.zeros(len(x)), lane=lane_arr, accel=np.zeros(len(x)))
+    return TrafficState(
+        x=np.array(x, dtype=float),
+        y=road.lane_center(lane_arr).astype(float),
+        v=np.array(v, dtype=float),
+        vy=np.zeros(len(x)),
+        lane=lane_arr,
+        accel=np.zeros(len(x)),
+    )
 
 
 def test_idm_matches_the_formula_by_hand() -> None:

@@ -1,0 +1,57 @@
+"""A short MemN2N run on bAbI task 1 (real data) through the recipe entry: test error
+< 10 %, run folder contents, and the reload-and-evaluate function."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from genoise.cli.recipes import load_recipe, resolve_config
+from genoise.memory.recipes import evaluate_babi_run, train_recipe
+from genoise.train.run import Run
+
+
+@pytest.fixture(scope="module")
+def task1_run(shared_data, tmp_path_factory):
+    if shared_data is None or not (Path(shared_data) / "babi" / "en").is_dir():
+        pytest.skip("no bAbI data folder")
+    recipe = load_recipe("memn2n-babi")
+    config = resolve_config(recipe, ["task=1", "embedding_dim=20", "ls_epochs=10", "epochs=10",
+                                     "lr_decay_every=2"])
+    run = Run(tmp_path_factory.mktemp("memn2n"), config=config, data_dir=Path(shared_data), progress=False)
+    return run, train_recipe(run)
+
+
+def test_short_task1_run_gets_test_error_below_10_percent(task1_run):
+    _, summary = task1_run
+    assert summary["mean_test_error"] < 0.10
+    assert summary["epochs"] == 20
+
+
+def test_run_folder_holds_checkpoint_and_error_tables(task1_run):
+    run, summary = task1_run
+    assert run.path("checkpoint.pt").is_file()
+    errors = json.loads(run.path("errors.json").read_text())
+    assert errors["test_error"]["1"] == pytest.approx(summary["mean_test_error"])
+    assert "| **mean** |" in run.path("errors.md").read_text()
+    assert len(run.path("metrics.jsonl").read_text().splitlines()) == 20
+
+
+def test_evaluate_babi_run_reloads_the_same_model(task1_run):
+    run, summary = task1_run
+    result = evaluate_babi_run(run.dir)
+    assert result["test_error"][1] == pytest.approx(summary["mean_test_error"])
+    assert "| 1 |" in result["table"]
+
+
+def test_recipe_refuses_bad_values(tmp_path):
+    recipe = load_recipe("memn2n-babi")
+    with pytest.raises(ValueError, match="encoding"):
+        resolve_config(recipe, ["encoding=onehot"])
+    run = Run(tmp_path, config=resolve_config(recipe, ["task=25"]), data_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="task must be"):
+        train_recipe(run)
+    with pytest.raises(FileNotFoundError, match=r"checkpoint\.pt"):
+        evaluate_babi_run(tmp_path)
