@@ -12,7 +12,7 @@ Multiply-adds per sample (D features, K atoms, T iterations; G, S, W_e precomput
     CoD (T coordinate steps):  D·K + T·K        LCoD (T coordinate steps):  D·K + T·K
 
 (the soft-thresholds, comparisons and argmax are not counted; they are O(K) per step for
-CoD and LCoD alike). The CoD curve is recorded at every step up to 5,000 steps. For each
+CoD and LCoD alike). The CoD curve is recorded at every step up to 3,000 steps. For each
 learned-encoder point we report the CoD steps needed to reach the same error and two
 ratios: **total** multiply-adds (counting the D·K encoder product W_e y that every method
 pays once) and **iterations only** (steps beyond that shared product: CoD steps / LCoD
@@ -96,11 +96,13 @@ def run_setting(name: str, y_train: Tensor, y_test: Tensor, n_atoms: int, lam: f
     t0 = time.perf_counter()
     learner = DictionaryLearner(n_atoms, lam, n_epochs=1 if quick else 2, seed=0).fit(y_train)
     w = learner.dictionary_
-    z_train = fista(y_train, w, lam, n_iter=3000, gap_tol=1e-7)
-    z_test = fista(y_test, w, lam, n_iter=3000, gap_tol=1e-7)
+    # Targets: FISTA with restart until the relative duality gap is 1e-5 (certified); the
+    # errors compared below are ≥ 1e-3.
+    z_train = fista(y_train, w, lam, n_iter=1000, gap_tol=1e-5)
+    z_test = fista(y_test, w, lam, n_iter=1000, gap_tol=1e-5)
     nnz = float((z_test != 0).sum(1).float().mean())
     d, k = y_train.shape[1], n_atoms
-    n_cod = 1000 if quick else 5000
+    n_cod = 1000 if quick else 3000
     cod = cod_curve(y_test, w, lam, z_test, n_cod)
     check = code_prediction_error(coordinate_descent(y_test, w, lam, n_iter=50), z_test)
     assert abs(check - cod[50]) <= 1e-4 * max(check, 1e-12), (check, cod[50])
@@ -110,7 +112,7 @@ def run_setting(name: str, y_train: Tensor, y_test: Tensor, n_atoms: int, lam: f
         curves["ISTA"][t] = code_prediction_error(ista(y_test, w, lam, n_iter=t), z_test)
         curves["FISTA"][t] = code_prediction_error(fista(y_test, w, lam, n_iter=t, restart=False), z_test)
     lista_steps = [1, 2, 3] if quick else [1, 2, 3, 5]
-    lcod_steps = [1, 5, 20] if quick else [1, 2, 5, 10, 20, 50]
+    lcod_steps = [1, 5, 20] if quick else [1, 2, 5, 10, 20, 50][:6 if k <= 100 else 5]
     epochs = 5 if quick else 10
     for label, cls, depths in (("LISTA", LISTA, lista_steps), ("LCoD", LCoD, lcod_steps)):
         for t in depths:
@@ -168,7 +170,9 @@ def main() -> None:
                     "MNIST")
         else:
             all_patches, source = patches(args.data_dir, n_train + n_test)
-            data = (all_patches[:n_train], all_patches[n_train:], int(setting[len("patches"):]), 0.1, source)
+            k = int(setting[len("patches"):])
+            n = n_train if k <= 100 or args.quick else 3000          # K=400: time budget on this machine
+            data = (all_patches[:n], all_patches[n_train:], k, 0.1, source)
         y_train, y_test, k, lam, source = data
         text = run_setting(setting, y_train, y_test, k, lam, quick=args.quick, source=source)
         print(text + "\n", flush=True)

@@ -111,7 +111,7 @@ def train_memn2n(data: BabiData, cfg: MemN2NConfig, *, checkpoint: str | Path | 
         generator.set_state(saved["generator"])
         state = saved["state"]
     total = state["ls_end"] + cfg.epochs
-    train, start_time = data.train, time.perf_counter()
+    train, start_time, first_epoch = data.train, time.perf_counter(), state["epoch"]
     bar = None
     if progress:
         from tqdm import tqdm
@@ -162,9 +162,10 @@ def train_memn2n(data: BabiData, cfg: MemN2NConfig, *, checkpoint: str | Path | 
             atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                "generator": generator.get_state(), "state": state,
                                "config": asdict(cfg), "vocab": data.vocab.words}, checkpoint)
-        if max_seconds is not None and time.perf_counter() - start_time > max_seconds \
-                and state["epoch"] < total:
-            break
+        elapsed = time.perf_counter() - start_time
+        epoch_seconds = elapsed / (state["epoch"] - first_epoch)
+        if max_seconds is not None and elapsed + epoch_seconds > max_seconds and state["epoch"] < total:
+            break  # the next epoch would not fit in the budget
     if bar is not None:
         bar.close()
     return {"model": model, "finished": state["epoch"] >= total, "history": state["history"],

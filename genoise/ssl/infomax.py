@@ -43,14 +43,16 @@ def covariance_loss(z: Tensor) -> Tensor:
     """Sum of squared off-diagonal covariances divided by D (VICReg eq. 3):
     C(Z) = (1/(B−1)) Σ_b (z_b − z̄)(z_b − z̄)ᵀ,   c(Z) = (1/D) Σ_{i≠j} C(Z)_{ij}².
 
-    z: (B, D) with B ≥ 2.
+    Computed as (‖C‖_F² − Σ_i C_ii²)/D with ‖ZᵀZ‖_F = ‖ZZᵀ‖_F, so the Gram matrix is
+    min(B, D)² (B×B when the batch is smaller than the embedding). z: (B, D), B ≥ 2.
     """
     check_embedding("z", z)
     batch, dim = z.shape
     centred = z - z.mean(dim=0)
-    cov = centred.T @ centred / (batch - 1)
-    off_diagonal = cov - torch.diag(torch.diagonal(cov))
-    return off_diagonal.pow(2).sum() / dim
+    gram = centred @ centred.T if batch < dim else centred.T @ centred
+    frobenius = gram.square().sum() / (batch - 1) ** 2
+    diagonal = (centred.square().sum(dim=0) / (batch - 1)).square().sum()
+    return (frobenius - diagonal) / dim
 
 
 def vicreg_loss(z_a: Tensor, z_b: Tensor, *, sim_weight: float = 25.0, var_weight: float = 25.0,

@@ -43,17 +43,21 @@ def random_directions(dim: int, num_slices: int, *, seed: int = 0, device: torch
 
 def epps_pulley(x: Tensor, *, t_max: float = 5.0, num_points: int = 17) -> Tensor:
     """Epps–Pulley statistic of each column of ``x`` (N, M) against N(0, 1):
-    N ∫_{−t_max}^{t_max} |φ̂(t) − e^{−t²/2}|² e^{−t²/2} dt (trapezoid rule). Returns (M,).
+    N ∫_{−t_max}^{t_max} |φ̂(t) − e^{−t²/2}|² e^{−t²/2} dt, trapezoid rule on ``num_points``
+    equally spaced knots (odd, so that 0 is a knot). Returns (M,).
 
-    |φ̂ − φ|² = (mean cos(tx) − φ)² + (mean sin(tx))², computed in real arithmetic.
+    |φ̂ − φ|² = (mean cos(tx) − φ)² + (mean sin(tx))² is even in t, so only the knots t ≥ 0 are
+    evaluated and the half-line integral is doubled (identical to the full symmetric grid).
     """
     check_embedding("x", x)
     check_positive("t_max", t_max)
-    t = torch.linspace(-t_max, t_max, num_points, device=x.device, dtype=x.dtype)
+    if num_points < 3 or num_points % 2 == 0:
+        raise ValueError(f"num_points must be an odd integer >= 3, got {num_points}")
+    t = torch.linspace(0.0, t_max, (num_points + 1) // 2, device=x.device, dtype=x.dtype)
     phi = torch.exp(-0.5 * t.square())
     xt = x.unsqueeze(-1) * t                                            # (N, M, T)
     err = (torch.cos(xt).mean(0) - phi).square() + torch.sin(xt).mean(0).square()
-    return torch.trapezoid(err * phi, t, dim=-1) * x.shape[0]
+    return 2.0 * torch.trapezoid(err * phi, t, dim=-1) * x.shape[0]
 
 
 def sigreg_loss(z: Tensor, *, num_slices: int = 256, seed: int = 0, t_max: float = 5.0,

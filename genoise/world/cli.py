@@ -65,3 +65,63 @@ def collect_main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(collect_main())
+
+
+def plan_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="genoise plan",
+        description="Drive held-out episodes by planning over a learned forward model "
+        "(a `genoise train world-model-traffic` run folder).",
+    )
+    parser.add_argument("model_run", help="run folder holding forward_model.pt")
+    parser.add_argument("--planner", choices=("mpc", "cem", "mppi"), default="mpc", help="mpc = gradient MPC")
+    parser.add_argument("--episodes", type=int, default=10)
+    parser.add_argument("--horizon", type=int, default=8)
+    parser.add_argument("--samples", type=int, default=32, help="CEM / MPPI candidates per iteration")
+    parser.add_argument("--iterations", type=int, default=3)
+    parser.add_argument("--route-length", type=float, default=200.0)
+    parser.add_argument("--max-steps", type=int, default=400)
+    parser.add_argument("--gif", default=None, help="write the first episode as a GIF here")
+    return parser
+
+
+def plan_main(argv: Sequence[str] | None = None) -> int:
+    """``genoise plan``: success / collision / distance of a planner over the learned model."""
+    from pathlib import Path
+
+    import torch
+
+    from genoise.world.forward import load_forward_model
+    from genoise.world.highway_env import HighwayTrafficEnv
+    from genoise.world.policy import evaluate_driving, planner_controller
+    from genoise.world.render import save_gif
+
+    args = plan_parser().parse_args(argv)
+    checkpoint = Path(args.model_run) / "forward_model.pt"
+    if not checkpoint.is_file():
+        raise ValueError(
+            f"no forward model at {checkpoint} (train one with `genoise train world-model-traffic`)"
+        )
+    torch.set_num_threads(1)
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)["obs_config"]
+    model = load_forward_model(checkpoint)
+    road = RoadConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved["road"].items()})
+    env_kwargs = dict(
+        road=road, raster=model.raster, route_length=args.route_length, max_steps=args.max_steps
+    )
+    probe = HighwayTrafficEnv(**env_kwargs)
+    method = {"mpc": "gradient"}.get(args.planner, args.planner)
+    options = {
+        "gradient": dict(iterations=args.iterations, lr=0.5),
+        "cem": dict(population=args.samples, n_elites=max(2, args.samples // 4), iterations=args.iterations),
+        "mppi": dict(samples=args.samples, iterations=args.iterations, temperature=0.1),
+    }[method]
+    controller = planner_controller(
+        model, method, probe.action_space.low, probe.action_space.high, args.horizon, options
+    )
+    seeds = [100_000 + i for i in range(args.episodes)]
+    outcome = evaluate_driving(controller, seeds, env_kwargs, model.history, record=0 if args.gif else None)
+    if args.gif:
+        save_gif(outcome["frames"][::2], args.gif)
+    print(json.dumps({k: v for k, v in outcome.items() if k != "frames"}))
+    return 0

@@ -44,6 +44,7 @@ def _data_dir(run: Run, config: dict[str, Any]) -> Path:
             steps=int(config["steps"]),
             seed=int(config["seed"]),
             road=_road(config),
+            warmup=int(config.get("warmup", 300)),
             progress=run.progress,
         )
     return root

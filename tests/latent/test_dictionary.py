@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from genoise.latent.dictionary import DictionaryLearner, SparseCoder, update_dictionary_bcd
+from genoise.latent.dictionary import (
+    DictionaryLearner,
+    SparseCoder,
+    update_dictionary_bcd,
+    update_dictionary_gradient,
+)
 from genoise.latent.ista import sparse_coding_objective
 
 
@@ -42,6 +47,33 @@ def test_bcd_step_does_not_increase_surrogate():
     def surrogate(w):
         return 0.5 * torch.trace(w.T @ w @ A) - torch.trace(w.T @ C)
     assert surrogate(w1) <= surrogate(w0)
+
+
+def test_gradient_update_decreases_surrogate_and_positive_atoms_stay_nonnegative():
+    y = _data(n=200)
+    z = DictionaryLearner(12, 0.1, n_epochs=1, seed=0).fit(y).transform(y)
+    A, C = z.T @ z, y.T @ z
+    w0 = torch.nn.functional.normalize(torch.randn(30, 12, generator=torch.Generator().manual_seed(2)), dim=0)
+
+    def surrogate(w):
+        return float(0.5 * torch.trace(w.T @ w @ A) - torch.trace(w.T @ C))
+
+    w_grad, dead = update_dictionary_gradient(w0, A, C, n_steps=20)
+    assert surrogate(w_grad) < surrogate(w0)
+    assert not dead.any()
+    for update in (update_dictionary_bcd, update_dictionary_gradient):
+        w_pos, _ = update(w0.abs(), A, C, positive=True)
+        assert float(w_pos.min()) >= 0
+        assert torch.allclose(w_pos.norm(dim=0), torch.ones(12), atol=1e-5)
+
+
+def test_nonnegative_learner_gives_nonnegative_atoms_and_codes():
+    y = _data().abs()
+    learner = DictionaryLearner(12, 0.1, n_epochs=2, batch_size=64, positive=True, positive_dictionary=True,
+                                seed=0).fit(y)
+    assert float(learner.dictionary_.min()) >= 0
+    assert float(learner.transform(y).min()) >= 0
+    assert learner.objective_[-1] < learner.objective_[0]
 
 
 def test_transform_and_sparse_coder_agree_with_energy_minimum():

@@ -9,6 +9,7 @@ from sklearn.linear_model import Lasso
 
 from genoise.latent.ista import (
     coordinate_descent,
+    duality_gap,
     fista,
     ista,
     lipschitz_constant,
@@ -111,6 +112,36 @@ def test_tolerance_stops_early_but_near_optimum():
     tight = fista(y, w, 0.5, n_iter=5000, tol=1e-13)
     gap = sparse_coding_objective(y, w, loose, 0.5) - sparse_coding_objective(y, w, tight, 0.5)
     assert float(gap.max()) < 1e-3
+
+
+def test_duality_gap_bounds_suboptimality_and_gap_stop_is_certified():
+    y, w = _problem(9, n_features=30, n_atoms=60, batch=8, unit=True)
+    lam = 0.3
+    z_star = fista(y, w, lam, n_iter=5000, tol=1e-14)
+    optimum = sparse_coding_objective(y, w, z_star, lam)
+    gram, wty = w.T @ w, y @ w
+    for n_iter in (3, 10, 30):
+        z = fista(y, w, lam, n_iter=n_iter)
+        primal, gap = duality_gap(y.pow(2).sum(1), wty, z, z @ gram, lam)
+        assert torch.allclose(primal, sparse_coding_objective(y, w, z, lam), rtol=1e-10)
+        assert torch.all(gap >= primal - optimum - 1e-12)            # weak duality
+    _, gap_star = duality_gap(y.pow(2).sum(1), wty, z_star, z_star @ gram, lam)
+    assert float(gap_star.max()) < 1e-9                                # zero gap at the optimum
+    z = fista(y, w, lam, n_iter=5000, gap_tol=1e-6)
+    assert torch.all(sparse_coding_objective(y, w, z, lam) <= optimum * (1 + 1e-6) + 1e-12)
+
+
+def test_adaptive_restart_converges_faster_on_nonnegative_correlated_atoms():
+    gen = torch.Generator().manual_seed(11)
+    # Non-negative, correlated atoms and data (like digits): a badly conditioned Gram matrix,
+    # where the momentum overshoots and restarting it pays (O'Donoghue & Candès 2015).
+    w = torch.nn.functional.normalize(torch.rand(80, 40, generator=gen, dtype=torch.float64) ** 4, dim=0)
+    y = 3 * torch.rand(10, 80, generator=gen, dtype=torch.float64) ** 4
+    lam = 0.1
+    optimum = sparse_coding_objective(y, w, fista(y, w, lam, n_iter=20000, tol=1e-14), lam).sum()
+    plain = sparse_coding_objective(y, w, fista(y, w, lam, n_iter=150, restart=False), lam).sum()
+    restarted = sparse_coding_objective(y, w, fista(y, w, lam, n_iter=150), lam).sum()
+    assert restarted - optimum < 0.1 * (plain - optimum)
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [

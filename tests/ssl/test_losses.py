@@ -61,6 +61,11 @@ def test_vicreg_terms_match_a_loop_reference(pair):
     assert vicreg_loss(z_a, z_b).item() == pytest.approx(expected, rel=1e-10)
 
 
+def test_covariance_loss_matches_the_loop_when_the_batch_is_smaller_than_the_dimension(generator):
+    z = torch.randn(4, 9, generator=generator, dtype=torch.float64)  # uses the 4×4 Gram matrix
+    assert covariance_loss(z).item() == pytest.approx(_cov_offdiag(z), rel=1e-10)
+
+
 def test_vicreg_variance_term_is_zero_when_every_std_is_at_least_one(generator):
     z = 3.0 * torch.randn(64, 8, generator=generator)
     assert (z.std(0) >= 1).all()

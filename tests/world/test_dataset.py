@@ -160,3 +160,10 @@ def test_episode_renders_to_png_and_gif(tmp_path) -> None:
     red = (frames[0][..., 0] > 200) & (frames[0][..., 1] < 80)
     cols = np.flatnonzero(red.any(0))
     assert red.sum() > 20 and abs(cols.mean() - frames[0].shape[1] / 2) < 3  # ego in the middle
+
+
+def test_plan_command_names_a_missing_model(tmp_path) -> None:
+    from genoise.world.cli import plan_main
+
+    with pytest.raises(ValueError, match=r"no forward model at .*forward_model\.pt"):
+        plan_main([str(tmp_path), "--planner", "cem"])

@@ -52,7 +52,7 @@ def test_training_reduces_the_prediction_loss(data, nz: int) -> None:
         optimiser.step()
         losses.append(loss["loss"].item())
     assert losses[-1] < 0.5 * losses[0]
-    assert float(loss["kl"]) >= 0 and (nz > 0 or float(loss["kl"]) == 0)
+    assert loss["kl"].item() >= 0 and (nz > 0 or loss["kl"].item() == 0)
     errors = prediction_error(model, batch, generator)
     assert errors["model"].shape == (3,) and errors["copy_last"].shape == (3,)
 

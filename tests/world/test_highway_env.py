@@ -201,3 +201,17 @@ def test_bad_configuration_is_refused() -> None:
         HighwayTrafficEnv(route_length=1000.0)
     with pytest.raises(ValueError, match="reset"):
         small_env().step(np.zeros(2))
+
+
+def test_vector_observation_lists_the_nearest_cars() -> None:
+    env = small_env(obs_mode="vector", n_neighbours=3)
+    obs, _ = env.reset(seed=5)
+    keep = env._visible()
+    L = env.road.road_length
+    dx = np.mod(env.traffic.x[keep] - env.ego["x"] + L / 2, L) - L / 2
+    dy = env.traffic.y[keep] - env.ego["y"]
+    nearest = np.sort(np.hypot(dx, dy))[:3]
+    rows = obs[3:].reshape(3, 5)
+    np.testing.assert_allclose(np.hypot(rows[:, 0], rows[:, 1]), nearest, rtol=1e-5)
+    assert (rows[:, 4] == 1).all()
+    np.testing.assert_allclose(obs[:3], [env.ego["y"], env.ego["v"], env.ego["vy"]], rtol=1e-6)
