@@ -11,8 +11,19 @@ from pathlib import Path
 from genoise.cli.demo import SECTIONS, run_demo
 from genoise.cli.recipes import list_recipes, load_recipe, resolve_config
 
-# kind -> "module:function(run_dir: Path, **options) -> dict"
-EVALUATORS: dict[str, str] = {}
+# kind -> ("module:function", preset options); the function is fn(run_dir: Path, **options) -> dict
+EVALUATORS: dict[str, tuple[str, dict]] = {
+    "linear": ("genoise.ssl.recipes:evaluate_run", {"kind": "linear"}),
+    "knn": ("genoise.ssl.recipes:evaluate_run", {"kind": "knn"}),
+    "babi": ("genoise.memory.recipes:evaluate_babi_run", {}),
+}
+# sub-commands whose arguments are parsed by the capability itself: name -> "module:main(argv)"
+PASSTHROUGH: dict[str, tuple[str, str]] = {
+    "world": ("genoise.world.cli:collect_main",
+              "world-model data: genoise world collect OUT_DIR [--episodes N ...]"),
+    "plan": ("genoise.world.cli:plan_main",
+             "drive with a planner over a learned model: genoise plan MODEL_RUN --planner mpc|cem|mppi"),
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run_dir", help="the run folder written by `genoise train`")
     evaluate.add_argument("options", nargs="*", metavar="key=value",
                           help="evaluator options (e.g. k=20)")
+
+    for name, (_, help_text) in PASSTHROUGH.items():
+        passthrough = sub.add_parser(name, help=help_text, add_help=False)
+        passthrough.add_argument("rest", nargs=argparse.REMAINDER)
 
     recipes = sub.add_parser("recipes", help="list the shipped recipes",
                              description="List recipes, or show one with its defaults.")
@@ -98,8 +113,9 @@ def _eval(args: argparse.Namespace) -> int:
         if not sep:
             raise ValueError(f"option {item!r} must look like key=value")
         options[key] = yaml.safe_load(raw)
-    module_name, _, attr = EVALUATORS[args.kind].partition(":")
-    result = getattr(importlib.import_module(module_name), attr)(run_dir, **options)
+    target, preset = EVALUATORS[args.kind]
+    module_name, _, attr = target.partition(":")
+    result = getattr(importlib.import_module(module_name), attr)(run_dir, **{**preset, **options})
     print(json.dumps(result, indent=2, default=str))
     return 0
 
@@ -129,8 +145,30 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _passthrough(argv: list[str]) -> int:
+    import importlib
+
+    name, rest = argv[0], argv[1:]
+    if name == "world":
+        if not rest or rest[0] != "collect":
+            asked = rest[:1] in (["-h"], ["--help"])
+            print("usage: genoise world collect OUT_DIR [options]   (see: genoise world collect --help)",
+                  file=sys.stdout if asked else sys.stderr)
+            return 0 if asked else 2
+        rest = rest[1:]
+    module_name, _, attr = PASSTHROUGH[name][0].partition(":")
+    try:
+        return int(getattr(importlib.import_module(module_name), attr)(rest) or 0)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"genoise: error: {err}", file=sys.stderr)
+        return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``genoise`` command; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in PASSTHROUGH:
+        return _passthrough(argv)
     args = _parser().parse_args(argv)
     handlers = {"train": _train, "recipes": _recipes, "demo": _demo, "eval": _eval}
     try:

@@ -23,6 +23,9 @@ SECTIONS: dict[str, str] = {
     "latent": "genoise.latent.recipes_classical:demo_section",
     "sparse-coding": "genoise.latent.recipes_sparse:demo_sparse_coding",
     "lista": "genoise.latent.recipes_sparse:demo_lista",
+    "memn2n": "genoise.memory.recipes:demo_section",
+    "ssl": "genoise.ssl.recipes:demo_section",
+    "world": "genoise.world.demo:demo_section",
 }
 
 

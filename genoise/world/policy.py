@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from dataclasses import asdict
 
 import numpy as np
 import torch
@@ -32,6 +33,16 @@ class DrivingPolicy(nn.Module):
         self, model: ForwardModel, low: np.ndarray, high: np.ndarray, width: int = 16, hidden: int = 128
     ) -> None:
         super().__init__()
+        self.history, self.raster = model.history, model.raster
+        self.kwargs = dict(
+            history=model.history,
+            raster=asdict(model.raster),
+            state_dim=model.state_dim,
+            low=[float(v) for v in np.asarray(low)],
+            high=[float(v) for v in np.asarray(high)],
+            width=width,
+            hidden=hidden,
+        )
         h, w = model.raster.shape
         flat = 2 * width * (h // 8) * (w // 8)
         self.encoder = nn.Sequential(_conv_encoder(3 * model.history, width), nn.Linear(flat, hidden))

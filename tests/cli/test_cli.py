@@ -106,3 +106,26 @@ def test_demo_sections_are_all_importable():
     for name, target in demo_module.SECTIONS.items():
         module_name, _, attr = target.partition(":")
         assert callable(getattr(importlib.import_module(module_name), attr)), name
+
+
+def test_eval_refuses_unknown_kind_and_missing_folder(tmp_path, capsys):
+    assert main(["eval", "telepathy", str(tmp_path)]) == 2
+    assert "unknown evaluation kind 'telepathy'; available: linear, knn, babi" in capsys.readouterr().err
+    assert main(["eval", "babi", str(tmp_path / "nope")]) == 2
+    assert "no such run folder" in capsys.readouterr().err
+
+
+def test_evaluators_and_passthrough_commands_are_importable():
+    import importlib
+
+    from genoise.cli import EVALUATORS, PASSTHROUGH
+
+    for target in [t for t, _ in EVALUATORS.values()] + [t for t, _ in PASSTHROUGH.values()]:
+        module_name, _, attr = target.partition(":")
+        assert callable(getattr(importlib.import_module(module_name), attr)), target
+
+
+def test_world_without_collect_prints_usage(capsys):
+    assert main(["world"]) == 2
+    assert "genoise world collect OUT_DIR" in capsys.readouterr().err
+    assert main(["world", "--help"]) == 0

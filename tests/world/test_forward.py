@@ -63,7 +63,7 @@ def test_latent_dropout_one_means_the_latent_is_ignored(data) -> None:
     loss = forward_model_loss(model, batch, z_dropout=1.0, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         images, _ = rollout(model, batch["images"], batch["states"], batch["actions"], torch.zeros(8, 3, 4))
-    assert float(loss["image_mse"]) == pytest.approx(
+    assert loss["image_mse"].item() == pytest.approx(
         float((images - batch["target_images"]).pow(2).mean()), rel=1e-5
     )
 
@@ -98,7 +98,7 @@ def test_uncertainty_is_a_differentiable_dropout_variance(data) -> None:
     assert not model.training  # dropout was switched on for the call only
     without_dropout = small_model(dropout=0.0)
     u0 = uncertainty_cost(without_dropout, batch["images"], batch["states"], batch["actions"], n_samples=3)
-    assert float(u0.abs().max()) < 1e-10  # identical masks: no variance
+    assert u0.abs().max().item() < 1e-10  # identical masks: no variance
     with pytest.raises(ValueError, match="n_samples"):
         uncertainty_cost(model, batch["images"], batch["states"], actions, n_samples=1)
 
