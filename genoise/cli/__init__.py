@@ -169,7 +169,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in PASSTHROUGH:
         return _passthrough(argv)
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extras = parser.parse_known_args(argv)
+    # key=value overrides may come after options (`genoise train R --resume steps=9`).
+    overrides = [e for e in extras if "=" in e and not e.startswith("-")]
+    if args.command in ("train", "eval") and overrides:
+        target = "overrides" if args.command == "train" else "options"
+        setattr(args, target, [*getattr(args, target), *overrides])
+        extras = [e for e in extras if e not in overrides]
+    if extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
     handlers = {"train": _train, "recipes": _recipes, "demo": _demo, "eval": _eval}
     try:
         return handlers[args.command](args)

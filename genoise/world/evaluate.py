@@ -104,7 +104,11 @@ def load_policy(
         raise ValueError(f"{path} is not a driving-policy checkpoint (expected kind {KIND!r})")
     trained = checkpoint["obs_config"]
     for key in _CHECKED:
-        if expect_obs is not None and key in expect_obs and _plain(expect_obs[key]) != _plain(trained.get(key)):
+        if (
+            expect_obs is not None
+            and key in expect_obs
+            and _plain(expect_obs[key]) != _plain(trained.get(key))
+        ):
             raise ValueError(
                 f"policy checkpoint {path} was trained for {key}={trained.get(key)!r} but the "
                 f"environment gives {key}={expect_obs[key]!r}"
@@ -148,7 +152,9 @@ def evaluation_table(
     order = [k for k in ROW_NAMES if k in controllers] + [k for k in controllers if k not in ROW_NAMES]
     for key in order:
         keep_frames = out_dir is not None and key == record
-        outcome = evaluate_driving(controllers[key], seeds, env_kwargs, history, record=0 if keep_frames else None)
+        outcome = evaluate_driving(
+            controllers[key], seeds, env_kwargs, history, record=0 if keep_frames else None
+        )
         frames = outcome.pop("frames")
         outcome["timeout_rate"] = sum(o == "time_limit" for o in outcome["outcomes"]) / len(seeds)
         results[key] = outcome
@@ -234,7 +240,15 @@ def evaluate_driving_run(
         atomic_write_text(run_dir / "evaluation_reloaded.md", out["table"])
         atomic_write_text(
             run_dir / "evaluation_reloaded.json",
-            json.dumps({"seeds": seeds, "env": {**env_kwargs, "road": asdict(road), "raster": asdict(raster)},
-                        "results": out["results"]}, indent=1, default=str) + "\n",
+            json.dumps(
+                {
+                    "seeds": seeds,
+                    "env": {**env_kwargs, "road": asdict(road), "raster": asdict(raster)},
+                    "results": out["results"],
+                },
+                indent=1,
+                default=str,
+            )
+            + "\n",
         )
     return out

@@ -65,6 +65,7 @@ class ForwardModel(nn.Module):
         dropout: float = 0.1,
         state_dim: int = 3,
         action_dim: int = 2,
+        ego_kinematics: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
         self.raster = raster or RasterSpec()
@@ -80,7 +81,16 @@ class ForwardModel(nn.Module):
             dropout=dropout,
             state_dim=state_dim,
             action_dim=action_dim,
+            ego_kinematics=None if ego_kinematics is None else dict(ego_kinematics),
         )
+        if ego_kinematics is not None:
+            missing = {"dt", "n_lanes", "lane_width"} - set(ego_kinematics)
+            if missing or state_dim != 3 or action_dim != 2:
+                raise ValueError(
+                    "ego_kinematics needs keys dt, n_lanes, lane_width and state (y, v, v_y) / action "
+                    f"(acceleration, lateral velocity); missing {sorted(missing)}"
+                )
+        self.kinematics = None if ego_kinematics is None else dict(ego_kinematics)
         self.history, self.nz, self.state_dim, self.action_dim = history, nz, state_dim, action_dim
         self.grid = (2 * width, h // 8, w // 8)
         flat = 2 * width * (h // 8) * (w // 8)
@@ -123,11 +133,10 @@ class ForwardModel(nn.Module):
         b = images.shape[0]
         s = (states - self.state_mean) / self.state_std
         a = (action - self.action_mean) / self.action_std
-        return (
-            self.encoder(images.reshape(b, -1, *images.shape[-2:]))
-            + self.state_encoder(s.reshape(b, -1))
-            + self.action_encoder(a)
-        )
+        h = self.encoder(images.reshape(b, -1, *images.shape[-2:])) + self.state_encoder(s.reshape(b, -1))
+        if self.kinematics is not None:  # other cars ignore the ego (invisible-car setting)
+            return h
+        return h + self.action_encoder(a)
 
     def infer_latent(self, h: Tensor, target_image: Tensor, target_state: Tensor) -> tuple[Tensor, Tensor]:
         """Posterior mean and log-variance (B, nz) given the target."""
@@ -136,21 +145,70 @@ class ForwardModel(nn.Module):
         return stats.chunk(2, dim=-1)
 
     def decode(
-        self, h: Tensor, last_image: Tensor, last_state: Tensor, z: Tensor | None = None
+        self,
+        h: Tensor,
+        last_image: Tensor,
+        last_state: Tensor,
+        z: Tensor | None = None,
+        action: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """Next raster ``clip(last_image + D(h), 0, 1)`` and state ``last + std * g(h)``."""
+        """Next raster ``clip(last_image + D(h), 0, 1)`` and state ``last + std * g(h)``
+        (with ``ego_kinematics``: see :meth:`kinematic_decode`, which needs ``action``)."""
         if self.nz > 0 and z is not None:
             h = h + self.z_encoder(z)
         h = self.dropout(h)
-        image = (last_image + self.decoder(self.to_grid(h).view(-1, *self.grid))).clamp(0.0, 1.0)
+        delta = self.decoder(self.to_grid(h).view(-1, *self.grid))
+        if self.kinematics is not None:
+            if action is None:
+                raise ValueError("a model with ego_kinematics needs the action to decode")
+            return self.kinematic_decode(delta, last_image, last_state, action)
+        image = (last_image + delta).clamp(0.0, 1.0)
         state = last_state + self.state_head(h) * self.state_std
+        return image, state
+
+    def kinematic_decode(
+        self, delta: Tensor, last_image: Tensor, last_state: Tensor, action: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Known ego kinematics + learned other cars (``ego_kinematics`` models).
+
+        The ego state follows the simulator's integrator exactly: ``v' = max(0, v + a dt)``,
+        ``y' = y + a_y dt``, ``v_y' = a_y``. The lane channel is re-drawn at ``y'``
+        (:func:`~genoise.world.raster.lane_profile`), the ego channel is unchanged, and the
+        other cars are predicted by the network (a residual on the last frame) in the frame of
+        a reference ego that keeps its speed ``v`` and lane position — they do not react to the
+        ego, as in the invisible-car setting — then translated by the ego's deviation from it,
+        ``((v' - v) dt, a_y dt)``, with bilinear sampling. So the predicted raster, and every
+        cost computed from it, is differentiable in the action, and an untrained model with
+        ``a = 0`` copies the last frame exactly."""
+        from genoise.world.raster import CARS, EGO, lane_profile
+
+        dt = float(self.kinematics["dt"])
+        y, v = last_state[:, 0], last_state[:, 1]
+        v_next = (v + action[:, 0] * dt).clamp(min=0.0)
+        y_next = y + action[:, 1] * dt
+        state = torch.stack([y_next, v_next, action[:, 1]], -1)
+        cars = (last_image[:, CARS] + delta[:, CARS]).clamp(0.0, 1.0)
+        b, (h, w) = cars.shape[0], self.raster.shape
+        ext_x, ext_y = self.raster.extent
+        rows = (2 * torch.arange(h, dtype=cars.dtype, device=cars.device) + 1) / h - 1
+        cols = (2 * torch.arange(w, dtype=cars.dtype, device=cars.device) + 1) / w - 1
+        grid_y = rows.view(1, h, 1) - (2 * (v_next - v) * dt / ext_x).view(b, 1, 1)
+        grid_x = cols.view(1, 1, w) + (2 * action[:, 1] * dt / ext_y).view(b, 1, 1)
+        grid = torch.stack(torch.broadcast_tensors(grid_x, grid_y), -1)  # (B, H, W, 2) as (x, y)
+        cars = F.grid_sample(
+            cars.unsqueeze(1), grid, mode="bilinear", padding_mode="zeros", align_corners=False
+        )
+        lanes = lane_profile(
+            y_next, self.raster, int(self.kinematics["n_lanes"]), self.kinematics["lane_width"]
+        )
+        image = torch.stack([lanes.unsqueeze(1).expand(b, h, w), cars[:, 0], last_image[:, EGO]], 1)
         return image, state
 
     def forward(
         self, images: Tensor, states: Tensor, action: Tensor, z: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
         """One step: (B, 3, H, W) next raster and (B, S) next state."""
-        return self.decode(self.encode(images, states, action), images[:, -1], states[:, -1], z)
+        return self.decode(self.encode(images, states, action), images[:, -1], states[:, -1], z, action)
 
     def sample_prior(self, shape: tuple[int, ...], generator: torch.Generator | None = None) -> Tensor | None:
         """``z ~ N(0, I)`` of shape (*shape, nz), or None for a deterministic model."""
@@ -202,7 +260,7 @@ def forward_model_loss(
             keep = (torch.rand(mu.shape[0], 1, generator=generator, device=mu.device) >= z_dropout).float()
             z = z * keep
             kl = kl + 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1).mean()
-        image, state = model.decode(h, images[:, -1], states[:, -1], z)
+        image, state = model.decode(h, images[:, -1], states[:, -1], z, actions[:, t])
         image_loss = image_loss + F.mse_loss(image, target_image)
         state_loss = state_loss + F.mse_loss(
             (state - target_state) / model.state_std, torch.zeros_like(state)

@@ -16,7 +16,7 @@ from genoise.train.run import Run
 from genoise.world.dataset import TrafficDataset, collect_traffic
 from genoise.world.forward import ForwardModel, load_forward_model, save_forward_model
 from genoise.world.raster import RasterSpec
-from genoise.world.render import filmstrip, save_gif, save_png
+from genoise.world.render import save_png
 from genoise.world.traffic import RoadConfig
 from genoise.world.train import error_vs_horizon, normalise_from_data, train_forward_model
 
@@ -31,6 +31,10 @@ def _road(config: dict[str, Any]) -> RoadConfig:
 
 def _raster(config: dict[str, Any]) -> RasterSpec:
     return RasterSpec(shape=tuple(config["raster_shape"]), extent=tuple(config["raster_extent"]))
+
+
+def _kinematics(data: TrafficDataset) -> dict[str, float]:
+    return {"dt": data.dt, "n_lanes": data.road.n_lanes, "lane_width": data.road.lane_width}
 
 
 def _data_dir(run: Run, config: dict[str, Any]) -> Path:
@@ -80,7 +84,30 @@ def world_model_traffic(run: Run) -> dict[str, Any]:
         width=int(config["width"]),
         hidden=int(config["hidden"]),
         dropout=float(config["dropout"]),
+        ego_kinematics=_kinematics(train) if config.get("ego_kinematics", False) else None,
     ).to(run.device)
+    checkpoint = run.path("forward_model.pt")
+    if run.resume and checkpoint.is_file():  # resume: the model stage is done
+        model = load_forward_model(checkpoint, {"obs_mode": "raster", "raster": asdict(raster)})
+    else:
+        _fit_forward_model(run, model, train, config, generator)
+    errors = error_vs_horizon(model, test, n_batches=int(config["eval_batches"]), generator=generator)
+    _plot_errors(run, errors, train.dt)
+    _save_prediction_strip(run, model, test, generator)
+    summary = {
+        "test_mse_step1": errors["model"][0],
+        "test_mse_last": errors["model"][-1],
+        "copy_last_mse_step1": errors["copy_last"][0],
+        "copy_last_mse_last": errors["copy_last"][-1],
+        "error_vs_horizon": errors,
+        "traffic_dir": str(root),
+    }
+    return summary
+
+
+def _fit_forward_model(
+    run: Run, model: ForwardModel, train: TrafficDataset, config: dict[str, Any], generator: torch.Generator
+) -> None:
     normalise_from_data(model, train, generator=generator)
     train_forward_model(
         model,
@@ -97,20 +124,13 @@ def world_model_traffic(run: Run) -> dict[str, Any]:
     save_forward_model(
         model,
         run.path("forward_model.pt"),
-        {"obs_mode": "raster", "raster": asdict(raster), "road": asdict(train.road), "history": history},
+        {
+            "obs_mode": "raster",
+            "raster": asdict(model.raster),
+            "road": asdict(train.road),
+            "history": model.history,
+        },
     )
-    errors = error_vs_horizon(model, test, n_batches=int(config["eval_batches"]), generator=generator)
-    _plot_errors(run, errors, train.dt)
-    _save_prediction_strip(run, model, test, generator)
-    summary = {
-        "test_mse_step1": errors["model"][0],
-        "test_mse_last": errors["model"][-1],
-        "copy_last_mse_step1": errors["copy_last"][0],
-        "copy_last_mse_last": errors["copy_last"][-1],
-        "error_vs_horizon": errors,
-        "traffic_dir": str(root),
-    }
-    return summary
 
 
 def _save_prediction_strip(
@@ -147,6 +167,9 @@ def _load_or_train_model(run: Run, config: dict[str, Any]) -> tuple[ForwardModel
         expect = {"obs_mode": "raster", "raster": asdict(_raster(config))}
         return load_forward_model(folder / "forward_model.pt", expect), Path(summary.get("traffic_dir", ""))
     sub = run.subrun("world_model")
+    if run.resume and (sub.path("summary.json")).is_file() and sub.path("forward_model.pt").is_file():
+        summary = json.loads(sub.path("summary.json").read_text())
+        return load_forward_model(sub.path("forward_model.pt")), Path(summary["traffic_dir"])
     summary = world_model_traffic(sub)
     sub.save_summary(summary)
     return load_forward_model(sub.path("forward_model.pt")), Path(summary["traffic_dir"])
@@ -199,30 +222,20 @@ def train_policy(
     return policy.eval()
 
 
-ROW_NAMES = {
-    "none": "no action (keep speed)",
-    "idm": "IDM driver (replay)",
-    "bc": "behaviour cloning",
-    "gradient": "MPC-gradient",
-    "cem": "CEM",
-    "mppi": "MPPI",
-    "mpur": "MPUR",
-    "mpur_no_u": "MPUR without uncertainty",
-    "mper": "MPER",
-}
-
-
 def mpur_traffic(run: Run) -> dict[str, Any]:
-    """Train the policies through the forward model and evaluate every controller on the
-    same held-out seeds: success rate, collision rate, mean distance (``evaluation.md``)."""
-    from genoise.world.highway_env import HighwayTrafficEnv
-    from genoise.world.policy import (
-        evaluate_driving,
-        expert,
-        keep_speed,
-        planner_controller,
-        policy_controller,
+    """Train the policies through the forward model (saved to ``policies/<method>.pt``) and
+    evaluate every controller on the same held-out seeds: success rate, collision rate,
+    mean distance (``evaluation.md``). With ``run.resume`` a policy whose checkpoint exists
+    is loaded instead of trained."""
+    from genoise.world.evaluate import (
+        eval_seeds,
+        evaluation_table,
+        load_policy,
+        observation_config,
+        save_policy,
     )
+    from genoise.world.highway_env import HighwayTrafficEnv
+    from genoise.world.policy import expert, keep_speed, planner_controller, policy_controller
 
     config = run.config
     torch.manual_seed(int(config["seed"]))
@@ -240,13 +253,19 @@ def mpur_traffic(run: Run) -> dict[str, Any]:
         max_steps=int(config["max_steps"]),
     )
     probe = HighwayTrafficEnv(**env_kwargs)
+    obs_config = observation_config(probe, history)
     low, high = probe.action_space.low, probe.action_space.high
-    seeds = [100_000 + i for i in range(int(config["eval_episodes"]))]
+    seeds = eval_seeds(int(config["eval_episodes"]))
     controllers: dict[str, Any] = {"none": keep_speed, "idm": expert}
+    (run.dir / "policies").mkdir(exist_ok=True)
     for method in config["policies"]:
-        controllers[method] = policy_controller(
-            train_policy(method, model, data, expert_data, low, high, config, generator, log=run.log)
-        )
+        path = run.path(f"policies/{method}.pt")
+        if run.resume and path.is_file():
+            policy, _ = load_policy(path, expect_obs=obs_config)
+        else:
+            policy = train_policy(method, model, data, expert_data, low, high, config, generator, log=run.log)
+            save_policy(policy, path, obs_config, {**config, "method": method}, method=method)
+        controllers[method] = policy_controller(policy)
     for method in config["planners"]:
         options = {
             "gradient": dict(iterations=int(config["planner_iterations"]), lr=0.5),
@@ -264,30 +283,9 @@ def mpur_traffic(run: Run) -> dict[str, Any]:
         controllers[method] = planner_controller(
             model, method, low, high, int(config["planner_horizon"]), options
         )
-    order = [k for k in ROW_NAMES if k in controllers]
-    lines = [
-        f"{len(seeds)} held-out episodes (seeds {seeds[0]}…{seeds[-1]}), route {config['route_length']} m, "
-        f"time limit {config['max_steps']} steps, invisible-car mode.",
-        "",
-        "| controller | success % | collision % | off-road % | mean distance (m) |",
-        "|---|---|---|---|---|",
-    ]
-    results = {}
-    for key in order:
-        outcome = evaluate_driving(
-            controllers[key], seeds, env_kwargs, history, record=0 if key == "mpur" else None
-        )
-        results[key] = {k: v for k, v in outcome.items() if k != "frames"}
-        lines.append(
-            f"| {ROW_NAMES[key]} | {100 * outcome['success_rate']:.0f} | "
-            f"{100 * outcome['collision_rate']:.0f} | {100 * outcome['offroad_rate']:.0f} | "
-            f"{outcome['mean_distance']:.1f} |"
-        )
-        run.log({f"eval/{key}/success": outcome["success_rate"]})
-        if outcome["frames"]:
-            save_gif(outcome["frames"][::2], run.path("mpur_episode.gif"))
-            save_png(filmstrip(outcome["frames"], every=30), run.path("mpur_episode.png"))
-    table = "\n".join(lines) + "\n"
-    run.path("evaluation.md").write_text(table)
-    print(table)
-    return {"table": table, "results": results}
+    out = evaluation_table(
+        controllers, seeds, env_kwargs, history, out_dir=run.dir, record="mpur", log=run.log
+    )
+    run.path("evaluation.md").write_text(out["table"])
+    print(out["table"])
+    return out

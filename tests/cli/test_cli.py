@@ -129,3 +129,16 @@ def test_world_without_collect_prints_usage(capsys):
     assert main(["world"]) == 2
     assert "genoise world collect OUT_DIR" in capsys.readouterr().err
     assert main(["world", "--help"]) == 0
+
+
+def test_train_resume_continues_from_the_checkpoint_to_the_same_result(tmp_path):
+    base = ["train", "loss-table", "dataset=digits", "batch_size=32", "losses=[nll]",
+            "--runs-dir", str(tmp_path), "--no-progress", "--device", "cpu"]
+    assert main([*base, "steps=12", "--name", "straight"]) == 0
+    # An interrupted run: 6 steps, then resumed with the full budget.
+    assert main([*base, "steps=6", "--name", "resumed"]) == 0
+    assert main([*base, "steps=12", "--name", "resumed", "--resume"]) == 0
+    straight = json.loads((tmp_path / "straight" / "summary.json").read_text())["rows"][0]
+    resumed = json.loads((tmp_path / "resumed" / "summary.json").read_text())["rows"][0]
+    assert resumed["test_error"] == straight["test_error"]
+    assert resumed["margin_gap"] == straight["margin_gap"]

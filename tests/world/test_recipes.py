@@ -25,6 +25,7 @@ TINY = dict(
     history=2,
     n_future=1,
     nz=2,
+    ego_kinematics=True,
     width=4,
     hidden=16,
     dropout=0.1,
