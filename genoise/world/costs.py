@@ -44,6 +44,9 @@ class CostConfig:
     lane_width: float = 3.7
     lane_weight: float = 0.2
     offroad_weight: float = 1.0
+    # False: no gradient through d_safe(v). Otherwise braking shrinks the mask, and a policy
+    # trained through the model learns to brake hard and is rear-ended (measured).
+    speed_gradient: bool = True
 
 
 DEFAULT_COSTS = CostConfig()
@@ -58,6 +61,8 @@ def _centres(spec: RasterSpec, device: torch.device) -> tuple[Tensor, Tensor]:
 def proximity_mask(speed: Tensor, spec: RasterSpec, config: CostConfig = CostConfig()) -> Tensor:
     """``M`` of shape (*speed.shape, H, W) (see module docstring)."""
     dx, dy = _centres(spec, speed.device)
+    if not config.speed_gradient:
+        speed = speed.detach()
     reach = (config.safe_time * speed.abs() + config.min_distance).unsqueeze(-1)
     along = (1.0 - dx.abs() / reach).clamp(min=0.0)  # (..., H)
     across = (1.0 - dy.abs() / config.lateral_reach).clamp(min=0.0)  # (W,)

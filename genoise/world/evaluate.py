@@ -217,8 +217,9 @@ def evaluate_driving_run(
         raster=raster,
         route_length=float(route_length if route_length is not None else config.get("route_length", 200.0)),
         max_steps=int(max_steps if max_steps is not None else config.get("max_steps", 400)),
-        **(env_overrides or {}),
+        warmup=int(config.get("warmup", 300)),
     )
+    env_kwargs.update(env_overrides or {})
     history = int(trained["history"])
     expect = observation_config(HighwayTrafficEnv(**env_kwargs), history)
     controllers: dict[str, Any] = {"none": keep_speed, "idm": expert} if references else {}

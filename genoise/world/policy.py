@@ -86,9 +86,12 @@ def mpur_loss(
     n_dropout: int = 10,
     config: CostConfig = DEFAULT_COSTS,
     generator: torch.Generator | None = None,
+    action_weight: float = 0.0,
 ) -> dict[str, Tensor]:
     """MPUR objective on a batch of initial contexts (``u_weight = 0``: the ablation).
-    The model is run without dropout for the cost and with ``n_dropout`` masks for ``U``."""
+    The model is run without dropout for the cost and with ``n_dropout`` masks for ``U``;
+    ``action_weight * mean ||a / a_scale||^2`` regularises the actions (``a_scale`` the
+    half-width of the action box)."""
     model.eval()
     b = batch["images"].shape[0]
     z = model.sample_prior((b, horizon), generator)
@@ -99,7 +102,9 @@ def mpur_loss(
         out["uncertainty"] = uncertainty_cost(
             model, batch["images"], batch["states"], actions, z, n_dropout, config
         ).mean()
-    out["loss"] = cost + u_weight * out["uncertainty"]
+    scale = (policy.high - policy.low) / 2
+    out["action"] = (actions / scale).pow(2).sum(-1).mean()
+    out["loss"] = cost + u_weight * out["uncertainty"] + action_weight * out["action"]
     return out
 
 

@@ -187,9 +187,16 @@ def train_policy(
     log=None,
 ) -> torch.nn.Module:
     """Train one policy: ``mpur``, ``mpur_no_u``, ``mper`` or ``bc``."""
+    from genoise.world.costs import CostConfig
     from genoise.world.policy import DrivingPolicy, bc_loss, mper_loss, mpur_loss
 
     policy = DrivingPolicy(model, low, high)
+    costs = CostConfig(
+        lane_weight=float(config.get("lane_weight", 0.2)),
+        offroad_weight=float(config.get("offroad_weight", 1.0)),
+        lane_width=data.road.lane_width,
+        speed_gradient=bool(config.get("speed_gradient", True)),
+    )
     optimiser = torch.optim.Adam(policy.parameters(), lr=float(config["policy_lr"]))
     for parameter in model.parameters():
         parameter.requires_grad_(False)
@@ -203,7 +210,9 @@ def train_policy(
                 int(config["horizon"]),
                 float(config["u_weight"]) if method == "mpur" else 0.0,
                 int(config["n_dropout"]),
+                config=costs,
                 generator=generator,
+                action_weight=float(config.get("action_weight", 0.0)),
             )
         elif method == "mper":
             losses = mper_loss(
@@ -251,6 +260,7 @@ def mpur_traffic(run: Run) -> dict[str, Any]:
         raster=model.raster,
         route_length=float(config["route_length"]),
         max_steps=int(config["max_steps"]),
+        warmup=int(config.get("warmup", 300)),
     )
     probe = HighwayTrafficEnv(**env_kwargs)
     obs_config = observation_config(probe, history)

@@ -10,16 +10,8 @@ from scipy.stats import multivariate_normal
 from sklearn import mixture
 from sklearn.datasets import load_digits
 from sklearn.decomposition import TruncatedSVD
-from threadpoolctl import threadpool_limits
 
 from genoise.latent.gmm import GaussianMixture
-
-
-@pytest.fixture(autouse=True)
-def _one_blas_thread():
-    """numpy/scikit-learn BLAS on one thread: two cores are shared by parallel test processes."""
-    with threadpool_limits(1):
-        yield
 
 
 @pytest.fixture(scope="module")

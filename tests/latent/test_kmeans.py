@@ -8,17 +8,9 @@ import pytest
 import torch
 from sklearn import cluster
 from sklearn.datasets import load_digits
-from threadpoolctl import threadpool_limits
 
 from genoise.energy import infer_latent
 from genoise.latent.kmeans import KMeans, kmeans_plusplus
-
-
-@pytest.fixture(autouse=True)
-def _one_blas_thread():
-    """numpy/scikit-learn BLAS on one thread: two cores are shared by parallel test processes."""
-    with threadpool_limits(1):
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -9,16 +9,8 @@ import pytest
 import torch
 from sklearn import decomposition
 from sklearn.datasets import load_digits
-from threadpoolctl import threadpool_limits
 
 from genoise.latent.pca import PCA
-
-
-@pytest.fixture(autouse=True)
-def _one_blas_thread():
-    """numpy/scikit-learn BLAS on one thread: two cores are shared by parallel test processes."""
-    with threadpool_limits(1):
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -60,3 +60,15 @@ def test_bad_raster_shape_is_refused() -> None:
         lane_cost(torch.zeros(1, 3, 5, 4), SPEC, CONFIG)
     with pytest.raises(ValueError, match="speed must have shape"):
         proximity_cost(blank(), torch.zeros(2), SPEC, CONFIG)
+
+
+def test_proximity_cost_without_speed_gradient_has_the_same_value_and_no_speed_gradient() -> None:
+    spec = RasterSpec(shape=(16, 8), extent=(40.0, 16.0))
+    raster = torch.zeros(1, 3, 16, 8)
+    raster[0, 1, 5, 4] = 1.0  # a car 7.5 m ahead, in the ego's column
+    speed = torch.tensor([6.0], requires_grad=True)
+    with_grad = proximity_cost(raster, speed, spec, CostConfig())
+    without = proximity_cost(raster, speed, spec, CostConfig(speed_gradient=False))
+    assert with_grad.item() == pytest.approx(without.item()) and with_grad.item() > 0
+    assert torch.autograd.grad(with_grad.sum(), speed)[0].item() > 0  # braking would lower the cost
+    assert not without.requires_grad
