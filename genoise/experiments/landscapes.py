@@ -5,9 +5,11 @@ Gaussian mixture) by one method of each contrastive family of LeCun's taxonomy
 (LeCun et al., "A Tutorial on Energy-Based Learning", 2006; the "C1/C2/C3" classes of
 the SSL lectures):
 
-* **C1 — NLL over a grid.** The partition function is computed exactly on a G×G grid
-  over the square [-lim, lim]²:  L = E(y) + log Σ_g exp(-E(y_g)) + log ΔA.
-  Every grid point is pushed up in proportion to its probability.
+* **C1 — NLL over a grid.** The partition function is estimated on a G×G grid over the
+  square [-lim, lim]², one point drawn uniformly in each cell at every step (stratified
+  sampling, so that the network cannot hide low energy between fixed nodes):
+  L = E(y) + log Σ_g exp(-E(y_g)) + log ΔA. Every grid point is pushed up in proportion to
+  its probability.
 * **C2 — hinge with Langevin negatives.** Contrastive points ŷ come from persistent
   Langevin chains on exp(-E) (Du & Mordatch 2019):
   L = [m + E(y) - E(ŷ)]⁺ + α (E(y)² + E(ŷ)²)  (the α term keeps energies bounded).
@@ -79,11 +81,14 @@ def make_energy(hidden: int) -> ScalarEnergy:
 def _step_fn(method: str, energy: ScalarEnergy, cfg: LandscapeConfig, lim: float,
              sampler: PersistentLangevinSampler | None):
     grid, area = grid_points(lim, cfg.grid)
-    log_area = math.log(area)
+    log_area, cell = math.log(area), math.sqrt(area)
 
     def nll(model, batch, generator):
         (y,) = batch
-        log_z = torch.logsumexp(-model(grid), dim=0) + log_area
+        # Stratified Monte-Carlo estimate of Z: one uniform point per grid cell, redrawn every
+        # step, so the network cannot hide low energy between fixed grid nodes.
+        jitter = (torch.rand(grid.shape, generator=generator, device=y.device) - 0.5) * cell
+        log_z = torch.logsumexp(-model(grid.to(y.device) + jitter), dim=0) + log_area
         return model(y).mean() + log_z
 
     def hinge(model, batch, generator):
@@ -184,7 +189,7 @@ def run_landscapes(run: Run, toys: tuple[str, ...] = TOYS, methods: tuple[str, .
             result = evaluate_landscape(energy, toy, cfg)
             row[method] = result["test_loglik"]
             row[f"{method}_beta"] = result["beta"]
-            energies[(toy, method)] = energy
+            energies[(toy, method)] = lambda pts, e=energy, b=result["beta"]: b * e(pts)
             run.log({"toy": toy, "method": method, **result})
         rows.append(row)
     plot_landscapes(run, energies, toys, (*methods, "kde"), cfg)
@@ -194,7 +199,8 @@ def run_landscapes(run: Run, toys: tuple[str, ...] = TOYS, methods: tuple[str, .
 @torch.no_grad()
 def plot_landscapes(run: Run, energies: dict, toys, columns, cfg: LandscapeConfig,
                     name: str = "landscapes.png") -> None:
-    """Heat maps, dark = low energy, training points overlaid (white)."""
+    """Heat maps of β·E (β picked on validation; −log density for the KDE), dark = low
+    energy, training points overlaid (white)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -212,8 +218,9 @@ def plot_landscapes(run: Run, energies: dict, toys, columns, cfg: LandscapeConfi
             finite = values[torch.isfinite(values)]
             values = torch.nan_to_num(values, posinf=float(finite.max()), neginf=float(finite.min()))
             values = values - values.min()
-            # Clip the top quarter so that the structure of the low-energy region shows.
-            values = values.clamp(max=float(torch.quantile(values, 0.75)))
+            # β·E is a log-density up to a constant: clip at 20 nats, or at the top quarter,
+            # so that the structure of the low-energy region shows.
+            values = values.clamp(max=min(20.0, float(torch.quantile(values, 0.75))))
             ax.imshow(values.numpy(), origin="lower", extent=(-lim, lim, -lim, lim), cmap="magma")
             ax.scatter(data[:, 0], data[:, 1], s=1.5, c="white", alpha=0.6)
             ax.set_xticks([])
