@@ -16,6 +16,7 @@ EVALUATORS: dict[str, tuple[str, dict]] = {
     "linear": ("genoise.ssl.recipes:evaluate_run", {"kind": "linear"}),
     "knn": ("genoise.ssl.recipes:evaluate_run", {"kind": "knn"}),
     "babi": ("genoise.memory.recipes:evaluate_babi_run", {}),
+    "driving": ("genoise.world.evaluate:evaluate_driving_run", {}),
 }
 # sub-commands whose arguments are parsed by the capability itself: name -> "module:main(argv)"
 PASSTHROUGH: dict[str, tuple[str, str]] = {
