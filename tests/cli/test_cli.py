@@ -110,7 +110,8 @@ def test_demo_sections_are_all_importable():
 
 def test_eval_refuses_unknown_kind_and_missing_folder(tmp_path, capsys):
     assert main(["eval", "telepathy", str(tmp_path)]) == 2
-    assert "unknown evaluation kind 'telepathy'; available: linear, knn, babi, driving" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown evaluation kind 'telepathy'; available: linear, knn, babi, driving" in err
     assert main(["eval", "babi", str(tmp_path / "nope")]) == 2
     assert "no such run folder" in capsys.readouterr().err
 
