@@ -246,14 +246,6 @@ def landscape_table(rows: list[dict[str, Any]], methods=METHODS) -> str:
     return "\n".join(lines)
 
 
-def _config_from(run: Run, full: bool = False) -> LandscapeConfig:
-    keys = LandscapeConfig.__dataclass_fields__
-    cfg = LandscapeConfig(**{k: v for k, v in run.config.items() if k in keys})
-    if full:
-        cfg.steps *= 4
-    return cfg
-
-
 def recipe(run: Run) -> dict[str, Any]:
     """Entry of ``genoise train energy-landscapes``."""
     toys = tuple(run.config.get("toys") or TOYS)
@@ -262,7 +254,7 @@ def recipe(run: Run) -> dict[str, Any]:
         check_choice("toys", toy, TOYS)
     for method in methods:
         check_choice("methods", method, METHODS)
-    rows = run_landscapes(run, toys, methods, _config_from(run))
+    rows = run_landscapes(run, toys, methods, run.config_as(LandscapeConfig))
     table = landscape_table(rows, methods)
     (run.dir / "table.md").write_text(table + "\n")
     print(table)

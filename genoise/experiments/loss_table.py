@@ -143,14 +143,9 @@ def claim_verdict(rows: list[dict[str, Any]]) -> str:
             + (f"{best['loss']} {best['test_error']:.2f} %." if best else "none.") + flat_note)
 
 
-def _config_from(run: Run) -> LossTableConfig:
-    keys = LossTableConfig.__dataclass_fields__
-    return LossTableConfig(**{k: v for k, v in run.config.items() if k in keys})
-
-
 def recipe(run: Run) -> dict[str, Any]:
     """Entry of ``genoise train loss-table``."""
-    cfg = _config_from(run)
+    cfg = run.config_as(LossTableConfig)
     losses = tuple(run.config.get("losses") or TABLE_LOSSES)
     for name in losses:
         if name not in LOSSES:

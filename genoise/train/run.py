@@ -71,6 +71,12 @@ class Run:
         """Append a metrics row to ``metrics.jsonl``."""
         self.metrics.write(record, step=step)
 
+    def config_as(self, cls: type) -> Any:
+        """Build the dataclass ``cls`` from the keys of ``config`` it declares (others,
+        such as ``seed`` or ``data_dir`` when it has no such field, are ignored)."""
+        fields = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in self.config.items() if k in fields})
+
     def save_config(self) -> Path:
         return atomic_write_text(self.path("config.yaml"),
                                  yaml.safe_dump(_plain(self.config), sort_keys=False))

@@ -99,6 +99,16 @@ def _init_mean(init_mean: Tensor | None, horizon: int, low: Tensor, high: Tensor
     return mean, batched
 
 
+def _keep_best(candidates: Tensor, costs: Tensor, best: Tensor,
+               best_cost: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Per problem, replace ``best`` by this round's cheapest candidate if it beats
+    ``best_cost``; also returns this round's lowest costs (E,)."""
+    low_cost, arg = costs.min(1)
+    better = low_cost < best_cost
+    best = torch.where(better.view(-1, 1, 1), candidates[torch.arange(costs.shape[0]), arg], best)
+    return best, torch.where(better, low_cost, best_cost), low_cost
+
+
 def plan_cem(
     rollout_cost: RolloutCost,
     horizon: int,
@@ -128,10 +138,7 @@ def plan_cem(
             costs = _check_costs(cost_fn(samples), (e, population))
             order = torch.argsort(costs, dim=1)
             elite = torch.gather(samples, 1, order[:, :n_elites, None, None].expand(-1, -1, *mean.shape[1:]))
-            low_cost, arg = costs.min(1)
-            better = low_cost < best_cost
-            best = torch.where(better.view(-1, 1, 1), samples[torch.arange(e), arg], best)
-            best_cost = torch.where(better, low_cost, best_cost)
+            best, best_cost, _ = _keep_best(samples, costs, best, best_cost)
             mean, std = elite.mean(1), elite.std(1).clamp(min=1e-3 * float(half.min()))
     return (best, best_cost) if batched else (best[0], best_cost[0])
 
@@ -162,10 +169,7 @@ def plan_mppi(
             candidates = torch.maximum(torch.minimum(mean.unsqueeze(1) + noise, high), low)
             candidates[:, 0] = mean  # the current mean is always evaluated
             costs = _check_costs(cost_fn(candidates), (e, samples))
-            low_cost, arg = costs.min(1)
-            better = low_cost < best_cost
-            best = torch.where(better.view(-1, 1, 1), candidates[torch.arange(e), arg], best)
-            best_cost = torch.where(better, low_cost, best_cost)
+            best, best_cost, low_cost = _keep_best(candidates, costs, best, best_cost)
             weights = torch.softmax(-(costs - low_cost.unsqueeze(1)) / temperature, 1)
             mean = (weights[..., None, None] * candidates).sum(1)
     return (best, best_cost) if batched else (best[0], best_cost[0])
