@@ -280,10 +280,14 @@ def load_babi(data_dir: str | Path, task: int | str | list[int] = "all", babi_se
         test += parse_babi(task_file(data_dir, t, "test", babi_set), t)
     vocab = Vocabulary.from_questions(train, valid, test)
     everything = train + valid + test
-    sentence_len = max(1, max(len(s) for q in everything for s in q.story[-memory_size:] or [()]))
+    # Slots that can be filled: the longest training story, capped at memory_size (the
+    # released code's config.sz = min(50, longest story)); test stories keep their last ones.
+    slots = max(1, min(memory_size, max(len(q.story) for q in train + valid)))
+    sentence_len = max(1, max(len(s) for q in everything for s in q.story[-slots:] or [()]))
     query_len = max(len(q.question) for q in everything)
+
     def enc(qs: list[BabiQuestion]) -> BabiTensors:
-        return encode(qs, vocab, memory_size, sentence_len, query_len)
+        return encode(qs, vocab, slots, sentence_len, query_len)
 
     valid_tensors = enc(valid) if valid else enc(train[:0] or train[:1]).subset(torch.arange(0))
-    return BabiData(enc(train), valid_tensors, enc(test), vocab, tasks, babi_set, memory_size, fallbacks)
+    return BabiData(enc(train), valid_tensors, enc(test), vocab, tasks, babi_set, slots, fallbacks)

@@ -1,11 +1,14 @@
 """Training and evaluation of :class:`~genoise.memory.memn2n.MemN2N` on bAbI, following
 the authors' released setup (Sukhbaatar et al. 2015, §4.2 and their MemN2N-babi-matlab
 code): SGD without momentum, summed cross-entropy over a batch of 32, gradient-norm clip
-40, N(0, 0.1²) initialisation; lr 0.01 halved every 15 epochs for 60 epochs (joint);
-linear start (LS): first ``ls_epochs`` epochs without the softmax in the memory layers
-at lr 0.005 (or until the validation loss stops decreasing when ``ls_patience > 0``),
-then the softmax is re-inserted and the main schedule runs; random noise (RN): ~10 %
-empty memories in the time index during training.
+40 applied to each embedding matrix on its own (``clip="per-matrix"``, as the code's
+``Weight.update``; ``"global"`` clips the whole gradient), N(0, 0.1²) initialisation;
+60 epochs halved every 15 (joint). Linear start (LS): first ``ls_epochs`` epochs without
+the softmax in the memory layers at ``ls_lr`` = 0.005 (or until the validation loss stops
+decreasing when ``ls_patience > 0``), then the softmax is re-inserted and the main
+schedule runs at ``lr`` — 0.005 by default because the released code keeps LS's rate
+(``config.init_lrate = 0.01/2`` in ``config_babi*.m``); runs without LS use 0.01.
+Random noise (RN): ~10 % empty memories in the time index during training.
 
 Checkpoints (every epoch) make training resumable and let long runs be split into
 several time-limited invocations (``max_seconds``).
@@ -22,6 +25,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from genoise._checks import check_choice
 from genoise.data.babi import BabiData, BabiTensors, load_babi, parse_tasks
 from genoise.io import atomic_torch_save
 from genoise.memory.memn2n import MemN2N, random_noise_time
@@ -42,14 +46,16 @@ class MemN2NConfig:
     noise: float = 0.1
     embedding_dim: int = 50
     memory_size: int = 50
+    empty_slots: str = "zero"
     epochs: int = 60
-    lr: float = 0.01
+    lr: float = 0.005
     lr_decay_every: int = 15
     ls_epochs: int = 30
     ls_lr: float = 0.005
     ls_patience: int = 0
     batch_size: int = 32
     max_grad_norm: float = 40.0
+    clip: str = "per-matrix"
     init_std: float = 0.1
     valid_fraction: float = 0.1
     seed: int = 0
@@ -60,10 +66,29 @@ class MemN2NConfig:
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
-def build_model(cfg: MemN2NConfig, vocab_size: int) -> MemN2N:
+def build_model(cfg: MemN2NConfig, data: BabiData) -> MemN2N:
+    """The model of ``cfg`` for ``data``: its vocabulary, its memory width (the slots that
+    can be filled, ≤ ``memory_size``) and the PE length of its longest sentence or question."""
     generator = torch.Generator().manual_seed(cfg.seed)
-    return MemN2N(vocab_size, cfg.memory_size, cfg.embedding_dim, cfg.hops, encoding=cfg.encoding,
-                  temporal=cfg.temporal, tying=cfg.tying, init_std=cfg.init_std, generator=generator)
+    width = max(data.train.sentences.shape[1], data.train.queries.shape[1])
+    return MemN2N(len(data.vocab), data.train.memories.shape[1], cfg.embedding_dim, cfg.hops,
+                  encoding=cfg.encoding, temporal=cfg.temporal, tying=cfg.tying, init_std=cfg.init_std,
+                  generator=generator, sentence_length=width, empty_slots=cfg.empty_slots)
+
+
+def clip_gradients(model: MemN2N, max_norm: float, mode: str) -> None:
+    """Clip the gradient norm to ``max_norm``: over all parameters (``"global"``) or per
+    embedding matrix (``"per-matrix"``: word and time rows of one matrix together, as the
+    released code stores the time words in the embedding table)."""
+    if mode == "global":
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+        return
+    groups = [[w, t] for w, t in zip(model.words, model.time, strict=False)]
+    groups += [[w] for w in list(model.words)[len(model.time):]]
+    if model.H is not None:
+        groups.append([model.H.weight])
+    for group in groups:
+        torch.nn.utils.clip_grad_norm_(group, max_norm)
 
 
 @torch.no_grad()
@@ -97,7 +122,8 @@ def train_memn2n(data: BabiData, cfg: MemN2NConfig, *, checkpoint: str | Path | 
     stops after the epoch that exceeds the budget (``finished=False``); rerun with
     ``resume=True`` to continue from ``checkpoint``."""
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg, len(data.vocab))
+    check_choice("clip", cfg.clip, ("per-matrix", "global"))
+    model = build_model(cfg, data)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr)
     generator = torch.Generator().manual_seed(cfg.seed + 1)
     ls_end = cfg.ls_epochs if cfg.linear_start else 0
@@ -133,7 +159,7 @@ def train_memn2n(data: BabiData, cfg: MemN2NConfig, *, checkpoint: str | Path | 
             loss = F.cross_entropy(logits, train.answers[idx], reduction="sum")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            clip_gradients(model, cfg.max_grad_norm, cfg.clip)
             optimizer.step()
             train_loss += float(loss.detach())
         valid_errors, valid_loss = evaluate(model, data.valid, linear=linear) if len(data.valid) \

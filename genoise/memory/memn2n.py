@@ -10,8 +10,18 @@ One hop k (eq. 1–3 of the paper), with the soft read of :mod:`genoise.memory.k
     â   = softmax(W u^{K+1})
 
 with the question embedding u¹ = Σ_j l_j ⊙ B q_j. Encodings (§4.1): bag of words (l_j = 1)
-or position encoding (PE) l_kj = (1 − j/J) − (k/d)(1 − 2j/J), J = words in the sentence.
+or position encoding (PE). The paper's text writes PE as l_kj = (1 − j/J) − (k/d)(1 − 2j/J)
+with J the words of *each* sentence (``encoding="pe-paper"``); the authors' released code
+(MemN2N-babi-matlab, ``build_model.m``) uses l_kj = 1 + 4 (k − (d+1)/2)(j − (J+1)/2) / (dJ)
+with one J for every sentence — the longest sentence or question plus one slot for the
+time word, whose embedding is scaled by l_{·J} (``encoding="pe"``, the default). The two
+are not equivalent in practice: with the text's form basic induction (task 16) is never
+learned (0 of 11 runs here), with the code's form it is in most runs.
 Temporal encoding: T_A, T_C indexed by the slot i, slot 0 = most recent sentence.
+Empty slots (``empty_slots``): in the released code a memory holds ``memory_size`` slots
+and the unused ones are nil sentences with a zero embedding, so they stay in the softmax
+with score 0 and add nothing to o (``"zero"``, default); ``"masked"`` drops them from the
+softmax (eq. 1 read over the real memories only).
 Weight tying (§2.2): *adjacent* A^{k+1} = C^k, B = A¹, Wᵀ = C^K, T_A^{k+1} = T_C^k;
 *layer-wise* A^k = A, C^k = C, and u^{k+1} = H u^k + o^k.
 Random noise (RN, §4.2): during training, ~``noise`` of the time slots are empty
@@ -32,23 +42,29 @@ from torch import Tensor, nn
 from genoise._checks import check_choice, check_ndim, check_positive
 from genoise.memory.kv import soft_read
 
-ENCODINGS = ("bow", "pe")
+ENCODINGS = ("bow", "pe", "pe-paper")
 TYING = ("adjacent", "layerwise")
+EMPTY_SLOTS = ("zero", "masked")
 
 
-def position_encoding(sentence_len: int, dim: int) -> Tensor:
-    """PE matrix (J, d): l[j-1, k-1] = (1 − j/J) − (k/d)(1 − 2j/J) (Sukhbaatar et al. §4.1)."""
+def position_encoding(sentence_len: int, dim: int, form: str = "paper") -> Tensor:
+    """PE matrix (J, d). ``form="paper"``: l[j-1, k-1] = (1 − j/J) − (k/d)(1 − 2j/J)
+    (Sukhbaatar et al. §4.1); ``form="code"``: l = 1 + 4 (k − (d+1)/2)(j − (J+1)/2) / (dJ)
+    (the authors' released ``build_model.m``)."""
     if sentence_len < 1 or dim < 1:
         raise ValueError(f"sentence_len and dim must be >= 1, got {sentence_len}, {dim}")
+    check_choice("form", form, ("paper", "code"))
     j = torch.arange(1, sentence_len + 1, dtype=torch.float32)[:, None]
     k = torch.arange(1, dim + 1, dtype=torch.float32)[None, :]
     J = float(sentence_len)
+    if form == "code":
+        return 1 + 4 * (k - (dim + 1) / 2) * (j - (J + 1) / 2) / (dim * J)
     return (1 - j / J) - (k / dim) * (1 - 2 * j / J)
 
 
-def position_weights(tokens: Tensor, dim: int, encoding: str = "pe") -> Tensor:
-    """Per-word weights (…, L, d) for ``tokens`` (…, L): the PE of each sentence's own
-    length J (or 1 for bag of words), 0 on padding."""
+def position_weights(tokens: Tensor, dim: int, encoding: str = "pe-paper") -> Tensor:
+    """Per-word weights (…, L, d) for ``tokens`` (…, L): the paper-text PE of each
+    sentence's own length J (or 1 for bag of words), 0 on padding."""
     present = (tokens > 0).float()[..., None]  # (…, L, 1)
     if encoding == "bow":
         return present.expand(*tokens.shape, dim)
@@ -75,8 +91,11 @@ class MemN2N(nn.Module):
     ----------
     vocab_size : V (index 0 = nil word); memory_size : M (time slots)
     embedding_dim : d; hops : K
-    encoding : "bow" | "pe"; temporal : add T_A / T_C
+    encoding : "bow" | "pe" (released code's PE) | "pe-paper" (the text's PE); temporal : add T_A / T_C
     tying : "adjacent" | "layerwise"; init_std : N(0, init_std²) initialisation (paper: 0.1)
+    sentence_length : J of ``encoding="pe"`` without the time word (the longest sentence or
+        question); default: the wider of the sentence and query tensors at each call
+    empty_slots : "zero" (in the softmax with score 0, as the released code) | "masked"
 
     Examples
     --------
@@ -89,10 +108,14 @@ class MemN2N(nn.Module):
 
     def __init__(self, vocab_size: int, memory_size: int = 50, embedding_dim: int = 50, hops: int = 3,
                  *, encoding: str = "pe", temporal: bool = True, tying: str = "adjacent",
-                 init_std: float = 0.1, generator: torch.Generator | None = None) -> None:
+                 init_std: float = 0.1, generator: torch.Generator | None = None,
+                 sentence_length: int | None = None, empty_slots: str = "zero") -> None:
         super().__init__()
         check_choice("encoding", encoding, ENCODINGS)
         check_choice("tying", tying, TYING)
+        check_choice("empty_slots", empty_slots, EMPTY_SLOTS)
+        if sentence_length is not None and (isinstance(sentence_length, bool) or sentence_length < 1):
+            raise ValueError(f"sentence_length must be a positive integer, got {sentence_length!r}")
         for name, value in (("vocab_size", vocab_size), ("memory_size", memory_size),
                             ("embedding_dim", embedding_dim), ("hops", hops)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -101,6 +124,7 @@ class MemN2N(nn.Module):
         self.vocab_size, self.memory_size, self.embedding_dim, self.hops = (
             vocab_size, memory_size, embedding_dim, hops)
         self.encoding, self.temporal, self.tying = encoding, temporal, tying
+        self.sentence_length, self.empty_slots = sentence_length, empty_slots
 
         def param(*shape: int) -> nn.Parameter:
             return nn.Parameter(torch.randn(*shape, generator=generator) * init_std)
@@ -128,24 +152,51 @@ class MemN2N(nn.Module):
     def output_embedding(self) -> Tensor:
         return self.words[self.hops] if self.tying == "adjacent" else self.words[3]
 
-    def word_weights(self, tokens: Tensor) -> tuple[Tensor, Tensor | None]:
-        """Per-word weights (a, b) of each sentence (N, L): the PE weight splits as
-        l_kj = a_j + (k/d)·b_j with a_j = 1 − j/J, b_j = 2j/J − 1 (J = words in the
-        sentence), so Σ_j l_j ⊙ E x_j = Σ_j a_j E x_j + (k/d) ⊙ Σ_j b_j E x_j: two
-        weighted bags of words (``embedding_bag``, fast on CPU). Bag of words: a_j = 1,
-        no b. Padding (token 0) gets weight 0."""
+    def pe_length(self, *token_tensors: Tensor) -> int:
+        """J of ``encoding="pe"``: ``sentence_length`` (or the widest token tensor) plus
+        one position for the time word when the model is temporal (released code)."""
+        words = self.sentence_length or max(t.shape[-1] for t in token_tensors)
+        return words + int(self.temporal)
+
+    def word_weights(self, tokens: Tensor, J: int | None = None) -> tuple[Tensor, Tensor | None]:
+        """Per-word weights (a, b) of each sentence (N, L): every PE weight splits as
+        l_kj = a_j + (k/d)·b_j, so Σ_j l_j ⊙ E x_j = Σ_j a_j E x_j + (k/d) ⊙ Σ_j b_j E x_j:
+        two weighted bags of words (``embedding_bag``, fast on CPU).
+        "pe-paper": a_j = 1 − j/J, b_j = 2j/J − 1, J = words in the sentence;
+        "pe": a_j = 1 − 2(d+1)(j − c)/(dJ), b_j = 4(j − c)/J, c = (J+1)/2, J fixed;
+        bag of words: a_j = 1, no b. Padding (token 0) gets weight 0."""
         present = (tokens > 0).float()
         if self.encoding == "bow":
             return present, None
-        J = present.sum(dim=1, keepdim=True).clamp_min(1.0)
         j = torch.arange(1, tokens.shape[1] + 1, dtype=torch.float32, device=tokens.device)
+        if self.encoding == "pe":
+            J = float(J if J is not None else self.pe_length(tokens))
+            d, c = self.embedding_dim, (J + 1) / 2
+            return (1 - 2 * (d + 1) * (j - c) / (d * J)) * present, (4 * (j - c) / J) * present
+        J = present.sum(dim=1, keepdim=True).clamp_min(1.0)
         return (1 - j / J) * present, (2 * j / J - 1) * present
 
-    def embed(self, matrix: Tensor, tokens: Tensor,
-              weights: tuple[Tensor, Tensor | None] | None = None) -> Tensor:
+    def time_scale(self, J: int) -> Tensor:
+        """Scale of the temporal embeddings: the released code's time word sits at position J
+        and gets its PE weight l_{·J} under ``encoding="pe"``; 1 otherwise."""
+        if self.encoding != "pe":
+            return torch.ones(self.embedding_dim)
+        return position_encoding(J, self.embedding_dim, form="code")[-1]
+
+    def attention(self, scores: Tensor, mask: Tensor, linear: bool) -> Tensor:
+        """Memory weights p (B, M) from scores (B, M): softmax (or identity under linear
+        start); empty slots get p = 0 on the output side, and in the softmax either score 0
+        (``empty_slots="zero"``) or no share at all (``"masked"``)."""
+        if linear:
+            return scores * mask
+        if self.empty_slots == "zero":
+            return torch.softmax(scores.masked_fill(~mask, 0.0), dim=1) * mask
+        return torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=1).nan_to_num(0.0)
+
+    def embed(self, matrix: Tensor, tokens: Tensor, J: int | None = None) -> Tensor:
         """Σ_j l_j ⊙ E x_j for every row of ``tokens`` (N, L) → (N, d') (l: PE or 1);
         ``matrix`` (V, d') may hold several d-wide embeddings side by side."""
-        a, b = weights if weights is not None else self.word_weights(tokens)
+        a, b = self.word_weights(tokens, J)
         out = F.embedding_bag(tokens, matrix, per_sample_weights=a, mode="sum")
         if b is None:
             return out
@@ -171,6 +222,7 @@ class MemN2N(nn.Module):
         mask = memories > 0
         if time is None:
             time = torch.arange(memories.shape[1], device=memories.device).expand_as(memories)
+        J = self.pe_length(sentences, queries)
         rows, inverse = torch.unique(memories, return_inverse=True)
         tokens = sentences[rows]  # each distinct sentence of the batch once: (U, L)
         # Factored read: scores and outputs are computed per distinct sentence / time index
@@ -178,19 +230,17 @@ class MemN2N(nn.Module):
         # Equal to the plain soft read of eq. 1–2 (see ``forward_reference``).
         n_mem = len(self.time)
         words = torch.cat([self.words[i] for i in range(n_mem)], dim=1)  # (V, n·d)
-        emb = self.embed(words, tokens).view(-1, n_mem, self.embedding_dim)  # (U, n, d)
+        emb = self.embed(words, tokens, J).view(-1, n_mem, self.embedding_dim)  # (U, n, d)
         times = torch.cat(list(self.time), dim=1).view(-1, n_mem, self.embedding_dim)  # (M, n, d)
-        u = self.embed(self.query_embedding, queries)
+        times = times * self.time_scale(J).to(times)
+        u = self.embed(self.query_embedding, queries, J)
         attention = []
         for hop in range(self.hops):
             a_index, c_index = self._roles(hop)
             scores = (u @ emb[:, a_index].T).gather(1, inverse)  # (B, M')
             if self.temporal:
                 scores = scores + (u @ times[:, a_index].T).gather(1, time)
-            if linear:
-                p = scores * mask
-            else:
-                p = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=1).nan_to_num(0.0)
+            p = self.attention(scores, mask, linear)
             attention.append(p)
             o = p.new_zeros(p.shape[0], emb.shape[0]).scatter_add(1, inverse, p) @ emb[:, c_index]
             if self.temporal:
@@ -209,13 +259,17 @@ class MemN2N(nn.Module):
         mask = memories > 0
         if time is None:
             time = torch.arange(memories.shape[1], device=memories.device).expand_as(memories)
+        J = self.pe_length(sentences, queries)
         sides = []
         for index in range(len(self.time)):
-            emb = self.embed(self.words[index], sentences)[memories]
-            sides.append(emb + self.time[index][time] if self.temporal else emb)
-        u = self.embed(self.query_embedding, queries)
+            emb = self.embed(self.words[index], sentences, J)[memories]
+            sides.append(emb + (self.time[index] * self.time_scale(J))[time] * mask[..., None]
+                         if self.temporal else emb)
+        u = self.embed(self.query_embedding, queries, J)
         for hop in range(self.hops):
             a_index, c_index = self._roles(hop)
-            o = soft_read(u, sides[a_index], sides[c_index], mask, linear=linear)
+            # "zero" empty slots: zero vectors inside the softmax (no mask); "masked": excluded.
+            slot_mask = None if self.empty_slots == "zero" and not linear else mask
+            o = soft_read(u, sides[a_index], sides[c_index], slot_mask, linear=linear)
             u = (self.H(u) if self.H is not None else u) + o
         return u @ self.output_embedding.T

@@ -27,7 +27,7 @@ from genoise.memory.babi_train import (
     load_run_data,
     train_memn2n,
 )
-from genoise.memory.memn2n import ENCODINGS, TYING
+from genoise.memory.memn2n import EMPTY_SLOTS, ENCODINGS, TYING
 from genoise.train.run import Run
 
 CHECKPOINT = "checkpoint.pt"
@@ -50,6 +50,8 @@ def _config(values: dict[str, Any]) -> MemN2NConfig:
     check_choice("babi_set", cfg.babi_set, BABI_SETS)
     check_choice("encoding", cfg.encoding, ENCODINGS)
     check_choice("tying", cfg.tying, TYING)
+    check_choice("empty_slots", cfg.empty_slots, EMPTY_SLOTS)
+    check_choice("clip", cfg.clip, ("per-matrix", "global"))
     for key in ("hops", "epochs", "embedding_dim", "memory_size", "batch_size"):
         if getattr(cfg, key) < 1:
             raise ValueError(f"{key} must be >= 1, got {getattr(cfg, key)}")
@@ -117,7 +119,7 @@ def evaluate_babi_run(run_dir: str | Path, data_dir: str | Path | None = None) -
     data = load_run_data(cfg, _require_data_dir(resolve_data_dir(data_dir)))
     if saved["vocab"] != data.vocab.words:
         raise ValueError(f"{checkpoint}: its vocabulary does not match the data in {data_dir}")
-    model = build_model(cfg, len(data.vocab))
+    model = build_model(cfg, data)
     model.load_state_dict(saved["model"])
     test, _ = evaluate(model, data.test)
     return {"test_error": test, "mean_test_error": sum(test.values()) / len(test),

@@ -18,7 +18,7 @@ def test_position_encoding_matches_the_paper_formula():
             assert abs(float(got[j - 1, k - 1]) - expected) < 1e-6
 
 
-def test_position_weights_use_each_sentence_own_length_and_zero_padding():
+def test_paper_position_weights_use_each_sentence_own_length_and_zero_padding():
     tokens = torch.tensor([[4, 5, 6, 0, 0], [7, 8, 9, 10, 11]])
     w = position_weights(tokens, 3)
     torch.testing.assert_close(w[0, :3], position_encoding(3, 3))
@@ -41,10 +41,12 @@ def _toy(generator, vocab=40, slots=10):
 
 
 @pytest.mark.parametrize("tying", ["adjacent", "layerwise"])
-@pytest.mark.parametrize("encoding", ["bow", "pe"])
+@pytest.mark.parametrize("encoding", ["bow", "pe", "pe-paper"])
 @pytest.mark.parametrize("linear", [False, True])
-def test_factored_forward_equals_plain_soft_read_definition(tying, encoding, linear, generator):
-    model = MemN2N(40, 10, 8, 3, encoding=encoding, tying=tying, generator=generator)
+@pytest.mark.parametrize("empty_slots", ["zero", "masked"])
+def test_factored_forward_equals_plain_soft_read_definition(tying, encoding, linear, empty_slots, generator):
+    model = MemN2N(40, 10, 8, 3, encoding=encoding, tying=tying, generator=generator,
+                   empty_slots=empty_slots)
     queries, sentences, memories = _toy(generator)
     time = random_noise_time(memories > 0, 0.3, generator)
     got = model(queries, sentences, memories, time=time, linear=linear)
@@ -52,8 +54,10 @@ def test_factored_forward_equals_plain_soft_read_definition(tying, encoding, lin
     torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
 
 
-def test_one_hop_matches_hand_computation(generator):
-    model = MemN2N(12, 4, 3, 1, encoding="bow", temporal=False, generator=generator)
+@pytest.mark.parametrize("empty_slots", ["masked", "zero"])
+def test_one_hop_matches_hand_computation(generator, empty_slots):
+    model = MemN2N(12, 4, 3, 1, encoding="bow", temporal=False, generator=generator,
+                   empty_slots=empty_slots)
     A, C = model.words[0], model.words[1]  # adjacent: B = A, W = C
     sentences = torch.tensor([[0, 0], [1, 2], [3, 0]])
     memories = torch.tensor([[2, 1, 0, 0]])
@@ -61,13 +65,50 @@ def test_one_hop_matches_hand_computation(generator):
     u = A[4] + A[5]
     m = torch.stack([A[3], A[1] + A[2]])
     c = torch.stack([C[3], C[1] + C[2]])
-    p = torch.softmax(m @ u, dim=0)
+    scores = m @ u
+    if empty_slots == "zero":  # the two empty slots are zero vectors: score 0, output 0
+        p = torch.softmax(torch.cat([scores, torch.zeros(2)]), dim=0)[:2]
+    else:
+        p = torch.softmax(scores, dim=0)
     expected = (u + p @ c) @ C.T
     torch.testing.assert_close(model(query, sentences, memories)[0], expected)
 
 
+def test_released_code_position_encoding_uses_one_length_and_weights_the_time_word():
+    d, words = 4, 3
+    model = MemN2N(12, 4, d, 1, encoding="pe", sentence_length=words)
+    J = words + 1  # + the time word's position
+    l = position_encoding(J, d, form="code")
+    for j in range(1, J + 1):
+        for k in range(1, d + 1):
+            expected = 1 + 4 * (k - (d + 1) / 2) * (j - (J + 1) / 2) / (d * J)
+            assert abs(float(l[j - 1, k - 1]) - expected) < 1e-6
+    tokens = torch.tensor([[3, 4, 0], [5, 6, 7]])  # two sentences of different lengths
+    E = model.words[0]
+    got = model.embed(E, tokens, J)
+    torch.testing.assert_close(got[0], l[0] * E[3] + l[1] * E[4])  # same l for every sentence
+    torch.testing.assert_close(got[1], l[0] * E[5] + l[1] * E[6] + l[2] * E[7])
+    torch.testing.assert_close(model.time_scale(J), l[-1])
+
+
+def test_zero_empty_slots_take_softmax_mass(generator):
+    queries, sentences, memories = _toy(generator)
+    masked = MemN2N(40, 10, 8, 1, empty_slots="masked", generator=generator)
+    zero = MemN2N(40, 10, 8, 1, empty_slots="zero")
+    zero.load_state_dict(masked.state_dict())
+    _, p_masked = masked(queries, sentences, memories, return_attention=True)
+    _, p_zero = zero(queries, sentences, memories, return_attention=True)
+    partial = memories.gt(0).any(1)
+    assert torch.all(p_masked[:, partial].sum(-1) > 0.999)
+    assert torch.all(p_zero[:, partial].sum(-1) < 1)  # the empty slots took a share
+    assert torch.all(p_zero[:, memories == 0] == 0)
+    ratio = p_zero[:, partial] / p_masked[:, partial].clamp_min(1e-30)  # same softmax, renormalised
+    real = memories[partial].gt(0).expand_as(ratio)
+    torch.testing.assert_close(ratio[real], ratio[..., :1].expand_as(ratio)[real])
+
+
 def test_attention_is_zero_on_empty_slots_and_sums_to_one(generator):
-    model = MemN2N(40, 10, 8, 2, generator=generator)
+    model = MemN2N(40, 10, 8, 2, generator=generator, empty_slots="masked")
     queries, sentences, memories = _toy(generator)
     _, attention = model(queries, sentences, memories, return_attention=True)
     assert attention.shape == (2, 7, 10)
@@ -100,6 +141,10 @@ def test_bad_inputs_raise(generator):
         MemN2N(10, 5, 4, 1, encoding="bag")
     with pytest.raises(ValueError, match="hops"):
         MemN2N(10, 5, 4, 0)
+    with pytest.raises(ValueError, match="empty_slots"):
+        MemN2N(10, 5, 4, 1, empty_slots="none")
+    with pytest.raises(ValueError, match="sentence_length"):
+        MemN2N(10, 5, 4, 1, sentence_length=0)
     model = MemN2N(40, 5, 4, 1)
     queries, sentences, memories = _toy(generator)
     with pytest.raises(ValueError, match="memory_size"):
