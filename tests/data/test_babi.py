@@ -115,4 +115,10 @@ def test_real_files_have_the_documented_counts(shared_data):
     assert (len(data.train), len(data.valid), len(data.test)) == (1800, 200, 2000)
     assert data.train.memories.shape[1] == 50
     assert int(data.train.memory_mask.sum(1).max()) == 50  # task 3 stories exceed 50 sentences
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        short = load_babi(shared_data, 16, "en")
+    # memory width = longest training story (task 16: stories of 9 sentences), as config.sz
+    longest = int(short.train.memory_mask.sum(1).max())
+    assert short.memory_size == short.train.memories.shape[1] == short.test.memories.shape[1] == longest < 50
     assert len(TASK_NAMES) == 20

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from genoise.cli.recipes import load_recipe, resolve_config
 from genoise.memory.recipes import evaluate_babi_run, train_recipe
@@ -55,3 +56,21 @@ def test_recipe_refuses_bad_values(tmp_path):
         train_recipe(run)
     with pytest.raises(FileNotFoundError, match=r"checkpoint\.pt"):
         evaluate_babi_run(tmp_path)
+
+
+def test_per_matrix_clipping_bounds_each_matrix_and_global_bounds_the_sum():
+    from genoise.memory import MemN2N
+    from genoise.memory.babi_train import clip_gradients
+
+    model = MemN2N(12, 4, 3, 2)
+    for mode in ("per-matrix", "global"):
+        for p in model.parameters():
+            p.grad = torch.full_like(p, 100.0)
+        clip_gradients(model, 1.0, mode)
+        norms = [torch.cat([w.grad.flatten(), t.grad.flatten()]).norm()
+                 for w, t in zip(model.words, model.time, strict=True)]
+        total = torch.cat([p.grad.flatten() for p in model.parameters()]).norm()
+        if mode == "per-matrix":
+            torch.testing.assert_close(torch.stack(norms), torch.ones(len(norms)))
+        else:
+            torch.testing.assert_close(total, torch.tensor(1.0))
