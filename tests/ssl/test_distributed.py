@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import socket
 import traceback
 
 import pytest
@@ -60,11 +59,11 @@ def _losses(views, local: slice):
     return out
 
 
-def _worker(rank: int, port: int, out_dir: str) -> None:
+def _worker(rank: int, out_dir: str) -> None:
     try:
-        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
         torch.set_num_threads(1)
-        dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+        # A file store, not a TCP port: no port can be taken by another test process meanwhile.
+        dist.init_process_group("gloo", init_method=f"file://{out_dir}/store", rank=rank, world_size=WORLD)
         result = _losses(_inputs(), slice(rank * BATCH, (rank + 1) * BATCH))
         torch.save(result, os.path.join(out_dir, f"rank{rank}.pt"))
         dist.destroy_process_group()
@@ -74,23 +73,16 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
     os._exit(0)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
     out = tmp_path_factory.mktemp("ssl_ddp")
-    port = _free_port()
     context = multiprocessing.get_context("fork")
-    procs = [context.Process(target=_worker, args=(r, port, str(out))) for r in range(WORLD)]
+    procs = [context.Process(target=_worker, args=(r, str(out))) for r in range(WORLD)]
     for p in procs:
         p.start()
     try:
         for p in procs:
-            p.join(timeout=60)
+            p.join(timeout=300)  # generous: a loaded machine is slow, not wrong
     finally:
         for p in procs:
             if p.is_alive():
