@@ -136,7 +136,7 @@ def report(rows: list[dict], n_test: int, lam: float) -> str:
                            default=None) for m in NAMES}
         lines += [f"**{threads} thread(s) each**", "",
                   "| method | cheapest setting reaching the target | wall s | CPU s | objective / best − 1 "
-                  "| genoise speed-up (wall) | (CPU, each at its cheapest by CPU) |",
+                  "| genoise FISTA's speed-up over it (wall) | (CPU, each at its cheapest by CPU) |",
                   "|---|---|---:|---:|---:|---:|---:|"]
         for method, row in chosen.items():
             if row is None:

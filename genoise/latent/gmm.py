@@ -46,42 +46,99 @@ def precision_cholesky(covariances: Tensor, covariance_type: str) -> Tensor:
     return torch.linalg.solve_triangular(chol, eye.expand_as(chol), upper=False).mT
 
 
+def diag_features(y: Tensor) -> Tensor:
+    """φ(y) = [y², y, 1] (N, 2D + 1): a diagonal GMM's log-densities and its M-step
+    statistics are both linear in φ, so each EM iteration is two matmuls."""
+    return torch.cat([y * y, y, torch.ones_like(y[:, :1])], dim=1)
+
+
+def diag_log_joint_matrix(log_weights: Tensor, means: Tensor, prec_chol: Tensor) -> Tensor:
+    """A (2D + 1, K) with φ(y) A = log π_k + log N(y; μ_k, diag σ_k²) for φ of :func:`diag_features`.
+
+    With precisions P_kd = L_kd² = 1/σ_kd²,
+        log N(y; μ_k, σ_k²) = −½ Σ_d P_kd (y_d − μ_kd)² + Σ_d log L_kd − D/2 log 2π
+                            = y²·(−½ P_k) + y·(P_k μ_k) + c_k,
+        c_k = −½ Σ_d P_kd μ_kd² + Σ_d log L_kd − D/2 log 2π,
+    the expansion scikit-learn also uses (one (N, K) product instead of (N, K, D) differences).
+    """
+    d = means.shape[1]
+    prec = prec_chol * prec_chol
+    const = (-0.5 * (prec * means * means).sum(-1) + prec_chol.log().sum(-1)
+             - 0.5 * d * math.log(2 * math.pi) + log_weights)
+    return torch.cat([-0.5 * prec, prec * means, const[:, None]], dim=1).T
+
+
 def log_gaussian(y: Tensor, means: Tensor, prec_chol: Tensor, covariance_type: str) -> Tensor:
     """log N(y_n; μ_k, Σ_k) for y (N, D): (N, K), batched (chunks of components, full)."""
     n, d = y.shape
     if covariance_type == "diag":
-        prec = prec_chol**2
-        maha = (y * y) @ prec.T - 2 * y @ (means * prec).T + (means**2 * prec).sum(-1)
-        log_det = prec_chol.log().sum(-1)
-    else:
-        k = means.shape[0]
-        maha = torch.empty(n, k, dtype=y.dtype, device=y.device)
-        for s, e in _component_chunks(k, n, d):
-            pc = prec_chol[s:e]
-            # ‖Lᵀ(y − μ)‖² = ‖y L − μ L‖² per component, one batched matmul
-            proj = torch.matmul(y, pc) - torch.einsum("kd,kde->ke", means[s:e], pc)[:, None, :]
-            maha[:, s:e] = (proj**2).sum(-1).T
-        log_det = torch.diagonal(prec_chol, dim1=-2, dim2=-1).log().sum(-1)
+        zeros = torch.zeros(means.shape[0], dtype=means.dtype, device=means.device)
+        return diag_features(y) @ diag_log_joint_matrix(zeros, means, prec_chol)
+    k = means.shape[0]
+    maha = torch.empty(n, k, dtype=y.dtype, device=y.device)
+    for s, e in _component_chunks(k, n, d):
+        pc = prec_chol[s:e]
+        # ‖Lᵀ(y − μ)‖² = ‖y L − μ L‖² per component, one batched matmul
+        proj = torch.matmul(y, pc) - torch.einsum("kd,kde->ke", means[s:e], pc)[:, None, :]
+        maha[:, s:e] = (proj**2).sum(-1).T
+    log_det = torch.diagonal(prec_chol, dim1=-2, dim2=-1).log().sum(-1)
     return -0.5 * (d * math.log(2 * math.pi) + maha) + log_det
+
+
+def exp_normalise_(log_joint: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """In place on log_joint (N, K): e = exp(log_joint − m) with m the row maxima.
+
+    Returns (e, s, log p) with s = Σ_k e (N, 1), responsibilities e / s and
+    log p(y) = m + log s = logsumexp_k log_joint (N,). No (N, K) temporary is allocated.
+    """
+    m = log_joint.amax(dim=1, keepdim=True)
+    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+    e = log_joint.sub_(m).exp_()
+    s = e.sum(dim=1, keepdim=True)
+    return e, s, (m + s.log()).squeeze(1)
+
+
+def diag_parameters(sums: Tensor, n: int, reg_covar: float) -> tuple[Tensor, Tensor, Tensor]:
+    """M-step of a diagonal GMM from sums = Σ_n r_nk φ(y_n) (K, 2D + 1) = [Σ r y², Σ r y, N_k]:
+    π_k = N_k / N, μ_k = Σ r y / N_k, σ_k² = Σ r y² / N_k − μ_k² + reg_covar (scikit-learn's
+    formula, cancellation-prone, kept for parity; round-off below reg_covar is clamped)."""
+    d = (sums.shape[1] - 1) // 2
+    nk = sums[:, -1] + 10 * torch.finfo(sums.dtype).eps
+    means = sums[:, d:2 * d] / nk[:, None]
+    covariances = (sums[:, :d] / nk[:, None] - means * means + reg_covar).clamp_min(reg_covar)
+    return nk / n, means, covariances
+
+
+def diag_em_step(features: Tensor, weights: Tensor, means: Tensor, prec_chol: Tensor,
+                 reg_covar: float, buffer: Tensor) -> tuple[float, tuple[Tensor, Tensor, Tensor]]:
+    """One EM iteration of a diagonal GMM on φ(y) (N, 2D + 1), reusing ``buffer`` (N, K).
+
+    E-step: log π_k + log N(y_n; μ_k, σ_k²) = φ(y_n) A (one matmul into ``buffer``), then
+    e_nk = exp(· − max_k ·) in place (:func:`exp_normalise_`); the responsibilities
+    r_nk = e_nk / s_n are never formed. M-step: Σ_n r_nk φ(y_n) = eᵀ (φ / s), one matmul,
+    scaling the (N, 2D + 1) features instead of the (N, K) responsibilities (Dempster,
+    Laird & Rubin 1977; Bishop 2006, §9.2). Returns (mean log-likelihood at the E-step,
+    new parameters).
+    """
+    torch.mm(features, diag_log_joint_matrix(weights.log(), means, prec_chol), out=buffer)
+    e, s, log_prob = exp_normalise_(buffer)
+    sums = e.T @ (features / s)
+    return float(log_prob.mean()), diag_parameters(sums, features.shape[0], reg_covar)
 
 
 def estimate_parameters(y: Tensor, resp: Tensor, reg_covar: float,
                         covariance_type: str) -> tuple[Tensor, Tensor, Tensor]:
     """M-step: weights (K,), means (K, D), covariances (K, D, D) or (K, D) from resp (N, K)."""
+    if covariance_type == "diag":
+        return diag_parameters(resp.T @ diag_features(y), y.shape[0], reg_covar)
     nk = resp.sum(0) + 10 * torch.finfo(resp.dtype).eps
     means = resp.T @ y / nk[:, None]
-    if covariance_type == "diag":
-        avg_y2 = resp.T @ (y * y) / nk[:, None]
-        covariances = avg_y2 - means**2 + reg_covar
-        # the same cancellation-prone formula as scikit-learn, kept for parity; clamp round-off
-        covariances = covariances.clamp_min(reg_covar)
-    else:
-        k, d = means.shape
-        covariances = torch.empty(k, d, d, dtype=y.dtype, device=y.device)
-        for s, e in _component_chunks(k, y.shape[0], d):
-            diff = y[None] - means[s:e, None, :]  # (k', N, D)
-            covariances[s:e] = (resp.T[s:e, :, None] * diff).mT @ diff / nk[s:e, None, None]
-        covariances += reg_covar * torch.eye(d, dtype=y.dtype, device=y.device)
+    k, d = means.shape
+    covariances = torch.empty(k, d, d, dtype=y.dtype, device=y.device)
+    for s, e in _component_chunks(k, y.shape[0], d):
+        diff = y[None] - means[s:e, None, :]  # (k', N, D)
+        covariances[s:e] = (resp.T[s:e, :, None] * diff).mT @ diff / nk[s:e, None, None]
+    covariances += reg_covar * torch.eye(d, dtype=y.dtype, device=y.device)
     return nk / y.shape[0], means, covariances
 
 
@@ -205,10 +262,15 @@ class GaussianMixture(Energy):
         self.weights_, self.means_, self.covariances_ = weights, means, covariances
         self.precisions_cholesky_ = precision_cholesky(covariances, self.covariance_type)
 
-    def _e_step(self, y: Tensor) -> tuple[float, Tensor]:
-        log_joint = self._log_joint(y)
-        log_norm = torch.logsumexp(log_joint, dim=1, keepdim=True)
-        return float(log_norm.mean()), log_joint - log_norm
+    def _em_step(self, y: Tensor, features: Tensor | None,
+                 buffer: Tensor | None) -> tuple[float, tuple[Tensor, Tensor, Tensor]]:
+        """E-step then M-step; returns (mean log-likelihood at the E-step, new parameters)."""
+        if self.covariance_type == "diag":
+            return diag_em_step(features, self.weights_, self.means_, self.precisions_cholesky_,
+                                self.reg_covar, buffer)
+        e, s, log_prob = exp_normalise_(self._log_joint(y))
+        resp = e.div_(s)
+        return float(log_prob.mean()), estimate_parameters(y, resp, self.reg_covar, self.covariance_type)
 
     def fit(self, y: Any) -> GaussianMixture:
         """EM on y (N, D) until the mean log-likelihood gains < ``tol``."""
@@ -217,14 +279,18 @@ class GaussianMixture(Energy):
         if y.shape[0] < 2:
             raise ValueError(f"y needs at least 2 samples, got {y.shape[0]}")
         generator = make_generator(self.seed)
+        features, buffer = None, None
+        if self.covariance_type == "diag":  # φ(y) once per fit, one (N, K) buffer for all E-steps
+            features = diag_features(y)
+            buffer = torch.empty(y.shape[0], self.n_components, dtype=y.dtype, device=y.device)
         best, best_bound = None, -math.inf
         for _ in range(self.n_init):
             self._initialise(y, generator)
             bound, converged, n_iter = -math.inf, False, 0
             for n_iter in range(1, self.max_iter + 1):  # noqa: B007 (returned)
                 previous = bound
-                bound, log_resp = self._e_step(y)
-                self._set(*estimate_parameters(y, log_resp.exp(), self.reg_covar, self.covariance_type))
+                bound, parameters = self._em_step(y, features, buffer)
+                self._set(*parameters)
                 if abs(bound - previous) < self.tol:
                     converged = True
                     break
@@ -246,6 +312,9 @@ class GaussianMixture(Energy):
 
     def _log_joint(self, y: Tensor) -> Tensor:
         """log π_k + log N(y; μ_k, Σ_k): (N, K)."""
+        if self.covariance_type == "diag":
+            return diag_features(y) @ diag_log_joint_matrix(self.weights_.log(), self.means_,
+                                                            self.precisions_cholesky_)
         return log_gaussian(y, self.means_, self.precisions_cholesky_, self.covariance_type) + \
             self.weights_.log()
 

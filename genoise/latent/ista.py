@@ -204,27 +204,29 @@ def fista(y: Tensor, dictionary: Tensor, lam: float, n_iter: int = 100, L: float
     if gap_tol is not None:
         check_positive("gap_tol", gap_tol, allow_zero=True)
     gram, wty, z, L = _start(y, dictionary, lam, z0, L)
+    y_sq = y.detach().to(wty.dtype).pow(2).sum(dim=1) if gap_tol is not None else None
     check_every = max(int(check_every), 1)
     with torch.no_grad():
         out = z.clone()
-        y_sq = y.detach().to(wty.dtype).pow(2).sum(dim=1) if gap_tol is not None else None
         active = torch.arange(z.shape[0], device=z.device)
-        v = z
+        z, v = z.clone(), z.clone()
+        spare, step = torch.empty_like(z), torch.empty_like(z)   # buffers reused every iteration
         t = torch.ones(z.shape[0], 1, dtype=z.dtype, device=z.device)
         threshold = lam / L
         # v − (v G − W_dᵀy)/L = v (I − G/L) + W_dᵀy/L: one fused addmm per iteration.
         scaled_wty = wty / L
         step_matrix = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device) - gram / L
         for k in range(int(n_iter)):
-            z_new = soft_threshold(torch.addmm(scaled_wty, v, step_matrix),
-                                   threshold, positive)
-            step = z_new - z
+            z_new = _soft_threshold_(torch.addmm(scaled_wty, v, step_matrix, out=spare),
+                                     threshold, positive, work=step)
+            torch.sub(z_new, z, out=step)
             if restart:
                 # (v − z_{k+1}) is −(1/L)× the gradient mapping: momentum pointing uphill.
-                t = torch.where(((v - z_new) * step).sum(dim=1, keepdim=True) > 0, torch.ones_like(t), t)
+                uphill = torch.linalg.vecdot(v.sub_(z_new), step) > 0
+                t = torch.where(uphill[:, None], torch.ones_like(t), t)
             t_new = 0.5 * (1.0 + torch.sqrt(1.0 + 4.0 * t * t))
-            v = z_new + ((t - 1.0) / t_new) * step
-            z, t = z_new, t_new
+            torch.addcmul(z_new, (t - 1.0) / t_new, step, out=v)   # v = z_{k+1} + ((t−1)/t')·step
+            spare, z, t = z, z_new, t_new
             if (k + 1) % check_every and k + 1 < n_iter:
                 continue
             done = torch.zeros(z.shape[0], dtype=torch.bool, device=z.device)
@@ -241,12 +243,20 @@ def fista(y: Tensor, dictionary: Tensor, lam: float, n_iter: int = 100, L: float
             if bool(done.any()):
                 keep = ~done
                 active, z, v, t = active[keep], z[keep], v[keep], t[keep]
+                spare, step = torch.empty_like(z), torch.empty_like(z)
                 wty, scaled_wty = wty[keep], scaled_wty[keep]
                 if y_sq is not None:
                     y_sq = y_sq[keep]
         if active.numel():
             out[active] = z
     return out
+
+
+def _soft_threshold_(v: Tensor, theta: float, positive: bool, work: Tensor) -> Tensor:
+    """:func:`soft_threshold` in place on v, with ``work`` (same shape) as scratch space."""
+    if positive:
+        return v.sub_(theta).clamp_(min=0.0)
+    return v.sub_(torch.clamp(v, -theta, theta, out=work))
 
 
 def coordinate_descent(y: Tensor, dictionary: Tensor, lam: float, n_iter: int = 1000,

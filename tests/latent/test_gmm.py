@@ -11,7 +11,7 @@ from sklearn import mixture
 from sklearn.datasets import load_digits
 from sklearn.decomposition import TruncatedSVD
 
-from genoise.latent.gmm import GaussianMixture
+from genoise.latent.gmm import GaussianMixture, diag_features, diag_log_joint_matrix, log_gaussian
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +41,19 @@ def test_gmm_log_likelihood_matches_sklearn_from_same_init(data, covariance_type
     np.testing.assert_allclose(ours.score_samples(data).numpy(), ref.score_samples(data), rtol=1e-3)
     np.testing.assert_allclose(ours.weights_.numpy(), ref.weights_, atol=1e-4)
     np.testing.assert_allclose(ours.predict_proba(data).numpy(), ref.predict_proba(data), atol=1e-3)
+
+
+def test_diag_log_density_as_one_matmul_equals_the_direct_sum():
+    gen = torch.Generator().manual_seed(0)
+    y = torch.randn(30, 6, generator=gen, dtype=torch.float64)
+    means = torch.randn(4, 6, generator=gen, dtype=torch.float64)
+    variances = torch.rand(4, 6, generator=gen, dtype=torch.float64) + 0.1
+    log_weights = torch.rand(4, generator=gen, dtype=torch.float64).log()
+    direct = (-0.5 * ((y[:, None] - means) ** 2 / variances).sum(-1) - 0.5 * variances.log().sum(-1)
+              - 3 * np.log(2 * np.pi))
+    torch.testing.assert_close(log_gaussian(y, means, variances.rsqrt(), "diag"), direct)
+    joint = diag_features(y) @ diag_log_joint_matrix(log_weights, means, variances.rsqrt())
+    torch.testing.assert_close(joint, direct + log_weights)
 
 
 def test_gmm_energy_is_minus_log_joint_against_scipy(data):
