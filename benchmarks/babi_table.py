@@ -7,7 +7,11 @@
 Each (set, row, seed[, task]) trains in its own folder under ``--out`` with a checkpoint
 every epoch; an invocation stops when ``--max-minutes`` is spent and the next one
 resumes, so long rows can be chained in short commands. A run counts in the table once
-it has finished; its ``result.json`` holds the per-task test/validation/training error.
+it has finished; its ``result.json`` (config, per-task test/validation/training error)
+is written under ``--records`` — by default ``benchmarks/records/babi_table``, kept in
+the repository so the table grows across sessions and machines (checkpoints stay in
+``--out``). Shortened runs (``--epochs``/``--ls-epochs``/``--quick``) keep their
+results in ``--out`` instead, so they never mix with full-schedule seeds.
 Best-of-seeds picks, per row (per task for per-task rows), the seed with the lowest
 validation error; mean-of-seeds averages the finished seeds.
 
@@ -80,9 +84,10 @@ def get_data(data_dir: Path, task: object, babi_set: str, seed: int):
     return _DATA[key]
 
 
-def train_one(folder: Path, cfg: MemN2NConfig, data_dir: Path, deadline: float) -> bool:
-    """Train/resume one run until done or the deadline; True when finished."""
-    if (folder / "result.json").is_file():
+def train_one(folder: Path, record: Path, cfg: MemN2NConfig, data_dir: Path, deadline: float) -> bool:
+    """Train/resume one run (checkpoints in ``folder``) until done or the deadline, then
+    write ``record/result.json``; True when finished."""
+    if (record / "result.json").is_file():
         return True
     remaining = deadline - time.time()
     if remaining < 20:
@@ -102,7 +107,8 @@ def train_one(folder: Path, cfg: MemN2NConfig, data_dir: Path, deadline: float) 
     train, _ = evaluate(model, data.train)
     result = {"config": asdict(cfg), "test_error": test, "valid_error": valid, "train_error": train,
               "fallbacks": data.fallbacks, "epochs_run": out["epoch"]}
-    atomic_write_text(folder / "result.json", json.dumps(result, indent=1))
+    record.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(record / "result.json", json.dumps(result, indent=1))
     print(f"[babi_table]   done: mean test error {100 * sum(test.values()) / len(test):.1f} %", flush=True)
     return True
 
@@ -209,7 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, help="main-phase epochs (default: the paper's)")
     parser.add_argument("--ls-epochs", type=int, help="linear-start epochs (default: the paper's)")
     parser.add_argument("--max-minutes", type=float, default=9.0, help="time budget of this invocation")
-    parser.add_argument("--out", default=str(ROOT / "runs" / "babi_table"))
+    parser.add_argument("--out", default=str(ROOT / "runs" / "babi_table"), help="checkpoints")
+    parser.add_argument("--records", default=str(ROOT / "benchmarks" / "records" / "babi_table"),
+                        help="finished runs' result.json (the table is built from these)")
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--quick", action="store_true", help="task 1, per-task PE LS RN, 10+10 epochs")
@@ -219,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         out = out.parent / (out.name + "_quick")
         args.rows, args.tasks, args.epochs, args.ls_epochs = "pe-ls-rn", "1", 10, 10
+    shortened = args.epochs is not None or args.ls_epochs is not None
+    records = out if shortened else Path(args.records)
     deadline = time.time() + 60 * args.max_minutes
     tasks = list(range(1, 21)) if args.tasks == "all" else [int(t) for t in args.tasks.split(",")]
     sets = args.sets.split(",")
@@ -230,10 +240,11 @@ def main(argv: list[str] | None = None) -> int:
                 for seed in (int(s) for s in args.seeds.split(",")):
                     for folder, task in run_dirs(out, babi_set, row, seed, tasks):
                         cfg = make_config(row, babi_set, seed, task, args)
-                        train_one(folder, cfg, Path(args.data_dir), deadline)
-    text = report(out, sets if not args.report_only else ["en", "en-10k"])
+                        record = records / folder.relative_to(out)
+                        train_one(folder, record, cfg, Path(args.data_dir), deadline)
+    text = report(records, sets if not args.report_only else ["en", "en-10k"])
     if args.quick:
-        rows = collect(out, "en", "pe-ls-rn")
+        rows = collect(records, "en", "pe-ls-rn")
         text += "\n".join(f"quick: {r['seed']} task 1 test error {100 * r['test'][1]:.1f} %" for r in rows)
     results = ROOT / "benchmarks" / "results"
     results.mkdir(parents=True, exist_ok=True)
