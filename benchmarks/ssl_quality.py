@@ -4,6 +4,11 @@ at random initialisation and (b) the same backbone trained supervised on the lab
 (same augmentations, same epochs), all measured in this run.
 
     python benchmarks/ssl_quality.py [--quick] [--datasets mnist cifar10] [--methods simclr vicreg]
+                                     [--epochs N] [--pool-grid 2] [--out-dim 512] [--probe-iterations 500]
+
+Every row (random init, supervised, each method) uses the same backbone: the small ConvNet
+(ConvEncoder width 32) whose last 4 × 4 feature map is average-pooled to a ``pool_grid`` ×
+``pool_grid`` grid (1 = global pooling) and mapped linearly to ``out_dim`` features.
 
 Goals (issue 4): MNIST best method ≥ 98.5 % linear probe; CIFAR-10 subset best method ≥ 15
 points above random init. Needs the data folder (``GENOISE_DATA`` or ../shared/data).
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -33,29 +39,37 @@ RECIPES = Path(__file__).parents[1] / "genoise" / "recipes"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def frozen_eval(backbone: torch.nn.Module, train: ImageData, test: ImageData) -> dict[str, float]:
+def frozen_eval(backbone: torch.nn.Module, train: ImageData, test: ImageData,
+                probe_iterations: int) -> dict[str, float]:
+    """Linear probe (fitted on train only, L2 chosen on a split of train) and kNN, on test."""
     f_tr, f_te = extract_features(backbone, train.images), extract_features(backbone, test.images)
-    return {**linear_probe(f_tr, train.labels, f_te, test.labels, iterations=150),
+    return {**linear_probe(f_tr, train.labels, f_te, test.labels, iterations=probe_iterations),
             **knn_accuracy(f_tr, train.labels, f_te, test.labels)}
 
 
-def config_for(method: str, dataset: str, n_train: int) -> dict:
-    """The MNIST recipe's settings (small ConvNet, 512-wide projectors) for every data set,
-    so that every method and data set uses the same backbone and a comparable head."""
+def backbone_for(spec: dict, images: torch.Tensor) -> torch.nn.Module:
+    """The shared backbone (``spec``: out_dim, width, pool_grid) for images (N, C, S, S)."""
+    return make_backbone("conv", in_channels=images.shape[1], image_size=images.shape[2], **spec)
+
+
+def config_for(method: str, dataset: str, n_train: int, spec: dict) -> dict:
+    """The MNIST recipe's settings (512-wide projectors) for every data set, with the shared
+    backbone ``spec``, so that every method and data set uses the same backbone and a
+    comparable head."""
     cfg = yaml.safe_load((RECIPES / f"{method}-mnist.yaml").read_text())["config"]
-    cfg = {**cfg, "dataset": dataset, "backbone": "conv", "method_options": dict(cfg["method_options"])}
+    cfg = {**cfg, **spec, "dataset": dataset, "backbone": "conv",
+           "method_options": dict(cfg["method_options"])}
     if "queue_size" in cfg["method_options"]:
         cfg["method_options"]["queue_size"] = min(cfg["method_options"]["queue_size"], n_train // 2)
     return cfg
 
 
 def supervised(train: ImageData, dataset: str, epochs: int, batch: int, lr: float,
-               seed: int) -> torch.nn.Module:
+               seed: int, spec: dict) -> torch.nn.Module:
     """Same backbone + linear head, cross-entropy on one augmented view, AdamW, cosine lr."""
     torch.manual_seed(seed)
-    c, s = train.images.shape[1], train.images.shape[2]
-    backbone = make_backbone("conv", in_channels=c, image_size=s, out_dim=128)
-    head = torch.nn.Linear(128, 10)
+    backbone = backbone_for(spec, train.images)
+    head = torch.nn.Linear(spec["out_dim"], 10)
     augment = ViewAugment(DATASET_PRESET[dataset], n_global=1)
     params = [*backbone.parameters(), *head.parameters()]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-5)
@@ -84,12 +98,23 @@ def load(dataset: str, data_dir: Path, n_train: int, n_test: int, seed: int) -> 
     return ImageData(train.images[keep], train.labels[keep]), test
 
 
+def clock() -> tuple[float, float]:
+    """(wall, CPU) seconds now; CPU is this process's user + system time."""
+    return time.perf_counter(), time.process_time()
+
+
+def since(start: tuple[float, float]) -> tuple[float, float]:
+    """(wall, CPU) seconds elapsed since ``start = clock()``."""
+    now = clock()
+    return now[0] - start[0], now[1] - start[1]
+
+
 def write(lines_by_dataset: dict[str, list[str]], header: str, out: str = "ssl_quality.md") -> str:
     parts = [header]
     for dataset, lines in lines_by_dataset.items():
         parts += [f"\n### {dataset}\n",
-                  "| backbone | linear probe % | kNN k=20 % | kNN k=200 % | pre-train s |",
-                  "|---|---:|---:|---:|---:|", *lines]
+                  "| backbone | linear probe % | kNN k=20 % | kNN k=200 % | pre-train wall s | CPU s |",
+                  "|---|---:|---:|---:|---:|---:|", *lines]
     text = "\n".join(parts) + "\n"
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / out).write_text(text)
@@ -104,14 +129,19 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="override the epoch budget of every data set")
     parser.add_argument("--data-dir", type=Path, default=SHARED)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pool-grid", type=int, default=2, help="backbone pooling grid (1 = global)")
+    parser.add_argument("--out-dim", type=int, default=512, help="backbone feature dimension")
+    parser.add_argument("--probe-iterations", type=int, default=500, help="L-BFGS iterations")
     parser.add_argument("--out", default="ssl_quality.md", help="file name in benchmarks/results/")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    spec = {"out_dim": args.out_dim, "width": 32, "pool_grid": args.pool_grid}
     budget = {"mnist": (10_000, 10_000, 4) if args.quick else (60_000, 10_000, 20),
               "cifar10": (4_000, 1_000, 8) if args.quick else (4_000, 1_000, 50)}
-    header = (f"## SSL quality ({'quick' if args.quick else 'full'}; ConvEncoder width 32 → 128-d features, "
-              f"AdamW, batch 256; linear probe = L-BFGS logistic regression on frozen features, "
-              f"kNN = cosine, T = 0.07)")
+    header = (f"## SSL quality ({'quick' if args.quick else 'full'}; ConvEncoder width 32, "
+              f"{args.pool_grid}×{args.pool_grid} pooling → {args.out_dim}-d features, AdamW, batch 256; "
+              f"linear probe = L-BFGS ({args.probe_iterations} it.) logistic regression on frozen "
+              f"features, kNN = cosine, T = 0.07)")
     lines: dict[str, list[str]] = {}
     for dataset in args.datasets:
         n_train, n_test, epochs = budget[dataset]
@@ -120,27 +150,29 @@ def main() -> None:
         key = f"{dataset}: {train.images.shape[0]} train / {test.images.shape[0]} test, {epochs} epochs"
         lines[key] = []
 
-        def row(name: str, result: dict, seconds: float, key: str = key) -> None:
+        def row(name: str, result: dict, elapsed: tuple[float, float], key: str = key) -> None:
+            wall, cpu = elapsed
             lines[key].append(f"| {name} | {result['linear_acc']:.2f} | {result['knn_k20']:.2f} | "
-                              f"{result['knn_k200']:.2f} | {seconds:.0f} |")
+                              f"{result['knn_k200']:.2f} | {wall:.0f} | {cpu:.0f} |")
             print(write(lines, header, args.out).splitlines()[-1], flush=True)
 
+        evaluate = partial(frozen_eval, train=train, test=test, probe_iterations=args.probe_iterations)
         torch.manual_seed(args.seed)
-        c, s = train.images.shape[1], train.images.shape[2]
-        row("random init", frozen_eval(make_backbone("conv", in_channels=c, image_size=s, out_dim=128),
-                                       train, test), 0.0)
-        start = time.perf_counter()
-        sup = supervised(train, dataset, epochs, 256, 2e-3, args.seed)
-        row("supervised (same labels)", frozen_eval(sup, train, test), time.perf_counter() - start)
+        row("random init", evaluate(backbone_for(spec, train.images)), (0.0, 0.0))
+        start = clock()
+        sup = supervised(train, dataset, epochs, 256, 2e-3, args.seed, spec)
+        sup_time = since(start)
+        row("supervised (same labels)", evaluate(sup), sup_time)
         for name in args.methods:
-            cfg = config_for(name, dataset, train.images.shape[0])
+            cfg = config_for(name, dataset, train.images.shape[0], spec)
             torch.manual_seed(args.seed)
             method, augment = build_from_config(cfg, train.images)
-            start = time.perf_counter()
+            start = clock()
             pretrain(method, train, augment=augment, test=None, epochs=epochs, batch_size=256,
                      lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]), seed=args.seed,
                      progress=False)
-            row(name, frozen_eval(method.backbone, train, test), time.perf_counter() - start)
+            elapsed = since(start)
+            row(name, evaluate(method.backbone), elapsed)
     print(write(lines, header, args.out))
 
 

@@ -1,26 +1,65 @@
 """Backbones for the SSL recipes, from :mod:`genoise.nn`: the small ConvNet
-(:class:`genoise.nn.ConvEncoder`) and the CIFAR ResNet-18 (:class:`genoise.nn.ResNet18Small`)."""
+(:class:`genoise.nn.ConvEncoder`), its grid-pooled variant (:class:`GridPoolConvEncoder`)
+and the CIFAR ResNet-18 (:class:`genoise.nn.ResNet18Small`)."""
 
 from __future__ import annotations
 
 import torch
-from torch import nn
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 from genoise._checks import check_choice
 from genoise.nn import ConvEncoder, ResNet18Small
+from genoise.nn._shapes import check_image_batch, check_int
 
 BACKBONES = ("conv", "resnet18")
 
 
+class GridPoolConvEncoder(ConvEncoder):
+    """:class:`~genoise.nn.ConvEncoder` with average pooling to a ``grid × grid`` map instead
+    of global pooling, so the linear head sees where in the image a feature fired:
+
+        h = W · vec(avgpool_{grid×grid}(block_depth ∘ … ∘ block_1 (x))) + b
+
+    x (B, C, S, S) → h (B, out_dim); the head's input has ``width · 2**(depth-1) · grid²``
+    dimensions (:attr:`pooled_dim`). ``grid=1`` is the plain ConvEncoder. Global pooling of
+    the 4 × 4 map of a 28 × 28 digit discards the layout that tells a 6 from a 9; keeping a
+    2 × 2 grid lifts the linear probe of the same network by several points on MNIST
+    (docs/ssl.md).
+
+    Examples
+    --------
+    >>> enc = GridPoolConvEncoder(1, 28, out_dim=512, grid=2)
+    >>> enc(torch.rand(8, 1, 28, 28)).shape
+    torch.Size([8, 512])
+    """
+
+    def __init__(self, in_channels: int, image_size: int, out_dim: int, width: int = 32,
+                 depth: int = 3, grid: int = 2) -> None:
+        super().__init__(in_channels, image_size, out_dim, width=width, depth=depth)
+        check_int("grid", grid)
+        self.grid = grid
+        self.pooled_dim = self.pooled_dim * grid * grid
+        self.head = nn.Linear(self.pooled_dim, out_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_image_batch("GridPoolConvEncoder", x, self.in_channels, self.image_size)
+        return self.head(F.adaptive_avg_pool2d(self.blocks(x), self.grid).flatten(1))
+
+
 def make_backbone(name: str, *, in_channels: int, image_size: int, out_dim: int = 128,
-                  width: int = 32) -> nn.Module:
+                  width: int = 32, pool_grid: int = 1) -> nn.Module:
     """``"conv"``: ``ConvEncoder(in_channels, image_size, out_dim, width)`` (3 stride-2 conv
-    blocks, global pooling, linear head); ``"resnet18"``: CIFAR ResNet-18 with 512-d
-    features (``out_dim`` and ``width`` ignored; 64 channels in the first stage)."""
+    blocks, global pooling, linear head), or :class:`GridPoolConvEncoder` when
+    ``pool_grid > 1`` (pooling to a ``pool_grid × pool_grid`` map); ``"resnet18"``: CIFAR
+    ResNet-18 with 512-d features (``out_dim``, ``width`` and ``pool_grid`` ignored; 64
+    channels in the first stage)."""
     check_choice("backbone", name, BACKBONES)
-    if name == "conv":
-        return ConvEncoder(in_channels, image_size, out_dim, width=width)
-    return ResNet18Small(in_channels=in_channels)
+    if name == "resnet18":
+        return ResNet18Small(in_channels=in_channels)
+    if pool_grid > 1:
+        return GridPoolConvEncoder(in_channels, image_size, out_dim, width=width, grid=pool_grid)
+    return ConvEncoder(in_channels, image_size, out_dim, width=width)
 
 
 @torch.no_grad()

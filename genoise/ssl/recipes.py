@@ -3,7 +3,8 @@ linear|knn RUN_DIR``) and the demo section.
 
 Configuration keys (every recipe ``genoise/recipes/<method>-<dataset>.yaml``):
 
-method, dataset, backbone (conv | resnet18), out_dim, width, proj_hidden, proj_dim,
+method, dataset, backbone (conv | resnet18), out_dim, width, pool_grid (conv: average-pool
+to a pool_grid × pool_grid map; 1 = global pooling), proj_hidden, proj_dim,
 proj_layers (-1: the method's default), method_options (dict of constructor arguments),
 epochs, batch_size, lr, weight_decay, warmup_epochs, n_local (multi-crop views),
 train_subset (0 = all), seed, device, data_dir.
@@ -29,7 +30,8 @@ from genoise.train import CHECKPOINT_NAME, Run, load_checkpoint
 
 DEFAULTS: dict[str, Any] = {
     "method": "vicreg", "dataset": "digits", "backbone": "conv", "out_dim": 128, "width": 32,
-    "proj_hidden": 512, "proj_dim": 512, "proj_layers": -1, "method_options": {}, "epochs": 20,
+    "pool_grid": 1, "proj_hidden": 512, "proj_dim": 512, "proj_layers": -1, "method_options": {},
+    "epochs": 20,
     "batch_size": 256, "lr": 2e-3, "weight_decay": 1e-5, "warmup_epochs": 1.0, "n_local": 0,
     "train_subset": 0, "seed": 0, "data_dir": None,
 }
@@ -56,7 +58,8 @@ def build_from_config(config: dict[str, Any], images: torch.Tensor):
     config = _config(config)
     channels, size = int(images.shape[1]), int(images.shape[2])
     backbone = make_backbone(config["backbone"], in_channels=channels, image_size=size,
-                             out_dim=int(config["out_dim"]), width=int(config["width"]))
+                             out_dim=int(config["out_dim"]), width=int(config["width"]),
+                             pool_grid=int(config["pool_grid"]))
     kwargs = {"proj_hidden": int(config["proj_hidden"]), "proj_dim": int(config["proj_dim"]),
               **dict(config["method_options"] or {})}
     if int(config["proj_layers"]) >= 0:
