@@ -76,6 +76,16 @@ def build_model(cfg: MemN2NConfig, data: BabiData) -> MemN2N:
                   generator=generator, sentence_length=width, empty_slots=cfg.empty_slots)
 
 
+def load_model_state(model: MemN2N, state: dict[str, Any], checkpoint: str | Path) -> None:
+    """``model.load_state_dict(state)`` with a one-line error naming the checkpoint when the
+    shapes differ (a run made with other data, memory width or an older genoise)."""
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[-1].strip()
+        raise ValueError(f"{checkpoint}: does not fit this model/data ({first})") from None
+
+
 def clip_gradients(model: MemN2N, max_norm: float, mode: str) -> None:
     """Clip the gradient norm to ``max_norm``: over all parameters (``"global"``) or per
     embedding matrix (``"per-matrix"``: word and time rows of one matrix together, as the
@@ -132,7 +142,7 @@ def train_memn2n(data: BabiData, cfg: MemN2NConfig, *, checkpoint: str | Path | 
         saved = torch.load(checkpoint, weights_only=False)
         if saved["vocab"] != data.vocab.words:
             raise ValueError(f"{checkpoint}: vocabulary differs from the data being trained on")
-        model.load_state_dict(saved["model"])
+        load_model_state(model, saved["model"], checkpoint)
         optimizer.load_state_dict(saved["optimizer"])
         generator.set_state(saved["generator"])
         state = saved["state"]

@@ -24,6 +24,7 @@ from genoise.memory.babi_train import (
     build_model,
     error_table,
     evaluate,
+    load_model_state,
     load_run_data,
     train_memn2n,
 )
@@ -120,7 +121,7 @@ def evaluate_babi_run(run_dir: str | Path, data_dir: str | Path | None = None) -
     if saved["vocab"] != data.vocab.words:
         raise ValueError(f"{checkpoint}: its vocabulary does not match the data in {data_dir}")
     model = build_model(cfg, data)
-    model.load_state_dict(saved["model"])
+    load_model_state(model, saved["model"], checkpoint)
     test, _ = evaluate(model, data.test)
     return {"test_error": test, "mean_test_error": sum(test.values()) / len(test),
             "failed_tasks": sum(e > 0.05 for e in test.values()), "config": asdict(cfg),

@@ -74,3 +74,12 @@ def test_per_matrix_clipping_bounds_each_matrix_and_global_bounds_the_sum():
             torch.testing.assert_close(torch.stack(norms), torch.ones(len(norms)))
         else:
             torch.testing.assert_close(total, torch.tensor(1.0))
+
+
+def test_checkpoint_of_another_shape_is_refused_in_one_line(tmp_path):
+    from genoise.memory import MemN2N
+    from genoise.memory.babi_train import load_model_state
+
+    small, big = MemN2N(12, 4, 3, 1), MemN2N(12, 9, 3, 1)
+    with pytest.raises(ValueError, match=r"ckpt\.pt: does not fit this model/data \(.*size mismatch"):
+        load_model_state(big, small.state_dict(), tmp_path / "ckpt.pt")
