@@ -30,6 +30,8 @@ from genoise.data.babi import BabiData, BabiTensors, load_babi, parse_tasks
 from genoise.io import atomic_torch_save
 from genoise.memory.memn2n import MemN2N, random_noise_time
 
+CLIP_MODES = ("per-matrix", "global")
+
 
 @dataclass
 class MemN2NConfig:
@@ -132,7 +134,7 @@ def train_memn2n(data: BabiData, cfg: MemN2NConfig, *, checkpoint: str | Path | 
     stops after the epoch that exceeds the budget (``finished=False``); rerun with
     ``resume=True`` to continue from ``checkpoint``."""
     torch.manual_seed(cfg.seed)
-    check_choice("clip", cfg.clip, ("per-matrix", "global"))
+    check_choice("clip", cfg.clip, CLIP_MODES)
     model = build_model(cfg, data)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr)
     generator = torch.Generator().manual_seed(cfg.seed + 1)

@@ -64,7 +64,10 @@ def position_encoding(sentence_len: int, dim: int, form: str = "paper") -> Tenso
 
 def position_weights(tokens: Tensor, dim: int, encoding: str = "pe-paper") -> Tensor:
     """Per-word weights (…, L, d) for ``tokens`` (…, L): the paper-text PE of each
-    sentence's own length J (or 1 for bag of words), 0 on padding."""
+    sentence's own length J (or 1 for bag of words), 0 on padding. ``"pe"`` is kept as a
+    name of the same paper-text form for existing callers; :class:`MemN2N`'s ``"pe"`` is
+    the released code's form (:meth:`MemN2N.word_weights`)."""
+    check_choice("encoding", encoding, ENCODINGS)
     present = (tokens > 0).float()[..., None]  # (…, L, 1)
     if encoding == "bow":
         return present.expand(*tokens.shape, dim)

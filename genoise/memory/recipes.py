@@ -20,6 +20,7 @@ from genoise._checks import check_choice
 from genoise.data.babi import BABI_SETS, parse_tasks
 from genoise.io import atomic_write_text
 from genoise.memory.babi_train import (
+    CLIP_MODES,
     MemN2NConfig,
     build_model,
     error_table,
@@ -52,7 +53,7 @@ def _config(values: dict[str, Any]) -> MemN2NConfig:
     check_choice("encoding", cfg.encoding, ENCODINGS)
     check_choice("tying", cfg.tying, TYING)
     check_choice("empty_slots", cfg.empty_slots, EMPTY_SLOTS)
-    check_choice("clip", cfg.clip, ("per-matrix", "global"))
+    check_choice("clip", cfg.clip, CLIP_MODES)
     for key in ("hops", "epochs", "embedding_dim", "memory_size", "batch_size"):
         if getattr(cfg, key) < 1:
             raise ValueError(f"{key} must be >= 1, got {getattr(cfg, key)}")
