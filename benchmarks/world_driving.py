@@ -40,7 +40,8 @@ DEFAULTS = dict(
     lane_weight=0.2,
     offroad_weight=5.0,
     action_weight=0.01,
-    speed_gradient=False,
+    speed_gradient=True,
+    rear_speed="initial",
     route_length=200.0,
     max_steps=400,
     warmup=300,
@@ -99,6 +100,29 @@ def references(args, env_kwargs, history: int, seeds: list[int]) -> dict:
     return result
 
 
+def oracle_references(args, env_kwargs, seeds: list[int]) -> dict:
+    """CEM on the simulator's true future (``genoise.world.oracle``) with the rear proximity
+    reach from the plan's initial speed (ours) and from the current speed (the paper's)."""
+    cell = Path(args.out) / "oracle.json"
+    if cell.is_file():
+        return json.loads(cell.read_text())
+    from genoise.world.oracle import oracle_controller
+    from genoise.world.recipes import cost_config
+
+    options = dict(population=64, n_elites=8, iterations=3)
+    lane_width = env_kwargs["road"].lane_width
+    controllers = {
+        f"oracle_{rear}": oracle_controller(
+            "cem", 20, options, cost_config({**DEFAULTS, "rear_speed": rear}, lane_width), seed=args.seed
+        )
+        for rear in ("initial", "current")
+    }
+    result = evaluation_table(controllers, seeds, env_kwargs, 1)["results"]
+    result = {k: {**v, "seeds": seeds} for k, v in result.items()}
+    cell.write_text(json.dumps(result) + "\n")
+    return result
+
+
 def report(args, seeds: list[int]) -> str:
     import matplotlib
 
@@ -108,6 +132,7 @@ def report(args, seeds: list[int]) -> str:
     out = Path(args.out)
     cells = [json.loads(p.read_text()) for p in sorted(out.glob("mpur*_h*.json"))]
     refs = json.loads((out / "references.json").read_text()) if (out / "references.json").is_file() else {}
+    oracle = json.loads((out / "oracle.json").read_text()) if (out / "oracle.json").is_file() else {}
     horizons = sorted({c["horizon"] for c in cells})
     lines = [
         f"Success rate vs training rollout length; {len(seeds)} held-out episodes (seeds {seeds[0]}…"
@@ -149,6 +174,17 @@ def report(args, seeds: list[int]) -> str:
                 f"| reference: {label} | {100 * r['success_rate']:.0f} | {100 * r['collision_rate']:.0f} | "
                 f"{100 * r['offroad_rate']:.0f} | {r['mean_distance']:.1f} | | | | |"
             )
+    for key, label in (
+        ("oracle_initial", "CEM on the true future, rear reach from the initial speed"),
+        ("oracle_current", "CEM on the true future, rear reach from the current speed (paper)"),
+    ):
+        if key in oracle:
+            r = oracle[key]
+            lines.append(
+                f"| reference: {label} (first {len(r['seeds'])} episodes) | {100 * r['success_rate']:.0f} | "
+                f"{100 * r['collision_rate']:.0f} | {100 * r['offroad_rate']:.0f} | {r['mean_distance']:.1f} "
+                "| | | | |"
+            )
     ax.set_xlabel("training rollout length H (steps of 0.1 s)")
     ax.set_ylabel("success rate (%)")
     ax.set_ylim(-5, 105)
@@ -169,6 +205,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--report", action="store_true")
+    parser.add_argument(
+        "--oracle-episodes",
+        type=int,
+        default=0,
+        help="also drive the first N episodes with CEM on the true future (about 1 CPU-minute each)",
+    )
     parser.add_argument("--quick", action="store_true", help="horizons 1 and 5, 100 updates, 5 episodes")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -192,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         + "\n"
     )
     references(args, env_kwargs, model.history, seeds)
+    if args.oracle_episodes:
+        oracle_references(args, env_kwargs, seeds[: args.oracle_episodes])
     for horizon in args.horizons:
         for method in args.methods:
             row = run_cell(args, model, data, env_kwargs, method, horizon, seeds)

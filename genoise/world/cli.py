@@ -81,6 +81,13 @@ def plan_parser() -> argparse.ArgumentParser:
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--route-length", type=float, default=200.0)
     parser.add_argument("--max-steps", type=int, default=400)
+    parser.add_argument(
+        "--rear-speed",
+        choices=("current", "initial"),
+        default="initial",
+        help="speed that sets the proximity reach behind the ego: the plan's start (default) or, "
+        "as in the paper, the current speed (then braking looks safe; see docs/world.md)",
+    )
     parser.add_argument("--gif", default=None, help="write the first episode as a GIF here")
     return parser
 
@@ -91,6 +98,7 @@ def plan_main(argv: Sequence[str] | None = None) -> int:
 
     import torch
 
+    from genoise.world.costs import CostConfig
     from genoise.world.forward import load_forward_model
     from genoise.world.highway_env import HighwayTrafficEnv
     from genoise.world.policy import evaluate_driving, planner_controller
@@ -116,8 +124,9 @@ def plan_main(argv: Sequence[str] | None = None) -> int:
         "cem": dict(population=args.samples, n_elites=max(2, args.samples // 4), iterations=args.iterations),
         "mppi": dict(samples=args.samples, iterations=args.iterations, temperature=0.1),
     }[method]
+    costs = CostConfig(lane_width=road.lane_width, rear_speed=args.rear_speed)
     controller = planner_controller(
-        model, method, probe.action_space.low, probe.action_space.high, args.horizon, options
+        model, method, probe.action_space.low, probe.action_space.high, args.horizon, options, costs
     )
     seeds = [100_000 + i for i in range(args.episodes)]
     outcome = evaluate_driving(controller, seeds, env_kwargs, model.history, record=0 if args.gif else None)

@@ -10,6 +10,14 @@ With pixel centres ``dx_i`` (ahead) and ``dy_j`` (left) relative to the ego car:
       M_ij = relu(1 - |dx_i| / d_safe(v)) * relu(1 - |dy_j| / lateral_reach)
       C_proximity = max_ij M_ij * cars_ij
 
+  With ``rear_speed="initial"`` the rows behind the ego (``dx_i < 0``) use
+  ``d_safe(v_0)``, ``v_0`` the speed at the start of the rollout (given by the caller):
+  a follower that does not see the ego keeps roughly its speed, so the distance it needs does
+  not shrink when the ego brakes. With the paper's choice (``"current"``) braking shrinks
+  the rear mask too, and a controller minimising the cost brakes to a stop in front of
+  followers that cannot see it (measured with a planner on the simulator's true future,
+  ``docs/world.md``).
+
 - lane cost — lane dividers under the ego car, weighted by lateral closeness::
 
       L_ij = 1[|dx_i| <= ego_length / 2] * relu(1 - |dy_j| / (lane_width / 2))
@@ -47,6 +55,12 @@ class CostConfig:
     # False: no gradient through d_safe(v). Otherwise braking shrinks the mask, and a policy
     # trained through the model learns to brake hard and is rear-ended (measured).
     speed_gradient: bool = True
+    # speed of the rear half of the proximity mask: "current" (the paper) or "initial"
+    rear_speed: str = "current"
+
+    def __post_init__(self) -> None:
+        if self.rear_speed not in ("current", "initial"):
+            raise ValueError(f"rear_speed must be 'current' or 'initial', got {self.rear_speed!r}")
 
 
 DEFAULT_COSTS = CostConfig()
@@ -58,12 +72,18 @@ def _centres(spec: RasterSpec, device: torch.device) -> tuple[Tensor, Tensor]:
     return 0.5 * (row_lo + row_hi), 0.5 * (col_lo + col_hi)
 
 
-def proximity_mask(speed: Tensor, spec: RasterSpec, config: CostConfig = CostConfig()) -> Tensor:
-    """``M`` of shape (*speed.shape, H, W) (see module docstring)."""
+def proximity_mask(
+    speed: Tensor, spec: RasterSpec, config: CostConfig = CostConfig(), rear_speed: Tensor | None = None
+) -> Tensor:
+    """``M`` of shape (*speed.shape, H, W) (see module docstring); ``rear_speed``
+    (broadcastable to ``speed``), if given, sets the reach of the rows behind the ego."""
     dx, dy = _centres(spec, speed.device)
     if not config.speed_gradient:
         speed = speed.detach()
     reach = (config.safe_time * speed.abs() + config.min_distance).unsqueeze(-1)
+    if rear_speed is not None:
+        rear = (config.safe_time * rear_speed.detach().abs() + config.min_distance).unsqueeze(-1)
+        reach = torch.where(dx < 0, rear, reach)
     along = (1.0 - dx.abs() / reach).clamp(min=0.0)  # (..., H)
     across = (1.0 - dy.abs() / config.lateral_reach).clamp(min=0.0)  # (W,)
     return along.unsqueeze(-1) * across
@@ -87,13 +107,18 @@ def _check_raster(raster: Tensor, spec: RasterSpec) -> None:
 
 
 def proximity_cost(
-    raster: Tensor, speed: Tensor, spec: RasterSpec, config: CostConfig = CostConfig()
+    raster: Tensor,
+    speed: Tensor,
+    spec: RasterSpec,
+    config: CostConfig = CostConfig(),
+    rear_speed: Tensor | None = None,
 ) -> Tensor:
     """``max_ij M_ij(v) * cars_ij`` for rasters (..., 3, H, W) and speeds (...) → (...)."""
     _check_raster(raster, spec)
     if speed.shape != raster.shape[:-3]:
         raise ValueError(f"speed must have shape {tuple(raster.shape[:-3])}, got {tuple(speed.shape)}")
-    return (proximity_mask(speed, spec, config) * raster[..., CARS, :, :]).flatten(-2).amax(-1)
+    mask = proximity_mask(speed, spec, config, rear_speed)
+    return (mask * raster[..., CARS, :, :]).flatten(-2).amax(-1)
 
 
 def lane_cost(raster: Tensor, spec: RasterSpec, config: CostConfig = CostConfig()) -> Tensor:
@@ -115,11 +140,17 @@ def driving_cost(
     speed: Tensor,
     spec: RasterSpec,
     config: CostConfig = CostConfig(),
+    initial_speed: Tensor | None = None,
 ) -> dict[str, Tensor]:
-    """All three costs and their weighted total ``"total"`` (each of shape (...))."""
+    """All three costs and their weighted total ``"total"`` (each of shape (...)).
+
+    ``initial_speed`` (broadcastable to ``speed``, e.g. (B, 1) for rollouts (B, T)) is the
+    speed at the start of a rollout; it sets the rear reach when ``config.rear_speed ==
+    "initial"`` (without it, the current speed is used)."""
     check_ndim("raster", raster, (3, 4, 5, 6))
+    rear = initial_speed if config.rear_speed == "initial" else None
     costs = {
-        "proximity": proximity_cost(raster, speed, spec, config),
+        "proximity": proximity_cost(raster, speed, spec, config, rear),
         "lane": lane_cost(raster, spec, config),
         "offroad": offroad_cost(raster, spec, config),
     }

@@ -42,6 +42,8 @@ ROW_NAMES = {
     "mpur": "MPUR",
     "mpur_no_u": "MPUR without uncertainty",
     "mper": "MPER",
+    "oracle_initial": "CEM on the true future (rear reach: initial speed)",
+    "oracle_current": "CEM on the true future (rear reach: current speed, the paper's)",
 }
 _CHECKED = ("obs_mode", "raster", "road", "history")
 

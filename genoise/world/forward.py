@@ -180,7 +180,7 @@ class ForwardModel(nn.Module):
         ``((v' - v) dt, a_y dt)``, with bilinear sampling. So the predicted raster, and every
         cost computed from it, is differentiable in the action, and an untrained model with
         ``a = 0`` copies the last frame exactly."""
-        from genoise.world.raster import CARS, EGO, lane_profile
+        from genoise.world.raster import CARS, EGO
 
         dt = float(self.kinematics["dt"])
         y, v = last_state[:, 0], last_state[:, 1]
@@ -188,21 +188,50 @@ class ForwardModel(nn.Module):
         y_next = y + action[:, 1] * dt
         state = torch.stack([y_next, v_next, action[:, 1]], -1)
         cars = (last_image[:, CARS] + delta[:, CARS]).clamp(0.0, 1.0)
-        b, (h, w) = cars.shape[0], self.raster.shape
+        image = self.compose(cars, (v_next - v) * dt, action[:, 1] * dt, y_next, last_image[:, EGO])
+        return image, state
+
+    def compose(self, cars: Tensor, along: Tensor, across: Tensor, ego_y: Tensor, ego: Tensor) -> Tensor:
+        """Raster (N, 3, H, W) of an ego car that is ``along`` metres ahead of and ``across``
+        metres left of the frame in which the other cars ``cars`` (N, H, W) were drawn
+        (bilinear sampling, zeros outside), with the lane channel drawn at ``ego_y`` (N,) and
+        the ego channel ``ego`` (N, H, W); differentiable in ``along``, ``across``, ``ego_y``."""
+        from genoise.world.raster import lane_profile
+
+        n, (h, w) = cars.shape[0], self.raster.shape
         ext_x, ext_y = self.raster.extent
         rows = (2 * torch.arange(h, dtype=cars.dtype, device=cars.device) + 1) / h - 1
         cols = (2 * torch.arange(w, dtype=cars.dtype, device=cars.device) + 1) / w - 1
-        grid_y = rows.view(1, h, 1) - (2 * (v_next - v) * dt / ext_x).view(b, 1, 1)
-        grid_x = cols.view(1, 1, w) + (2 * action[:, 1] * dt / ext_y).view(b, 1, 1)
-        grid = torch.stack(torch.broadcast_tensors(grid_x, grid_y), -1)  # (B, H, W, 2) as (x, y)
+        grid_y = rows.view(1, h, 1) - (2 * along / ext_x).view(n, 1, 1)
+        grid_x = cols.view(1, 1, w) + (2 * across / ext_y).view(n, 1, 1)
+        grid = torch.stack(torch.broadcast_tensors(grid_x, grid_y), -1)  # (N, H, W, 2) as (x, y)
         cars = F.grid_sample(
             cars.unsqueeze(1), grid, mode="bilinear", padding_mode="zeros", align_corners=False
-        )
-        lanes = lane_profile(
-            y_next, self.raster, int(self.kinematics["n_lanes"]), self.kinematics["lane_width"]
-        )
-        image = torch.stack([lanes.unsqueeze(1).expand(b, h, w), cars[:, 0], last_image[:, EGO]], 1)
-        return image, state
+        )[:, 0]
+        kin = self.kinematics
+        lanes = lane_profile(ego_y, self.raster, int(kin["n_lanes"]), kin["lane_width"])
+        return torch.stack([lanes.unsqueeze(1).expand(n, h, w), cars, ego], 1)
+
+    def reference_future(
+        self, images: Tensor, states: Tensor, steps: int, z: Tensor | None = None
+    ) -> Tensor:
+        """(``ego_kinematics`` models) The other cars (B, T, H, W) over ``steps`` steps in the
+        frame of a reference ego that keeps its last speed and lateral position. In the
+        invisible-car setting nobody reacts to the ego, so this does not depend on the
+        ego's actions: any action sequence's rollout is this future shifted by the ego's
+        deviation from the reference (:func:`rollout`)."""
+        from genoise.world.raster import CARS
+
+        if self.kinematics is None:
+            raise ValueError("reference_future needs a model with ego_kinematics")
+        keep = torch.zeros(images.shape[0], self.action_dim, dtype=images.dtype, device=images.device)
+        future = []
+        for t in range(steps):
+            image, state = self(images, states, keep, None if z is None else z[:, t])
+            future.append(image[:, CARS])
+            images = torch.cat([images[:, 1:], image.unsqueeze(1)], 1)
+            states = torch.cat([states[:, 1:], state.unsqueeze(1)], 1)
+        return torch.stack(future, 1)
 
     def forward(
         self, images: Tensor, states: Tensor, action: Tensor, z: Tensor | None = None
@@ -227,7 +256,19 @@ def rollout(
     """Autoregressive prediction over actions (B, T, A), feeding predictions back.
 
     ``z`` (B, T, nz) are the latents per step (None → 0 for a VAE). Returns predicted
-    rasters (B, T, 3, H, W) and states (B, T, S)."""
+    rasters (B, T, 3, H, W) and states (B, T, S).
+
+    A model with ``ego_kinematics`` is rolled out as the invisible-car world works: the other
+    cars' future is predicted once in the frame of an ego that keeps its speed and lane
+    (:meth:`ForwardModel.reference_future`), and each step's raster is that future shifted by
+    the ego's accumulated deviation ``sum_s (v_s - v_0) dt`` ahead and ``y_t - y_0`` sideways,
+    the ego following the simulator's integrator. (Feeding the shifted frames back into the
+    network instead would ask it to extrapolate the ego's speed change from its own blurred
+    predictions: measured, 3 s of braking at 3 m/s² then brought the followers almost no
+    closer.) For one step both are the same."""
+    if model.kinematics is not None:
+        reference = model.reference_future(images, states, actions.shape[1], z)
+        return kinematic_rollout(model, reference, images, states, actions)
     predicted_images, predicted_states = [], []
     for t in range(actions.shape[1]):
         image, state = model(images, states, actions[:, t], None if z is None else z[:, t])
@@ -236,6 +277,31 @@ def rollout(
         images = torch.cat([images[:, 1:], image.unsqueeze(1)], 1)
         states = torch.cat([states[:, 1:], state.unsqueeze(1)], 1)
     return torch.stack(predicted_images, 1), torch.stack(predicted_states, 1)
+
+
+def kinematic_rollout(
+    model: ForwardModel, reference: Tensor, images: Tensor, states: Tensor, actions: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Rasters (B, T, 3, H, W) and states (B, T, 3) of the ego driving ``actions`` (B, T, 2)
+    through the other cars' ``reference`` future (B, T, H, W) (see :func:`rollout`)."""
+    from genoise.world.raster import EGO
+
+    b, steps = actions.shape[:2]
+    dt = float(model.kinematics["dt"])
+    y0, v0 = states[:, -1, 0], states[:, -1, 1]
+    speeds, speed = [], v0
+    for t in range(steps):  # max(0, .) makes the speed a scan rather than a cumsum
+        speed = (speed + actions[:, t, 0] * dt).clamp(min=0.0)
+        speeds.append(speed)
+    v = torch.stack(speeds, 1)
+    along = torch.cumsum((v - v0.unsqueeze(1)) * dt, 1)
+    y = y0.unsqueeze(1) + torch.cumsum(actions[..., 1] * dt, 1)
+    ego = images[:, -1, EGO].unsqueeze(1).expand(b, steps, *images.shape[-2:])
+    flat = lambda t: t.reshape(b * steps, *t.shape[2:])  # noqa: E731
+    pictures = model.compose(
+        flat(reference), flat(along), flat(y - y0.unsqueeze(1)), flat(y), flat(ego)
+    ).view(b, steps, 3, *images.shape[-2:])
+    return pictures, torch.stack([y, v, actions[..., 1]], -1)
 
 
 def forward_model_loss(

@@ -209,7 +209,10 @@ class MPC:
         low, high = _bounds(self.low, self.high)
         shape = (self.horizon, low.numel()) if self.batch is None else (self.batch, self.horizon, low.numel())
         if self.plan is None:
-            warm = (low + high) / 2 + 0.1 * (high - low) * torch.randn(*shape, generator=self.generator)
+            # around the zero action (clipped into the box), not the box's centre: for a
+            # driving box such as [-6, 3] m/s² the centre would be a 1.5 m/s² brake
+            rest = torch.maximum(torch.minimum(torch.zeros_like(low), high), low)
+            warm = rest + 0.1 * (high - low) * torch.randn(*shape, generator=self.generator)
         else:  # shift the previous plan by one step, repeating its last action
             warm = torch.cat([self.plan[..., 1:, :], self.plan[..., -1:, :]], -2)
         if self.method == "gradient":

@@ -20,19 +20,24 @@ import torch
 from torch import Tensor, nn
 
 from genoise.world.costs import DEFAULT_COSTS, CostConfig, driving_cost
-from genoise.world.forward import ForwardModel, _conv_encoder
+from genoise.world.forward import ForwardModel, _conv_encoder, kinematic_rollout
 from genoise.world.highway_env import HighwayTrafficEnv
 from genoise.world.uncertainty import uncertainty_cost
 
 
 class DrivingPolicy(nn.Module):
     """``pi(images (B, k, 3, H, W), states (B, k, S)) -> action (B, 2)`` inside the box
-    ``[low, high]`` (tanh squashing); state normalisation copied from the forward model."""
+    ``[low, high]`` (which must contain 0): ``a = tanh(r) * (high if r > 0 else -low)``, so
+    a zero output keeps speed and lane even for an asymmetric box (acceleration in
+    ``[-6, 3]``: mapping ``tanh`` onto the box's centre would start every policy braking at
+    1.5 m/s²). State normalisation copied from the forward model."""
 
     def __init__(
         self, model: ForwardModel, low: np.ndarray, high: np.ndarray, width: int = 16, hidden: int = 128
     ) -> None:
         super().__init__()
+        if not (np.all(np.asarray(low) <= 0) and np.all(np.asarray(high) >= 0)):
+            raise ValueError(f"the action box must contain 0, got low={list(low)} high={list(high)}")
         self.history, self.raster = model.history, model.raster
         self.kwargs = dict(
             history=model.history,
@@ -57,18 +62,31 @@ class DrivingPolicy(nn.Module):
         b = images.shape[0]
         s = ((states - self.state_mean) / self.state_std).reshape(b, -1)
         raw = self.head(self.encoder(images.reshape(b, -1, *images.shape[-2:])) + self.state_encoder(s))
-        return self.low + (self.high - self.low) * (torch.tanh(raw) + 1) / 2
+        squashed = torch.tanh(raw)
+        return squashed * torch.where(squashed > 0, self.high, -self.low)
 
 
 def unroll_policy(
     policy: DrivingPolicy, model: ForwardModel, images: Tensor, states: Tensor, horizon: int, z: Tensor | None
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Let the policy drive inside the model for ``horizon`` steps: actions (B, T, 2),
-    predicted rasters (B, T, 3, H, W) and states (B, T, S)."""
+    predicted rasters (B, T, 3, H, W) and states (B, T, S). With an ``ego_kinematics``
+    model the other cars' future is predicted once (it does not depend on the actions) and
+    each step shifts it by the ego's deviation, as :func:`genoise.world.forward.rollout`."""
+    reference = None
+    if model.kinematics is not None:
+        with torch.no_grad():  # action-independent; the model is frozen during policy training
+            reference = model.reference_future(images, states, horizon, z)
+        context = (images, states)
     actions, pred_images, pred_states = [], [], []
     for t in range(horizon):
         action = policy(images, states)
-        image, state = model(images, states, action, None if z is None else z[:, t])
+        if reference is None:
+            image, state = model(images, states, action, None if z is None else z[:, t])
+        else:  # the rollout of the actions so far, last step (the scan is cheap)
+            done = torch.stack([*actions, action], 1)
+            pictures, moved = kinematic_rollout(model, reference[:, : t + 1], *context, done)
+            image, state = pictures[:, -1], moved[:, -1]
         actions.append(action)
         pred_images.append(image)
         pred_states.append(state)
@@ -96,7 +114,8 @@ def mpur_loss(
     b = batch["images"].shape[0]
     z = model.sample_prior((b, horizon), generator)
     actions, images, states = unroll_policy(policy, model, batch["images"], batch["states"], horizon, z)
-    cost = driving_cost(images, states[..., 1], model.raster, config)["total"].sum(-1).mean()
+    speed0 = batch["states"][:, -1, 1:2]
+    cost = driving_cost(images, states[..., 1], model.raster, config, speed0)["total"].sum(-1).mean()
     out = {"cost": cost, "uncertainty": cost.new_zeros(())}
     if u_weight > 0:
         out["uncertainty"] = uncertainty_cost(

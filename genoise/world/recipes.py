@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from genoise.train.run import Run
+from genoise.world.costs import CostConfig
 from genoise.world.dataset import TrafficDataset, collect_traffic
 from genoise.world.forward import ForwardModel, load_forward_model, save_forward_model
 from genoise.world.raster import RasterSpec
@@ -175,6 +176,18 @@ def _load_or_train_model(run: Run, config: dict[str, Any]) -> tuple[ForwardModel
     return load_forward_model(sub.path("forward_model.pt")), Path(summary["traffic_dir"])
 
 
+def cost_config(config: dict[str, Any], lane_width: float) -> CostConfig:
+    """The driving cost of a recipe configuration (keys ``lane_weight``, ``offroad_weight``,
+    ``speed_gradient``, ``rear_speed``; the paper's values when absent)."""
+    return CostConfig(
+        lane_weight=float(config.get("lane_weight", 0.2)),
+        offroad_weight=float(config.get("offroad_weight", 1.0)),
+        lane_width=lane_width,
+        speed_gradient=bool(config.get("speed_gradient", True)),
+        rear_speed=str(config.get("rear_speed", "current")),
+    )
+
+
 def train_policy(
     method: str,
     model: ForwardModel,
@@ -187,16 +200,10 @@ def train_policy(
     log=None,
 ) -> torch.nn.Module:
     """Train one policy: ``mpur``, ``mpur_no_u``, ``mper`` or ``bc``."""
-    from genoise.world.costs import CostConfig
     from genoise.world.policy import DrivingPolicy, bc_loss, mper_loss, mpur_loss
 
     policy = DrivingPolicy(model, low, high)
-    costs = CostConfig(
-        lane_weight=float(config.get("lane_weight", 0.2)),
-        offroad_weight=float(config.get("offroad_weight", 1.0)),
-        lane_width=data.road.lane_width,
-        speed_gradient=bool(config.get("speed_gradient", True)),
-    )
+    costs = cost_config(config, data.road.lane_width)
     optimiser = torch.optim.Adam(policy.parameters(), lr=float(config["policy_lr"]))
     for parameter in model.parameters():
         parameter.requires_grad_(False)
@@ -291,7 +298,13 @@ def mpur_traffic(run: Run) -> dict[str, Any]:
             ),
         }[method]
         controllers[method] = planner_controller(
-            model, method, low, high, int(config["planner_horizon"]), options
+            model,
+            method,
+            low,
+            high,
+            int(config["planner_horizon"]),
+            options,
+            cost_config(config, data.road.lane_width),
         )
     out = evaluation_table(
         controllers, seeds, env_kwargs, history, out_dir=run.dir, record="mpur", log=run.log

@@ -29,7 +29,7 @@ def predicted_cost(
 
     Returns each cost term summed over time, shape (B,), plus ``"per_step"`` (B, T)."""
     pred_images, pred_states = rollout(model, images, states, actions, z)
-    costs = driving_cost(pred_images, pred_states[..., 1], model.raster, config)
+    costs = driving_cost(pred_images, pred_states[..., 1], model.raster, config, states[:, -1, 1:2])
     out = {k: v.sum(-1) for k, v in costs.items()}
     out["per_step"] = costs["total"]
     return out
@@ -53,9 +53,11 @@ def uncertainty_cost(
     was_training = model.training
     model.train()
     rep = lambda t: None if t is None else t.repeat(n_samples, *([1] * (t.ndim - 1)))  # noqa: E731
-    pred_images, pred_states = rollout(model, rep(images), rep(states), rep(actions), rep(z))
+    images, states = rep(images), rep(states)
+    pred_images, pred_states = rollout(model, images, states, rep(actions), rep(z))
     model.train(was_training)
-    costs = driving_cost(pred_images, pred_states[..., 1], model.raster, config)["total"]  # (M*B, T)
+    speed0 = states[:, -1, 1:2]
+    costs = driving_cost(pred_images, pred_states[..., 1], model.raster, config, speed0)["total"]  # (M*B, T)
     cost_var = costs.view(n_samples, b, -1).var(0).sum(-1)
     state_var = (pred_states / model.state_std).view(n_samples, b, *pred_states.shape[1:]).var(0)
     return cost_var + state_var.mean(-1).sum(-1)

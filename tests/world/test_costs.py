@@ -72,3 +72,28 @@ def test_proximity_cost_without_speed_gradient_has_the_same_value_and_no_speed_g
     assert with_grad.item() == pytest.approx(without.item()) and with_grad.item() > 0
     assert torch.autograd.grad(with_grad.sum(), speed)[0].item() > 0  # braking would lower the cost
     assert not without.requires_grad
+
+
+def test_rear_reach_from_the_initial_speed_by_hand() -> None:
+    raster = blank()
+    raster[0, CARS, 6, 2] = 1.0  # behind: dx = -2.5, dy = 0.5
+    config = CostConfig(**{**CONFIG.__dict__, "rear_speed": "initial"})
+    # current speed 0 -> d_safe = 2 < 2.5: the paper's mask misses the follower
+    assert float(driving_cost(raster, torch.tensor([0.0]), SPEC, CONFIG)["proximity"]) == 0.0
+    # rear reach from the initial speed 3: d_safe = 5, M = (1 - 2.5 / 5) * 0.75
+    got = driving_cost(raster, torch.tensor([0.0]), SPEC, config, torch.tensor([3.0]))["proximity"]
+    assert float(got) == pytest.approx(0.5 * 0.75)
+    # rows ahead keep the current speed; without an initial speed the current one is used
+    raster[0, CARS] = 0.0
+    raster[0, CARS, 1, 2] = 1.0  # ahead: dx = 2.5
+    assert (
+        float(driving_cost(raster, torch.tensor([0.0]), SPEC, config, torch.tensor([3.0]))["proximity"])
+        == 0.0
+    )
+    assert float(driving_cost(raster, torch.tensor([3.0]), SPEC, config)["proximity"]) == pytest.approx(0.375)
+    # rollouts: speeds (B, T) with one initial speed per sample (B, 1)
+    rasters = raster.expand(2, 3, 3, 8, 4)
+    costs = driving_cost(rasters, torch.full((2, 3), 3.0), SPEC, config, torch.zeros(2, 1))["proximity"]
+    assert costs.shape == (2, 3) and torch.allclose(costs, torch.full((2, 3), 0.375))
+    with pytest.raises(ValueError, match="rear_speed"):
+        CostConfig(rear_speed="follower")

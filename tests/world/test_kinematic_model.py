@@ -86,3 +86,42 @@ def test_kinematic_checkpoint_round_trip_and_bad_configuration(tmp_path, batch) 
     )
     with pytest.raises(ValueError, match="ego_kinematics needs keys"):
         ForwardModel(history=2, raster=SPEC, ego_kinematics={"dt": 0.1})
+
+
+def test_one_step_rollout_is_the_one_step_model(batch) -> None:
+    m = model(nz=2)
+    z = torch.randn(16, 1, 2, generator=torch.Generator().manual_seed(2))
+    images, states = rollout(m, batch["images"], batch["states"], batch["actions"][:, :1], z)
+    image, state = m(batch["images"], batch["states"], batch["actions"][:, 0], z[:, 0])
+    torch.testing.assert_close(images[:, 0], image)
+    torch.testing.assert_close(states[:, 0], state)
+
+
+def test_braking_brings_the_other_cars_closer_by_the_accumulated_deviation() -> None:
+    m = model()  # untrained: the reference future copies the last frame
+    images = torch.zeros(1, 2, 3, *SPEC.shape)
+    images[:, :, CARS, 12, 3] = 1.0  # a follower, row 12 (2.5 m rows)
+    states = torch.tensor([[[5.55, 10.0, 0.0]] * 2])
+    brake = torch.tensor([[[-10.0, 0.0]] * 3])  # v = 9, 8, 7: the ego falls back 0.1 + 0.2 + 0.3 m
+    with torch.no_grad():
+        pictures, moved = rollout(m, images, states, brake)
+    row = torch.arange(SPEC.shape[0], dtype=torch.float32)
+    cars = pictures[0, :, CARS].sum(-1)  # (T, H)
+    centre = (cars * row).sum(-1) / cars.sum(-1)
+    torch.testing.assert_close(centre, 12.0 - torch.tensor([0.1, 0.3, 0.6]) / 2.5, atol=1e-4, rtol=0)
+    torch.testing.assert_close(moved[0, :, 1], torch.tensor([9.0, 8.0, 7.0]))
+
+
+def test_policy_unroll_equals_the_rollout_of_its_actions(batch) -> None:
+    from genoise.world.policy import DrivingPolicy, unroll_policy
+
+    m = model(nz=2)
+    torch.manual_seed(3)
+    policy = DrivingPolicy(m, [-6.0, -2.0], [3.0, 2.0], width=4, hidden=16)
+    z = torch.randn(16, 4, 2, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        actions, images, states = unroll_policy(policy, m, batch["images"], batch["states"], 4, z)
+        again, moved = rollout(m, batch["images"], batch["states"], actions, z)
+    torch.testing.assert_close(images, again)
+    torch.testing.assert_close(states, moved)
+    assert float(actions.std(0).sum()) > 0  # the policy reacts to its (different) inputs

@@ -107,3 +107,14 @@ def test_evaluation_counts_outcomes() -> None:
     drift = evaluate_driving(towards_the_nearest_edge, [0], {**env_kwargs, "route_length": 150.0}, history=2)
     assert drift["outcomes"][0] in ("off_road", "collision")
     assert keep_speed(None, None, None).tolist() == [0.0, 0.0]
+
+
+def test_a_zero_output_keeps_speed_and_the_box_must_contain_zero() -> None:
+    _, policy = make()
+    for parameter in policy.head[-1].parameters():
+        torch.nn.init.zeros_(parameter)  # raw output 0 for every input
+    action = policy(torch.rand(3, 2, 3, *SPEC.shape), torch.rand(3, 2, 3))
+    assert torch.equal(action, torch.zeros(3, 2))  # not the box's centre (-1.5 m/s² for [-6, 3])
+    model, _ = make()
+    with pytest.raises(ValueError, match="must contain 0"):
+        DrivingPolicy(model, np.array([0.5, -1.0]), np.array([3.0, 1.0]))
