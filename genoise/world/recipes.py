@@ -1,5 +1,5 @@
 """Recipe entry points: ``world-model-traffic`` (collect traffic, train the forward model,
-prediction error vs horizon) and ``mpur-traffic`` (policies through the model + the driving
+prediction error vs horizon) and ``world-mpur-traffic`` (policies through the model + the driving
 evaluation table)."""
 
 from __future__ import annotations
