@@ -167,23 +167,19 @@ def report(args, seeds: list[int]) -> str:
                 ]
             )
         lines.append("| " + " | ".join(row) + " |")
-    for key, label in (("none", "no action (keep speed)"), ("idm", "IDM driver (replay)")):
-        if key in refs:
-            r = refs[key]
+    reference_rows = [
+        (refs.get("none"), "no action (keep speed)"),
+        (refs.get("idm"), "IDM driver (replay)"),
+        (oracle.get("oracle_initial"), "CEM on the true future, rear reach from the initial speed"),
+        (oracle.get("oracle_current"), "CEM on the true future, rear reach from the current speed (paper)"),
+    ]
+    for r, label in reference_rows:
+        if r is not None:
+            if "seeds" in r:  # the oracle rows drive only the first episodes
+                label += f" (first {len(r['seeds'])} episodes)"
             lines.append(
                 f"| reference: {label} | {100 * r['success_rate']:.0f} | {100 * r['collision_rate']:.0f} | "
                 f"{100 * r['offroad_rate']:.0f} | {r['mean_distance']:.1f} | | | | |"
-            )
-    for key, label in (
-        ("oracle_initial", "CEM on the true future, rear reach from the initial speed"),
-        ("oracle_current", "CEM on the true future, rear reach from the current speed (paper)"),
-    ):
-        if key in oracle:
-            r = oracle[key]
-            lines.append(
-                f"| reference: {label} (first {len(r['seeds'])} episodes) | {100 * r['success_rate']:.0f} | "
-                f"{100 * r['collision_rate']:.0f} | {100 * r['offroad_rate']:.0f} | {r['mean_distance']:.1f} "
-                "| | | | |"
             )
     ax.set_xlabel("training rollout length H (steps of 0.1 s)")
     ax.set_ylabel("success rate (%)")

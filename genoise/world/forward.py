@@ -31,6 +31,12 @@ from genoise.io import atomic_torch_save
 from genoise.world.raster import RasterSpec
 
 
+def ego_step(speed: Tensor, y: Tensor, action: Tensor, dt: float) -> tuple[Tensor, Tensor]:
+    """The simulator's integrator for the ego car: ``v' = max(0, v + a dt)``,
+    ``y' = y + a_y dt`` for speeds and lateral positions (...) and actions (..., 2)."""
+    return (speed + action[..., 0] * dt).clamp(min=0.0), y + action[..., 1] * dt
+
+
 def _conv_encoder(in_channels: int, width: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(in_channels, width, 4, 2, 1),
@@ -184,8 +190,7 @@ class ForwardModel(nn.Module):
 
         dt = float(self.kinematics["dt"])
         y, v = last_state[:, 0], last_state[:, 1]
-        v_next = (v + action[:, 0] * dt).clamp(min=0.0)
-        y_next = y + action[:, 1] * dt
+        v_next, y_next = ego_step(v, y, action, dt)
         state = torch.stack([y_next, v_next, action[:, 1]], -1)
         cars = (last_image[:, CARS] + delta[:, CARS]).clamp(0.0, 1.0)
         image = self.compose(cars, (v_next - v) * dt, action[:, 1] * dt, y_next, last_image[:, EGO])
@@ -289,13 +294,13 @@ def kinematic_rollout(
     b, steps = actions.shape[:2]
     dt = float(model.kinematics["dt"])
     y0, v0 = states[:, -1, 0], states[:, -1, 1]
-    speeds, speed = [], v0
+    speeds, lateral, speed, y = [], [], v0, y0
     for t in range(steps):  # max(0, .) makes the speed a scan rather than a cumsum
-        speed = (speed + actions[:, t, 0] * dt).clamp(min=0.0)
+        speed, y = ego_step(speed, y, actions[:, t], dt)
         speeds.append(speed)
-    v = torch.stack(speeds, 1)
+        lateral.append(y)
+    v, y = torch.stack(speeds, 1), torch.stack(lateral, 1)
     along = torch.cumsum((v - v0.unsqueeze(1)) * dt, 1)
-    y = y0.unsqueeze(1) + torch.cumsum(actions[..., 1] * dt, 1)
     ego = images[:, -1, EGO].unsqueeze(1).expand(b, steps, *images.shape[-2:])
     flat = lambda t: t.reshape(b * steps, *t.shape[2:])  # noqa: E731
     pictures = model.compose(

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from genoise.world.costs import CostConfig, driving_cost
+from genoise.world.forward import ego_step
 from genoise.world.highway_env import HighwayTrafficEnv
 from genoise.world.planners import MPC, RolloutCost
 from genoise.world.raster import ego_raster, relative_positions
@@ -42,15 +43,14 @@ def true_future_cost(env: HighwayTrafficEnv, config: CostConfig | None = None) -
 
     def rollout_cost(actions: Tensor) -> Tensor:
         n, h, _ = actions.shape
-        speed = torch.full((n,), start["v"])
-        accel = actions[..., 0] * dt
-        speeds = []
+        speed, lateral = torch.full((n,), start["v"]), torch.full((n,), start["y"])
+        speeds, ys = [], []
         for k in range(h):  # max(0, .) makes the speed a scan, not a cumsum
-            speed = (speed + accel[:, k]).clamp(min=0.0)
+            speed, lateral = ego_step(speed, lateral, actions[:, k], dt)
             speeds.append(speed)
-        v = torch.stack(speeds, 1)  # (N, H)
+            ys.append(lateral)
+        v, y = torch.stack(speeds, 1), torch.stack(ys, 1)  # (N, H)
         x = start["x"] + torch.cumsum(v * dt, 1)
-        y = start["y"] + torch.cumsum(actions[..., 1] * dt, 1)
         frames = np.minimum(np.arange(t0 + 1, t0 + h + 1), env.max_steps)
         other_x = torch.as_tensor(env.replay["x"][frames][:, keep], dtype=torch.float32)  # (H, K)
         other_y = torch.as_tensor(env.replay["y"][frames][:, keep], dtype=torch.float32)
@@ -83,7 +83,8 @@ def oracle_controller(
     seed: int = 0,
 ):
     """A controller for :func:`genoise.world.policy.evaluate_driving` that plans on the
-    true future (receding horizon, warm-started)."""
+    true future (receding horizon, warm-started). A fresh planner, seeded with ``seed``, starts
+    every episode, so an episode's outcome does not depend on the episodes driven before it."""
     state: dict[str, MPC] = {}
 
     def act(env: HighwayTrafficEnv, images: Tensor, states: Tensor) -> np.ndarray:

@@ -20,8 +20,9 @@ import torch
 from torch import Tensor, nn
 
 from genoise.world.costs import DEFAULT_COSTS, CostConfig, driving_cost
-from genoise.world.forward import ForwardModel, _conv_encoder, kinematic_rollout
+from genoise.world.forward import ForwardModel, _conv_encoder, ego_step
 from genoise.world.highway_env import HighwayTrafficEnv
+from genoise.world.raster import EGO
 from genoise.world.uncertainty import uncertainty_cost
 
 
@@ -77,16 +78,19 @@ def unroll_policy(
     if model.kinematics is not None:
         with torch.no_grad():  # action-independent; the model is frozen during policy training
             reference = model.reference_future(images, states, horizon, z)
-        context = (images, states)
+        dt = float(model.kinematics["dt"])
+        y0, v0 = states[:, -1, 0], states[:, -1, 1]
+        speed, y, along, ego = v0, y0, torch.zeros_like(v0), images[:, -1, EGO]
     actions, pred_images, pred_states = [], [], []
     for t in range(horizon):
         action = policy(images, states)
         if reference is None:
             image, state = model(images, states, action, None if z is None else z[:, t])
-        else:  # the rollout of the actions so far, last step (the scan is cheap)
-            done = torch.stack([*actions, action], 1)
-            pictures, moved = kinematic_rollout(model, reference[:, : t + 1], *context, done)
-            image, state = pictures[:, -1], moved[:, -1]
+        else:  # one step of kinematic_rollout (the same integrator and composition)
+            speed, y = ego_step(speed, y, action, dt)
+            along = along + (speed - v0) * dt
+            image = model.compose(reference[:, t], along, y - y0, y, ego)
+            state = torch.stack([y, speed, action[:, 1]], -1)
         actions.append(action)
         pred_images.append(image)
         pred_states.append(state)
