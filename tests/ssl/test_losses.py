@@ -231,6 +231,20 @@ def test_epps_pulley_matches_a_complex_trapezoid_reference(generator):
     np.testing.assert_allclose(epps_pulley(x).numpy(), expected, rtol=1e-10)
 
 
+@pytest.mark.parametrize("shape", [(12, 3), (2, 9, 4)])
+def test_epps_pulley_gradient_matches_finite_differences_and_autograd(generator, shape):
+    x = torch.randn(*shape, generator=generator, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a: epps_pulley(a, num_points=9), (x,))
+    t = torch.linspace(-5, 5, 17, dtype=torch.float64)  # the plain formula on the full grid
+    xt = x.unsqueeze(-1) * t
+    err = (torch.cos(xt).mean(-3) - torch.exp(-t**2 / 2)).square() + torch.sin(xt).mean(-3).square()
+    reference = torch.trapezoid(err * torch.exp(-t**2 / 2), t, dim=-1) * shape[-2]
+    weights = torch.randn(reference.shape, generator=generator, dtype=torch.float64)
+    (expected,) = torch.autograd.grad((reference * weights).sum(), x)
+    (ours,) = torch.autograd.grad((epps_pulley(x) * weights).sum(), x)
+    torch.testing.assert_close(ours, expected)
+
+
 def test_sigreg_is_small_for_gaussian_samples_and_large_for_collapsed_ones(generator):
     gaussian = torch.randn(512, 16, generator=generator)
     collapsed = torch.ones(512, 16) * 0.3 + 0.01 * torch.randn(512, 16, generator=generator)
@@ -239,6 +253,16 @@ def test_sigreg_is_small_for_gaussian_samples_and_large_for_collapsed_ones(gener
     assert small < 2.0  # E[EP] under H0 = √(2π) − √(2π/3) ≈ 1.06
     assert sigreg_loss(collapsed).item() > 50 * small
     assert sigreg_loss(low_rank).item() > 10 * small
+
+
+def test_sigreg_on_a_stack_of_views_is_the_mean_of_the_per_view_values(generator):
+    z = torch.randn(3, 40, 6, generator=generator, dtype=torch.float64)
+    stacked = sigreg_loss(z, num_slices=9, seed=5)
+    per_view = torch.stack([sigreg_loss(v, num_slices=9, seed=5) for v in z]).mean()
+    torch.testing.assert_close(stacked, per_view)
+    torch.testing.assert_close(epps_pulley(z[:, :, :2]), torch.stack([epps_pulley(v[:, :2]) for v in z]))
+    with pytest.raises(ValueError, match="must be"):
+        sigreg_loss(z[0, 0])
 
 
 def test_random_directions_are_unit_and_seeded():
