@@ -86,7 +86,8 @@ def run_cell(args, model, data, env_kwargs, method: str, horizon: int, seeds: li
         save_policy(policy, path, obs_config, config, method=method)
     trained = time.time() - start
     result = evaluation_table({method: policy_controller(policy)}, seeds, env_kwargs, model.history)
-    row = {**result["results"][method], "method": method, "horizon": horizon, "train_seconds": trained}
+    row = {**result["results"][method], "method": method, "horizon": horizon, "train_seconds": trained,
+           "policy_steps": args.steps}
     cell.write_text(json.dumps(row) + "\n")
     return row
 
@@ -131,13 +132,22 @@ def report(args, seeds: list[int]) -> str:
 
     out = Path(args.out)
     cells = [json.loads(p.read_text()) for p in sorted(out.glob("mpur*_h*.json"))]
+    for cell in cells:  # cells written before policy_steps was recorded: read the saved policy
+        if "policy_steps" not in cell:
+            saved = out / "policies" / f"{cell['method']}_h{cell['horizon']}.pt"
+            config = {}
+            if saved.is_file():
+                config = torch.load(saved, map_location="cpu", weights_only=False)["config"]
+            cell["policy_steps"] = config.get("policy_steps", "?")
+    steps = sorted({str(c["policy_steps"]) for c in cells})
     refs = json.loads((out / "references.json").read_text()) if (out / "references.json").is_file() else {}
     oracle = json.loads((out / "oracle.json").read_text()) if (out / "oracle.json").is_file() else {}
     horizons = sorted({c["horizon"] for c in cells})
     lines = [
         f"Success rate vs training rollout length; {len(seeds)} held-out episodes (seeds {seeds[0]}…"
         f"{seeds[-1]}), route {DEFAULTS['route_length']} m, time limit {DEFAULTS['max_steps']} steps; "
-        f"{args.steps} policy updates of batch {DEFAULTS['policy_batch']}; u_weight {DEFAULTS['u_weight']}, "
+        f"{' / '.join(steps)} policy updates of batch {DEFAULTS['policy_batch']}; "
+        f"u_weight {DEFAULTS['u_weight']}, "
         f"{DEFAULTS['n_dropout']} dropout masks.",
         "",
         "| rollout length H | MPUR success % | collision % | off-road % | distance (m) "

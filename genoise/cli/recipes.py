@@ -14,6 +14,9 @@ A recipe file::
       dataset: [mnist, digits]
 
 Every recipe also accepts the common keys ``seed``, ``device``, ``data_dir``.
+
+A file holding only ``alias_of: OTHER`` is another name for recipe ``OTHER`` (same entry,
+defaults and choices; runs are named after the name used).
 """
 
 from __future__ import annotations
@@ -70,6 +73,13 @@ def load_recipe(name: str) -> Recipe:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
         raise ValueError(f"recipe {rname!r} is not valid YAML: {err}") from err
+    if "alias_of" in data:
+        target = str(data["alias_of"])
+        if target == rname or target not in _recipe_files():
+            raise ValueError(f"recipe {rname!r} is an alias of {target!r}, which is not a recipe")
+        recipe = load_recipe(target)
+        return Recipe(rname, f"{recipe.description} (alias of {target})", recipe.entry, recipe.config,
+                      recipe.choices)
     for key in ("entry", "config"):
         if key not in data:
             raise ValueError(f"recipe {rname!r} has no {key!r} field")

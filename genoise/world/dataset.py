@@ -16,6 +16,14 @@ A sample for car ``c`` at frame ``t`` (``TrafficDataset.get_batch``): the ego-ce
 rasters and ego states ``(y, v, v_y)`` of frames ``t-k+1 … t``, the actions
 ``a_s = ((v[s+1] - v[s]) / dt, (y[s+1] - y[s]) / dt)`` for ``s = t … t+F-1`` and the
 ``F`` following rasters and states (``F = n_future``; 1 for one-step training).
+With ``obs_mode="vector"`` the rasters are replaced by the environment's vector observation
+(ego state followed by the ``n_neighbours`` nearest cars' ``(dx, dy, dv, dv_y, present)``,
+:func:`genoise.world.neighbours.nearest_cars`), with no rasterising: the fast mode for
+experiments. The cars are the nearest ones *at frame t* (the last conditioning frame, where
+the vector equals the environment's observation) and the same cars fill every other frame of
+the sample, so that a model's target follows the objects it was given (re-sorting every
+frame would swap rows whenever two cars change rank). The other cars' lateral speed is the
+finite difference of their recorded ``y``.
 """
 
 from __future__ import annotations
@@ -31,8 +39,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from genoise._checks import check_positive
+from genoise._checks import check_choice, check_positive
 from genoise.io import atomic_write, atomic_write_text
+from genoise.world.neighbours import nearest_order, neighbour_rows
 from genoise.world.raster import RasterSpec, ego_raster
 from genoise.world.traffic import RoadConfig, simulate
 
@@ -157,6 +166,9 @@ class TrafficDataset(torch.utils.data.Dataset):
     history : number of conditioning frames ``k`` (the paper uses 20).
     n_future : number of future frames / actions ``F`` per sample.
     raster : resolution of the ego-centred rasters.
+    obs_mode : "raster" (``images``, ``target_images``) or "vector" (``vectors``,
+        ``target_vectors`` (B, T, 3 + 5·n_neighbours), as the environment's vector mode).
+    n_neighbours : cars per vector observation.
     """
 
     def __init__(
@@ -166,11 +178,16 @@ class TrafficDataset(torch.utils.data.Dataset):
         history: int = 4,
         n_future: int = 1,
         raster: RasterSpec | None = None,
+        obs_mode: str = "raster",
+        n_neighbours: int = 6,
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         check_positive("history", history)
         check_positive("n_future", n_future)
+        check_positive("n_neighbours", n_neighbours)
+        self.obs_mode = check_choice("obs_mode", obs_mode, ("raster", "vector"))
+        self.n_neighbours = int(n_neighbours)
         self.root, self.split, self.history, self.n_future = Path(root), split, int(history), int(n_future)
         self.raster = raster or RasterSpec()
         self.manifest = read_manifest(root)
@@ -206,18 +223,28 @@ class TrafficDataset(torch.utils.data.Dataset):
         return self.get_batch(torch.randint(len(self), (batch_size,), generator=generator))
 
     def _frames(self, shard: dict[str, Tensor], frames: Tensor, car: Tensor) -> tuple[Tensor, Tensor]:
-        """Rasters (B, T, 3, H, W) and states (B, T, 3) of car ``car`` (B,) at ``frames`` (B, T)."""
+        """Observations of car ``car`` (B,) at ``frames`` (B, T) — rasters (B, T, 3, H, W) or
+        vectors (B, T, 3 + 5n) — and its states (B, T, 3)."""
         b, t = frames.shape
         x, y, v = shard["x"][frames], shard["y"][frames], shard["v"][frames]  # (B, T, N)
         cars = car.view(b, 1, 1).expand(b, t, 1)
         ego_x, ego_y, ego_v = (a.gather(-1, cars).squeeze(-1) for a in (x, y, v))
-        previous = shard["y"][(frames - 1).clamp(min=0)].gather(-1, cars).squeeze(-1)
-        ego_vy = torch.where(frames > 0, (ego_y - previous) / self.dt, torch.zeros_like(ego_y))
+        previous_y = shard["y"][(frames - 1).clamp(min=0)]
+        vy = torch.where((frames > 0).unsqueeze(-1), (y - previous_y) / self.dt, torch.zeros_like(y))
+        ego_vy = vy.gather(-1, cars).squeeze(-1)
+        states = torch.stack([ego_y, ego_v, ego_vy], -1)
         length = self.road.road_length
         dx = torch.remainder(x - ego_x.unsqueeze(-1) + length / 2, length) - length / 2
         dy = y - ego_y.unsqueeze(-1)
         n = x.shape[-1]
         mask = torch.ones(b, t, n).scatter_(-1, cars, 0.0)
+        if self.obs_mode == "vector":  # the cars nearest at frame t, followed through the window
+            rel_v, rel_vy = v - ego_v.unsqueeze(-1), vy - ego_vy.unsqueeze(-1)
+            now = self.history - 1
+            order, present = nearest_order(dx[:, now], dy[:, now], self.n_neighbours, mask[:, now].bool())
+            expand = lambda a: a.unsqueeze(1).expand(-1, t, -1)  # noqa: E731
+            rows = neighbour_rows(dx, dy, rel_v, rel_vy, expand(order), expand(present), self.n_neighbours)
+            return torch.cat([states, rows.flatten(-2)], -1), states
         flat = lambda a: a.reshape(b * t, *a.shape[2:])  # noqa: E731
         ego_len = shard["length"][car].repeat_interleave(t)
         ego_wid = shard["width"][car].repeat_interleave(t)
@@ -234,30 +261,47 @@ class TrafficDataset(torch.utils.data.Dataset):
             self.road.lane_width,
             mask=flat(mask),
         )
-        return images.view(b, t, *images.shape[1:]), torch.stack([ego_y, ego_v, ego_vy], -1)
+        return images.view(b, t, *images.shape[1:]), states
 
     def get_batch(self, indices: Tensor) -> dict[str, Tensor]:
         """Samples ``indices`` (B,) → ``images`` (B, k, 3, H, W), ``states`` (B, k, 3),
-        ``actions`` (B, F, 2), ``target_images`` (B, F, 3, H, W), ``target_states`` (B, F, 3)."""
+        ``actions`` (B, F, 2), ``target_images`` (B, F, 3, H, W), ``target_states`` (B, F, 3)
+        (``vectors`` / ``target_vectors`` (B, ·, 3 + 5n) instead of the images in vector mode)."""
         rows = self.index[indices]
+        obs = "images" if self.obs_mode == "raster" else "vectors"
         out: dict[str, list[Tensor]] = {
-            k: [] for k in ("images", "states", "actions", "target_images", "target_states", "order")
+            k: [] for k in (obs, "states", "actions", f"target_{obs}", "target_states", "order")
         }
         for number in rows[:, 0].unique().tolist():  # one pass per shard, vectorised inside
             chosen = torch.nonzero(rows[:, 0] == number).squeeze(-1)
             shard, t, car = self.shards[number], rows[chosen, 1], rows[chosen, 2]
             offsets = torch.arange(-self.history + 1, self.n_future + 1)
             frames = t.unsqueeze(-1) + offsets
-            images, states = self._frames(shard, frames, car)
+            observations, states = self._frames(shard, frames, car)
             future = frames[:, self.history - 1 :]  # frames t … t+F
             v = shard["v"][future].gather(-1, car.view(-1, 1, 1).expand(-1, future.shape[1], 1)).squeeze(-1)
             y = shard["y"][future].gather(-1, car.view(-1, 1, 1).expand(-1, future.shape[1], 1)).squeeze(-1)
             actions = torch.stack([(v[:, 1:] - v[:, :-1]) / self.dt, (y[:, 1:] - y[:, :-1]) / self.dt], -1)
-            out["images"].append(images[:, : self.history])
+            out[obs].append(observations[:, : self.history])
             out["states"].append(states[:, : self.history])
-            out["target_images"].append(images[:, self.history :])
+            out[f"target_{obs}"].append(observations[:, self.history :])
             out["target_states"].append(states[:, self.history :])
             out["actions"].append(actions)
             out["order"].append(chosen)
         order = torch.argsort(torch.cat(out.pop("order")))
         return {k: torch.cat(v)[order] for k, v in out.items()}
+
+    def transitions(self, chunk: int = 20_000) -> dict[str, Tensor]:
+        """Every sample as one transition ``obs`` (S, D), ``actions`` (S, 2), ``next_obs``
+        (S, D) — the last conditioning frame, the first action and the frame after it — the
+        input of :meth:`genoise.world.dynamics.MLPDynamics.fit`. Vector mode only (rasters of
+        every sample would not fit in memory)."""
+        if self.obs_mode != "vector":
+            raise ValueError("transitions() needs obs_mode='vector' (all rasters would not fit in memory)")
+        parts: dict[str, list[Tensor]] = {"obs": [], "actions": [], "next_obs": []}
+        for start in range(0, len(self), int(chunk)):
+            batch = self.get_batch(torch.arange(start, min(start + int(chunk), len(self))))
+            parts["obs"].append(batch["vectors"][:, -1])
+            parts["actions"].append(batch["actions"][:, 0])
+            parts["next_obs"].append(batch["target_vectors"][:, 0])
+        return {k: torch.cat(v) for k, v in parts.items()}

@@ -38,6 +38,7 @@ import torch
 
 from genoise._checks import check_choice, check_positive
 from genoise.world.costs import CostConfig, driving_cost
+from genoise.world.neighbours import nearest_cars
 from genoise.world.raster import RasterSpec, ego_raster
 from genoise.world.traffic import Drivers, RoadConfig, TrafficState, simulate, spawn_traffic, traffic_step
 
@@ -155,20 +156,18 @@ class HighwayTrafficEnv(gym.Env):
         )
         return image[0].numpy()
 
-    def _vector(self) -> np.ndarray:
+    def vector_observation(self) -> np.ndarray:
+        """The ``obs_mode="vector"`` observation of the current state (available in either mode)."""
         dx, dy, v, vy, _, _ = self._neighbour_arrays()
-        order = np.argsort(np.hypot(dx, dy), kind="stable")[: self.n_neighbours]
-        rows = np.zeros((self.n_neighbours, 5), dtype=np.float32)
-        rows[: order.size] = np.stack(
-            [dx[order], dy[order], v[order] - self.ego["v"], vy[order] - self.ego["vy"], np.ones(order.size)],
-            axis=1,
-        )
-        return np.concatenate([self.ego_state(), rows.ravel()])
+        relative = (dx, dy, v - self.ego["v"], vy - self.ego["vy"])
+        rel = [torch.as_tensor(a, dtype=torch.float64) for a in relative]
+        rows = nearest_cars(*rel, self.n_neighbours)
+        return np.concatenate([self.ego_state(), rows.numpy().astype(np.float32).ravel()])
 
     def _observation(self, raster: np.ndarray) -> Any:
         if self.obs_mode == "raster":
             return {"raster": raster.astype(np.float32), "state": self.ego_state()}
-        return self._vector()
+        return self.vector_observation()
 
     def _termination(self) -> str | None:
         dx, dy, _, _, length, width = self._neighbour_arrays()

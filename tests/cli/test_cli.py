@@ -29,6 +29,17 @@ def test_every_shipped_recipe_loads_and_names_an_importable_entry():
             assert recipe.config[key] in allowed, (recipe.name, key)
 
 
+def test_an_alias_is_the_same_recipe_under_another_name(tmp_path):
+    alias, target = load_recipe("mpur-traffic"), load_recipe("world-mpur-traffic")
+    assert (alias.name, alias.entry, alias.config, alias.choices) == (
+        "mpur-traffic", target.entry, target.config, target.choices
+    )
+    broken = tmp_path / "loop.yaml"
+    broken.write_text("alias_of: no-such-recipe\n")
+    with pytest.raises(ValueError, match="alias of 'no-such-recipe', which is not a recipe"):
+        load_recipe(str(broken))
+
+
 def test_override_with_unknown_key_names_the_key_and_allowed_keys():
     recipe = load_recipe("loss-table")
     with pytest.raises(ValueError, match=r"unknown key 'stepz'.*allowed keys: .*steps"):
