@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from genoise._checks import check_positive
 from genoise.train.run import Run
 from genoise.world.costs import CostConfig
 from genoise.world.dataset import TrafficDataset, collect_traffic
@@ -254,6 +255,9 @@ def mpur_traffic(run: Run) -> dict[str, Any]:
     from genoise.world.policy import expert, keep_speed, planner_controller, policy_controller
 
     config = run.config
+    # runs saved before planner_episodes existed drove the planners on every episode
+    n_planner_episodes = int(config.get("planner_episodes", config["eval_episodes"]))
+    check_positive("planner_episodes", n_planner_episodes)
     torch.manual_seed(int(config["seed"]))
     generator = torch.Generator().manual_seed(int(config["seed"]))
     model, root = _load_or_train_model(run, config)
@@ -306,9 +310,21 @@ def mpur_traffic(run: Run) -> dict[str, Any]:
             options,
             cost_config(config, data.road.lane_width),
         )
+    planners = {k: controllers.pop(k) for k in config["planners"]}
     out = evaluation_table(
         controllers, seeds, env_kwargs, history, out_dir=run.dir, record="mpur", log=run.log
     )
-    run.path("evaluation.md").write_text(out["table"])
-    print(out["table"])
-    return out
+    table = out["table"]
+    if planners:  # ~1 CPU-minute per planner episode: the first planner_episodes seeds only
+        first = seeds[:n_planner_episodes]
+        rows = {"none": keep_speed, "idm": expert, **planners}  # references again on these seeds
+        extra = evaluation_table(rows, first, env_kwargs, history, record=None)
+        table += "\nPlanners over the learned model, on the first episodes of the same seeds:\n\n"
+        table += extra["table"]
+        for key in planners:
+            out["results"][key] = extra["results"][key]
+            run.log({f"eval/{key}/success": extra["results"][key]["success_rate"]})
+        out["planner_references"] = {k: extra["results"][k] for k in ("none", "idm")}
+    run.path("evaluation.md").write_text(table)
+    print(table)
+    return {**out, "table": table}

@@ -108,3 +108,20 @@ def test_mpur_recipe_saves_policies_and_resume_skips_training(tmp_path) -> None:
     second = mpur_traffic(resumed)
     assert {p.name: p.stat().st_mtime_ns for p in (run.dir / "policies").glob("*.pt")} == files
     assert second["results"]["mpur"]["outcomes"] == first["results"]["mpur"]["outcomes"]
+
+
+def test_mpur_recipe_drives_planners_on_the_first_planner_episodes_only(tmp_path) -> None:
+    from tests.world.test_recipes import TINY
+
+    config = dict(
+        TINY, policies=[], planners=["cem"], horizon=2, u_weight=0.05, n_dropout=2, policy_steps=1,
+        policy_batch=4, policy_lr=1e-3, lane_weight=0.2, offroad_weight=5.0, action_weight=0.01,
+        planner_horizon=2, planner_samples=4, planner_iterations=1, planner_episodes=1, eval_episodes=2,
+        route_length=20.0, max_steps=30, model_run=None,
+    )
+    out = mpur_traffic(Run(tmp_path / "plan", config=dict(config), progress=False))
+    assert len(out["results"]["none"]["outcomes"]) == 2 and len(out["results"]["cem"]["outcomes"]) == 1
+    assert "Planners over the learned model" in out["table"] and "| CEM |" in out["table"]
+    assert (tmp_path / "plan" / "evaluation.md").read_text() == out["table"]
+    with pytest.raises(ValueError, match="planner_episodes must be > 0"):
+        mpur_traffic(Run(tmp_path / "bad", config=dict(config, planner_episodes=0), progress=False))
