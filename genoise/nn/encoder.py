@@ -30,6 +30,9 @@ class ConvEncoder(nn.Module):
     ----------
     in_channels, image_size : int
         Expected input; other shapes raise ``ValueError``.
+    variable_size : bool
+        Also accept square inputs of other sizes, down to :attr:`min_size` (global pooling
+        does not care; multi-crop SSL feeds small local crops through the same encoder).
     out_dim : int
         Output width; also :attr:`feature_dim` (what an SSL projector or a linear probe
         sits on).
@@ -51,12 +54,13 @@ class ConvEncoder(nn.Module):
     """
 
     def __init__(self, in_channels: int, image_size: int, out_dim: int, width: int = 32,
-                 depth: int = 3) -> None:
+                 depth: int = 3, variable_size: bool = False) -> None:
         super().__init__()
         for name, value in (("in_channels", in_channels), ("image_size", image_size),
                             ("out_dim", out_dim), ("width", width), ("depth", depth)):
             check_int(name, value)
         self.in_channels, self.image_size, self.out_dim = in_channels, image_size, out_dim
+        self.variable_size, self.min_size = bool(variable_size), 2 ** (depth - 1) + 1
         widths = [width * 2**k for k in range(depth)]
         self.blocks = nn.Sequential(*(conv_block(c_in, c_out, stride=2)
                                       for c_in, c_out in zip([in_channels, *widths[:-1]], widths,
@@ -68,6 +72,17 @@ class ConvEncoder(nn.Module):
     def feature_dim(self) -> int:
         return self.out_dim
 
+    def check_input(self, x: Tensor) -> Tensor:
+        """(B, in_channels, image_size, image_size), or any square size ≥ ``min_size`` when
+        ``variable_size``; one-line ``ValueError`` otherwise."""
+        owner = type(self).__name__
+        if not self.variable_size:
+            return check_image_batch(owner, x, self.in_channels, self.image_size)
+        check_image_batch(owner, x, self.in_channels)
+        if x.shape[2] != x.shape[3] or x.shape[2] < self.min_size:
+            raise ValueError(f"{owner} expects square images of at least {self.min_size} × {self.min_size}, "
+                             f"got {tuple(x.shape)}")
+        return x
+
     def forward(self, x: Tensor) -> Tensor:
-        check_image_batch("ConvEncoder", x, self.in_channels, self.image_size)
-        return self.head(self.blocks(x).mean(dim=(2, 3)))
+        return self.head(self.blocks(self.check_input(x)).mean(dim=(2, 3)))

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from genoise._checks import check_choice
 from genoise.nn import ConvEncoder, ResNet18Small
-from genoise.nn._shapes import check_image_batch, check_int
+from genoise.nn._shapes import check_int
 
 BACKBONES = ("conv", "resnet18")
 
@@ -35,31 +35,35 @@ class GridPoolConvEncoder(ConvEncoder):
     """
 
     def __init__(self, in_channels: int, image_size: int, out_dim: int, width: int = 32,
-                 depth: int = 3, grid: int = 2) -> None:
-        super().__init__(in_channels, image_size, out_dim, width=width, depth=depth)
+                 depth: int = 3, grid: int = 2, variable_size: bool = False) -> None:
+        super().__init__(in_channels, image_size, out_dim, width=width, depth=depth,
+                         variable_size=variable_size)
         check_int("grid", grid)
         self.grid = grid
+        self.min_size = grid * 2 ** (depth - 1) + 1  # the last map has at least grid × grid cells
         self.pooled_dim = self.pooled_dim * grid * grid
         self.head = nn.Linear(self.pooled_dim, out_dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        check_image_batch("GridPoolConvEncoder", x, self.in_channels, self.image_size)
-        return self.head(F.adaptive_avg_pool2d(self.blocks(x), self.grid).flatten(1))
+        return self.head(F.adaptive_avg_pool2d(self.blocks(self.check_input(x)), self.grid).flatten(1))
 
 
 def make_backbone(name: str, *, in_channels: int, image_size: int, out_dim: int = 128,
                   width: int = 32, pool_grid: int = 1) -> nn.Module:
     """``"conv"``: ``ConvEncoder(in_channels, image_size, out_dim, width)`` (3 stride-2 conv
     blocks, global pooling, linear head), or :class:`GridPoolConvEncoder` when
-    ``pool_grid > 1`` (pooling to a ``pool_grid × pool_grid`` map); ``"resnet18"``: CIFAR
+    ``pool_grid > 1`` (pooling to a ``pool_grid × pool_grid`` map) — both with
+    ``variable_size=True``, so multi-crop local views run at their own, smaller size (Caron et
+    al. 2020: that is what makes the extra views cheap); ``"resnet18"``: CIFAR
     ResNet-18 with 512-d features (``out_dim``, ``width`` and ``pool_grid`` ignored; 64
     channels in the first stage)."""
     check_choice("backbone", name, BACKBONES)
     if name == "resnet18":
         return ResNet18Small(in_channels=in_channels)
     if pool_grid > 1:
-        return GridPoolConvEncoder(in_channels, image_size, out_dim, width=width, grid=pool_grid)
-    return ConvEncoder(in_channels, image_size, out_dim, width=width)
+        return GridPoolConvEncoder(in_channels, image_size, out_dim, width=width, grid=pool_grid,
+                                   variable_size=True)
+    return ConvEncoder(in_channels, image_size, out_dim, width=width, variable_size=True)
 
 
 @torch.no_grad()

@@ -47,3 +47,23 @@ def test_bad_grid_is_refused(grid):
 def test_wrong_image_size_is_refused():
     with pytest.raises(ValueError, match="GridPoolConvEncoder expects input of shape"):
         GridPoolConvEncoder(1, 28, out_dim=8)(torch.rand(2, 1, 32, 32))
+    variable = GridPoolConvEncoder(1, 28, out_dim=8, variable_size=True)
+    with pytest.raises(ValueError, match=r"at least 9 × 9, got \(2, 1, 8, 8\)"):
+        variable(torch.rand(2, 1, 8, 8))
+    with pytest.raises(ValueError, match="square"):
+        variable(torch.rand(2, 1, 16, 20))
+
+
+def test_ssl_backbones_run_multi_crop_local_views_at_their_own_size():
+    """The recipe backbones accept the presets' small local crops, so multi-crop views cost
+    less than global ones (Caron et al. 2020), and the augmentation produces them."""
+    from genoise.ssl.augment import PRESETS
+
+    for grid in (1, 2):
+        method, augment = build_from_config({"method": "swav", "dataset": "mnist", "pool_grid": grid,
+                                             "out_dim": 16, "proj_hidden": 16, "proj_dim": 8,
+                                             "n_local": 2}, torch.zeros(2, 1, 28, 28))
+        views = augment(torch.rand(4, 1, 28, 28), torch.Generator().manual_seed(0))
+        local = PRESETS["mnist"].local_size
+        assert [tuple(v.shape[-2:]) for v in views] == [(28, 28)] * 2 + [(local, local)] * 2
+        assert method.backbone(views[-1]).shape == (4, 16)
