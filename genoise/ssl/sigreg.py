@@ -52,14 +52,16 @@ class _EppsPulley(torch.autograd.Function):
         ∂EP_m/∂x_nm = 4 Σ_t q_t t [S̄_mt cos(t x_nm) − (C̄_mt − φ_t) sin(t x_nm)],
 
     with q_t = trapezoid weight × φ_t on the knots t ≥ 0. Autograd's version of the same
-    graph makes ~12 passes over the (N, M, T) array; this makes 5 and two batched mat-vecs
-    (the array is laid out (M, N, T) so that the sums over t are matrix products)."""
+    graph makes ~12 passes over the (N, M, T) array; this makes 5 and two batched mat-vecs."""
 
     @staticmethod
     def forward(ctx, x: Tensor, t: Tensor, phi: Tensor, q: Tensor) -> Tensor:
-        xt = x.transpose(-1, -2).unsqueeze(-1) * t                      # (..., M, N, T)
+        # layout (..., M, T, N), samples innermost, so the means and the mat-vecs run on
+        # contiguous rows (the small transpose is copied first: elementwise ops keep their
+        # input's strides, and a strided cos/sin would be copied again by the mat-vecs)
+        xt = x.transpose(-1, -2).contiguous().unsqueeze(-2) * t.unsqueeze(-1)  # (..., M, T, N)
         cos, sin = torch.cos(xt), torch.sin(xt)
-        c_dev, s_bar = cos.mean(-2) - phi, sin.mean(-2)                 # (..., M, T)
+        c_dev, s_bar = cos.mean(-1) - phi, sin.mean(-1)                 # (..., M, T)
         ctx.save_for_backward(cos, sin, c_dev, s_bar, t * q)
         return 2.0 * x.shape[-2] * ((c_dev.square() + s_bar.square()) @ q)
 
@@ -68,8 +70,8 @@ class _EppsPulley(torch.autograd.Function):
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None, None]:
         cos, sin, c_dev, s_bar, tq = ctx.saved_tensors
         g = 4.0 * grad.unsqueeze(-1)                                    # (..., M, 1)
-        alpha, beta = (g * s_bar * tq).unsqueeze(-1), (g * c_dev * tq).unsqueeze(-1)  # (..., M, T, 1)
-        grad_x = (cos @ alpha - sin @ beta).squeeze(-1)                 # (..., M, N): batched mat-vec
+        alpha, beta = (g * s_bar * tq).unsqueeze(-2), (g * c_dev * tq).unsqueeze(-2)  # (..., M, 1, T)
+        grad_x = (alpha @ cos - beta @ sin).squeeze(-2)                 # (..., M, N): batched mat-vec
         return grad_x.transpose(-1, -2), None, None, None
 
 
