@@ -85,8 +85,9 @@ def epps_pulley(x: Tensor, *, t_max: float = 5.0, num_points: int = 17) -> Tenso
     evaluated and the half-line integral is doubled (identical to the full symmetric grid).
     The gradient is hand-written (:class:`_EppsPulley`, checked against finite differences).
     """
-    if x.dim() == 3:
-        check_embedding("x[0]", x[0])
+    if x.dim() == 3:  # one finiteness pass over the stack, the batch-size rule per slab
+        if x.shape[1] < 2:
+            raise ValueError(f"x has batch size {x.shape[1]}; Epps-Pulley needs at least 2 samples")
         check_finite("x", x)
     else:
         check_embedding("x", x)
