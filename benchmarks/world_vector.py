@@ -23,20 +23,17 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
+from world_driving import DEFAULTS  # the evaluation setting of the raster-mode benchmark
 
 from genoise.world.dataset import TrafficDataset
 from genoise.world.dynamics import MLPDynamics, model_rollout_cost
 from genoise.world.evaluate import eval_seeds, evaluation_table
-from genoise.world.highway_env import HighwayTrafficEnv
-from genoise.world.planners import MPC
-from genoise.world.policy import expert, keep_speed
+from genoise.world.policy import episode_mpc_controller, expert, keep_speed
 from genoise.world.recipes import cost_config
 from genoise.world.vector_cost import vector_driving_cost
 
 RESULTS = Path(__file__).parent / "results"
-COSTS = dict(lane_weight=0.2, offroad_weight=5.0, speed_gradient=True, rear_speed="initial")
 
 
 def prediction_errors(model: MLPDynamics, data: TrafficDataset, n: int, seed: int) -> list[tuple]:
@@ -55,8 +52,8 @@ def prediction_errors(model: MLPDynamics, data: TrafficDataset, n: int, seed: in
     return rows
 
 
-def planner(model: MLPDynamics, road, config, horizon: int, options: dict, low, high, seed: int):
-    """CEM over the MLP model; cost = vector driving cost + action_weight |a|²."""
+def planner(model: MLPDynamics, road, config, horizon: int, options: dict, seed: int):
+    """CEM over the MLP model; cost = vector driving cost + 0.01 |a|²."""
     def make_rollout_cost(obs: torch.Tensor):
         def cost(state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
             c = vector_driving_cost(state, road, config, initial_speed=obs[1])["total"]
@@ -64,15 +61,8 @@ def planner(model: MLPDynamics, road, config, horizon: int, options: dict, low, 
 
         return model_rollout_cost(model, cost, obs)
 
-    state: dict[str, MPC] = {}
-
-    def act(env: HighwayTrafficEnv, images, states) -> np.ndarray:
-        if env.steps == 0 or "mpc" not in state:  # a fresh, seeded planner per episode
-            state["mpc"] = MPC(make_rollout_cost, low, high, horizon=horizon, method="cem",
-                               options=options, seed=seed)
-        return state["mpc"](torch.as_tensor(env.vector_observation()))
-
-    return act
+    observe = lambda env: torch.as_tensor(env.vector_observation())  # noqa: E731
+    return episode_mpc_controller(make_rollout_cost, observe, horizon, "cem", options, seed)
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -106,15 +96,13 @@ def main(argv: list[str] | None = None) -> str:
     RESULTS.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), RESULTS / "world_vector_model.pt")
 
-    env_kwargs = dict(road=train.road, route_length=200.0, max_steps=400, warmup=300)
-    probe = HighwayTrafficEnv(**env_kwargs)
-    config = cost_config(COSTS, train.road.lane_width)
+    env_kwargs = dict(road=train.road, **{k: DEFAULTS[k] for k in ("route_length", "max_steps", "warmup")})
+    config = cost_config(DEFAULTS, train.road.lane_width)
     options = dict(population=64, n_elites=8, iterations=3)
     controllers = {
         "none": keep_speed,
         "idm": expert,
-        "cem_vector": planner(model, train.road, config, args.horizon, options,
-                              probe.action_space.low, probe.action_space.high, args.seed),
+        "cem_vector": planner(model, train.road, config, args.horizon, options, args.seed),
     }
     seeds = eval_seeds(args.episodes)
     drive_start = time.time()

@@ -66,6 +66,11 @@ class CostConfig:
 DEFAULT_COSTS = CostConfig()
 
 
+def safe_distance(speed: Tensor, config: CostConfig = DEFAULT_COSTS) -> Tensor:
+    """``d_safe(v) = safe_time · |v| + min_distance``: the reach of the proximity cost."""
+    return config.safe_time * speed.abs() + config.min_distance
+
+
 def _centres(spec: RasterSpec, device: torch.device) -> tuple[Tensor, Tensor]:
     row_lo, row_hi = spec.row_edges(device)
     col_lo, col_hi = spec.col_edges(device)
@@ -80,10 +85,9 @@ def proximity_mask(
     dx, dy = _centres(spec, speed.device)
     if not config.speed_gradient:
         speed = speed.detach()
-    reach = (config.safe_time * speed.abs() + config.min_distance).unsqueeze(-1)
+    reach = safe_distance(speed, config).unsqueeze(-1)
     if rear_speed is not None:
-        rear = (config.safe_time * rear_speed.detach().abs() + config.min_distance).unsqueeze(-1)
-        reach = torch.where(dx < 0, rear, reach)
+        reach = torch.where(dx < 0, safe_distance(rear_speed.detach(), config).unsqueeze(-1), reach)
     along = (1.0 - dx.abs() / reach).clamp(min=0.0)  # (..., H)
     across = (1.0 - dy.abs() / config.lateral_reach).clamp(min=0.0)  # (W,)
     return along.unsqueeze(-1) * across

@@ -37,6 +37,18 @@ def ego_step(speed: Tensor, y: Tensor, action: Tensor, dt: float) -> tuple[Tenso
     return (speed + action[..., 0] * dt).clamp(min=0.0), y + action[..., 1] * dt
 
 
+def ego_trajectory(speed: Tensor, y: Tensor, actions: Tensor, dt: float) -> tuple[Tensor, Tensor]:
+    """Speeds and lateral positions (B, T) after each of the actions (B, T, 2), from
+    ``speed``, ``y`` (B,) by :func:`ego_step` (``max(0, ·)`` makes the speed a scan, not a
+    cumulative sum)."""
+    speeds, lateral = [], []
+    for t in range(actions.shape[1]):
+        speed, y = ego_step(speed, y, actions[:, t], dt)
+        speeds.append(speed)
+        lateral.append(y)
+    return torch.stack(speeds, 1), torch.stack(lateral, 1)
+
+
 def _conv_encoder(in_channels: int, width: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(in_channels, width, 4, 2, 1),
@@ -294,12 +306,7 @@ def kinematic_rollout(
     b, steps = actions.shape[:2]
     dt = float(model.kinematics["dt"])
     y0, v0 = states[:, -1, 0], states[:, -1, 1]
-    speeds, lateral, speed, y = [], [], v0, y0
-    for t in range(steps):  # max(0, .) makes the speed a scan rather than a cumsum
-        speed, y = ego_step(speed, y, actions[:, t], dt)
-        speeds.append(speed)
-        lateral.append(y)
-    v, y = torch.stack(speeds, 1), torch.stack(lateral, 1)
+    v, y = ego_trajectory(v0, y0, actions, dt)
     along = torch.cumsum((v - v0.unsqueeze(1)) * dt, 1)
     ego = images[:, -1, EGO].unsqueeze(1).expand(b, steps, *images.shape[-2:])
     flat = lambda t: t.reshape(b * steps, *t.shape[2:])  # noqa: E731

@@ -21,9 +21,10 @@ import torch
 from torch import Tensor
 
 from genoise.world.costs import CostConfig, driving_cost
-from genoise.world.forward import ego_step
+from genoise.world.forward import ego_trajectory
 from genoise.world.highway_env import HighwayTrafficEnv
-from genoise.world.planners import MPC, RolloutCost
+from genoise.world.planners import RolloutCost
+from genoise.world.policy import Controller, episode_mpc_controller
 from genoise.world.raster import ego_raster, relative_positions
 
 
@@ -43,13 +44,7 @@ def true_future_cost(env: HighwayTrafficEnv, config: CostConfig | None = None) -
 
     def rollout_cost(actions: Tensor) -> Tensor:
         n, h, _ = actions.shape
-        speed, lateral = torch.full((n,), start["v"]), torch.full((n,), start["y"])
-        speeds, ys = [], []
-        for k in range(h):  # max(0, .) makes the speed a scan, not a cumsum
-            speed, lateral = ego_step(speed, lateral, actions[:, k], dt)
-            speeds.append(speed)
-            ys.append(lateral)
-        v, y = torch.stack(speeds, 1), torch.stack(ys, 1)  # (N, H)
+        v, y = ego_trajectory(torch.full((n,), start["v"]), torch.full((n,), start["y"]), actions, dt)
         x = start["x"] + torch.cumsum(v * dt, 1)
         frames = np.minimum(np.arange(t0 + 1, t0 + h + 1), env.max_steps)
         other_x = torch.as_tensor(env.replay["x"][frames][:, keep], dtype=torch.float32)  # (H, K)
@@ -81,23 +76,9 @@ def oracle_controller(
     options: dict | None = None,
     config: CostConfig | None = None,
     seed: int = 0,
-):
+) -> Controller:
     """A controller for :func:`genoise.world.policy.evaluate_driving` that plans on the
     true future (receding horizon, warm-started). A fresh planner, seeded with ``seed``, starts
-    every episode, so an episode's outcome does not depend on the episodes driven before it."""
-    state: dict[str, MPC] = {}
-
-    def act(env: HighwayTrafficEnv, images: Tensor, states: Tensor) -> np.ndarray:
-        if env.steps == 0 or "mpc" not in state:
-            state["mpc"] = MPC(
-                lambda e: true_future_cost(e, config),
-                env.action_space.low,
-                env.action_space.high,
-                horizon=horizon,
-                method=method,
-                options=options or {},
-                seed=seed,
-            )
-        return state["mpc"](env)
-
-    return act
+    every episode (:func:`~genoise.world.policy.episode_mpc_controller`)."""
+    return episode_mpc_controller(lambda e: true_future_cost(e, config), lambda e: e, horizon, method,
+                                  options, seed)

@@ -214,6 +214,32 @@ def expert(env: HighwayTrafficEnv, images: Tensor, states: Tensor) -> np.ndarray
     return np.zeros(2, dtype=np.float32) if action is None else action
 
 
+def episode_mpc_controller(
+    make_rollout_cost: Callable,
+    observe: Callable[[HighwayTrafficEnv], object],
+    horizon: int,
+    method: str = "cem",
+    options: dict | None = None,
+    seed: int = 0,
+) -> Controller:
+    """A receding-horizon controller (:class:`genoise.world.planners.MPC` within the
+    environment's action box) that starts a fresh planner, seeded with ``seed``, at every
+    episode, so an episode's outcome does not depend on the episodes driven before it.
+    ``make_rollout_cost`` receives ``observe(env)`` at every step."""
+    from genoise.world.planners import MPC
+
+    state: dict[str, MPC] = {}
+
+    def act(env: HighwayTrafficEnv, images: Tensor, states: Tensor) -> np.ndarray:
+        if env.steps == 0 or "mpc" not in state:
+            low, high = env.action_space.low, env.action_space.high
+            state["mpc"] = MPC(make_rollout_cost, low, high, horizon=horizon, method=method,
+                               options=options or {}, seed=seed)
+        return state["mpc"](observe(env))
+
+    return act
+
+
 def planner_controller(
     model: ForwardModel,
     method: str,

@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from genoise.world.costs import DEFAULT_COSTS, CostConfig
+from genoise.world.costs import DEFAULT_COSTS, CostConfig, safe_distance
 from genoise.world.neighbours import ROW
 from genoise.world.traffic import RoadConfig
 
@@ -55,9 +55,9 @@ def vector_driving_cost(
     dx, dy, present = cars[..., 0], cars[..., 1], cars[..., 4]
     if not config.speed_gradient:
         v = v.detach()
-    reach = (config.safe_time * v.abs() + config.min_distance).unsqueeze(-1)
+    reach = safe_distance(v, config).unsqueeze(-1)
     if config.rear_speed == "initial" and initial_speed is not None:
-        rear = (config.safe_time * initial_speed.detach().abs() + config.min_distance).expand_as(v)
+        rear = safe_distance(initial_speed.detach(), config).expand_as(v)
         reach = torch.where(dx < 0, rear.unsqueeze(-1), reach)
     along = (1.0 - (dx.abs() - car_length / 2).clamp(min=0.0) / reach).clamp(min=0.0)
     across = (1.0 - (dy.abs() - car_width / 2).clamp(min=0.0) / config.lateral_reach).clamp(min=0.0)
