@@ -35,6 +35,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _data import HELP, data_dir  # noqa: E402
+
 from genoise.data.babi import load_babi  # noqa: E402
 from genoise.io import atomic_write_text  # noqa: E402
 from genoise.memory.babi_train import MemN2NConfig, evaluate, train_memn2n  # noqa: E402
@@ -227,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "runs" / "babi_table"), help="checkpoints")
     parser.add_argument("--records", default=str(ROOT / "benchmarks" / "records" / "babi_table"),
                         help="finished runs' result.json (the table is built from these)")
-    parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
+    parser.add_argument("--data-dir", default=None, help=HELP)
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--quick", action="store_true", help="task 1, per-task PE LS RN, 10+10 epochs")
     args = parser.parse_args(argv)
@@ -241,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     deadline = time.time() + 60 * args.max_minutes
     tasks = list(range(1, 21)) if args.tasks == "all" else [int(t) for t in args.tasks.split(",")]
     sets = args.sets.split(",")
+    folder_of_data = data_dir(args.data_dir)
+    if not args.report_only and folder_of_data is None:
+        parser.error("no bAbI data: pass --data-dir or set GENOISE_DATA (a folder holding babi/)")
     if not args.report_only:
         for babi_set in sets:
             for row in args.rows.split(","):
@@ -250,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
                     for folder, task in run_dirs(out, babi_set, row, seed, tasks):
                         cfg = make_config(row, babi_set, seed, task, args)
                         record = records / folder.relative_to(out)
-                        train_one(folder, record, cfg, Path(args.data_dir), deadline)
+                        train_one(folder, record, cfg, folder_of_data, deadline)
     text = report(records, sets if not args.report_only else ["en", "en-10k"])
     if args.quick:
         rows = collect(records, "en", "pe-ls-rn")

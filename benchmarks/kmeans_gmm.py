@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _data import HELP, data_dir
 from sklearn import cluster, mixture
 from threadpoolctl import threadpool_limits
 
@@ -76,19 +77,14 @@ def table(rows: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="5,000 images, k in {10, 64}")
-    parser.add_argument("--data-dir", default=None, help="folder with mnist/ (default: $GENOISE_DATA, "
-                        "then ../shared/data beside the checkout)")
+    parser.add_argument("--data-dir", default=None, help=HELP)
     parser.add_argument("--threads", type=int, default=1, help="threads for torch and BLAS/OpenMP")
     parser.add_argument("--max-iter", type=int, default=50, help="Lloyd / EM iteration cap (both)")
     parser.add_argument("--models", nargs="+", default=["kmeans", "gmm"], choices=["kmeans", "gmm"])
     parser.add_argument("--ks", type=int, nargs="+", default=None, help="numbers of clusters/components")
     args = parser.parse_args()
 
-    data_dir = args.data_dir
-    default = Path(__file__).resolve().parents[2] / "shared" / "data"
-    if data_dir is None and default.is_dir():
-        data_dir = default
-    data = load_dataset("mnist", "train", data_dir=data_dir, fallback=True)
+    data = load_dataset("mnist", "train", data_dir=data_dir(args.data_dir), fallback=True)
     y = data.images.flatten(1).numpy().astype(np.float32)
     ks = args.ks or ((10, 64) if args.quick else (10, 64, 256))
     if args.quick:

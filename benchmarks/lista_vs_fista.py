@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import torch
+from _data import HELP, data_dir
 from torch import Tensor
 
 from genoise.data import load_cifar10, load_dataset
@@ -155,10 +156,11 @@ def run_setting(name: str, y_train: Tensor, y_test: Tensor, n_atoms: int, lam: f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--data-dir", default="/work/shared/data")
+    parser.add_argument("--data-dir", default=None, help=HELP)
     parser.add_argument("--settings", nargs="+", default=["patches100", "patches400", "mnist256"],
                         choices=["patches100", "patches400", "mnist256"])
     args = parser.parse_args()
+    args.data_dir = data_dir(args.data_dir)
     torch.set_num_threads(1)
     n_train, n_test = (3000, 500) if args.quick else (5000, 1000)
     suffix = "_quick" if args.quick else ""

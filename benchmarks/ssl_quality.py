@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 import yaml
+from _data import HELP, data_dir
 
 from genoise.data import ImageData, load_dataset
 from genoise.ssl.augment import DATASET_PRESET, ViewAugment
@@ -36,7 +37,6 @@ from genoise.ssl.recipes import build_from_config
 
 RESULTS = Path(__file__).parent / "results"
 RECIPES = Path(__file__).parents[1] / "genoise" / "recipes"
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def frozen_eval(backbone: torch.nn.Module, train: ImageData, test: ImageData,
@@ -127,12 +127,14 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=["mnist", "cifar10"])
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--epochs", type=int, help="override the epoch budget of every data set")
-    parser.add_argument("--data-dir", type=Path, default=SHARED)
+    parser.add_argument("--data-dir", default=None, help=HELP)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pool-grid", type=int, default=2, help="backbone pooling grid (1 = global)")
     parser.add_argument("--out-dim", type=int, default=512, help="backbone feature dimension")
     parser.add_argument("--probe-iterations", type=int, default=500, help="L-BFGS iterations")
     parser.add_argument("--out", default="ssl_quality.md", help="file name in benchmarks/results/")
+    parser.add_argument("--no-supervised", action="store_true",
+                        help="skip the supervised row (when another run of the same budget has it)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     spec = {"out_dim": args.out_dim, "width": 32, "pool_grid": args.pool_grid}
@@ -146,7 +148,7 @@ def main() -> None:
     for dataset in args.datasets:
         n_train, n_test, epochs = budget[dataset]
         epochs = args.epochs or epochs
-        train, test = load(dataset, args.data_dir, n_train, n_test, args.seed)
+        train, test = load(dataset, data_dir(args.data_dir), n_train, n_test, args.seed)
         key = f"{dataset}: {train.images.shape[0]} train / {test.images.shape[0]} test, {epochs} epochs"
         lines[key] = []
 
@@ -159,10 +161,10 @@ def main() -> None:
         evaluate = partial(frozen_eval, train=train, test=test, probe_iterations=args.probe_iterations)
         torch.manual_seed(args.seed)
         row("random init", evaluate(backbone_for(spec, train.images)), (0.0, 0.0))
-        start = clock()
-        sup = supervised(train, dataset, epochs, 256, 2e-3, args.seed, spec)
-        sup_time = since(start)
-        row("supervised (same labels)", evaluate(sup), sup_time)
+        if not args.no_supervised:
+            start = clock()
+            sup = supervised(train, dataset, epochs, 256, 2e-3, args.seed, spec)
+            row("supervised (same labels)", evaluate(sup), since(start))
         for name in args.methods:
             cfg = config_for(name, dataset, train.images.shape[0], spec)
             torch.manual_seed(args.seed)

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F_
 from torch import Tensor
 
-from genoise._checks import check_choice, check_positive
+from genoise._checks import check_choice, check_positive, has_nan
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -40,7 +40,7 @@ def _check_energy(name: str, tensor: Tensor, ndims: tuple[int, ...]) -> None:
     if tensor.ndim not in ndims:
         want = " or ".join(f"{d}-D" for d in ndims)
         raise ValueError(f"{name} must be {want}, got shape {tuple(tensor.shape)}")
-    if bool(torch.isnan(tensor).any()):
+    if has_nan(tensor):
         raise ValueError(f"{name} contains {int(torch.isnan(tensor).sum())} NaN value(s)")
 
 
@@ -188,8 +188,12 @@ def _nll_terms(energy_correct: Tensor, energy_contrastive: Tensor, beta: float) 
     """F(x, y) + (1/β) log(exp(−βF(x, y)) + Σ_k exp(−βF(x, ŷ_k))), per sample (B,)."""
     contrastive = _check_pair(energy_correct, energy_contrastive)
     # Energies relative to F(x, y) keep F(x, y) + (1/β) log Z exact in float32 for large F.
-    gaps = torch.cat([torch.zeros_like(contrastive[:, :1]), contrastive - energy_correct[:, None]], dim=1)
-    return torch.logsumexp(-beta * gaps, dim=1) / beta
+    # With the correct answer's logit −β·0 = 0 in column 0, logsumexp(logits) is the
+    # cross-entropy of class 0: the fused log-softmax kernel, forward and backward.
+    logits = torch.cat([torch.zeros_like(contrastive[:, :1]),
+                        (energy_correct[:, None] - contrastive).mul_(beta)], dim=1)
+    target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+    return F_.cross_entropy(logits, target, reduction="none") / beta
 
 
 def nll_loss(energy_correct: Tensor, energy_contrastive: Tensor, beta: float = 1.0, *,
@@ -234,7 +238,7 @@ def margin_loss(energy_correct: Tensor, energy_contrastive: Tensor, margin: floa
         if margin.shape != contrastive.shape:
             raise ValueError(f"margin tensor must have the shape of energy_contrastive "
                              f"{tuple(contrastive.shape)}, got {tuple(margin.shape)}")
-        if bool(torch.isnan(margin).any()) or bool((margin < 0).any()):
+        if has_nan(margin) or bool((margin < 0).any()):
             raise ValueError("margin tensor must be >= 0 and free of NaN")
     else:
         margin = check_positive("margin", margin)

@@ -88,8 +88,9 @@ def moco_loss(query: Tensor, key: Tensor, queue: Tensor, temperature: float = 0.
     if queue.shape[1] != query.shape[1]:
         raise ValueError(f"queue has dimension {queue.shape[1]} but the embeddings have {query.shape[1]}")
     q, k = F.normalize(query, dim=1), F.normalize(key, dim=1)
-    energy_correct = -(q * k).sum(dim=1) / temperature
-    energy_contrastive = -(q @ queue.T) / temperature
+    q_scaled = q * (-1.0 / temperature)          # scale the (B, D) side, not the (B, K) product
+    energy_correct = (q_scaled * k).sum(dim=1)
+    energy_contrastive = q_scaled @ queue.T
     return info_nce_loss(energy_correct, energy_contrastive)
 
 
