@@ -243,10 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     deadline = time.time() + 60 * args.max_minutes
     tasks = list(range(1, 21)) if args.tasks == "all" else [int(t) for t in args.tasks.split(",")]
     sets = args.sets.split(",")
-    folder_of_data = data_dir(args.data_dir)
-    if not args.report_only and folder_of_data is None:
-        parser.error("no bAbI data: pass --data-dir or set GENOISE_DATA (a folder holding babi/)")
     if not args.report_only:
+        folder_of_data = data_dir(args.data_dir)
+        if folder_of_data is None:
+            parser.error("no bAbI data: pass --data-dir or set GENOISE_DATA (a folder holding babi/)")
         for babi_set in sets:
             for row in args.rows.split(","):
                 if row not in ROWS:

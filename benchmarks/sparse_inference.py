@@ -101,8 +101,7 @@ def on_device(device: str):
         return fista
 
     def run(y, w, lam, **kw):
-        z = fista(y.to(device), w.to(device), lam, **kw).cpu()   # .cpu() waits for the device
-        return z
+        return fista(y.to(device), w.to(device), lam, **kw).cpu()   # .cpu() waits for the device
     return run
 
 
