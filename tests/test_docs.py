@@ -7,19 +7,17 @@ link or image points to a file tracked by git (docs never embed git-ignored file
 from __future__ import annotations
 
 import argparse
-import random
 import re
 import shutil
 import subprocess
+import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", flags=re.S | re.M)
+FENCE = re.compile(r"^([ \t]*)```(\w*)[^\n]*\n(.*?)^\1```", flags=re.S | re.M)  # also indented (in lists)
 LINK = re.compile(r"!?\[[^\]\n]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 HTML_SRC = re.compile(r"""<(?:img|a|source)\b[^>]*?\b(?:src|href)\s*=\s*["']([^"']+)["']""", flags=re.I)
 REFERENCE = re.compile(r"^\s{0,3}\[[^\]\n]+\]:\s*<?(\S+?)>?(?:\s.*)?$", flags=re.M)
@@ -34,8 +32,8 @@ def _name(path: Path) -> str:
 def code_blocks(path: Path, language: str) -> list[tuple[int, str]]:
     """``(first line number of the code, code)`` of every fenced block in ``language``."""
     text = path.read_text(encoding="utf-8")
-    return [(text.count("\n", 0, m.start(2)) + 1, m.group(2))
-            for m in FENCE.finditer(text) if m.group(1) == language]
+    return [(text.count("\n", 0, m.start(3)) + 1, textwrap.dedent(m.group(3)))
+            for m in FENCE.finditer(text) if m.group(2) == language]
 
 
 PYTHON_DOCS = [path for path in DOCS if code_blocks(path, "python")]
@@ -45,19 +43,8 @@ def test_the_docs_have_python_examples():
     assert (ROOT / "README.md") in PYTHON_DOCS and len(PYTHON_DOCS) >= 5
 
 
-@pytest.fixture
-def global_rng_kept():
-    """A block may seed the global generators (``seed_everything``); restore them after, so
-    that the page does not change what later tests in this process draw."""
-    state = random.getstate(), np.random.get_state(), torch.get_rng_state()
-    yield
-    random.setstate(state[0])
-    np.random.set_state(state[1])
-    torch.set_rng_state(state[2])
-
-
 @pytest.mark.parametrize("path", PYTHON_DOCS, ids=_name)
-def test_python_blocks_run_as_written(path, tmp_path, monkeypatch, shared_data, global_rng_kept):
+def test_python_blocks_run_as_written(path, tmp_path, monkeypatch, shared_data):
     """Each file's blocks run in order in one namespace (a later block may use an earlier
     block's names, as a reader following the page would), in an empty working directory so
     that a block that writes ``runs/…`` writes nowhere in the checkout. ``GENOISE_DATA``
