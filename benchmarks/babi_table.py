@@ -39,7 +39,7 @@ from _data import HELP, data_dir  # noqa: E402
 
 from genoise.data.babi import load_babi  # noqa: E402
 from genoise.io import atomic_write_text  # noqa: E402
-from genoise.memory.babi_train import MemN2NConfig, evaluate, train_memn2n  # noqa: E402
+from genoise.memory.training import MemN2NConfig, task_errors, train_memn2n  # noqa: E402
 
 PER_TASK = dict(embedding_dim=20, epochs=100, lr_decay_every=25, ls_epochs=20)
 JOINT = dict(embedding_dim=50, epochs=60, lr_decay_every=15, ls_epochs=30)
@@ -104,9 +104,9 @@ def train_one(folder: Path, record: Path, cfg: MemN2NConfig, data_dir: Path, dea
         print(f"[babi_table]   paused at epoch {out['epoch']}", flush=True)
         return False
     model = out["model"]
-    test, _ = evaluate(model, data.test)
-    valid, _ = evaluate(model, data.valid)
-    train, _ = evaluate(model, data.train)
+    test, _ = task_errors(model, data.test)
+    valid, _ = task_errors(model, data.valid)
+    train, _ = task_errors(model, data.train)
     result = {"config": asdict(cfg), "test_error": test, "valid_error": valid, "train_error": train,
               "fallbacks": data.fallbacks, "epochs_run": out["epoch"]}
     record.mkdir(parents=True, exist_ok=True)

@@ -104,7 +104,7 @@ def clip_gradients(model: MemN2N, max_norm: float, mode: str) -> None:
 
 
 @torch.no_grad()
-def evaluate(model: MemN2N, data: BabiTensors, *, linear: bool = False,
+def task_errors(model: MemN2N, data: BabiTensors, *, linear: bool = False,
              batch_size: int = 1000) -> tuple[dict[int, float], float]:
     """Per-task error (fraction of wrong answers) and mean cross-entropy on ``data``."""
     model.eval()
@@ -174,7 +174,7 @@ def train_memn2n(data: BabiData, cfg: MemN2NConfig, *, checkpoint: str | Path | 
             clip_gradients(model, cfg.max_grad_norm, cfg.clip)
             optimizer.step()
             train_loss += float(loss.detach())
-        valid_errors, valid_loss = evaluate(model, data.valid, linear=linear) if len(data.valid) \
+        valid_errors, valid_loss = task_errors(model, data.valid, linear=linear) if len(data.valid) \
             else ({}, math.nan)
         if not all(math.isfinite(float(p.detach().abs().max())) for p in model.parameters()):
             raise FloatingPointError(f"MemN2N parameters became NaN/Inf at epoch {epoch}; lower lr")

@@ -1,8 +1,8 @@
 """Recipe entry, evaluation and demo section of MemN2N on bAbI.
 
-- ``genoise train memn2n-babi task=all hops=3 …`` → :func:`train_recipe`
-- ``genoise eval babi RUN_DIR`` → :func:`evaluate_babi_run`
-- ``genoise demo --only memn2n-babi`` → :func:`demo_section`
+- ``genoise train memn2n-babi task=all hops=3 …`` → :func:`train`
+- ``genoise eval babi RUN_DIR`` → :func:`evaluate`
+- ``genoise demo --only memn2n-babi`` → :func:`demo`
 """
 
 from __future__ import annotations
@@ -19,17 +19,17 @@ import yaml
 from genoise._checks import check_choice
 from genoise.data.babi import BABI_SETS, parse_tasks
 from genoise.io import atomic_write_text
-from genoise.memory.babi_train import (
+from genoise.memory.memn2n import EMPTY_SLOTS, ENCODINGS, TYING
+from genoise.memory.training import (
     CLIP_MODES,
     MemN2NConfig,
     build_model,
     error_table,
-    evaluate,
     load_model_state,
     load_run_data,
+    task_errors,
     train_memn2n,
 )
-from genoise.memory.memn2n import EMPTY_SLOTS, ENCODINGS, TYING
 from genoise.train.run import Run
 
 CHECKPOINT = "checkpoint.pt"
@@ -81,7 +81,7 @@ def _write_tables(run_dir: Path, test: dict[int, float], valid: dict[int, float]
          "fallbacks": {str(k): v for k, v in fallbacks.items()}}, indent=1) + "\n")
 
 
-def train_recipe(run: Run) -> dict[str, Any]:
+def train(run: Run) -> dict[str, Any]:
     """Train MemN2N with ``run.config`` (keys of :class:`MemN2NConfig`), checkpoint every
     epoch (``--resume`` continues), then write ``errors.md`` / ``errors.json``."""
     cfg = _config(run.config)
@@ -91,8 +91,8 @@ def train_recipe(run: Run) -> dict[str, Any]:
         out = train_memn2n(data, cfg, checkpoint=run.path(CHECKPOINT), resume=run.resume,
                            progress=run.progress, log=run.log)
     model = out["model"]
-    test, _ = evaluate(model, data.test)
-    valid, _ = evaluate(model, data.valid) if len(data.valid) else ({}, 0.0)
+    test, _ = task_errors(model, data.test)
+    valid, _ = task_errors(model, data.valid) if len(data.valid) else ({}, 0.0)
     _write_tables(run.dir, test, valid, data.fallbacks)
     atomic_write_text(run.path("data_dir.txt"), str(data_dir.resolve()) + "\n")
     return {"mean_test_error": sum(test.values()) / len(test),
@@ -101,7 +101,7 @@ def train_recipe(run: Run) -> dict[str, Any]:
             "epochs": out["epoch"], "fallbacks": data.fallbacks}
 
 
-def evaluate_babi_run(run_dir: str | Path, data_dir: str | Path | None = None) -> dict[str, Any]:
+def evaluate(run_dir: str | Path, data_dir: str | Path | None = None) -> dict[str, Any]:
     """Reload a ``memn2n-babi`` run (checkpoint + config) and report per-task test error.
 
     The data folder is ``data_dir``, else the one the run used, else ``$GENOISE_DATA``.
@@ -123,13 +123,13 @@ def evaluate_babi_run(run_dir: str | Path, data_dir: str | Path | None = None) -
         raise ValueError(f"{checkpoint}: its vocabulary does not match the data in {data_dir}")
     model = build_model(cfg, data)
     load_model_state(model, saved["model"], checkpoint)
-    test, _ = evaluate(model, data.test)
+    test, _ = task_errors(model, data.test)
     return {"test_error": test, "mean_test_error": sum(test.values()) / len(test),
             "failed_tasks": sum(e > 0.05 for e in test.values()), "config": asdict(cfg),
             "epochs": saved["state"]["epoch"], "table": error_table(test, fallbacks=data.fallbacks)}
 
 
-def demo_section(run: Run, full: bool) -> str:
+def demo(run: Run, full: bool) -> str:
     """A short MemN2N run on bAbI task 1 (1k): PE LS RN, d = 20, 3 hops; < 60 s on CPU."""
     import time
 
@@ -141,7 +141,7 @@ def demo_section(run: Run, full: bool) -> str:
     data = load_run_data(cfg, run.data_dir)
     with _one_thread():
         out = train_memn2n(data, cfg, checkpoint=run.path(CHECKPOINT), progress=run.progress, log=run.log)
-    test, _ = evaluate(out["model"], data.test)
+    test, _ = task_errors(out["model"], data.test)
     seconds = time.perf_counter() - start
     _write_tables(run.dir, test, {}, data.fallbacks)
     return ("## Memory networks: MemN2N on bAbI task 1\n\n"

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from genoise.cli.recipes import load_recipe, resolve_config
-from genoise.memory.recipes import evaluate_babi_run, train_recipe
+from genoise.recipes.memory import evaluate, train
 from genoise.train.run import Run
 
 
@@ -22,7 +22,7 @@ def task1_run(shared_data, tmp_path_factory):
     config = resolve_config(recipe, ["task=1", "embedding_dim=20", "ls_epochs=10", "epochs=10",
                                      "lr_decay_every=2"])
     run = Run(tmp_path_factory.mktemp("memn2n"), config=config, data_dir=Path(shared_data), progress=False)
-    return run, train_recipe(run)
+    return run, train(run)
 
 
 def test_short_task1_run_gets_test_error_below_10_percent(task1_run):
@@ -42,7 +42,7 @@ def test_run_folder_holds_checkpoint_and_error_tables(task1_run):
 
 def test_evaluate_babi_run_reloads_the_same_model(task1_run):
     run, summary = task1_run
-    result = evaluate_babi_run(run.dir)
+    result = evaluate(run.dir)
     assert result["test_error"][1] == pytest.approx(summary["mean_test_error"])
     assert "| 1 |" in result["table"]
 
@@ -53,14 +53,14 @@ def test_recipe_refuses_bad_values(tmp_path):
         resolve_config(recipe, ["encoding=onehot"])
     run = Run(tmp_path, config=resolve_config(recipe, ["task=25"]), data_dir=tmp_path, progress=False)
     with pytest.raises(ValueError, match="task must be"):
-        train_recipe(run)
+        train(run)
     with pytest.raises(FileNotFoundError, match=r"checkpoint\.pt"):
-        evaluate_babi_run(tmp_path)
+        evaluate(tmp_path)
 
 
 def test_per_matrix_clipping_bounds_each_matrix_and_global_bounds_the_sum():
     from genoise.memory import MemN2N
-    from genoise.memory.babi_train import clip_gradients
+    from genoise.memory.training import clip_gradients
 
     model = MemN2N(12, 4, 3, 2)
     for mode in ("per-matrix", "global"):
@@ -78,7 +78,7 @@ def test_per_matrix_clipping_bounds_each_matrix_and_global_bounds_the_sum():
 
 def test_checkpoint_of_another_shape_is_refused_in_one_line(tmp_path):
     from genoise.memory import MemN2N
-    from genoise.memory.babi_train import load_model_state
+    from genoise.memory.training import load_model_state
 
     small, big = MemN2N(12, 4, 3, 1), MemN2N(12, 9, 3, 1)
     with pytest.raises(ValueError, match=r"ckpt\.pt: does not fit this model/data \(.*size mismatch"):
