@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-# RECORD_READ_IMPORT
+from genoise.data.paths import record_read
 
 BABI_SETS = ("en", "en-10k")
 TASK_NAMES = {
@@ -129,7 +129,7 @@ def parse_babi(path: str | Path, task: int = 0) -> list[BabiQuestion]:
     if not questions:
         what = "empty file" if not content.strip() else "no question line (id text<TAB>answer<TAB>ids)"
         raise ValueError(f"{path}: {what}; not a bAbI task file")
-    # RECORD_READ_CALL
+    record_read(str(path))
     return questions
 
 

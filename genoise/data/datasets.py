@@ -40,6 +40,7 @@ def load_digits(split: str = "train", *, test_fraction: float = 0.25, seed: int 
                                            stratify=bunch.target)
     chosen = train_idx if split == "train" else test_idx
     images = torch.from_numpy(bunch.images[chosen] / 16.0).float().unsqueeze(1)
+    record_read("sklearn digits")
     return ImageData(images, torch.from_numpy(bunch.target[chosen]).long())
 
 
@@ -98,6 +99,7 @@ def read_cifar_binary(path: str | os.PathLike) -> ImageData:
     records = raw.reshape(-1, _CIFAR_RECORD)
     labels = check_class_labels(path, records[:, 0].astype(np.int64), 10)
     images = records[:, 1:].reshape(-1, 3, 32, 32).astype(np.float32) / 255.0
+    record_read(str(path))
     return ImageData(torch.from_numpy(images), torch.from_numpy(labels))
 
 
