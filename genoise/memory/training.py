@@ -1,71 +1,109 @@
 """Training and evaluation of :class:`~genoise.memory.memn2n.MemN2N` on bAbI, following
 the authors' released setup (Sukhbaatar et al. 2015, §4.2 and their MemN2N-babi-matlab
-code): SGD without momentum, summed cross-entropy over a batch of 32, gradient-norm clip
-40 applied to each embedding matrix on its own (``clip="per-matrix"``, as the code's
-``Weight.update``; ``"global"`` clips the whole gradient), N(0, 0.1²) initialisation;
-60 epochs halved every 15 (joint). Linear start (LS): first ``ls_epochs`` epochs without
-the softmax in the memory layers at ``ls_lr`` = 0.005 (or until the validation loss stops
-decreasing when ``ls_patience > 0``), then the softmax is re-inserted and the main
-schedule runs at ``lr`` — 0.005 by default because the released code keeps LS's rate
-(``config.init_lrate = 0.01/2`` in ``config_babi*.m``); runs without LS use 0.01.
-Random noise (RN): ~10 % empty memories in the time index during training.
+code), on :class:`genoise.train.Trainer`:
 
-Checkpoints (every epoch) make training resumable and let long runs be split into
-several time-limited invocations (``max_seconds``).
+- SGD without momentum on the cross-entropy **summed** over a batch of 32 questions; each
+  epoch visits the training questions in a fresh random order (the last batch is smaller);
+- gradient-norm clip 40 applied to each embedding matrix on its own (``clip="per-matrix"``,
+  the code's ``Weight.update``, done by an optimizer pre-step hook) or to the whole
+  gradient (``"global"``, the Trainer's ``grad_clip``);
+- linear start (LS): the first ``ls_epochs`` epochs without the softmax in the hops, at
+  ``ls_lr`` (or until the validation loss has not decreased for ``ls_patience`` epochs,
+  the paper's wording); then the softmax is re-inserted and the main phase runs
+  ``epochs`` epochs at ``lr``, halved every ``lr_decay_every`` epochs. ``lr`` = 0.005 by
+  default because the released code keeps LS's rate (``config.init_lrate = 0.01/2`` in
+  ``config_babi*.m``); runs without LS use 0.01;
+- random noise (RN): ~``noise`` empty memories inserted in the time index during training
+  (:func:`~genoise.memory.memn2n.random_noise_time`, drawn from the Trainer's generator).
+
+The two phases are two Trainer runs in sub-folders of the run, ``linear_start/`` and
+``main/``, each with its ``last.pt`` (the Trainer's checkpoint envelope, kinds
+``memn2n-linear-start`` and ``memn2n``) and ``metrics.jsonl`` (one row per epoch with the
+validation error). Resume is bit-for-bit: the data order is a pure function of (seed,
+phase, epoch), the noise comes from the checkpointed generator, and the LS early-stop
+state is checkpointed. The model and every batch live on ``run.device``.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
-from genoise._checks import check_choice
-from genoise.data.babi import BabiData, BabiTensors, load_babi, parse_tasks
-from genoise.io import atomic_torch_save
-from genoise.memory.memn2n import MemN2N, random_noise_time
+from genoise._checks import check_choice, check_int, check_positive
+from genoise.data.babi import BABI_SETS, BabiData, BabiTensors, load_babi, parse_tasks
+from genoise.memory.memn2n import EMPTY_SLOTS, ENCODINGS, TYING, MemN2N, random_noise_time
+from genoise.train import Run, Trainer
+from genoise.train.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from genoise.train.seed import derive_seed
 
 CLIP_MODES = ("per-matrix", "global")
+KIND, LS_KIND = "memn2n", "memn2n-linear-start"
+LS_DIR, MAIN_DIR = "linear_start", "main"
+_LS_PHASE, _MAIN_PHASE = 0, 1  # mixed into the seeds of each phase's data order and noise
 
 
-@dataclass
+@dataclass(frozen=True)
 class MemN2NConfig:
-    """Hyper-parameters (defaults: the paper's joint PE LS RN setup, 3 hops, d = 50)."""
+    """The typed view of ``genoise/recipes/memn2n-babi.yaml``'s configuration (the YAML is
+    the one place that holds the defaults; every field is required here)."""
 
-    task: Any = "all"
-    babi_set: str = "en"
-    hops: int = 3
-    encoding: str = "pe"
-    temporal: bool = True
-    tying: str = "adjacent"
-    linear_start: bool = True
-    random_noise: bool = True
-    noise: float = 0.1
-    embedding_dim: int = 50
-    memory_size: int = 50
-    empty_slots: str = "zero"
-    epochs: int = 60
-    lr: float = 0.005
-    lr_decay_every: int = 15
-    ls_epochs: int = 30
-    ls_lr: float = 0.005
-    ls_patience: int = 0
-    batch_size: int = 32
-    max_grad_norm: float = 40.0
-    clip: str = "per-matrix"
-    init_std: float = 0.1
-    valid_fraction: float = 0.1
-    seed: int = 0
+    task: Any
+    babi_set: str
+    hops: int
+    encoding: str
+    temporal: bool
+    tying: str
+    linear_start: bool
+    random_noise: bool
+    noise: float
+    embedding_dim: int
+    memory_size: int
+    epochs: int
+    lr: float
+    lr_decay_every: int
+    ls_epochs: int
+    ls_lr: float
+    ls_patience: int
+    batch_size: int
+    max_grad_norm: float
+    clip: str
+    empty_slots: str
+    init_std: float
+    valid_fraction: float
+    seed: int
+
+    def __post_init__(self) -> None:
+        parse_tasks(self.task)
+        for name, allowed in (("babi_set", BABI_SETS), ("encoding", ENCODINGS), ("tying", TYING),
+                              ("clip", CLIP_MODES), ("empty_slots", EMPTY_SLOTS)):
+            check_choice(name, getattr(self, name), allowed)
+        for name in ("hops", "embedding_dim", "memory_size", "epochs", "lr_decay_every", "ls_epochs",
+                     "batch_size"):
+            check_int(name, getattr(self, name), min=1)
+        check_int("ls_patience", self.ls_patience, min=0)
+        check_int("seed", self.seed, min=0)
+        for name in ("lr", "ls_lr", "max_grad_norm", "init_std"):
+            check_positive(name, getattr(self, name))
+        for name in ("noise", "valid_fraction"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+                raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> MemN2NConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        """The config of ``values`` (a recipe configuration; other keys are ignored)."""
+        names = [f.name for f in fields(cls)]
+        missing = [n for n in names if n not in values]
+        if missing:
+            raise ValueError(f"MemN2N configuration lacks {', '.join(missing)} (the defaults are in "
+                             "genoise/recipes/memn2n-babi.yaml)")
+        return cls(**{n: values[n] for n in names})
 
 
 def build_model(cfg: MemN2NConfig, data: BabiData) -> MemN2N:
@@ -78,7 +116,7 @@ def build_model(cfg: MemN2NConfig, data: BabiData) -> MemN2N:
                   generator=generator, sentence_length=width, empty_slots=cfg.empty_slots)
 
 
-def load_model_state(model: MemN2N, state: dict[str, Any], checkpoint: str | Path) -> None:
+def load_model_state(model: MemN2N, state: dict[str, Any], checkpoint: Any) -> None:
     """``model.load_state_dict(state)`` with a one-line error naming the checkpoint when the
     shapes differ (a run made with other data, memory width or an older genoise)."""
     try:
@@ -105,109 +143,24 @@ def clip_gradients(model: MemN2N, max_norm: float, mode: str) -> None:
 
 @torch.no_grad()
 def task_errors(model: MemN2N, data: BabiTensors, *, linear: bool = False,
-             batch_size: int = 1000) -> tuple[dict[int, float], float]:
-    """Per-task error (fraction of wrong answers) and mean cross-entropy on ``data``."""
+                batch_size: int = 1000) -> tuple[dict[int, float], float]:
+    """Per-task error (fraction of wrong answers) and mean cross-entropy on ``data``,
+    computed on the model's device."""
+    was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
+    sentences = data.sentences.to(device)
     wrong = torch.zeros(len(data), dtype=torch.bool)
     total_loss = 0.0
     for start in range(0, len(data), batch_size):
         sl = slice(start, start + batch_size)
-        logits = model(data.queries[sl], data.sentences, data.memories[sl], linear=linear)
-        total_loss += float(F.cross_entropy(logits, data.answers[sl], reduction="sum"))
-        wrong[sl] = logits.argmax(dim=1) != data.answers[sl]
+        answers = data.answers[sl].to(device)
+        logits = model(data.queries[sl].to(device), sentences, data.memories[sl].to(device), linear=linear)
+        total_loss += float(F.cross_entropy(logits, answers, reduction="sum"))
+        wrong[sl] = (logits.argmax(dim=1) != answers).cpu()
+    model.train(was_training)
     errors = {int(t): float(wrong[data.tasks == t].float().mean()) for t in data.tasks.unique()}
     return errors, total_loss / max(1, len(data))
-
-
-def learning_rate(cfg: MemN2NConfig, epoch: int, ls_end: int) -> float:
-    if epoch < ls_end:
-        return cfg.ls_lr
-    return cfg.lr * 0.5 ** ((epoch - ls_end) // cfg.lr_decay_every)
-
-
-def train_memn2n(data: BabiData, cfg: MemN2NConfig, *, checkpoint: str | Path | None = None,
-                 resume: bool = False, progress: bool = False, log: Any = None,
-                 max_seconds: float | None = None) -> dict[str, Any]:
-    """Train (or resume) and return ``{"model", "finished", "history", "epoch"}``.
-
-    ``log(record, step)`` receives one row per epoch. With ``max_seconds`` the loop
-    stops after the epoch that exceeds the budget (``finished=False``); rerun with
-    ``resume=True`` to continue from ``checkpoint``."""
-    torch.manual_seed(cfg.seed)
-    check_choice("clip", cfg.clip, CLIP_MODES)
-    model = build_model(cfg, data)
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr)
-    generator = torch.Generator().manual_seed(cfg.seed + 1)
-    ls_end = cfg.ls_epochs if cfg.linear_start else 0
-    state = {"epoch": 0, "ls_end": ls_end, "history": [], "best_ls_loss": math.inf, "ls_bad": 0}
-    if resume and checkpoint is not None and Path(checkpoint).is_file():
-        saved = torch.load(checkpoint, weights_only=False)
-        if saved["vocab"] != data.vocab.words:
-            raise ValueError(f"{checkpoint}: vocabulary differs from the data being trained on")
-        load_model_state(model, saved["model"], checkpoint)
-        optimizer.load_state_dict(saved["optimizer"])
-        generator.set_state(saved["generator"])
-        state = saved["state"]
-    total = state["ls_end"] + cfg.epochs
-    train, start_time, first_epoch = data.train, time.perf_counter(), state["epoch"]
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, initial=state["epoch"], desc="memn2n", unit="epoch")
-    while state["epoch"] < total:
-        epoch = state["epoch"]
-        linear = epoch < state["ls_end"]
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(cfg, epoch, state["ls_end"])
-        model.train()
-        order = torch.randperm(len(train), generator=generator)
-        train_loss = 0.0
-        for start in range(0, len(train), cfg.batch_size):
-            idx = order[start: start + cfg.batch_size]
-            memories = train.memories[idx]
-            times = random_noise_time(memories > 0, cfg.noise, generator) if cfg.random_noise else None
-            logits = model(train.queries[idx], train.sentences, memories, time=times, linear=linear)
-            loss = F.cross_entropy(logits, train.answers[idx], reduction="sum")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            clip_gradients(model, cfg.max_grad_norm, cfg.clip)
-            optimizer.step()
-            train_loss += float(loss.detach())
-        valid_errors, valid_loss = task_errors(model, data.valid, linear=linear) if len(data.valid) \
-            else ({}, math.nan)
-        if not all(math.isfinite(float(p.detach().abs().max())) for p in model.parameters()):
-            raise FloatingPointError(f"MemN2N parameters became NaN/Inf at epoch {epoch}; lower lr")
-        if linear and cfg.ls_patience > 0:  # paper: LS until the validation loss stops decreasing
-            if valid_loss < state["best_ls_loss"]:
-                state["best_ls_loss"], state["ls_bad"] = valid_loss, 0
-            else:
-                state["ls_bad"] += 1
-                if state["ls_bad"] >= cfg.ls_patience:
-                    state["ls_end"] = epoch + 1
-                    total = state["ls_end"] + cfg.epochs
-        record = {"epoch": epoch + 1, "linear_start": linear, "lr": optimizer.param_groups[0]["lr"],
-                  "train_loss": train_loss / len(train), "valid_loss": valid_loss,
-                  "valid_error": sum(valid_errors.values()) / max(1, len(valid_errors))}
-        state["history"].append(record)
-        state["epoch"] = epoch + 1
-        if log is not None:
-            log(record, epoch + 1)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{record['train_loss']:.3f}", val_err=f"{record['valid_error']:.3f}")
-        if checkpoint is not None:
-            atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                               "generator": generator.get_state(), "state": state,
-                               "config": asdict(cfg), "vocab": data.vocab.words}, checkpoint)
-        elapsed = time.perf_counter() - start_time
-        epoch_seconds = elapsed / (state["epoch"] - first_epoch)
-        if max_seconds is not None and elapsed + epoch_seconds > max_seconds and state["epoch"] < total:
-            break  # the next epoch would not fit in the budget
-    if bar is not None:
-        bar.close()
-    return {"model": model, "finished": state["epoch"] >= total, "history": state["history"],
-            "epoch": state["epoch"]}
 
 
 def error_table(errors: dict[int, float], title: str = "test error (%)",
@@ -227,10 +180,167 @@ def error_table(errors: dict[int, float], title: str = "test error (%)",
     return "\n".join(lines) + "\n"
 
 
-def load_run_data(cfg: MemN2NConfig, data_dir: str | Path) -> BabiData:
+def load_run_data(cfg: MemN2NConfig, data_dir: Any) -> BabiData:
+    """:func:`~genoise.data.babi.load_babi` for ``cfg`` (the 10k-fallback warning is not
+    repeated: ``BabiData.fallbacks`` records it and every table marks it)."""
     import warnings
 
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         return load_babi(data_dir, parse_tasks(cfg.task), cfg.babi_set, cfg.memory_size,
                          cfg.valid_fraction, seed=cfg.seed)
+
+
+# ---------------------------------------------------------------------- the Trainer parts
+class EpochBatches:
+    """Batch source for :class:`~genoise.train.Trainer`: epoch ``e`` visits the questions of
+    ``data`` in ``randperm(N)`` seeded by (``seed``, ``e``), ``batch_size`` at a time, the last
+    batch smaller — a pure function of the step, so resume is exact."""
+
+    def __init__(self, data: BabiTensors, batch_size: int, seed: int) -> None:
+        self.data, self.batch_size, self.seed = data, check_int("batch_size", batch_size), seed
+        self.steps_per_epoch = math.ceil(len(data) / batch_size)
+        self._epoch: int | None = None
+        self._order = torch.empty(0, dtype=torch.long)
+
+    def __call__(self, step: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        epoch, position = divmod(step, self.steps_per_epoch)
+        if epoch != self._epoch:
+            order_gen = torch.Generator().manual_seed(derive_seed(self.seed, epoch))
+            self._order, self._epoch = torch.randperm(len(self.data), generator=order_gen), epoch
+        index = self._order[position * self.batch_size:(position + 1) * self.batch_size]
+        return self.data.queries[index], self.data.memories[index], self.data.answers[index]
+
+
+class _Vocabulary:
+    """The run's vocabulary in the checkpoint: a resume on other data is refused."""
+
+    def __init__(self, words: list[str]) -> None:
+        self.words = list(words)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"words": list(self.words)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if list(state["words"]) != self.words:
+            raise ValueError(f"the checkpoint's vocabulary ({len(state['words'])} words) differs from the "
+                             f"data's ({len(self.words)} words): the run was trained on other data")
+
+
+class _EpochEnd:
+    """Trainer callback at every epoch end: validation loss and error (added to the metrics
+    row), the LS patience counter (checkpointed as extra state) and the time budget."""
+
+    def __init__(self, valid: BabiTensors, *, linear: bool, patience: int, deadline: float | None) -> None:
+        self.valid, self.linear, self.patience, self.deadline = valid, linear, patience, deadline
+        self.best, self.bad, self.ended_at = math.inf, 0, None
+        self.out_of_time = False
+        self._tic = time.perf_counter()
+
+    def __call__(self, trainer: Trainer, step: int, row: dict[str, float]) -> dict[str, float]:
+        extra: dict[str, float] = {}
+        if len(self.valid):
+            errors, loss = task_errors(trainer.model, self.valid, linear=self.linear)
+            extra = {"valid_loss": loss, "valid_error": sum(errors.values()) / len(errors)}
+            if self.patience > 0:  # the paper: LS until the validation loss stops decreasing
+                self.best, self.bad = (loss, 0) if loss < self.best else (self.best, self.bad + 1)
+                if self.bad >= self.patience:
+                    self.ended_at = step
+        now = time.perf_counter()
+        if self.deadline is not None and now + (now - self._tic) > self.deadline:
+            self.out_of_time = True  # the next epoch would not fit in the budget
+        self._tic = now
+        return extra
+
+    @property
+    def stop(self) -> bool:
+        return self.ended_at is not None or self.out_of_time
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "bad": self.bad, "ended_at": self.ended_at}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.bad, self.ended_at = state["best"], state["bad"], state["ended_at"]
+
+
+class _PhaseEnd(Exception):  # noqa: N818 — control flow, not an error
+    """Raised by the step function before a step when the phase must end early."""
+
+
+def _step_fn(cfg: MemN2NConfig, sentences: Tensor, *, linear: bool, control: _EpochEnd) -> Any:
+    def step(model: MemN2N, batch: tuple[Tensor, ...], generator: torch.Generator) -> dict[str, Tensor]:
+        if control.stop:
+            raise _PhaseEnd
+        queries, memories, answers = batch
+        times = random_noise_time(memories > 0, cfg.noise, generator) if cfg.random_noise else None
+        logits = model(queries, sentences, memories, time=times, linear=linear)
+        loss = F.cross_entropy(logits, answers, reduction="sum")
+        return {"loss": loss, "train_error": (logits.argmax(dim=1) != answers).float().mean()}
+    return step
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_memn2n` returns."""
+
+    model: MemN2N
+    finished: bool
+    ls_epochs: int  # linear-start epochs run (0 without LS)
+    epochs: int  # main-phase epochs run
+
+
+def _phase(model: MemN2N, data: BabiData, cfg: MemN2NConfig, run: Run, *, linear: bool,
+           deadline: float | None) -> tuple[int, bool]:
+    """Run one phase (LS or main) in ``run``; returns (epochs done, phase finished)."""
+    phase = _LS_PHASE if linear else _MAIN_PHASE
+    seed = derive_seed(cfg.seed, phase)
+    source = EpochBatches(data.train, cfg.batch_size, seed)
+    spe = source.steps_per_epoch
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.ls_lr if linear else cfg.lr)
+    scheduler = None if linear else torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 ** (step // spe // cfg.lr_decay_every))
+    if cfg.clip == "per-matrix":
+        optimizer.register_step_pre_hook(lambda *_: clip_gradients(model, cfg.max_grad_norm, "per-matrix"))
+    control = _EpochEnd(data.valid, linear=linear, patience=cfg.ls_patience if linear else 0,
+                        deadline=deadline)
+    sentences = data.train.sentences.to(next(model.parameters()).device)
+    trainer = Trainer(model, optimizer, _step_fn(cfg, sentences, linear=linear, control=control), source,
+                      run=run, max_steps=(cfg.ls_epochs if linear else cfg.epochs) * spe,
+                      steps_per_epoch=spe, batch_size=cfg.batch_size, scheduler=scheduler, seed=seed,
+                      checkpoint_every=spe, log_every=spe,
+                      grad_clip=cfg.max_grad_norm if cfg.clip == "global" else None,
+                      extra_state={"vocabulary": _Vocabulary(data.vocab.words), "epoch_end": control},
+                      callbacks=[control], desc="memn2n linear start" if linear else "memn2n",
+                      kind=LS_KIND if linear else KIND)
+    try:
+        trainer.fit()
+    except _PhaseEnd:
+        pass
+    finally:
+        run.metrics.close()
+    return trainer.step // spe, control.ended_at is not None or trainer.step == trainer.max_steps
+
+
+def train_memn2n(data: BabiData, cfg: MemN2NConfig, run: Run, *,
+                 max_seconds: float | None = None) -> TrainResult:
+    """Train (or, with ``run.resume``, continue) MemN2N on ``data`` in ``run``'s folder:
+    linear start in ``linear_start/`` (when ``cfg.linear_start``), then the main phase in
+    ``main/``; returns the model (on ``run.device``) and how far training got.
+
+    ``run.stop_after`` stops a phase after that step (``RunInterrupted``). With
+    ``max_seconds`` the run pauses at the end of the epoch after which the next one would
+    overrun the budget (``finished=False``); call again with ``run.resume=True``."""
+    deadline = None if max_seconds is None else time.perf_counter() + max_seconds
+    model = build_model(cfg, data).to(run.device)
+    ls_epochs = 0
+    if cfg.linear_start:
+        ls_checkpoint = run.dir / LS_DIR / CHECKPOINT_NAME
+        if run.resume and (run.dir / MAIN_DIR / CHECKPOINT_NAME).is_file():  # LS is over
+            spe = math.ceil(len(data.train) / cfg.batch_size)
+            ls_epochs = int(load_checkpoint(ls_checkpoint)["step"]) // spe if ls_checkpoint.is_file() else 0
+        else:
+            ls_epochs, done = _phase(model, data, cfg, run.subrun(LS_DIR), linear=True, deadline=deadline)
+            if not done or (deadline is not None and time.perf_counter() > deadline):
+                return TrainResult(model, False, ls_epochs, 0)
+    epochs, done = _phase(model, data, cfg, run.subrun(MAIN_DIR), linear=False, deadline=deadline)
+    return TrainResult(model, done, ls_epochs, epochs)
