@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import torch
@@ -235,6 +235,7 @@ class _EpochEnd:
         self.valid, self.linear, self.patience, self.deadline = valid, linear, patience, deadline
         self.best, self.bad, self.ended_at = math.inf, 0, None
         self.out_of_time = False
+        self.epoch_seconds: float | None = None  # of the last epoch run in this process
         self._tic = time.perf_counter()
 
     def __call__(self, trainer: Trainer, step: int, row: dict[str, float]) -> dict[str, float]:
@@ -247,9 +248,9 @@ class _EpochEnd:
                 if self.bad >= self.patience:
                     self.ended_at = step
         now = time.perf_counter()
-        if self.deadline is not None and now + (now - self._tic) > self.deadline:
+        self.epoch_seconds, self._tic = now - self._tic, now
+        if self.deadline is not None and now + self.epoch_seconds > self.deadline:
             self.out_of_time = True  # the next epoch would not fit in the budget
-        self._tic = now
         return extra
 
     @property
@@ -290,8 +291,9 @@ class TrainResult:
 
 
 def _phase(model: MemN2N, data: BabiData, cfg: MemN2NConfig, run: Run, *, linear: bool,
-           deadline: float | None) -> tuple[int, bool]:
-    """Run one phase (LS or main) in ``run``; returns (epochs done, phase finished)."""
+           deadline: float | None) -> tuple[int, bool, float | None]:
+    """Run one phase (LS or main) in ``run``; returns (epochs done, phase finished, seconds
+    of its last epoch run here or None)."""
     phase = _LS_PHASE if linear else _MAIN_PHASE
     seed = derive_seed(cfg.seed, phase)
     source = EpochBatches(data.train, cfg.batch_size, seed)
@@ -311,14 +313,15 @@ def _phase(model: MemN2N, data: BabiData, cfg: MemN2NConfig, run: Run, *, linear
                       grad_clip=cfg.max_grad_norm if cfg.clip == "global" else None,
                       extra_state={"vocabulary": _Vocabulary(data.vocab.words), "epoch_end": control},
                       callbacks=[control], desc="memn2n linear start" if linear else "memn2n",
-                      kind=LS_KIND if linear else KIND)
+                      kind=LS_KIND if linear else KIND, config={**run.config, **asdict(cfg)})
     try:
         trainer.fit()
     except _PhaseEnd:
         pass
     finally:
         run.metrics.close()
-    return trainer.step // spe, control.ended_at is not None or trainer.step == trainer.max_steps
+    done = control.ended_at is not None or trainer.step == trainer.max_steps
+    return trainer.step // spe, done, control.epoch_seconds
 
 
 def train_memn2n(data: BabiData, cfg: MemN2NConfig, run: Run, *,
@@ -331,6 +334,8 @@ def train_memn2n(data: BabiData, cfg: MemN2NConfig, run: Run, *,
     ``max_seconds`` the run pauses at the end of the epoch after which the next one would
     overrun the budget (``finished=False``); call again with ``run.resume=True``."""
     deadline = None if max_seconds is None else time.perf_counter() + max_seconds
+    if run.resume:
+        _check_vocabulary(run.dir, data)
     model = build_model(cfg, data).to(run.device)
     ls_epochs = 0
     if cfg.linear_start:
@@ -339,8 +344,22 @@ def train_memn2n(data: BabiData, cfg: MemN2NConfig, run: Run, *,
             spe = math.ceil(len(data.train) / cfg.batch_size)
             ls_epochs = int(load_checkpoint(ls_checkpoint)["step"]) // spe if ls_checkpoint.is_file() else 0
         else:
-            ls_epochs, done = _phase(model, data, cfg, run.subrun(LS_DIR), linear=True, deadline=deadline)
-            if not done or (deadline is not None and time.perf_counter() > deadline):
+            ls_epochs, done, seconds = _phase(model, data, cfg, run.subrun(LS_DIR), linear=True,
+                                              deadline=deadline)
+            out_of_time = None not in (deadline, seconds) and time.perf_counter() + seconds > deadline
+            if not done or out_of_time:
                 return TrainResult(model, False, ls_epochs, 0)
-    epochs, done = _phase(model, data, cfg, run.subrun(MAIN_DIR), linear=False, deadline=deadline)
+    epochs, done, _ = _phase(model, data, cfg, run.subrun(MAIN_DIR), linear=False, deadline=deadline)
     return TrainResult(model, done, ls_epochs, epochs)
+
+
+def _check_vocabulary(run_dir: Any, data: BabiData) -> None:
+    """Refuse in one line to resume a run whose checkpoints hold another vocabulary."""
+    for folder in (MAIN_DIR, LS_DIR):
+        path = run_dir / folder / CHECKPOINT_NAME
+        if path.is_file():
+            words = load_checkpoint(path).get("extra_state", {}).get("vocabulary", {}).get("words")
+            if words != data.vocab.words:
+                raise ValueError(f"{path}: its vocabulary ({len(words or [])} words) differs from the "
+                                 f"data's ({len(data.vocab)} words); the run was trained on other data")
+            return
