@@ -19,7 +19,7 @@ code), on :class:`genoise.train.Trainer`:
 The two phases are two Trainer runs in sub-folders of the run, ``linear_start/`` and
 ``main/``, each with its ``last.pt`` (the Trainer's checkpoint envelope, kinds
 ``memn2n-linear-start`` and ``memn2n``) and ``metrics.jsonl`` (one row per epoch with the
-validation error). Resume is bit-for-bit: the data order is a pure function of (seed,
+training and validation errors in %). Resume is bit-for-bit: the data order is a pure function of (seed,
 phase, epoch), the noise comes from the checkpointed generator, and the LS early-stop
 state is checkpointed. The model and every batch live on ``run.device``.
 """
@@ -242,7 +242,7 @@ class _EpochEnd:
         extra: dict[str, float] = {}
         if len(self.valid):
             errors, loss = task_errors(trainer.model, self.valid, linear=self.linear)
-            extra = {"valid_loss": loss, "valid_error": sum(errors.values()) / len(errors)}
+            extra = {"valid_loss": loss, "valid_error_pct": 100 * sum(errors.values()) / len(errors)}
             if self.patience > 0:  # the paper: LS until the validation loss stops decreasing
                 self.best, self.bad = (loss, 0) if loss < self.best else (self.best, self.bad + 1)
                 if self.bad >= self.patience:
@@ -276,7 +276,7 @@ def _step_fn(cfg: MemN2NConfig, sentences: Tensor, *, linear: bool, control: _Ep
         times = random_noise_time(memories > 0, cfg.noise, generator) if cfg.random_noise else None
         logits = model(queries, sentences, memories, time=times, linear=linear)
         loss = F.cross_entropy(logits, answers, reduction="sum")
-        return {"loss": loss, "train_error": (logits.argmax(dim=1) != answers).float().mean()}
+        return {"loss": loss, "train_error_pct": 100 * (logits.argmax(dim=1) != answers).float().mean()}
     return step
 
 

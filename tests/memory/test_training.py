@@ -56,7 +56,9 @@ def test_each_phase_writes_a_trainer_checkpoint_and_one_metrics_row_per_epoch(ta
         assert state["extra_state"]["vocabulary"]["words"] == data.vocab.words
         logged = rows(run.dir / folder / "metrics.jsonl")
         assert [r["step"] for r in logged] == [spe * e for e in range(1, 11)]
-        assert all(0 <= r["valid_error"] <= 1 and r["valid_loss"] > 0 for r in logged)
+        assert all(0 <= r["valid_error_pct"] <= 100 and r["valid_loss"] > 0 for r in logged)
+        assert all(0 <= r["train_error_pct"] <= 100 for r in logged)
+    assert logged[-1]["valid_error_pct"] < 10
     final = load_checkpoint(run.dir / T.MAIN_DIR / "last.pt")["model"]
     for name, value in result.model.state_dict().items():
         assert torch.equal(final[name], value)
