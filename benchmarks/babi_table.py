@@ -42,8 +42,9 @@ from _data import HELP, data_dir, recipe_defaults  # noqa: E402
 from genoise.data.babi import load_babi  # noqa: E402
 from genoise.io import atomic_write_text  # noqa: E402
 from genoise.memory.training import MemN2NConfig, task_errors, train_memn2n  # noqa: E402
-from genoise.train import Run  # noqa: E402
+from genoise.train import DivergedError, Run  # noqa: E402
 
+DIVERGED = "diverged.txt"
 PER_TASK = dict(embedding_dim=20, epochs=100, lr_decay_every=25, ls_epochs=20)
 JOINT = dict(embedding_dim=50, epochs=60, lr_decay_every=15, ls_epochs=30)
 NO_LS_RN = dict(linear_start=False, random_noise=False, lr=0.01)  # released code: 0.01 without LS
@@ -94,6 +95,9 @@ def train_one(folder: Path, record: Path, cfg: MemN2NConfig, data_dir: Path, dea
     write ``record/result.json``; True when finished."""
     if (record / "result.json").is_file():
         return True
+    if (folder / DIVERGED).is_file():
+        print(f"[babi_table] {folder} diverged earlier (see {DIVERGED}); skipped", flush=True)
+        return False
     remaining = deadline - time.time()
     if remaining < 20:
         return False
@@ -102,7 +106,12 @@ def train_one(folder: Path, record: Path, cfg: MemN2NConfig, data_dir: Path, dea
     remaining = deadline - time.time()  # after loading the data
     print(f"[babi_table] {folder} ({remaining / 60:.1f} min left)", flush=True)
     run = Run(folder, config=asdict(cfg), resume=True, progress=False)
-    out = train_memn2n(data, cfg, run, max_seconds=remaining - 20)
+    try:
+        out = train_memn2n(data, cfg, run, max_seconds=remaining - 20)
+    except DivergedError as err:  # kept out of the table (never reported as trained)
+        atomic_write_text(folder / DIVERGED, f"{err}\n")
+        print(f"[babi_table]   diverged: {err}", flush=True)
+        return False
     if not out.finished:
         print(f"[babi_table]   paused after {out.ls_epochs} LS + {out.epochs} epochs", flush=True)
         return False
