@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genoise._checks import check_choice, check_ndim, check_positive
+from genoise._checks import check_choice, check_int, check_ndim, check_positive
 from genoise.memory.kv import soft_read
 
 ENCODINGS = ("bow", "pe", "pe-paper")
@@ -120,12 +120,11 @@ class MemN2N(nn.Module):
         check_choice("encoding", encoding, ENCODINGS)
         check_choice("tying", tying, TYING)
         check_choice("empty_slots", empty_slots, EMPTY_SLOTS)
-        if sentence_length is not None and (isinstance(sentence_length, bool) or sentence_length < 1):
-            raise ValueError(f"sentence_length must be a positive integer, got {sentence_length!r}")
+        if sentence_length is not None:
+            check_int("sentence_length", sentence_length, min=1)
         for name, value in (("vocab_size", vocab_size), ("memory_size", memory_size),
                             ("embedding_dim", embedding_dim), ("hops", hops)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_int(name, value, min=1)
         check_positive("init_std", init_std)
         self.vocab_size, self.memory_size, self.embedding_dim, self.hops = (
             vocab_size, memory_size, embedding_dim, hops)
