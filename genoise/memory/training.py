@@ -46,6 +46,7 @@ CLIP_MODES = ("per-matrix", "global")
 KIND, LS_KIND = "memn2n", "memn2n-linear-start"
 LS_DIR, MAIN_DIR = "linear_start", "main"
 _LS_PHASE, _MAIN_PHASE = 0, 1  # mixed into the seeds of each phase's data order and noise
+_ORDER = 7  # purpose key of the per-epoch permutations (unrelated to the Trainer's streams)
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,7 @@ def load_run_data(cfg: MemN2NConfig, data_dir: Any) -> BabiData:
 # ---------------------------------------------------------------------- the Trainer parts
 class EpochBatches:
     """Batch source for :class:`~genoise.train.Trainer`: epoch ``e`` visits the questions of
-    ``data`` in ``randperm(N)`` seeded by (``seed``, ``e``), ``batch_size`` at a time, the last
+    ``data`` in a ``randperm(N)`` seeded by (``seed``, ``e``), ``batch_size`` at a time, the last
     batch smaller — a pure function of the step, so resume is exact."""
 
     def __init__(self, data: BabiTensors, batch_size: int, seed: int) -> None:
@@ -206,7 +207,7 @@ class EpochBatches:
     def __call__(self, step: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
         epoch, position = divmod(step, self.steps_per_epoch)
         if epoch != self._epoch:
-            order_gen = torch.Generator().manual_seed(derive_seed(self.seed, epoch))
+            order_gen = torch.Generator().manual_seed(derive_seed(self.seed, _ORDER, epoch))
             self._order, self._epoch = torch.randperm(len(self.data), generator=order_gen), epoch
         index = self._order[position * self.batch_size:(position + 1) * self.batch_size]
         return self.data.queries[index], self.data.memories[index], self.data.answers[index]
