@@ -17,7 +17,7 @@ from torch import Tensor
 
 from genoise._checks import check_choice
 from genoise.data.idx import read_idx
-from genoise.data.paths import resolve_data_dir
+from genoise.data.paths import record_read, resolve_data_dir
 
 DATASETS = ("digits", "mnist", "cifar10")
 
@@ -40,6 +40,7 @@ def load_digits(split: str = "train", *, test_fraction: float = 0.25, seed: int 
                                            stratify=bunch.target)
     chosen = train_idx if split == "train" else test_idx
     images = torch.from_numpy(bunch.images[chosen] / 16.0).float().unsqueeze(1)
+    record_read("sklearn digits")
     return ImageData(images, torch.from_numpy(bunch.target[chosen]).long())
 
 
@@ -65,8 +66,21 @@ def load_mnist(data_dir: str | os.PathLike | None = None, split: str = "train") 
     if images.shape[0] != labels.shape[0]:
         raise ValueError(f"{img_path}: {images.shape[0]} images but {lab_path.name} has "
                          f"{labels.shape[0]} labels")
+    check_class_labels(lab_path, labels, 10)
     return ImageData(torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1),
                      torch.from_numpy(labels.astype(np.int64)))
+
+
+def check_class_labels(path: Path, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Raise ``ValueError`` naming ``path`` unless ``labels`` are integers in
+    0..``num_classes``-1 (a corrupt label file would otherwise index out of the classes)."""
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{path}: labels have type {labels.dtype}, expected integers (not a label file)")
+    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if bad.size:
+        raise ValueError(f"{path}: label {labels[bad[0]]} at index {bad[0]} is outside 0..{num_classes - 1}"
+                         f" ({bad.size} such label(s); corrupt label file)")
+    return labels
 
 
 _CIFAR_RECORD = 1 + 3 * 32 * 32
@@ -83,10 +97,9 @@ def read_cifar_binary(path: str | os.PathLike) -> ImageData:
         raise ValueError(f"{path}: {raw.size} bytes is not a whole number of "
                          f"{_CIFAR_RECORD}-byte CIFAR-10 records (truncated or corrupt)")
     records = raw.reshape(-1, _CIFAR_RECORD)
-    labels = records[:, 0].astype(np.int64)
-    if labels.max() > 9:
-        raise ValueError(f"{path}: label byte {labels.max()} > 9 (not a CIFAR-10 batch)")
+    labels = check_class_labels(path, records[:, 0].astype(np.int64), 10)
     images = records[:, 1:].reshape(-1, 3, 32, 32).astype(np.float32) / 255.0
+    record_read(str(path))
     return ImageData(torch.from_numpy(images), torch.from_numpy(labels))
 
 
@@ -98,7 +111,9 @@ def load_cifar10(data_dir: str | os.PathLike | None = None, split: str = "train"
     folder = None
     base = resolve_data_dir(data_dir)
     if base is None:
-        raise ValueError("CIFAR-10 needs a data folder: set GENOISE_DATA or pass data_dir")
+        raise ValueError("cifar10 needs a data folder: set GENOISE_DATA or pass --data-dir / "
+                         "data_dir= (looked for *.bin in <data folder>/cifar-10-batches-bin/, "
+                         "cifar10/, cifar10-subset/); dataset=digits is always available")
     for sub in ("cifar-10-batches-bin", "cifar10", "cifar10-subset", "."):
         candidate = base / sub
         if any(candidate.glob("*.bin")):
@@ -121,8 +136,9 @@ def _dataset_folder(data_dir: str | os.PathLike | None, name: str, probe: str) -
     """``<base>/<name>`` or ``<base>`` itself, whichever holds a file matching the glob ``probe``."""
     base = resolve_data_dir(data_dir)
     if base is None:
-        raise ValueError(f"{name} needs a data folder: set GENOISE_DATA or pass data_dir "
-                         "(or use dataset=digits, which is always available)")
+        raise ValueError(f"{name} needs a data folder: set GENOISE_DATA or pass --data-dir / "
+                         f"data_dir= (looked for {probe} in <data folder>/{name}/); "
+                         "dataset=digits is always available")
     for candidate in (base / name, base):
         if any(candidate.glob(probe)):
             return candidate
@@ -130,16 +146,31 @@ def _dataset_folder(data_dir: str | os.PathLike | None, name: str, probe: str) -
 
 
 def load_dataset(name: str, split: str = "train", *, data_dir: str | os.PathLike | None = None,
-                 fallback: bool = False) -> ImageData:
-    """Load ``name`` ∈ {digits, mnist, cifar10}. With ``fallback=True``, a missing data
-    folder for MNIST gives scikit-learn's digits instead (and says so on stderr)."""
+                 subset: int = 0, seed: int = 0, fallback: bool = False) -> ImageData:
+    """Load ``name`` ∈ {digits, mnist, cifar10}; ``subset > 0`` keeps the first ``subset``
+    samples of a permutation seeded by ``seed`` (all of them when ``subset`` ≥ N).
+
+    A data set that needs a data folder never falls back to another one silently: without
+    ``GENOISE_DATA`` / ``data_dir`` the error names the variable and the files looked for.
+    ``dataset=digits`` (scikit-learn's bundled 8×8 digits) is always available.
+    ``fallback=True`` is deprecated (it is the old silent MNIST → digits fallback, kept for
+    callers that print it loudly) and will go.
+    """
     check_choice("dataset", name, DATASETS)
+    if isinstance(subset, bool) or not isinstance(subset, int) or subset < 0:
+        raise ValueError(f"subset must be an int >= 0 (0 = every sample), got {subset!r}")
     if name == "digits":
-        return load_digits(split)
-    if name == "mnist" and fallback and resolve_data_dir(data_dir) is None:
+        data = load_digits(split)
+        record_read("sklearn digits")
+    elif name == "mnist" and fallback and resolve_data_dir(data_dir) is None:
         import sys
 
         print("genoise: no data folder (GENOISE_DATA unset): using scikit-learn's 8x8 digits "
               "instead of MNIST", file=sys.stderr)
-        return load_digits(split)
-    return load_mnist(data_dir, split) if name == "mnist" else load_cifar10(data_dir, split)
+        data = load_digits(split)
+    else:
+        data = load_mnist(data_dir, split) if name == "mnist" else load_cifar10(data_dir, split)
+    if subset and subset < data.images.shape[0]:
+        order = torch.randperm(data.images.shape[0], generator=torch.Generator().manual_seed(int(seed)))
+        data = ImageData(data.images[order[:subset]], data.labels[order[:subset]])
+    return data
