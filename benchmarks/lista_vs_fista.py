@@ -95,7 +95,7 @@ def cod_curve(y: Tensor, w: Tensor, lam: float, z_star: Tensor, n_steps: int) ->
 def run_setting(name: str, y_train: Tensor, y_test: Tensor, n_atoms: int, lam: float, *, quick: bool,
                 source: str) -> str:
     t0 = time.perf_counter()
-    learner = DictionaryLearner(n_atoms, lam, n_epochs=1 if quick else 2, seed=0).fit(y_train)
+    learner = DictionaryLearner(n_atoms, lam, max_iter=1 if quick else 2, seed=0).fit(y_train)
     w = learner.dictionary_
     # Targets: FISTA with restart until the relative duality gap is 1e-5 (certified); the
     # errors compared below are ≥ 1e-3.

@@ -88,7 +88,7 @@ def dictionary(args, y_train: torch.Tensor) -> torch.Tensor:
     if path.exists():
         return torch.load(path)
     t0 = time.perf_counter()
-    w = DictionaryLearner(256, args.lam, n_epochs=1 if args.quick else 3, seed=0).fit(y_train).dictionary_
+    w = DictionaryLearner(256, args.lam, max_iter=1 if args.quick else 3, seed=0).fit(y_train).dictionary_
     print(f"dictionary learned in {time.perf_counter() - t0:.0f}s", flush=True)
     RESULTS.mkdir(exist_ok=True)
     torch.save(w, path)

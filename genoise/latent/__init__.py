@@ -28,8 +28,9 @@ from genoise.latent.kmeans import KMeans, kmeans_plusplus
 from genoise.latent.lista import LISTA, LCoD, code_prediction_error, train_encoder
 from genoise.latent.pca import PCA
 from genoise.latent.psd import PSD
+from genoise.latent.regularizers import kl_divergence, l1_penalty, one_hot_penalty, reparameterize
 from genoise.latent.sparse_coding import SparseCodingEnergy
-from genoise.latent.vae import VAE, kl_divergence, reparameterize
+from genoise.latent.vae import VAE
 
 __all__ = [
     "LISTA",
@@ -52,7 +53,9 @@ __all__ = [
     "ista",
     "kl_divergence",
     "kmeans_plusplus",
+    "l1_penalty",
     "lipschitz_constant",
+    "one_hot_penalty",
     "reparameterize",
     "soft_threshold",
     "sparse_coding_objective",

@@ -26,7 +26,14 @@ import torch
 from torch import Tensor, nn
 
 from genoise._checks import check_finite, check_ndim, check_positive
-from genoise.latent.ista import check_dictionary, lipschitz_constant, soft_threshold
+from genoise.latent.ista import (
+    check_dictionary,
+    coordinate_descent,
+    fista,
+    ista,
+    lipschitz_constant,
+    soft_threshold,
+)
 
 
 class LISTA(nn.Module):
@@ -112,6 +119,21 @@ class LCoD(nn.Module):
 def code_prediction_error(z_pred: Tensor, z_star: Tensor) -> float:
     """Mean over samples of ½‖Z* − Z‖² (the training loss of the paper)."""
     return float(0.5 * (z_star - z_pred).pow(2).sum(dim=1).mean())
+
+
+def solver_error_curves(y: Tensor, w: Tensor, lam: float, z_star: Tensor, steps: list[int], *,
+                        cod_steps: list[int] = ()) -> dict[str, dict[int, float]]:
+    """Code prediction error ½‖Z* − Z‖² (mean over samples) of T iterations of ISTA, FISTA
+    (no restart) and CoD from z = 0, for every T in ``steps`` (CoD also at ``cod_steps``):
+    the iterative baselines a learned encoder of depth T is compared with (Gregor & LeCun
+    2010, fig. 3). Returns {"ISTA": {T: error}, "FISTA": {…}, "CoD": {…}}."""
+    curves: dict[str, dict[int, float]] = {"ISTA": {}, "FISTA": {}, "CoD": {}}
+    for t in steps:
+        curves["ISTA"][t] = code_prediction_error(ista(y, w, lam, n_iter=t), z_star)
+        curves["FISTA"][t] = code_prediction_error(fista(y, w, lam, n_iter=t, restart=False), z_star)
+    for t in sorted(set(steps) | set(cod_steps)):
+        curves["CoD"][t] = code_prediction_error(coordinate_descent(y, w, lam, n_iter=t), z_star)
+    return curves
 
 
 def train_encoder(encoder: nn.Module, y: Tensor, z_star: Tensor, *, n_epochs: int = 50,

@@ -63,8 +63,9 @@ def test_psd_training_lowers_energy_and_keeps_atoms_unit_norm():
     gen = torch.Generator().manual_seed(0)
     w = torch.nn.functional.normalize(torch.randn(16, 24, generator=gen), dim=0)
     y = _sparse_data(600, 3, w)
-    model = PSD(16, 24, lam=0.05, alpha=1.0, seed=0)
-    history = model.fit(y, n_epochs=6, batch_size=50, lr=0.05)
+    model = PSD(16, 24, lam=0.05, alpha=1.0, max_iter=6, batch_size=50, lr=0.05, seed=0)
+    history = model.fit(y).history_
+    assert len(history) == 6
     assert history[-1] < 0.9 * history[0]
     assert torch.allclose(model.dictionary.norm(dim=0), torch.ones(24), atol=1e-5)
     with torch.no_grad():
@@ -86,3 +87,5 @@ def test_bad_input_is_refused(problem):
         train_encoder(LISTA(w, lam), torch.randn(5, 20), torch.randn(4, 40))
     with pytest.raises(ValueError, match="alpha must be > 0"):
         PSD(4, 3, 0.1, alpha=0.0)
+    with pytest.raises(ValueError, match="max_iter must be an integer >= 1"):
+        PSD(4, 3, 0.1, max_iter=0)
