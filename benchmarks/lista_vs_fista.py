@@ -34,9 +34,9 @@ from torch import Tensor
 
 from genoise.data import load_cifar10, load_dataset
 from genoise.latent.dictionary import DictionaryLearner
+from genoise.latent.figures import curves_figure
 from genoise.latent.ista import coordinate_descent, fista, ista, soft_threshold
 from genoise.latent.lista import LISTA, LCoD, code_prediction_error, train_encoder
-from genoise.latent.recipes_sparse import curves_figure
 
 RESULTS = Path(__file__).parent / "results"
 STEPS = [1, 2, 5, 10, 20, 50, 100]

@@ -35,11 +35,12 @@ def kl_divergence(mu: Tensor, logvar: Tensor) -> Tensor:
 
 
 def reparameterize(mu: Tensor, logvar: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """z = μ + exp(½ logvar) ⊙ ε, ε ~ N(0, I) drawn from ``generator`` (on the CPU, then moved,
-    so a CPU generator serves a model on any device): a sample of N(μ, diag exp(logvar))
+    """z = μ + exp(½ logvar) ⊙ ε, ε ~ N(0, I) drawn from ``generator`` on its device (then
+    moved: a CPU generator serves a model on any device): a sample of N(μ, diag exp(logvar))
     that is differentiable in μ and logvar."""
     _check_pair(mu, logvar)
-    eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype).to(mu.device)
+    device = generator.device if generator is not None else mu.device
+    eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=device).to(mu.device)
     return mu + (0.5 * logvar).exp() * eps
 
 

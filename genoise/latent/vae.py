@@ -118,8 +118,9 @@ class VAE(Energy):
                       generator: torch.Generator | None = None) -> Tensor:
         """z ~ p(z) = N(0, I): (num_samples, batch_size, latent_dim)."""
         param = next(self.parameters())
+        device = generator.device if generator is not None else param.device
         return torch.randn(num_samples, batch_size, self.latent_dim, generator=generator,
-                           dtype=param.dtype).to(param.device)
+                           dtype=param.dtype, device=device).to(param.device)
 
     # ------------------------------------------------------------------ objective
     def _terms(self, y: Tensor, generator: torch.Generator | None,

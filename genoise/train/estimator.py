@@ -30,13 +30,8 @@ import torch
 from tqdm.auto import tqdm
 
 from genoise.train.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_NAME, load_checkpoint, save_checkpoint
-
-try:
-    from genoise.train import RunInterrupted
-except ImportError:  # TEMPORARY until main's Trainer API is merged
-    class RunInterrupted(KeyboardInterrupt):  # type: ignore[no-redef]
-        pass
 from genoise.train.run import Run
+from genoise.train.trainer import RunInterrupted
 
 _CHECKPOINT_SECONDS = 60.0  # between periodic checkpoints (the final state is always written)
 
@@ -152,8 +147,7 @@ def fit_estimator(estimator: IterativeEstimator, y: Any, *, run: Run | None = No
                       generator=generator)
                 saved_at = time.monotonic()
             if step == stop_after:
-                raise RunInterrupted(f"{desc}: stopped after step {step} (--stop-after); "
-                                     f"checkpoint {run.path(CHECKPOINT_NAME)}")
+                raise RunInterrupted(step, run.path(CHECKPOINT_NAME))
     finally:
         bar.close()
     if run is not None and not run.path(CHECKPOINT_NAME).exists():
