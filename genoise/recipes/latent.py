@@ -38,6 +38,15 @@ def load_split(run: Run, split: str, subset: int = 0) -> ImageData:
                         seed=int(run.config["seed"]))
 
 
+def int_list(cfg: dict[str, Any], key: str, minimum: int = 1) -> list[int]:
+    """``cfg[key]`` as a non-empty list of ints >= ``minimum``; one-line ``ValueError`` naming the key."""
+    value = cfg[key]
+    if not isinstance(value, list) or not value or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in value):
+        raise ValueError(f"{key} must be a non-empty list of integers >= {minimum}, got {value!r}")
+    return list(value)
+
+
 def save_grid(run: Run, images: Tensor, name: str, title: str, *, normalise: bool = False,
               ncol: int | None = None) -> str:
     """Save :func:`~genoise.latent.figures.image_grid_figure` as ``name`` in the run folder."""
@@ -145,7 +154,7 @@ def _images(run: Run, subset: int) -> tuple[ImageData, ImageData, Tensor, Tensor
 
 def build_autoencoder(kind: str, shape: tuple[int, ...], cfg: dict[str, Any]) -> AutoEncoder:
     """The ``kind`` ∈ {bottleneck, denoising, masked} auto-encoder of ``cfg`` for images ``shape``."""
-    dim, common = math.prod(shape), {"hidden": list(cfg["hidden"])}
+    dim, common = math.prod(shape), {"hidden": int_list(cfg, "hidden")}
     if kind == "denoising":
         return DenoisingAutoEncoder(dim, int(cfg["latent_dim"]), noise_std=float(cfg["noise_std"]), **common)
     if kind == "masked":
@@ -177,7 +186,7 @@ def train_vae(run: Run) -> dict[str, Any]:
     torch.manual_seed(int(cfg["seed"]))  # the network's initial weights
     train, test, y, y_test = _images(run, cfg["train_subset"])
     shape = tuple(train.images.shape[1:])
-    vae = VAE(y.shape[1], int(cfg["latent_dim"]), list(cfg["hidden"]), kl_weight=float(cfg["kl_weight"]))
+    vae = VAE(y.shape[1], int(cfg["latent_dim"]), int_list(cfg, "hidden"), kl_weight=float(cfg["kl_weight"]))
     out = fit_model(run, vae.to(run.device), y, y_test, desc="vae", kind="latent-vae")
     with torch.no_grad():
         elbo = float(vae.elbo(y_test, torch.Generator().manual_seed(0), num_samples=4).mean())

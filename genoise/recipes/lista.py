@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from genoise.latent.figures import curves_figure
 from genoise.latent.ista import fista
 from genoise.latent.lista import LISTA, LCoD, code_prediction_error, solver_error_curves
+from genoise.recipes.latent import int_list
 from genoise.recipes.sparse_coding import learn_dictionary, load_vectors
 from genoise.train import Trainer
 from genoise.train.run import Run
@@ -38,7 +39,8 @@ def train_encoders(run: Run, w: Tensor, y: Tensor, z: Tensor, y_test: Tensor,
     batch_size = min(int(cfg["encoder_batch_size"]), y.shape[0])
     steps = int(cfg["encoder_epochs"]) * (y.shape[0] // batch_size)
     curves: dict[str, dict[int, float]] = {"LISTA": {}, "LCoD": {}}
-    for name, cls, depths in (("LISTA", LISTA, cfg["lista_steps"]), ("LCoD", LCoD, cfg["lcod_steps"])):
+    for name, cls, depths in (("LISTA", LISTA, int_list(cfg, "lista_steps")),
+                              ("LCoD", LCoD, int_list(cfg, "lcod_steps"))):
         for t in depths:
             model = cls(w, float(cfg["lam"]), int(t)).to(y.device)
             optimizer = torch.optim.Adam(model.parameters(), lr=float(cfg["encoder_lr"]))
@@ -59,8 +61,8 @@ def lista_curves(run: Run) -> dict[str, dict[int, float]]:
     w, lam = learn_dictionary(run.subrun("dictionary"), y_train).dictionary_, float(cfg["lam"])
     z_train = fista(y_train, w, lam, n_iter=1000, tol=1e-6)
     z_test = fista(y_test, w, lam, n_iter=1000, tol=1e-6)
-    curves = solver_error_curves(y_test, w, lam, z_test, list(cfg["steps"]),
-                                 cod_steps=list(cfg["lcod_steps"]))
+    curves = solver_error_curves(y_test, w, lam, z_test, int_list(cfg, "steps"),
+                                 cod_steps=int_list(cfg, "lcod_steps"))
     curves.update(train_encoders(run, w, y_train, z_train, y_test, z_test))
     run.save_figure(curves_figure(curves, f"{cfg['n_atoms']} atoms, λ={lam}"), "lista_vs_fista.png")
     for name, curve in curves.items():
