@@ -51,12 +51,13 @@ def mult_adds(method: str, t: int, d: int, k: int) -> int:
 
 
 def patches(data_dir: str, n: int, size: int = 10, seed: int = 0) -> tuple[Tensor, str]:
-    """``n`` random size×size grey patches, mean removed, from the CIFAR-10 subset (MNIST if absent)."""
+    """``n`` random size×size grey patches, mean removed, from the CIFAR-10 subset (MNIST if
+    absent, the 8×8 digits without a data folder)."""
     try:
         images, source = load_cifar10(data_dir, "train").images.mean(dim=1), "CIFAR-10 subset, grey"
     except (ValueError, FileNotFoundError):
-        images = load_dataset("mnist", "train", data_dir=data_dir, fallback=True).images[:, 0]
-        source = "MNIST"
+        name = "mnist" if data_dir is not None else "digits"
+        images, source = load_dataset(name, "train", data_dir=data_dir).images[:, 0], name.upper()
     gen = torch.Generator().manual_seed(seed)
     idx = torch.randint(images.shape[0], (n,), generator=gen)
     r = torch.randint(images.shape[1] - size + 1, (n,), generator=gen)
@@ -166,10 +167,11 @@ def main() -> None:
     suffix = "_quick" if args.quick else ""
     for setting in args.settings:
         if setting == "mnist256":
-            train = load_dataset("mnist", "train", data_dir=args.data_dir, fallback=True).images
-            test = load_dataset("mnist", "test", data_dir=args.data_dir, fallback=True).images
+            name = "mnist" if args.data_dir is not None else "digits"  # digits: no data folder
+            train = load_dataset(name, "train", data_dir=args.data_dir).images
+            test = load_dataset(name, "test", data_dir=args.data_dir).images
             data = (train[:n_train].flatten(1), test[:n_test].flatten(1), 64 if args.quick else 256, 0.3,
-                    "MNIST")
+                    "MNIST" if name == "mnist" else "8x8 digits (no data folder)")
         else:
             all_patches, source = patches(args.data_dir, n_train + n_test)
             k = int(setting[len("patches"):])

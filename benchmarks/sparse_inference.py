@@ -196,8 +196,11 @@ def main() -> None:
     data_dir = resolve_data(args.data_dir)
     torch.set_num_threads(1)
     n_train, n_test = (5000, 1000) if args.quick else (20000, 10000)
-    train = load_dataset("mnist", "train", data_dir=data_dir, fallback=True).images
-    test = load_dataset("mnist", "test", data_dir=data_dir, fallback=True).images
+    name = "mnist" if data_dir is not None else "digits"
+    if data_dir is None:
+        print("no data folder (--data-dir / GENOISE_DATA): measuring on scikit-learn's 8x8 digits, not MNIST")
+    train = load_dataset(name, "train", data_dir=data_dir).images
+    test = load_dataset(name, "test", data_dir=data_dir).images
     y_train = train[:n_train].reshape(min(n_train, len(train)), -1)
     y32 = test[:n_test].reshape(min(n_test, len(test)), -1)
     w32 = dictionary(args, y_train)
