@@ -100,26 +100,26 @@ def run_setting(name: str, y_train: Tensor, y_test: Tensor, n_atoms: int, lam: f
     w = learner.dictionary_
     # Targets: FISTA with restart until the relative duality gap is 1e-5 (certified); the
     # errors compared below are ≥ 1e-3.
-    z_train = fista(y_train, w, lam, n_iter=1000, gap_tol=1e-5)
-    z_test = fista(y_test, w, lam, n_iter=1000, gap_tol=1e-5)
+    z_train = fista(y_train, w, lam, steps=1000, gap_tol=1e-5)
+    z_test = fista(y_test, w, lam, steps=1000, gap_tol=1e-5)
     nnz = float((z_test != 0).sum(1).float().mean())
     d, k = y_train.shape[1], n_atoms
     n_cod = 1000 if quick else 3000
     cod = cod_curve(y_test, w, lam, z_test, n_cod)
-    check = code_prediction_error(coordinate_descent(y_test, w, lam, n_iter=50), z_test)
+    check = code_prediction_error(coordinate_descent(y_test, w, lam, steps=50), z_test)
     assert abs(check - cod[50]) <= 1e-4 * max(check, 1e-12), (check, cod[50])
     curves: dict[str, dict[int, float]] = {"ISTA": {}, "FISTA": {}, "CoD": {t: cod[t] for t in STEPS},
                                            "LISTA": {}, "LCoD": {}}
     for t in STEPS:
-        curves["ISTA"][t] = code_prediction_error(ista(y_test, w, lam, n_iter=t), z_test)
-        curves["FISTA"][t] = code_prediction_error(fista(y_test, w, lam, n_iter=t, restart=False), z_test)
+        curves["ISTA"][t] = code_prediction_error(ista(y_test, w, lam, steps=t), z_test)
+        curves["FISTA"][t] = code_prediction_error(fista(y_test, w, lam, steps=t, restart=False), z_test)
     lista_steps = [1, 2, 3] if quick else [1, 2, 3, 5]
     lcod_steps = [1, 5, 20] if quick else [1, 2, 5, 10, 20, 50][:6 if k <= 100 else 5]
     epochs = 5 if quick else 10
     for label, cls, depths in (("LISTA", LISTA, lista_steps), ("LCoD", LCoD, lcod_steps)):
         for t in depths:
             model = cls(w, lam, t)
-            train_encoder(model, y_train, z_train, n_epochs=epochs, lr=3e-3, seed=0)
+            train_encoder(model, y_train, z_train, epochs=epochs, lr=3e-3, seed=0)
             with torch.no_grad():
                 curves[label][t] = code_prediction_error(model(y_test), z_test)
             print(f"  {label} T={t}: {curves[label][t]:.4g}", flush=True)

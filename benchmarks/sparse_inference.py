@@ -115,14 +115,14 @@ def measure(method: str, threads: int, y32, w32, yn, wn, lam: float, quick: bool
     with threadpool_limits(threads):
         if method == "fista":
             solve = on_device(device)
-            solve(y32[:100], w32, lam, n_iter=5)                       # warm-up
+            solve(y32[:100], w32, lam, steps=5)                       # warm-up
             for n_iter in (50, 75, 100, 150, 200, 300) if quick else (75, 100, 150, 200):
-                sec, cpu, z = timed(lambda n=n_iter: solve(y32, w32, lam, n_iter=n), repeats)
+                sec, cpu, z = timed(lambda n=n_iter: solve(y32, w32, lam, steps=n), repeats)
                 yield f"n_iter={n_iter}", sec, cpu, objective(yn, wn, z.numpy(), lam)
             for gap in (1e-3, 1e-4) if quick else (1e-3,):
-                sec, cpu, z = timed(lambda g=gap: solve(y32, w32, lam, n_iter=2000, gap_tol=g), repeats)
+                sec, cpu, z = timed(lambda g=gap: solve(y32, w32, lam, steps=2000, gap_tol=g), repeats)
                 yield f"gap_tol={gap:g} (certified)", sec, cpu, objective(yn, wn, z.numpy(), lam)
-            sec, cpu, z = timed(lambda: solve(y32, w32, lam, n_iter=200, restart=False), repeats)
+            sec, cpu, z = timed(lambda: solve(y32, w32, lam, steps=200, restart=False), repeats)
             yield "n_iter=200, no restart", sec, cpu, objective(yn, wn, z.numpy(), lam)
         elif method == "cd":
             lasso_cd(yn[:50], wn.T, lam, 1e-2, threads)                # warm-up (workers)

@@ -199,7 +199,7 @@ class DictionaryLearner:
         total = 0.0
         for start in range(0, y.shape[0], 4096):
             chunk = y[start:start + 4096]
-            z = sparse_encode(chunk, w, self.lam, "fista", n_iter=max(self.code_max_iter, 200),
+            z = sparse_encode(chunk, w, self.lam, "fista", steps=max(self.code_max_iter, 200),
                               tol=self.code_tol, positive=self.positive)
             total += float(sparse_coding_objective(chunk, w, z, self.lam).sum())
         return total / y.shape[0]
@@ -257,7 +257,7 @@ class DictionaryLearner:
         start = self._position * self.batch_size
         batch = data[self._order[start:start + self.batch_size]]
         w = self.dictionary_
-        z = sparse_encode(batch, w, self.lam, "fista", n_iter=self.code_max_iter, tol=self.code_tol,
+        z = sparse_encode(batch, w, self.lam, "fista", steps=self.code_max_iter, tol=self.code_tol,
                           positive=self.positive)
         self._A = self.forget * self._A + z.T @ z
         self._C = self.forget * self._C + batch.T @ z
@@ -313,7 +313,7 @@ class DictionaryLearner:
         """Codes Z* = argmin_Z ½‖Y − Z W_dᵀ‖² + λ‖Z‖₁ of y (N, D): (N, K), by
         ``transform_algorithm`` with ``transform_max_iter`` / ``transform_tol``."""
         return sparse_encode(self._input(y), self.dictionary_, self.lam, self.transform_algorithm,
-                             n_iter=self.transform_max_iter, tol=self.transform_tol, positive=self.positive)
+                             steps=self.transform_max_iter, tol=self.transform_tol, positive=self.positive)
 
     def fit_transform(self, y: Tensor) -> Tensor:
         return self.fit(y).transform(y)
@@ -344,4 +344,4 @@ class SparseCoder:
         components = torch.as_tensor(self.components)
         check_ndim("components", components, 2)
         return sparse_encode(torch.as_tensor(y).to(components.dtype), components.T, self.lam,
-                             self.algorithm, n_iter=self.max_iter, tol=self.tol)
+                             self.algorithm, steps=self.max_iter, tol=self.tol)

@@ -129,14 +129,14 @@ def solver_error_curves(y: Tensor, w: Tensor, lam: float, z_star: Tensor, steps:
     2010, fig. 3). Returns {"ISTA": {T: error}, "FISTA": {…}, "CoD": {…}}."""
     curves: dict[str, dict[int, float]] = {"ISTA": {}, "FISTA": {}, "CoD": {}}
     for t in steps:
-        curves["ISTA"][t] = code_prediction_error(ista(y, w, lam, n_iter=t), z_star)
-        curves["FISTA"][t] = code_prediction_error(fista(y, w, lam, n_iter=t, restart=False), z_star)
+        curves["ISTA"][t] = code_prediction_error(ista(y, w, lam, steps=t), z_star)
+        curves["FISTA"][t] = code_prediction_error(fista(y, w, lam, steps=t, restart=False), z_star)
     for t in sorted(set(steps) | set(cod_steps)):
-        curves["CoD"][t] = code_prediction_error(coordinate_descent(y, w, lam, n_iter=t), z_star)
+        curves["CoD"][t] = code_prediction_error(coordinate_descent(y, w, lam, steps=t), z_star)
     return curves
 
 
-def train_encoder(encoder: nn.Module, y: Tensor, z_star: Tensor, *, n_epochs: int = 50,
+def train_encoder(encoder: nn.Module, y: Tensor, z_star: Tensor, *, epochs: int = 50,
                   batch_size: int = 128, lr: float = 1e-3, seed: int = 0,
                   callback: Callable[[int, float], None] | None = None) -> list[float]:
     """Fit ``encoder`` to predict the optimal codes: min ½‖Z* − f_e(Y)‖², Adam on minibatches.
@@ -159,7 +159,7 @@ def train_encoder(encoder: nn.Module, y: Tensor, z_star: Tensor, *, n_epochs: in
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(encoder.parameters(), lr=lr)
     history = []
-    for epoch in range(n_epochs):
+    for epoch in range(epochs):
         order = torch.randperm(y.shape[0], generator=gen).to(y.device)
         total = 0.0
         for start in range(0, y.shape[0], batch_size):

@@ -78,7 +78,7 @@ class PSD(Energy):
         return (0.5 * residual.pow(2).sum(1) + self.lam * z.abs().sum(1)
                 + self.alpha * (z - self.encode(y)).pow(2).sum(1))
 
-    def infer_code(self, y: Tensor, n_iter: int = 100, tol: float | None = 1e-5) -> Tensor:
+    def infer_code(self, y: Tensor, steps: int = 100, tol: float | None = 1e-5) -> Tensor:
         """z* = argmin_z E(y, z) by FISTA on the augmented lasso problem, from z = f_e(y)."""
         check_finite("y", y)
         with torch.no_grad():
@@ -87,7 +87,7 @@ class PSD(Energy):
             scale = math.sqrt(2.0 * self.alpha)
             w_aug = torch.cat([self.dictionary, scale * torch.eye(k, dtype=y.dtype, device=y.device)])
             y_aug = torch.cat([y, scale * prediction], dim=1)
-            return fista(y_aug, w_aug, self.lam, n_iter=n_iter, tol=tol, z0=prediction)
+            return fista(y_aug, w_aug, self.lam, steps=steps, tol=tol, z0=prediction)
 
     def free_energy(self, y: Tensor, x: Tensor | None = None, beta: float = math.inf, **kwargs) -> Tensor:
         """F_∞(y) = E(y, z*) (β = ∞ only)."""

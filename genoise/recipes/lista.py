@@ -59,8 +59,8 @@ def lista_curves(run: Run) -> dict[str, dict[int, float]]:
     y_train = load_vectors(run, "train", cfg["n_train"])
     y_test = load_vectors(run, "test", cfg["n_test"])
     w, lam = learn_dictionary(run.subrun("dictionary"), y_train).dictionary_, float(cfg["lam"])
-    z_train = fista(y_train, w, lam, n_iter=1000, tol=1e-6)
-    z_test = fista(y_test, w, lam, n_iter=1000, tol=1e-6)
+    z_train = fista(y_train, w, lam, steps=1000, tol=1e-6)
+    z_test = fista(y_test, w, lam, steps=1000, tol=1e-6)
     curves = solver_error_curves(y_test, w, lam, z_test, int_list(cfg, "steps"),
                                  cod_steps=int_list(cfg, "lcod_steps"))
     curves.update(train_encoders(run, w, y_train, z_train, y_test, z_test))
