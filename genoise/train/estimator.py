@@ -110,12 +110,15 @@ def fit_estimator(estimator: IterativeEstimator, y: Any, *, run: Run | None = No
         continues from ``last.pt`` (a finished fit is restored and returns at once); with
         ``run.stop_after == step`` the loop writes ``last.pt`` and raises
         :class:`~genoise.train.RunInterrupted`. Without a run nothing is written.
-    max_steps : int      upper bound on the steps (e.g. ``n_init * max_iter``)
+    max_steps : int      upper bound on the steps (e.g. ``n_init * max_iter``). A fit cut short by
+        it is not finished (``"finished": False``, and so in ``last.pt``): a resume with a
+        larger ``max_steps`` continues it.
     desc : str           progress-bar label, e.g. ``"k-means"``
     kind : str           checkpoint kind, e.g. ``"latent-kmeans"``; resuming checks it
     seed : int           seeds the generator handed to ``init_fit``
 
-    Returns the last metrics row with ``"step"`` (only ``"step"`` when nothing was left to do).
+    Returns the last metrics row with ``"step"`` and ``"finished"`` (only those two when
+    nothing was left to do).
     """
     max_steps = _check_steps(max_steps)
     generator = torch.Generator().manual_seed(int(seed))
@@ -134,7 +137,7 @@ def fit_estimator(estimator: IterativeEstimator, y: Any, *, run: Run | None = No
         while not finished and step < max_steps:
             row = _scalars(estimator.fit_step(y))
             step += 1
-            finished = is_finished(estimator) or step >= max_steps
+            finished = is_finished(estimator)
             bar.update(1)
             if row:
                 bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if isinstance(v, float)},
@@ -142,7 +145,8 @@ def fit_estimator(estimator: IterativeEstimator, y: Any, *, run: Run | None = No
             if run is None:
                 continue
             run.log(row, step=step)
-            if finished or step == stop_after or time.monotonic() - saved_at > _CHECKPOINT_SECONDS:
+            due = time.monotonic() - saved_at > _CHECKPOINT_SECONDS
+            if finished or due or step in (stop_after, max_steps):
                 _save(estimator, run, kind=kind, step=step, finished=finished, seed=seed,
                       generator=generator)
                 saved_at = time.monotonic()
@@ -151,5 +155,5 @@ def fit_estimator(estimator: IterativeEstimator, y: Any, *, run: Run | None = No
     finally:
         bar.close()
     if run is not None and not run.path(CHECKPOINT_NAME).exists():
-        _save(estimator, run, kind=kind, step=step, finished=True, seed=seed, generator=generator)
-    return {"step": step, **row}
+        _save(estimator, run, kind=kind, step=step, finished=finished, seed=seed, generator=generator)
+    return {"step": step, "finished": finished, **row}

@@ -92,7 +92,7 @@ def test_a_finished_checkpoint_is_restored_and_returns_at_once(tmp_path):
     again = KMeans(5, max_iter=20)
     out = fit_estimator(again, y, run=_run(tmp_path, resume=True), max_steps=20, desc="k-means",
                         kind="estimator-kmeans")
-    assert out == {"step": len(rows)}
+    assert out == {"step": len(rows), "finished": True}
     assert torch.equal(first.cluster_centers_, again.cluster_centers_)
     assert read_metrics(tmp_path / "metrics.jsonl") == rows           # nothing re-fitted or re-logged
 
@@ -107,12 +107,17 @@ def test_without_resume_the_fit_starts_over_and_without_a_run_nothing_is_written
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt", "metrics.jsonl", "x"]
 
 
-def test_progress_bar_is_named_and_max_steps_bounds_the_fit(tmp_path, capsys):
-    km = KMeans(5, max_iter=100, tol=0.0)
-    run = Run(tmp_path, progress=True)
-    out = fit_estimator(km, _blobs(), run=run, max_steps=2, desc="k-means (k=5)", kind="k")
-    assert out["step"] == 2 and "k-means (k=5)" in capsys.readouterr().err
-    assert load_checkpoint(tmp_path / "last.pt")["finished"] is True
+def test_progress_bar_is_named_and_a_fit_cut_by_max_steps_continues_on_resume(tmp_path, capsys):
+    y = _blobs()
+    km = KMeans(5, n_init=3, max_iter=30, tol=0.0)
+    out = fit_estimator(km, y, run=Run(tmp_path, progress=True), max_steps=2, desc="k-means (k=5)", kind="k")
+    assert out["step"] == 2 and out["finished"] is False and "k-means (k=5)" in capsys.readouterr().err
+    assert load_checkpoint(tmp_path / "last.pt")["finished"] is False
+    resumed = KMeans(5, n_init=3, max_iter=30, tol=0.0)
+    out = fit_estimator(resumed, y, run=_run(tmp_path, resume=True), max_steps=90, desc="k-means", kind="k")
+    assert 2 < out["step"] < 90 and out["finished"] is True
+    reference = KMeans(5, n_init=3, max_iter=30, tol=0.0, seed=0).fit(y)
+    assert torch.equal(resumed.cluster_centers_, reference.cluster_centers_)
 
 
 def test_resume_from_another_kind_and_bad_arguments_are_refused(tmp_path):
