@@ -53,15 +53,17 @@ def kmeans_plusplus(y: Tensor, k: int, generator: torch.Generator,
     n = y.shape[0]
     trials = n_local_trials or 2 + int(math.log(k))
     y_sq = (y * y).sum(-1)
-    first = int(torch.randint(n, (1,), generator=generator, device=y.device))
+    draw = generator.device  # draw where the generator lives (a CPU generator serves CUDA data)
+    first = int(torch.randint(n, (1,), generator=generator, device=draw))
     centers = [y[first]]
     closest = squared_distances(y, y[first:first + 1], y_sq[first:first + 1], y_sq).squeeze(1)
     for _ in range(1, k):
         total = closest.sum()
         if total <= 0:  # fewer distinct points than k: pick uniformly
-            ids = torch.randint(n, (trials,), generator=generator, device=y.device)
+            ids = torch.randint(n, (trials,), generator=generator, device=draw).to(y.device)
         else:
-            ids = torch.multinomial(closest / total, trials, replacement=True, generator=generator)
+            ids = torch.multinomial((closest / total).to(draw), trials, replacement=True,
+                                    generator=generator).to(y.device)
         dist = squared_distances(y, y[ids], y_sq[ids], y_sq)  # (N, trials)
         candidate_pot = torch.minimum(closest[:, None], dist)
         best = int(candidate_pot.sum(0).argmin())
