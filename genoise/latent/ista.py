@@ -25,10 +25,14 @@ so that one iteration costs B·K² multiply-adds after the B·D·K of W_dᵀy.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
 from genoise._checks import check_choice, check_finite, check_ndim, check_positive
+
+Callback = Callable[[int, Tensor], None]  # callback(step, z (B, K)) after every iteration
 
 
 def soft_threshold(v: Tensor, theta: float | Tensor, positive: bool = False) -> Tensor:
@@ -121,7 +125,8 @@ def _converged(z_new: Tensor, z_old: Tensor, tol: float | None) -> bool:
 
 
 def ista(y: Tensor, dictionary: Tensor, lam: float, steps: int = 100, L: float | None = None,
-         z0: Tensor | None = None, tol: float | None = None, positive: bool = False) -> Tensor:
+         z0: Tensor | None = None, tol: float | None = None, positive: bool = False, *,
+         callback: Callback | None = None) -> Tensor:
     """ISTA for argmin_z ½‖y − W_d z‖² + λ‖z‖₁, batched over the rows of ``y``.
 
     Parameters
@@ -134,6 +139,9 @@ def ista(y: Tensor, dictionary: Tensor, lam: float, steps: int = 100, L: float |
     z0 : Tensor (B, K), optional warm start (default zeros)
     tol : float, optional        stop when max |z_{k+1} − z_k| ≤ tol·max(1, max|z|)
     positive : bool              add the constraint z ≥ 0 (non-negative sparse coding)
+    callback : callable(step, z), optional
+        called after every iteration t = 1, 2, … with the codes (B, K) the solver would
+        return if it stopped there (an error curve in one run; do not modify z)
 
     Returns
     -------
@@ -141,10 +149,12 @@ def ista(y: Tensor, dictionary: Tensor, lam: float, steps: int = 100, L: float |
     """
     gram, wty, z, L = _start(y, dictionary, lam, z0, L)
     with torch.no_grad():
-        for _ in range(int(steps)):
+        for t in range(int(steps)):
             z_new = soft_threshold(z - (z @ gram - wty) / L, lam / L, positive)
             done = _converged(z_new, z, tol)
             z = z_new
+            if callback is not None:
+                callback(t + 1, z)
             if done:
                 break
     return z
@@ -173,7 +183,8 @@ def duality_gap(y_sq: Tensor, wty: Tensor, z: Tensor, zg: Tensor, lam: float,
 
 def fista(y: Tensor, dictionary: Tensor, lam: float, steps: int = 100, L: float | None = None,
           z0: Tensor | None = None, tol: float | None = None, positive: bool = False, *,
-          gap_tol: float | None = None, restart: bool = True, check_every: int = 10) -> Tensor:
+          gap_tol: float | None = None, restart: bool = True, check_every: int = 10,
+          callback: Callback | None = None) -> Tensor:
     """FISTA (Beck & Teboulle 2009) for argmin_z ½‖y − W_d z‖² + λ‖z‖₁, batched.
 
     Same parameters and return value as :func:`ista`, plus:
@@ -185,6 +196,8 @@ def fista(y: Tensor, dictionary: Tensor, lam: float, steps: int = 100, L: float 
                                  Gradient Schemes", 2015): a sample's momentum is reset
                                  (t = 1) whenever (v − z_{k+1})ᵀ(z_{k+1} − z_k) > 0.
     check_every : int            how often (iterations) the stopping tests run.
+    callback : callable(step, z), optional  as :func:`ista` (z holds every sample: the
+                                 converged ones at their final codes).
 
     Every sample has its own momentum, restart and stopping: samples that have converged
     are removed from the batch, so the per-iteration (B, K)×(K, K) product shrinks.
@@ -227,6 +240,10 @@ def fista(y: Tensor, dictionary: Tensor, lam: float, steps: int = 100, L: float 
             t_new = 0.5 * (1.0 + torch.sqrt(1.0 + 4.0 * t * t))
             torch.addcmul(z_new, (t - 1.0) / t_new, step, out=v)   # v = z_{k+1} + ((t−1)/t')·step
             spare, z, t = z, z_new, t_new
+            if callback is not None:
+                current = out.clone()
+                current[active] = z
+                callback(k + 1, current)
             if (k + 1) % check_every and k + 1 < steps:
                 continue
             done = torch.zeros(z.shape[0], dtype=torch.bool, device=z.device)
@@ -261,7 +278,8 @@ def _soft_threshold_(v: Tensor, theta: float, positive: bool, work: Tensor) -> T
 
 def coordinate_descent(y: Tensor, dictionary: Tensor, lam: float, steps: int = 1000,
                        L: float | None = None, z0: Tensor | None = None,
-                       tol: float | None = None, positive: bool = False) -> Tensor:
+                       tol: float | None = None, positive: bool = False, *,
+                       callback: Callback | None = None) -> Tensor:
     """Greedy coordinate descent, CoD (Gregor & LeCun 2010, Alg. 2), batched over samples.
 
     ``steps`` counts single-coordinate updates (each costs K multiply-adds per sample).
@@ -269,6 +287,8 @@ def coordinate_descent(y: Tensor, dictionary: Tensor, lam: float, steps: int = 1
     z̄_k = h_λ(B_k)/c_k where B = W_dᵀy + S z, S = diag(c) − W_dᵀW_d; every sample updates
     its coordinate of largest change. ``tol`` stops when every sample's largest change
     is ≤ tol·max(1, max|z|). ``L`` is accepted for a uniform signature and ignored.
+    ``callback(step, z)`` is called after every update with the output the solver would
+    return if it stopped there (Alg. 2's last line, h_λ(B)/c), as in :func:`ista`.
     """
     del L
     y = check_sparse_problem(y, dictionary, lam, z0)
@@ -281,13 +301,15 @@ def coordinate_descent(y: Tensor, dictionary: Tensor, lam: float, steps: int = 1
             else z0.detach().to(w.dtype).clone()
         b = y @ w + z @ s
         rows = torch.arange(y.shape[0], device=w.device)
-        for _ in range(int(steps)):
+        for t in range(int(steps)):
             z_bar = soft_threshold(b, lam, positive) / norms
             change = z_bar - z
             k = change.abs().argmax(dim=1)
             delta = change[rows, k]
             b = b + s[k] * delta[:, None]
             z[rows, k] = z_bar[rows, k]
+            if callback is not None:
+                callback(t + 1, soft_threshold(b, lam, positive) / norms)
             if tol is not None and float(delta.abs().max()) <= tol * max(1.0, float(z.abs().max())):
                 break
         # Alg. 2's last line: every coordinate at its closed-form minimiser given B.

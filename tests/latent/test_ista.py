@@ -161,3 +161,16 @@ def test_bad_input_is_refused(kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         sparse_encode(args["y"], args["dictionary"], args["lam"], args["algorithm"], steps=5, z0=z0)
+
+
+@pytest.mark.parametrize("solver", [ista, fista, coordinate_descent])
+def test_callback_sees_at_every_step_the_codes_a_shorter_run_returns(solver):
+    """callback(t, z) after step t gives exactly what ``solver(..., steps=t)`` returns, so an
+    error curve needs one run (FISTA: samples stopped by tol keep their final codes)."""
+    y, w = _problem(4, unit=True)
+    seen: dict[int, torch.Tensor] = {}
+    kwargs = {"tol": 1e-3} if solver is fista else {}
+    solver(y, w, 0.2, steps=12, callback=lambda t, z: seen.__setitem__(t, z.clone()), **kwargs)
+    assert sorted(seen)[:3] == [1, 2, 3] and len(seen) == max(seen)
+    for t in (1, 5, max(seen)):
+        assert torch.equal(seen[t], solver(y, w, 0.2, steps=t, **kwargs)), t
