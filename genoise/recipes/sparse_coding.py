@@ -60,7 +60,8 @@ def train(run: Run) -> dict[str, Any]:
     z = learner.transform(y_test)
     return {"objective_train": learner.objective_[-1], "objective_test": -learner.score(y_test),
             "mean_nonzeros": float((z != 0).float().sum(1).mean()),
-            "atoms_used": int(((z != 0).sum(0) > 0).sum()), "n_atoms": int(cfg["n_atoms"])}
+            "atoms_used": int(((z != 0).sum(0) > 0).sum()), "n_atoms": int(cfg["n_atoms"]),
+            "n_train": y.shape[0], "n_test": y_test.shape[0]}
 
 
 def demo_config(dataset: str, full: bool) -> dict[str, Any]:
@@ -78,7 +79,7 @@ def demo(run: Run, full: bool, *, config: dict[str, Any] | None = None) -> str:
     metrics = train(run)
     cfg = run.config
     return ("## Sparse coding (dictionary learning)\n\n"
-            f"{cfg['n_atoms']} atoms learned on {cfg['n_train']} {cfg['dataset']} images, "
+            f"{cfg['n_atoms']} atoms learned on {metrics['n_train']} training images ({cfg['dataset']}), "
             f"λ={cfg['lam']}, non-negative atoms and codes; test objective "
             f"{metrics['objective_test']:.3f}, {metrics['mean_nonzeros']:.1f} non-zeros per code, "
             f"{metrics['atoms_used']} atoms used.\n\n"
