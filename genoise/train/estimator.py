@@ -3,7 +3,8 @@ dictionary learning), the iterative counterpart of :class:`~genoise.train.Traine
 
 An iteration of the estimator's own algorithm (a Lloyd step, an EM step, a minibatch of
 dictionary learning, the one SVD of PCA) is a step: the loop logs a metrics row per step,
-shows a progress bar named ``desc``, checkpoints the estimator in ``last.pt`` and resumes
+shows a progress bar named ``desc``, checkpoints the estimator in ``last.pt`` (at the end,
+after step ``run.stop_after`` and every minute; Ctrl-C keeps the last of those) and resumes
 from it bit-for-bit. An estimator exposes
 
 * ``init_fit(y, generator)``: validate ``y``, set up the fit (draw initial values from
