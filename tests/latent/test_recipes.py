@@ -120,9 +120,19 @@ def test_a_recipe_naming_mnist_never_trains_on_digits(tmp_path, monkeypatch, cap
     assert not list(tmp_path.rglob("last.pt"))
 
 
-def test_list_values_are_checked(tmp_path, capsys):
-    assert main(["train", "ae-mnist", "dataset=digits", "hidden=[0]", "--runs-dir", str(tmp_path)]) != 0
-    assert "hidden" in capsys.readouterr().err
+@pytest.mark.parametrize(("recipe", "override", "message"), [
+    ("ae-mnist", "hidden=[0]", "hidden must be a non-empty list of integers >= 1"),
+    ("lista-mnist", "lista_steps=[]", "lista_steps must be a non-empty list"),
+    ("kmeans-mnist", "n_clusters=5000", "n_clusters=5000 is larger than the number of samples (1347)"),
+    ("vae-mnist", "batch_size=5000", "batch_size=5000 is larger than the 1347 samples"),
+    ("pca-mnist", "train_subset=-5", "train_subset=-5 is out of range"),
+    ("sparse-coding-mnist", "lam=-1", "lam=-1.0 is out of range"),
+])
+def test_bad_settings_get_one_line_naming_them(tmp_path, capsys, recipe, override, message):
+    argv = ["train", recipe, "dataset=digits", override, "--runs-dir", str(tmp_path), "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert message in err[-1], err
 
 
 def _links(markdown: str) -> list[str]:
