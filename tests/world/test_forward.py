@@ -6,30 +6,18 @@ from __future__ import annotations
 import pytest
 import torch
 
+from genoise.world.checkpoints import load_forward_model, save_forward_model
 from genoise.world.costs import CostConfig
-from genoise.world.dataset import TrafficDataset, collect_traffic
-from genoise.world.forward import (
-    ForwardModel,
-    forward_model_loss,
-    load_forward_model,
-    prediction_error,
-    rollout,
-    save_forward_model,
-)
+from genoise.world.dataset import TrafficDataset
+from genoise.world.forward import ForwardModel, forward_model_loss, prediction_error, rollout
 from genoise.world.raster import RasterSpec
-from genoise.world.traffic import RoadConfig
 from genoise.world.uncertainty import predicted_cost, uncertainty_cost
-
-SPEC = RasterSpec(shape=(16, 8), extent=(40.0, 16.0))
+from tests.world.conftest import SPEC
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("fm")
-    collect_traffic(
-        root, n_episodes=1, steps=80, seed=3, road=RoadConfig(n_lanes=3, road_length=300.0), warmup=20
-    )
-    return TrafficDataset(root, "train", history=2, n_future=3, raster=SPEC)
+def data(traffic_root):
+    return TrafficDataset(traffic_root, "train", history=2, n_future=3, raster=SPEC)
 
 
 def small_model(nz: int = 0, dropout: float = 0.1) -> ForwardModel:

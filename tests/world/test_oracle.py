@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from genoise.world.costs import CostConfig
+from genoise.world.evaluate import evaluate_driving
 from genoise.world.highway_env import HighwayTrafficEnv
 from genoise.world.oracle import oracle_controller, true_future_cost
-from genoise.world.policy import evaluate_driving
 from genoise.world.raster import RasterSpec
 
 SPEC = RasterSpec(shape=(32, 8), extent=(40.0, 16.0))
