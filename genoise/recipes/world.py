@@ -160,6 +160,7 @@ def _model_for_policies(run: Run) -> tuple[ForwardModel, Path]:
     config = run.config
     if config.get("model_run"):
         folder = Path(config["model_run"])
+        checkpoint = find_forward_model(folder)
         summary_file = folder / "summary.json"
         summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
         root = config.get("traffic_dir") or summary.get("traffic_dir")
@@ -167,7 +168,7 @@ def _model_for_policies(run: Run) -> tuple[ForwardModel, Path]:
             raise ValueError(f"model_run={folder} has no summary.json naming its traffic_dir; "
                              "give traffic_dir=")
         expect = {"obs_mode": "raster", "raster": asdict(_raster(config))}
-        return load_forward_model(find_forward_model(folder), expect).to(run.device).eval(), Path(root)
+        return load_forward_model(checkpoint, expect).to(run.device).eval(), Path(root)
     model, train, root = _fit_model(run)
     report = run.subrun("model")
     report.save_summary(_report_model(report, model, root, train.dt))

@@ -2,9 +2,9 @@
 :class:`genoise.train.Trainer` (one loop, one checkpoint format: bit-for-bit resume, NaN /
 divergence stop, ``device``, metrics rows, a progress bar named after what it trains).
 
-Batches come from a :class:`TrafficBatches` source: batch ``step`` is drawn from the traffic
-data set with a generator seeded by ``(seed, step)``, so the data of a step does not depend
-on the steps before it, and a resumed run sees the same batches as an uninterrupted one.
+Batches come from a :class:`TrafficBatches` source: random samples of the traffic data set
+drawn with the Trainer's checkpointed data generator, so a resumed run sees the same batches
+as an uninterrupted one.
 
 Checkpoints (``last.pt`` in the run folder given) carry a
 :class:`~genoise.world.checkpoints.ModelCard` in their ``extra_state["card"]``: the network's
@@ -38,15 +38,14 @@ _GRAD_CLIP = 5.0
 class TrafficBatches:
     """A Trainer batch source over a :class:`TrafficDataset`: ``source(step, generator)``
     returns the tuple ``(images, states, actions, target_images, target_states)`` of
-    ``batch_size`` random samples drawn with a CPU generator seeded by ``(seed, step)``
-    (the Trainer's generator is not used: the batch is a pure function of the step)."""
+    ``batch_size`` random samples drawn with ``generator`` (the Trainer's CPU data generator,
+    seeded and checkpointed by it; the batch is a pure function of its state)."""
 
-    def __init__(self, data: TrafficDataset, batch_size: int, seed: int) -> None:
-        self.data, self.batch_size, self.seed = data, int(batch_size), int(seed)
+    def __init__(self, data: TrafficDataset, batch_size: int) -> None:
+        self.data, self.batch_size = data, int(batch_size)
 
-    def __call__(self, step: int, generator: torch.Generator | None = None) -> tuple[Tensor, ...]:
-        draw = torch.Generator().manual_seed(derive_seed(self.seed, int(step)))
-        batch = self.data.sample_batch(self.batch_size, draw)
+    def __call__(self, step: int, generator: torch.Generator) -> tuple[Tensor, ...]:
+        batch = self.data.sample_batch(self.batch_size, generator)
         return tuple(batch[k] for k in _KEYS)
 
 
@@ -93,7 +92,7 @@ def train_forward_model(
         return forward_model_loss(net, inputs, beta=beta, z_dropout=z_dropout, generator=generator)
 
     trainer = Trainer(
-        model, torch.optim.Adam(model.parameters(), lr=lr), step_fn, TrafficBatches(data, batch_size, seed),
+        model, torch.optim.Adam(model.parameters(), lr=lr), step_fn, TrafficBatches(data, batch_size),
         run=run, max_steps=int(steps), batch_size=int(batch_size), seed=int(seed), grad_clip=_GRAD_CLIP,
         log_every=log_every, progress=progress, extra_state={"card": card}, desc="forward model",
         kind=FORWARD_MODEL_KIND, config=run.config if run is not None else None,
@@ -154,7 +153,7 @@ def train_policy(
     torch.manual_seed(derive_seed(int(seed), POLICY_METHODS.index(method)))
     policy = DrivingPolicy.from_model(model, low, high)
     loss = _policy_loss(method, config, CostConfig.from_config(config, data.road.lane_width))
-    source = TrafficBatches(expert_data if method == "mper" else data, int(config["policy_batch"]), seed)
+    source = TrafficBatches(expert_data if method == "mper" else data, int(config["policy_batch"]))
     card = ModelCard(kwargs=policy.kwargs, obs_config=dict(obs_config or {}), method=method)
 
     def step_fn(net: DrivingPolicy, batch: tuple[Tensor, ...], generator: torch.Generator) -> dict:

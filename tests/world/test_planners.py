@@ -154,8 +154,9 @@ def test_learned_dynamics_fit_a_known_system() -> None:
     actions = torch.randn(2000, 1, generator=generator)
     data = {"obs": states, "actions": actions, "next_obs": linear_model(states, actions)}
     model = MLPDynamics(2, 1, hidden=32)
-    losses = model.fit(data, steps=300, batch_size=128, lr=3e-3, seed=0)
-    assert len(losses) == 3  # the mean loss of every 100 steps
+    # 600 steps: the max error over 100 states is 0.009-0.029 across four seeds (300: up to 0.055)
+    losses = model.fit(data, steps=600, batch_size=128, lr=3e-3, seed=0)
+    assert len(losses) == 6  # the mean loss of every 100 steps
     assert losses[-1] < 0.05 * losses[0]
     with torch.no_grad():
         error = (model(states[:100], actions[:100]) - data["next_obs"][:100]).abs().max()
