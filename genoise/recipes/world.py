@@ -204,7 +204,6 @@ def _drive(run: Run, controllers: dict, planners: dict, seeds: list[int], env_kw
             run.log({f"eval/{key}/success": extra["results"][key]["success_rate"]})
         out["planner_references"] = {k: extra["results"][k] for k in ("none", "idm")}
     atomic_write_text(run.path("evaluation.md"), table)
-    print(table)
     return {**out, "table": table}
 
 
