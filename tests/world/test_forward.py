@@ -111,3 +111,13 @@ def test_checkpoint_round_trip_and_observation_mismatch(data, tmp_path) -> None:
 def test_raster_shape_must_suit_the_convnet() -> None:
     with pytest.raises(ValueError, match="multiples of 8"):
         ForwardModel(raster=RasterSpec(shape=(20, 6)))
+
+
+def test_conv_encoder_maps_rasters_to_features() -> None:
+    from genoise.world.forward import conv_encoder
+
+    encoder = conv_encoder(6, width=4, shape=(16, 8), out_features=10)
+    assert encoder(torch.rand(3, 6, 16, 8)).shape == (3, 10)
+    assert encoder[1].in_features == 2 * 4 * (16 // 8) * (8 // 8)  # three stride-2 convolutions
+    with pytest.raises(ValueError, match="multiples of 8"):
+        conv_encoder(3, 4, (12, 8), 10)
