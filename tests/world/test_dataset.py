@@ -1,4 +1,4 @@
-"""Traffic-camera data set: round trip, pseudo-ego samples, bad shards, CLI, rendering."""
+"""Traffic-camera data set: round trip, pseudo-ego samples, bad shards, rendering."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ from genoise.world.dataset import TrafficDataset, collect_traffic, load_shard, r
 from genoise.world.highway_env import HighwayTrafficEnv
 from genoise.world.raster import CARS, EGO
 from genoise.world.render import filmstrip, save_gif, save_png
-from genoise.world.traffic import RoadConfig, simulate
-
-ROAD = RoadConfig(n_lanes=3, road_length=300.0)
+from genoise.world.traffic import simulate
+from tests.world.conftest import ROAD
 
 
 def assert_close(actual: torch.Tensor, expected: torch.Tensor, atol: float = 1e-6) -> None:
@@ -187,7 +186,7 @@ def test_episode_renders_to_png_and_gif(tmp_path) -> None:
     import imageio.v3 as iio
 
     env = HighwayTrafficEnv(
-        road=dict(n_lanes=3, road_length=300.0),
+        road=ROAD,
         warmup=20,
         max_steps=10,
         route_length=100.0,

@@ -14,9 +14,7 @@ from genoise.world.highway_env import HighwayTrafficEnv
 from genoise.world.policy import DrivingPolicy
 from genoise.world.raster import RasterSpec
 from genoise.world.traffic import RoadConfig
-from tests.world.conftest import HIGH, LOW, SPEC
-
-ROAD = dict(n_lanes=3, road_length=300.0)
+from tests.world.conftest import HIGH, LOW, ROAD, SPEC
 
 
 def saved_policy(folder, raster=SPEC, where="policy/mpur/last.pt"):

@@ -11,7 +11,7 @@ from genoise.world.dataset import TrafficDataset
 from genoise.world.evaluate import evaluate_driving
 from genoise.world.forward import ForwardModel
 from genoise.world.policy import DrivingPolicy, bc_loss, mper_loss, mpur_loss
-from tests.world.conftest import HIGH, LOW, SPEC
+from tests.world.conftest import HIGH, LOW, ROAD, SPEC
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_mper_and_bc_losses_vanish_for_a_perfect_imitator(data) -> None:
 
 def test_evaluation_counts_outcomes() -> None:
     env_kwargs = dict(
-        road=dict(n_lanes=3, road_length=300.0), raster=SPEC, route_length=25.0, max_steps=40, warmup=10
+        road=ROAD, raster=SPEC, route_length=25.0, max_steps=40, warmup=10
     )
     replay = evaluate_driving(expert, [0, 1], env_kwargs, history=2, record=0)
     assert replay["success_rate"] == 1.0 and replay["outcomes"] == ["arrived", "arrived"]
