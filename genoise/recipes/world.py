@@ -40,11 +40,11 @@ from genoise.world.dataset import TrafficDataset, collect_traffic
 from genoise.world.evaluate import EVAL_SEED, driving_setting, eval_seeds, evaluate_driving, evaluation_table
 from genoise.world.forward import ForwardModel, rollout
 from genoise.world.highway_env import HighwayTrafficEnv
-from genoise.world.planners import planner_options
+from genoise.world.planners import PLANNERS, planner_options
 from genoise.world.raster import RasterSpec
 from genoise.world.render import filmstrip, save_gif, save_png
 from genoise.world.traffic import RoadConfig
-from genoise.world.train import error_vs_horizon, train_forward_model, train_policy
+from genoise.world.train import POLICY_METHODS, error_vs_horizon, train_forward_model, train_policy
 
 # ---------------------------------------------------------------------- world-model-traffic
 
@@ -56,6 +56,26 @@ def _road(config: dict[str, Any]) -> RoadConfig:
 
 def _raster(config: dict[str, Any]) -> RasterSpec:
     return RasterSpec(shape=tuple(config["raster_shape"]), extent=tuple(config["raster_extent"]))
+
+
+def _check_config(config: dict[str, Any], policies: bool) -> None:
+    """Refuse, before any work, the values the YAML's ranges cannot express (one line each)."""
+    shape, extent = config["raster_shape"], config["raster_extent"]
+    if not (isinstance(shape, list) and len(shape) == 2
+            and all(isinstance(v, int) and v > 0 and v % 8 == 0 for v in shape)):
+        raise ValueError(f"raster_shape={shape!r} must be two positive multiples of 8, e.g. [64,16]")
+    if not (isinstance(extent, list) and len(extent) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in extent)):
+        raise ValueError(f"raster_extent={extent!r} must be two positive lengths in metres, e.g. [80,16]")
+    if not policies:
+        return
+    for key, allowed in (("policies", POLICY_METHODS), ("planners", PLANNERS)):
+        value = config[key]
+        if not isinstance(value, list) or not set(value) <= set(allowed):
+            raise ValueError(f"{key}={value!r} must be a list among {', '.join(allowed)}")
+    if not config.get("model_run") and float(config["route_length"]) >= float(config["road_length"]):
+        raise ValueError(f"route_length={config['route_length']} must be shorter than the ring "
+                         f"(road_length={config['road_length']})")
 
 
 def _traffic_dir(run: Run, config: dict[str, Any]) -> Path:
@@ -148,6 +168,7 @@ def train_model(run: Run) -> dict[str, Any]:
     """``world-model-traffic``: collect the traffic-camera data set (unless ``traffic_dir``),
     train the forward model (``model/last.pt``), report raster MSE vs horizon on the test
     split (``error_vs_horizon.png``, ``predictions.png``)."""
+    _check_config(run.config, policies=False)
     model, train, root = _fit_model(run)
     return _report_model(run, model, root, train.dt)
 
@@ -213,6 +234,7 @@ def train_mpur(run: Run) -> dict[str, Any]:
     planners, "no action" and the IDM driver — on the same held-out seeds: success rate,
     collision rate, mean distance (``evaluation.md``)."""
     config, seed = run.config, int(run.config["seed"])
+    _check_config(config, policies=True)
     check_positive("planner_episodes", config["planner_episodes"])
     model, root = _model_for_policies(run)
     history = model.history

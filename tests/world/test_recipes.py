@@ -111,3 +111,21 @@ def test_demo_section_links_only_files_it_wrote(tmp_path) -> None:
     assert markdown.startswith("## Driving in dense traffic") and "| IDM driver (replay) | 100 |" in markdown
     links = re.findall(r"\]\(([^)]+)\)", markdown)
     assert links and all((run.dir / link).is_file() for link in links), links
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides", "message"),
+    [
+        ("world-model-traffic", {"raster_shape": [20, 8]}, r"^raster_shape=\[20, 8\] must be two positive mul"),
+        ("world-model-traffic", {"raster_extent": [40.0]}, r"^raster_extent=\[40.0\] must be two positive"),
+        ("world-mpur-traffic", {"policies": ["bc", "ppo"]}, r"^policies=\['bc', 'ppo'\] must be a list among"),
+        ("world-mpur-traffic", {"planners": ["ilqr"]}, r"^planners=\['ilqr'\] must be a list among gradient"),
+        ("world-mpur-traffic", {"route_length": 250.0}, r"^route_length=250.0 must be shorter than the ring"),
+    ],
+)
+def test_bad_values_are_refused_before_any_work(tmp_path, name, overrides, message) -> None:
+    entry = train_model if name == "world-model-traffic" else train_mpur
+    run = Run(tmp_path / "run", config=recipe_config(name, **dict(TINY, **overrides)), progress=False)
+    with pytest.raises(ValueError, match=message):
+        entry(run)
+    assert not (run.dir / "traffic").exists()  # nothing collected, nothing trained
