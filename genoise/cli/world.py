@@ -127,7 +127,12 @@ def plan_command(args: argparse.Namespace) -> int:
     """``genoise plan``: success / collision / distance of a planner over the learned model."""
     import torch
 
-    from genoise.world.checkpoints import find_forward_model, forward_model_card, load_forward_model
+    from genoise.world.checkpoints import (
+        check_finished,
+        find_forward_model,
+        forward_model_card,
+        load_forward_model,
+    )
     from genoise.world.control import planner_controller
     from genoise.world.costs import CostConfig
     from genoise.world.evaluate import driving_setting, eval_seeds, evaluate_driving
@@ -139,8 +144,9 @@ def plan_command(args: argparse.Namespace) -> int:
     if not run_dir.is_dir():
         raise FileNotFoundError(f"{run_dir}: no such run folder")
     checkpoint = find_forward_model(run_dir)
+    model = load_forward_model(checkpoint).eval()  # "not a genoise checkpoint" before anything else
+    check_finished(checkpoint)
     torch.set_num_threads(1)
-    model = load_forward_model(checkpoint).eval()
     config = _run_config(run_dir)
     if args.rear_speed is not None:
         config["rear_speed"] = args.rear_speed

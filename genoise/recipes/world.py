@@ -28,6 +28,7 @@ from genoise.io import atomic_write_text
 from genoise.train.run import Run
 from genoise.train.seed import derive_seed
 from genoise.world.checkpoints import (
+    check_finished,
     find_forward_model,
     find_policies,
     load_forward_model,
@@ -328,7 +329,9 @@ def evaluate(run_dir: str | Path, **options: Any) -> dict[str, Any]:
     controllers: dict[str, Any] = {"none": keep_speed, "idm": expert} if references else {}
     for method, path in files.items():
         if methods is None or method in methods:
-            controllers[method] = policy_controller(load_policy(path, expect_obs=expect)[0])
+            policy, _ = load_policy(path, expect_obs=expect)
+            controllers[method] = policy_controller(policy)
+            check_finished(path)
     episodes = options.get("episodes") or config.get("eval_episodes", 20)
     seeds = eval_seeds(int(episodes), int(options.get("seed_start", EVAL_SEED)))
     first = next((k for k in controllers if k not in ("none", "idm")), None)

@@ -101,6 +101,17 @@ def _check_obs(path: str | os.PathLike, trained: Mapping[str, Any], expect: Mapp
             )
 
 
+def check_finished(path: str | os.PathLike) -> Path:
+    """Refuse, in one line, the checkpoint of a training that stopped before its last step
+    (``--stop-after``, Ctrl-C, a crash): its network is not the trained one."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    step, total = checkpoint.get("step"), checkpoint.get("max_steps")
+    if isinstance(step, int) and isinstance(total, int) and step < total:
+        raise ValueError(f"{path} stopped at step {step} of {total}; finish it with "
+                         "`genoise train … --resume` first")
+    return Path(path)
+
+
 # ---------------------------------------------------------------------- forward model
 def save_forward_model(model: ForwardModel, path: str | os.PathLike,
                        obs_config: Mapping[str, Any] | None = None) -> Path:

@@ -84,6 +84,16 @@ def test_bad_folders_are_one_line_errors(tmp_path, model_run) -> None:
         run(["plan", str(tmp_path)])
     with pytest.raises(ValueError, match=r"route_length=400.0 must be shorter than the ring"):
         run(["plan", str(model_run.dir), "--route-length", "400", "--episodes", "1"])
+    import shutil
+
+    import torch
+
+    cut = tmp_path / "cut"
+    shutil.copytree(model_run.dir, cut)
+    checkpoint = torch.load(cut / "model" / "last.pt", weights_only=False)
+    torch.save({**checkpoint, "step": 1}, cut / "model" / "last.pt")  # as `--stop-after 1` leaves it
+    with pytest.raises(ValueError, match=r"last.pt stopped at step 1 of 3; finish it with"):
+        run(["plan", str(cut)])
 
 
 def test_plan_drives_with_the_cost_configuration_of_the_recipe(model_run, capsys) -> None:

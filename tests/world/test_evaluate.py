@@ -97,6 +97,15 @@ def test_evaluate_reloads_policies_on_the_fixed_seeds(tmp_path) -> None:
         evaluate(tmp_path / "empty")
 
 
+def test_evaluate_refuses_a_policy_whose_training_was_interrupted(tmp_path) -> None:
+    saved_policy(tmp_path)
+    path = tmp_path / "policy/mpur/last.pt"
+    checkpoint = torch.load(path, weights_only=False)
+    torch.save({**checkpoint, "step": 3, "max_steps": 400}, path)  # as `--stop-after 3` leaves it
+    with pytest.raises(ValueError, match=r"last.pt stopped at step 3 of 400; finish it with .*--resume"):
+        evaluate(tmp_path, env_overrides={"warmup": 5})
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
