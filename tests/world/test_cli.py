@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 
 import pytest
+import torch
 
 from genoise.cli.world import add_subcommands
 from genoise.recipes.world import train_model
@@ -84,10 +86,6 @@ def test_bad_folders_are_one_line_errors(tmp_path, model_run) -> None:
         run(["plan", str(tmp_path)])
     with pytest.raises(ValueError, match=r"route_length=400.0 must be shorter than the ring"):
         run(["plan", str(model_run.dir), "--route-length", "400", "--episodes", "1"])
-    import shutil
-
-    import torch
-
     cut = tmp_path / "cut"
     shutil.copytree(model_run.dir, cut)
     checkpoint = torch.load(cut / "model" / "last.pt", weights_only=False)
