@@ -37,7 +37,8 @@ def train_encoders(run: Run, w: Tensor, y: Tensor, z: Tensor, y_test: Tensor,
     by Adam on (Y, Z*) in its own sub-run; returns their test code errors {name: {T: error}}."""
     cfg = run.config
     batch_size = min(int(cfg["encoder_batch_size"]), y.shape[0])
-    steps = int(cfg["encoder_epochs"]) * (y.shape[0] // batch_size)
+    steps_per_epoch = y.shape[0] // batch_size
+    steps = int(cfg["encoder_epochs"]) * steps_per_epoch
     curves: dict[str, dict[int, float]] = {"LISTA": {}, "LCoD": {}}
     for name, cls, depths in (("LISTA", LISTA, int_list(cfg, "lista_steps")),
                               ("LCoD", LCoD, int_list(cfg, "lcod_steps"))):
@@ -46,7 +47,7 @@ def train_encoders(run: Run, w: Tensor, y: Tensor, z: Tensor, y_test: Tensor,
             optimizer = torch.optim.Adam(model.parameters(), lr=float(cfg["encoder_lr"]))
             sub = run.subrun(f"{name.lower()}-{t}")
             Trainer(model, optimizer, _code_loss, (y, z), run=sub, max_steps=steps, batch_size=batch_size,
-                    seed=int(cfg["seed"]), log_every=max(1, steps // 10), checkpoint_every=None,
+                    seed=int(cfg["seed"]), log_every=max(1, steps // 10), checkpoint_every=steps_per_epoch,
                     desc=f"{name} T={t}", kind=f"latent-{name.lower()}").fit()
             with torch.no_grad():
                 curves[name][int(t)] = code_prediction_error(model(y_test), z_test)
