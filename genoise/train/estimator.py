@@ -115,7 +115,7 @@ def fit_estimator(estimator: IterativeEstimator, y: Any, *, run: Run | None = No
         it is not finished (``"finished": False``, and so in ``last.pt``): a resume with a
         larger ``max_steps`` continues it.
     desc : str           progress-bar label, e.g. ``"k-means"``
-    kind : str           checkpoint kind, e.g. ``"latent-kmeans"``; resuming checks it
+    kind : str           checkpoint kind, e.g. ``"estimator-kmeans"``; resuming checks it
     seed : int           seeds the generator handed to ``init_fit``
 
     Returns the last metrics row with ``"step"`` and ``"finished"`` (only those two when
