@@ -25,20 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from genoise.latent.regularizers import kl_divergence, reparameterize
 from genoise.world.raster import RasterSpec
-
-try:
-    from genoise.latent.regularizers import kl_divergence, reparameterize
-except ImportError:  # replaced by genoise.latent.regularizers on merge
-
-    def reparameterize(mu: Tensor, logvar: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """``z = mu + exp(logvar / 2) * eps``, ``eps ~ N(0, I)`` (Kingma & Welling 2014)."""
-        noise = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-        return mu + (0.5 * logvar).exp() * noise
-
-    def kl_divergence(mu: Tensor, logvar: Tensor) -> Tensor:
-        """Per sample ``KL(N(mu, exp(logvar)) || N(0, I))`` summed over the last dimension."""
-        return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1)
 
 
 def ego_step(speed: Tensor, y: Tensor, action: Tensor, dt: float) -> tuple[Tensor, Tensor]:
