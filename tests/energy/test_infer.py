@@ -65,7 +65,7 @@ def test_infer_latent_over_discrete_set_matches_explicit_argmin():
 
 
 def test_infer_latent_by_gradient_from_init():
-    energy = FunctionEnergy(lambda y, x, z: ((y - 3 * z) ** 2).sum(-1))
+    energy = FunctionEnergy(lambda y, x, z: ((y - 3 * z) ** 2).sum(-1), has_latent=True)
     y = torch.tensor([[3.0], [-6.0]], dtype=torch.float64)
     z = infer_latent(energy, y, init=torch.zeros_like(y), steps=300, lr=0.02)
     torch.testing.assert_close(z, y / 3, atol=1e-6, rtol=0)
@@ -119,7 +119,7 @@ def test_error_messages_for_missing_candidates_and_init():
     with pytest.raises(ValueError, match="method='gradient' needs an initial value init"):
         infer(energy, x, method="gradient")
     with pytest.raises(ValueError, match="method='langevin' needs an initial value init"):
-        infer_latent(energy, torch.zeros(2, 1), method="langevin")
+        infer_latent(FunctionEnergy(energy.fn, has_latent=True), torch.zeros(2, 1), method="langevin")
     with pytest.raises(ValueError, match="candidates is empty"):
         infer(energy, x, candidates=torch.zeros(0, 1))
     with pytest.raises(ValueError, match="infer needs x, init or batch_size"):
