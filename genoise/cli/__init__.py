@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from genoise.cli.demo import SECTIONS, run_demo
-from genoise.cli.recipes import list_recipes, load_recipe, resolve_config
+from genoise.recipes import list_recipes, load_recipe, resolve_config
 
 # kind -> ("module:function", preset options); the function is fn(run_dir: Path, **options) -> dict
 EVALUATORS: dict[str, tuple[str, dict]] = {

@@ -98,7 +98,9 @@ def load_cifar10(data_dir: str | os.PathLike | None = None, split: str = "train"
     folder = None
     base = resolve_data_dir(data_dir)
     if base is None:
-        raise ValueError("CIFAR-10 needs a data folder: set GENOISE_DATA or pass data_dir")
+        raise ValueError("cifar10 needs a data folder: set GENOISE_DATA or pass --data-dir / "
+                         "data_dir= (looked for *.bin in <data folder>/cifar-10-batches-bin/, "
+                         "cifar10/, cifar10-subset/); dataset=digits is always available")
     for sub in ("cifar-10-batches-bin", "cifar10", "cifar10-subset", "."):
         candidate = base / sub
         if any(candidate.glob("*.bin")):
@@ -121,8 +123,9 @@ def _dataset_folder(data_dir: str | os.PathLike | None, name: str, probe: str) -
     """``<base>/<name>`` or ``<base>`` itself, whichever holds a file matching the glob ``probe``."""
     base = resolve_data_dir(data_dir)
     if base is None:
-        raise ValueError(f"{name} needs a data folder: set GENOISE_DATA or pass data_dir "
-                         "(or use dataset=digits, which is always available)")
+        raise ValueError(f"{name} needs a data folder: set GENOISE_DATA or pass --data-dir / "
+                         f"data_dir= (looked for {probe} in <data folder>/{name}/); "
+                         "dataset=digits is always available")
     for candidate in (base / name, base):
         if any(candidate.glob(probe)):
             return candidate
@@ -130,16 +133,30 @@ def _dataset_folder(data_dir: str | os.PathLike | None, name: str, probe: str) -
 
 
 def load_dataset(name: str, split: str = "train", *, data_dir: str | os.PathLike | None = None,
-                 fallback: bool = False) -> ImageData:
-    """Load ``name`` ∈ {digits, mnist, cifar10}. With ``fallback=True``, a missing data
-    folder for MNIST gives scikit-learn's digits instead (and says so on stderr)."""
+                 subset: int = 0, seed: int = 0, fallback: bool = False) -> ImageData:
+    """Load ``name`` ∈ {digits, mnist, cifar10}; ``subset > 0`` keeps the first ``subset``
+    samples of a permutation seeded by ``seed`` (all of them when ``subset`` ≥ N).
+
+    A data set that needs a data folder never falls back to another one silently: without
+    ``GENOISE_DATA`` / ``data_dir`` the error names the variable and the files looked for.
+    ``dataset=digits`` (scikit-learn's bundled 8×8 digits) is always available.
+    ``fallback=True`` is deprecated (it is the old silent MNIST → digits fallback, kept for
+    callers that print it loudly) and will go.
+    """
     check_choice("dataset", name, DATASETS)
+    if isinstance(subset, bool) or not isinstance(subset, int) or subset < 0:
+        raise ValueError(f"subset must be an int >= 0 (0 = every sample), got {subset!r}")
     if name == "digits":
-        return load_digits(split)
-    if name == "mnist" and fallback and resolve_data_dir(data_dir) is None:
+        data = load_digits(split)
+    elif name == "mnist" and fallback and resolve_data_dir(data_dir) is None:
         import sys
 
         print("genoise: no data folder (GENOISE_DATA unset): using scikit-learn's 8x8 digits "
               "instead of MNIST", file=sys.stderr)
-        return load_digits(split)
-    return load_mnist(data_dir, split) if name == "mnist" else load_cifar10(data_dir, split)
+        data = load_digits(split)
+    else:
+        data = load_mnist(data_dir, split) if name == "mnist" else load_cifar10(data_dir, split)
+    if subset and subset < data.images.shape[0]:
+        order = torch.randperm(data.images.shape[0], generator=torch.Generator().manual_seed(int(seed)))
+        data = ImageData(data.images[order[:subset]], data.labels[order[:subset]])
+    return data

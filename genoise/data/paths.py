@@ -22,8 +22,19 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path | None:
     return path
 
 
-def require_file(path: Path, what: str) -> Path:
-    """Raise ``FileNotFoundError`` naming ``path`` and what it should hold."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing ({what})")
-    return path
+_READS: list[str] = []
+
+
+def record_read(source: str) -> None:
+    """Note that a data file (or a bundled set, e.g. ``"sklearn digits"``) was read, so that
+    a run can record in ``config.yaml`` which data it really used (see :func:`data_reads`)."""
+    if source not in _READS:
+        _READS.append(source)
+
+
+def data_reads(clear: bool = False) -> list[str]:
+    """The sources recorded by :func:`record_read` in this process, in order of first read."""
+    reads = list(_READS)
+    if clear:
+        _READS.clear()
+    return reads

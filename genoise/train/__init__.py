@@ -11,12 +11,14 @@ from genoise.train.distributed import (
 )
 from genoise.train.run import Run, resolve_device
 from genoise.train.seed import derive_seed, get_rng_state, seed_everything, set_rng_state
-from genoise.train.trainer import NonFiniteLossError, Trainer
+from genoise.train.trainer import DivergedError, NonFiniteLossError, RunInterrupted, Trainer
 
 __all__ = [
     "CHECKPOINT_NAME",
+    "DivergedError",
     "NonFiniteLossError",
     "Run",
+    "RunInterrupted",
     "Trainer",
     "all_gather_with_grad",
     "barrier",

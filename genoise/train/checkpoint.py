@@ -4,15 +4,19 @@ in the middle of a save leaves the previous checkpoint intact.
 
 A :class:`~genoise.train.Trainer` checkpoint (``last.pt``) holds::
 
-    {"format": 1, "step": int, "seed": int, "batch_size": int, "world_size": int,
+    {"format": 2, "kind": str, "config": dict, "step": int, "max_steps": int, "seed": int,
+     "batch_size": int, "world_size": int, "divergence_reference": [|loss|, grad norm] | None,
      "model": state_dict, "optimizer": state_dict, "scheduler": state_dict | None,
      "extra_state": {name: state_dict}, "rng": [per-rank RNG states]}
+
+Every training loop of genoise writes this envelope: ``format``, ``kind`` (what was
+trained: ``"ssl-vicreg"``, ``"estimator-kmeans"``…), ``config`` and ``step``, then its own
+state (``model``/``optimizer`` for gradient training, ``state`` for an estimator).
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +26,7 @@ from torch import nn
 from genoise.io import atomic_torch_save
 
 CHECKPOINT_NAME = "last.pt"
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
@@ -43,11 +47,12 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=weights_only)
-    except (RuntimeError, EOFError, pickle.UnpicklingError) as err:
-        raise ValueError(f"checkpoint {path} is unreadable ({type(err).__name__}: "
-                         f"{str(err).splitlines()[0] if str(err) else ''})") from err
+    except Exception as err:  # torch.load raises many types on garbage (pickle, zip, unicode…)
+        detail = str(err).splitlines()[0] if str(err) else ""
+        raise ValueError(f"not a genoise checkpoint: {path} (unreadable: {type(err).__name__}"
+                         f"{': ' + detail[:120] if detail else ''})") from err
     if not isinstance(state, dict) or "step" not in state:
-        raise ValueError(f"checkpoint {path} is not a genoise checkpoint (no 'step' entry)")
+        raise ValueError(f"not a genoise checkpoint: {path} (no 'step' entry)")
     return state
 
 

@@ -93,6 +93,14 @@ def all_reduce_mean(tensor: Tensor) -> Tensor:
     return out
 
 
+def all_reduce_max(tensor: Tensor) -> Tensor:
+    """Element-wise maximum of ``tensor`` over processes (a copy; not differentiable)."""
+    out = tensor.detach().clone()
+    if is_distributed() and world_size() > 1:
+        dist.all_reduce(out, op=dist.ReduceOp.MAX)
+    return out
+
+
 class _AllGatherWithGrad(torch.autograd.Function):
     """All-gather whose backward sums each rank's gradient for every shard and returns the
     local one: the gradient of the global objective ``sum_r loss_r`` with respect to this

@@ -44,6 +44,8 @@ class Run:
     data_dir : Path|None  where real data sets live (``GENOISE_DATA`` / ``data_dir=``)
     resume : bool         continue from the last checkpoint in ``dir``
     progress : bool       show progress bars
+    stop_after : int|None  every training loop stops (checkpoint, then ``RunInterrupted``)
+                          after finishing this step (``genoise train --stop-after K``)
     """
 
     dir: Path
@@ -53,6 +55,7 @@ class Run:
     resume: bool = False
     progress: bool = True
     tensorboard: bool = False
+    stop_after: int | None = None
 
     def __post_init__(self) -> None:
         self.dir = Path(self.dir)
@@ -98,7 +101,8 @@ class Run:
     def subrun(self, name: str, **overrides: Any) -> Run:
         """A child run in ``dir/name`` sharing device, data folder and flags."""
         fields = dict(config=self.config, device=self.device, data_dir=self.data_dir,
-                      resume=self.resume, progress=self.progress, tensorboard=self.tensorboard)
+                      resume=self.resume, progress=self.progress, tensorboard=self.tensorboard,
+                      stop_after=self.stop_after)
         fields.update(overrides)
         return Run(self.dir / name, **fields)
 

@@ -41,15 +41,31 @@ from genoise.train.seed import (
 )
 
 StepOutput = Tensor | Mapping[str, Any]
+BatchSource = Callable[[int, torch.Generator], tuple[Tensor, ...]]
 StepFn = Callable[[nn.Module, tuple[Tensor, ...], torch.Generator], StepOutput]
 Callback = Callable[["Trainer", int, dict[str, float]], Mapping[str, Any] | None]
 
 # purposes mixed into derive_seed(seed, purpose, key) so the streams are unrelated
-_GLOBAL, _GENERATOR, _PERMUTATION = 0, 1, 2
+_GLOBAL, _GENERATOR, _PERMUTATION, _DATA = 0, 1, 2, 3
 
 
 class NonFiniteLossError(ValueError):
     """The loss or the gradient norm became NaN/Inf; training stopped before the update."""
+
+
+class DivergedError(NonFiniteLossError):
+    """The loss or the gradient norm grew past ``diverge_factor`` times its start; training
+    stopped before the update (the last good checkpoint is kept)."""
+
+
+class RunInterrupted(Exception):  # noqa: N818 — an interruption, not an error
+    """Raised by a training loop after it finished and checkpointed step ``run.stop_after``
+    (``genoise train --stop-after K``); ``--resume`` continues from there."""
+
+    def __init__(self, step: int, checkpoint: Path | None) -> None:
+        super().__init__(f"stopped after step {step} as asked; checkpoint {checkpoint}; "
+                         "continue with --resume")
+        self.step, self.checkpoint = step, checkpoint
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -84,7 +100,12 @@ class Trainer:
         randomness (noise, augmentations, negatives). Returns a scalar loss tensor, or a
         dict with ``"loss"`` and other scalars to log. Under DDP call ``model(...)`` (the
         wrapper) so gradients are synchronised.
-    data : tuple of Tensors (N, ...) | TensorDataset | Tensor
+    data : tuple of Tensors (N, ...) | TensorDataset | Tensor | batch source
+        in-memory samples (shuffled per epoch), or a callable ``sample(step, generator) ->
+        tuple of Tensors`` drawing the batch of update ``step`` with a CPU generator that
+        the Trainer seeds and checkpoints (a simulator, a sequence sampler…); it must be a
+        pure function of its arguments and its own seeded state for resume to be exact
+    steps_per_epoch : int, optional  with a batch source only: updates per "epoch" (logged)
     run : Run, optional          run folder, device, progress and metrics writer come from it
     run_dir : path, optional     alternative to ``run``; with neither, nothing is written
     max_steps : int              total number of optimizer updates
@@ -101,6 +122,16 @@ class Trainer:
     callbacks : callables ``cb(trainer, step, metrics) -> dict | None`` run on every rank at
         every log (an online probe, an evaluation); a returned dict is added to the row
     ddp_kwargs : dict, optional  extra ``DistributedDataParallel`` arguments
+    desc : str                   what is trained, shown on the progress bar
+    kind : str                   what the checkpoint holds (``"ssl-vicreg"``); a resume from
+        a checkpoint of another kind is refused
+    config : dict, optional      the run's configuration, stored in the checkpoint
+    diverge_factor : float | None
+        stop as diverged when |loss| > factor·max(|loss at the first step|, 1) or the
+        gradient norm > factor·max(first gradient norm, 1) (``None``: only NaN/Inf stop)
+
+    Raises ``NonFiniteLossError`` / ``DivergedError`` (before the update; the last good
+    checkpoint is kept) and ``RunInterrupted`` after step ``run.stop_after``.
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, step_fn: StepFn, data: Any, *,
@@ -110,7 +141,9 @@ class Trainer:
                  grad_clip: float | None = None, progress: bool | None = None,
                  tensorboard: bool | None = None, device: str | torch.device | None = None,
                  extra_state: Mapping[str, Any] | None = None,
-                 callbacks: Iterable[Callback] = (), ddp_kwargs: Mapping[str, Any] | None = None) -> None:
+                 callbacks: Iterable[Callback] = (), ddp_kwargs: Mapping[str, Any] | None = None,
+                 steps_per_epoch: int | None = None, desc: str = "train", kind: str = "trainer",
+                 config: Mapping[str, Any] | None = None, diverge_factor: float | None = 1e3) -> None:
         if run is not None and run_dir is not None:
             raise ValueError("give either run or run_dir, not both")
         if not callable(step_fn):
@@ -131,16 +164,31 @@ class Trainer:
         if not all(callable(cb) for cb in self.callbacks):
             raise ValueError("every callback must be callable")
         self.step_fn, self.optimizer, self.scheduler = step_fn, optimizer, scheduler
-        self.data = _as_tensors(data)
+        self.desc, self.kind = str(desc), str(kind)
+        self.config = dict(config) if config is not None else (dict(run.config) if run is not None else {})
+        self.diverge_factor = None if diverge_factor is None else float(
+            check_positive("diverge_factor", diverge_factor))
+        self._reference: list[float] | None = None  # |loss| and grad norm of the first step
 
         D.init_distributed()
         self.rank, self.world_size = D.rank(), D.world_size()
-        self.num_samples = self.data[0].shape[0]
-        self.steps_per_epoch = self.num_samples // self.world_size // self.batch_size
-        if self.steps_per_epoch == 0:
-            per_rank = self.num_samples // self.world_size
-            raise ValueError(f"batch_size={batch_size} is larger than the {per_rank} samples per process"
-                             f" (N={self.num_samples}, world size {self.world_size})")
+        self.sample: BatchSource | None = None
+        if callable(data) and not isinstance(data, (Tensor, TensorDataset)):
+            self.sample, self.data = data, ()
+            self.num_samples = 0
+            self.steps_per_epoch = 1 if steps_per_epoch is None else _positive_int(
+                "steps_per_epoch", steps_per_epoch)
+        else:
+            if steps_per_epoch is not None:
+                raise ValueError("steps_per_epoch is only for a batch source; with in-memory data "
+                                 "it is N // (world size · batch_size)")
+            self.data = _as_tensors(data)
+            self.num_samples = self.data[0].shape[0]
+            self.steps_per_epoch = self.num_samples // self.world_size // self.batch_size
+            if self.steps_per_epoch == 0:
+                per_rank = self.num_samples // self.world_size
+                raise ValueError(f"batch_size={batch_size} is larger than the {per_rank} samples per "
+                                 f"process (N={self.num_samples}, world size {self.world_size})")
 
         self.device = self._resolve_device(device, run, model)
         self.model = model.to(self.device)
@@ -151,6 +199,8 @@ class Trainer:
                                                                    **dict(ddp_kwargs or {}))
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(derive_seed(self.seed, _GENERATOR, self.rank))
+        self.data_generator = torch.Generator()  # CPU: a batch source's randomness
+        self.data_generator.manual_seed(derive_seed(self.seed, _DATA, self.rank))
 
         self._run = run
         self.run_dir = run.dir if run is not None else (Path(run_dir) if run_dir is not None else None)
@@ -202,9 +252,19 @@ class Trainer:
         return self._perm[position * self.batch_size:(position + 1) * self.batch_size]
 
     # ------------------------------------------------------------------ one update
+    def _batch(self, step: int) -> tuple[Tensor, ...]:
+        if self.sample is None:
+            index = self.batch_indices(step)
+            return tuple(t[index].to(self.device, non_blocking=True) for t in self.data)
+        batch = self.sample(step, self.data_generator)
+        if isinstance(batch, Tensor):
+            batch = (batch,)
+        if not isinstance(batch, (tuple, list)) or not all(isinstance(t, Tensor) for t in batch):
+            raise ValueError(f"the batch source must return a tuple of Tensors, got {type(batch).__name__}")
+        return tuple(t.to(self.device, non_blocking=True) for t in batch)
+
     def _train_step(self, step: int) -> dict[str, Tensor]:
-        index = self.batch_indices(step)
-        batch = tuple(t[index].to(self.device, non_blocking=True) for t in self.data)
+        batch = self._batch(step)
         self.optimizer.zero_grad(set_to_none=True)
         output = self.step_fn(self.train_model, batch, self.generator)
         scalars = dict(output) if isinstance(output, Mapping) else {"loss": output}
@@ -242,6 +302,26 @@ class Trainer:
             raise NonFiniteLossError(f"non-finite {name} ({float(value)}) at step {step}"
                                      f"{' on some rank' if self.world_size > 1 else ''}; "
                                      f"stopped before the update, {kept}")
+        if self.diverge_factor is not None:
+            self._check_divergence(step, loss, grad_norm)
+
+    def _check_divergence(self, step: int, loss: Tensor, grad_norm: Tensor) -> None:
+        current = [abs(float(loss)), float(grad_norm)]
+        if self.world_size > 1:
+            current = D.all_reduce_max(torch.tensor(current, device=self.device)).tolist()
+        if self._reference is None:
+            self._reference = current
+            return
+        for name, value, start in zip(("|loss|", "gradient norm"), current, self._reference, strict=True):
+            bound = self.diverge_factor * max(start, 1.0)
+            if value > bound:
+                saved = self.checkpoint_path is not None and self.checkpoint_path.exists()
+                kept = (f"last good checkpoint {self.checkpoint_path} kept" if saved
+                        else "no checkpoint written")
+                raise DivergedError(f"diverged: {name} {value:.4g} at step {step} exceeds "
+                                    f"{self.diverge_factor:g} x max(its first value {start:.4g}, 1); "
+                                    "stopped before the update, "
+                                    f"{kept} (lower lr, or diverge_factor=None to disable)")
 
     # ------------------------------------------------------------------ logging
     def _log(self, window: dict[str, Tensor], count: int, elapsed: float, bar: Any) -> dict[str, Any]:
@@ -264,16 +344,18 @@ class Trainer:
         return row
 
     # ------------------------------------------------------------------ checkpoints
-    def _capture_rng(self) -> tuple[Tensor, tuple[Any, ...]]:
-        return self.generator.get_state(), capture_rng_state()
+    def _capture_rng(self) -> tuple[Tensor, Tensor, tuple[Any, ...]]:
+        return self.generator.get_state(), self.data_generator.get_state(), capture_rng_state()
 
     @staticmethod
-    def _portable_rng(raw: tuple[Tensor, tuple[Any, ...]]) -> dict[str, Any]:
-        return {"generator": raw[0], **portable_rng_state(raw[1])}
+    def _portable_rng(raw: tuple[Tensor, Tensor, tuple[Any, ...]]) -> dict[str, Any]:
+        return {"generator": raw[0], "data_generator": raw[1], **portable_rng_state(raw[2])}
 
     def _state(self, rng: list[dict[str, Any]]) -> dict[str, Any]:
         return {
-            "format": CHECKPOINT_FORMAT, "step": self.step, "seed": self.seed,
+            "format": CHECKPOINT_FORMAT, "kind": self.kind, "config": self.config,
+            "step": self.step, "max_steps": self.max_steps, "seed": self.seed,
+            "divergence_reference": self._reference,
             "batch_size": self.batch_size, "world_size": self.world_size,
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
@@ -314,7 +396,10 @@ class Trainer:
 
     def load_checkpoint(self, path: str | Path | None = None) -> int:
         """Restore model, optimizer, scheduler, extra state and RNGs; return the step."""
-        state = load_checkpoint(path or self.checkpoint_path, map_location="cpu")
+        path = path or self.checkpoint_path
+        state = load_checkpoint(path, map_location="cpu")
+        if state.get("kind", self.kind) != self.kind:
+            raise ValueError(f"checkpoint {path} holds a {state['kind']!r} run, not {self.kind!r}")
         for key in ("seed", "batch_size", "world_size"):
             if state.get(key) != getattr(self, key):
                 warnings.warn(f"checkpoint {key}={state.get(key)} differs from this run's "
@@ -328,13 +413,17 @@ class Trainer:
                 raise ValueError(f"checkpoint has no extra_state[{name!r}]")
             obj.load_state_dict(state["extra_state"][name])
         self.step = int(state["step"])
+        self._reference = state.get("divergence_reference")
         rng = state["rng"]
         if self.rank < len(rng):
             self.generator.set_state(rng[self.rank]["generator"])
+            if "data_generator" in rng[self.rank]:
+                self.data_generator.set_state(rng[self.rank]["data_generator"])
             set_rng_state(rng[self.rank])
         else:  # e.g. a Ctrl-C checkpoint under DDP holds rank 0's state only
             seed_everything(derive_seed(self.seed, _GLOBAL, self.rank, self.step))
             self.generator.manual_seed(derive_seed(self.seed, _GENERATOR, self.rank, self.step))
+            self.data_generator.manual_seed(derive_seed(self.seed, _DATA, self.rank, self.step))
         return self.step
 
     # ------------------------------------------------------------------ the loop
@@ -354,10 +443,12 @@ class Trainer:
                 self._metrics.truncate_after(self.step)
         else:
             self.step = 0
+            self._reference = None
             seed_everything(derive_seed(self.seed, _GLOBAL, self.rank))
             self.generator.manual_seed(derive_seed(self.seed, _GENERATOR, self.rank))
+            self.data_generator.manual_seed(derive_seed(self.seed, _DATA, self.rank))
         start = self.step
-        bar = tqdm(total=self.max_steps, initial=start, desc="train", dynamic_ncols=True,
+        bar = tqdm(total=self.max_steps, initial=start, desc=self.desc, dynamic_ncols=True,
                    disable=not (self.progress and self.is_main))
         try:
             self._loop(start, bar)
@@ -383,9 +474,12 @@ class Trainer:
             if self.step % self.log_every == 0 or self.step == self.max_steps:
                 self.last_metrics = self._log(window, count, time.perf_counter() - tic, bar)
                 window, count, tic = {}, 0, time.perf_counter()
-            if (self.checkpoint_every is not None and self.step % self.checkpoint_every == 0
-                    and self.step < self.max_steps):
+            stop = self._run is not None and self._run.stop_after == self.step
+            if stop or (self.checkpoint_every is not None and self.step % self.checkpoint_every == 0
+                        and self.step < self.max_steps):
                 self.save_checkpoint()
+            if stop:
+                raise RunInterrupted(self.step, self.checkpoint_path)
         self._snapshot = None
         if start < self.max_steps:
             self.save_checkpoint()

@@ -70,9 +70,13 @@ def test_missing_or_corrupt_checkpoint_errors(tmp_path):
         load_checkpoint(tmp_path / "absent.pt")
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match=r"bad\.pt is unreadable") as info:
+    with pytest.raises(ValueError, match=r"^not a genoise checkpoint: .*bad\.pt") as info:
         load_checkpoint(bad)
     assert "\n" not in str(info.value)
+    for garbage in (b"", b"\x80\x04K\x01.", bytes(range(256)) * 4):  # empty, a pickled int, noise
+        bad.write_bytes(garbage)
+        with pytest.raises(ValueError, match=r"^not a genoise checkpoint: "):
+            load_checkpoint(bad)
     torch.save({"weights": 1}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a genoise checkpoint"):
         load_checkpoint(tmp_path / "other.pt")

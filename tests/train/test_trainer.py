@@ -334,3 +334,89 @@ def test_bad_step_output_and_resume_without_folder_raise():
         trainer.fit()
     with pytest.raises(ValueError, match="resume=True needs a run or run_dir"):
         trainer.fit(resume=True)
+
+
+# ---------------------------------------------------------------------- batch sources
+def _source_trainer(run, *, max_steps=12, lr=0.1, **kwargs) -> Trainer:
+    """A linear model fed by a batch source drawing fresh noisy samples every step."""
+    torch.manual_seed(3)
+    model = nn.Linear(4, 1)
+    w = torch.tensor([[1.0, -2.0, 0.5, 3.0]])
+
+    def sample(step: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        x = torch.randn(16, 4, generator=generator)
+        return x, x @ w.T + 0.01 * torch.randn(16, 1, generator=generator)
+
+    def step_fn(model, batch, generator):
+        xb, yb = batch
+        return ((model(xb) - yb) ** 2).mean()
+
+    kwargs.setdefault("kind", "test-linear")
+    return Trainer(model, torch.optim.SGD(model.parameters(), lr=lr), step_fn, sample, run=run,
+                   max_steps=max_steps, batch_size=16, checkpoint_every=None, log_every=1,
+                   desc="linear", **kwargs)
+
+
+def test_batch_source_run_stops_at_stop_after_and_resumes_bit_for_bit(tmp_path):
+    from genoise.train import RunInterrupted
+
+    full = _source_trainer(Run(tmp_path / "full", progress=False))
+    full.fit()
+    interrupted = _source_trainer(Run(tmp_path / "cut", progress=False, stop_after=5))
+    with pytest.raises(RunInterrupted, match="stopped after step 5"):
+        interrupted.fit()
+    state = load_checkpoint(tmp_path / "cut" / CHECKPOINT_NAME)
+    assert state["step"] == 5 and state["kind"] == "test-linear" and state["max_steps"] == 12
+    resumed = _source_trainer(Run(tmp_path / "cut", progress=False, resume=True))
+    resumed.fit()
+    for p, q in zip(full.model.parameters(), resumed.model.parameters(), strict=True):
+        assert torch.equal(p, q)
+    assert torch.equal(full.data_generator.get_state(), resumed.data_generator.get_state())
+    assert losses(tmp_path / "full") == losses(tmp_path / "cut")
+    assert full.last_metrics["loss"] < 0.5 * losses(tmp_path / "full")[1]  # it learns
+
+
+def test_batch_source_must_return_tensors(tmp_path):
+    model = nn.Linear(2, 1)
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), lambda m, b, g: m(b[0]).sum(),
+                      lambda step, gen: [1, 2], max_steps=2, batch_size=1, progress=False)
+    with pytest.raises(ValueError, match="batch source must return a tuple of Tensors"):
+        trainer.fit()
+
+
+def test_resume_refuses_a_checkpoint_of_another_kind(tmp_path):
+    _source_trainer(Run(tmp_path / "a", progress=False), max_steps=2).fit()
+    other = _source_trainer(Run(tmp_path / "a", progress=False, resume=True), kind="ssl-vicreg")
+    with pytest.raises(ValueError, match="holds a 'test-linear' run, not 'ssl-vicreg'"):
+        other.fit()
+
+
+def test_exploding_loss_stops_as_diverged_and_keeps_the_last_good_checkpoint(tmp_path):
+    from genoise.train import DivergedError
+
+    run = Run(tmp_path / "boom", progress=False)
+    trainer = _source_trainer(run, max_steps=200, lr=5.0)  # SGD far past 2/L: |loss| grows ×~100/step
+    trainer.checkpoint_every = 1
+    with pytest.raises(DivergedError, match=r"diverged: \|loss\| .* exceeds 1000 x") as info:
+        trainer.fit()
+    assert "\n" not in str(info.value)
+    assert isinstance(info.value, NonFiniteLossError)  # the CLI reports both the same way
+    kept = load_checkpoint(tmp_path / "boom" / CHECKPOINT_NAME)
+    assert 0 < kept["step"] < 200
+    assert all(torch.isfinite(v).all() for v in kept["model"].values())
+    # the same run with the check off goes on until the loss overflows to inf/NaN
+    with pytest.raises(NonFiniteLossError) as info:
+        _source_trainer(Run(tmp_path / "off", progress=False), max_steps=400, lr=5.0,
+                        diverge_factor=None).fit()
+    assert not isinstance(info.value, DivergedError)
+
+
+def test_a_normal_run_is_not_called_diverged(tmp_path):
+    trainer = _source_trainer(Run(tmp_path / "fine", progress=False), max_steps=50)
+    assert trainer.fit()["step"] == 50
+
+
+def test_progress_bar_is_named_after_what_it_trains(tmp_path, capsys):
+    trainer = _source_trainer(Run(tmp_path / "bar", progress=True), max_steps=3)
+    trainer.fit()
+    assert "linear" in capsys.readouterr().err
