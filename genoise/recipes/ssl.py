@@ -54,14 +54,9 @@ def load_data(config: dict[str, Any], data_dir: Any = None) -> tuple[ImageData, 
     """Train / test images of ``config["dataset"]``; ``train_subset`` > 0 keeps that many
     training images, the first of a permutation seeded by ``seed``."""
     data_dir = data_dir if data_dir is not None else config.get("data_dir")
-    train_set = load_dataset(config["dataset"], "train", data_dir=data_dir)
-    test_set = load_dataset(config["dataset"], "test", data_dir=data_dir)
-    subset = int(config.get("train_subset") or 0)
-    if subset:
-        g = torch.Generator().manual_seed(int(config.get("seed", 0)))
-        keep = torch.randperm(train_set.images.shape[0], generator=g)[:subset]
-        train_set = ImageData(train_set.images[keep], train_set.labels[keep])
-    return train_set, test_set
+    train_set = load_dataset(config["dataset"], "train", data_dir=data_dir,
+                             subset=int(config.get("train_subset") or 0), seed=int(config.get("seed", 0)))
+    return train_set, load_dataset(config["dataset"], "test", data_dir=data_dir)
 
 
 def frozen_eval(backbone: torch.nn.Module, train_set: ImageData, test_set: ImageData, device: Any, *,
@@ -96,7 +91,8 @@ def train(run: Run) -> dict[str, Any]:
                       warmup_epochs=float(config["warmup_epochs"]), seed=int(config["seed"]),
                       desc=str(config["method"]), kind=f"ssl-{config['method']}")
     seconds = time.perf_counter() - start
-    results = frozen_eval(method.backbone, train_set, test_set, run.device, progress=run.progress)
+    results = frozen_eval(method.backbone, train_set, test_set, run.device, progress=run.progress,
+                          iterations=int(config["probe_iterations"]))
     features = extract_features(method.backbone, test_set.images, device=run.device)
     run.save_figure(pca_plot(features, test_set.labels,
                              title=f"{config['method']} on {config['dataset']}: test features (PCA)"),

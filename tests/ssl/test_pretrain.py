@@ -1,21 +1,18 @@
-"""End to end: a short pre-training run on digits beats the same network at random
-initialisation; the recipe entry writes its run folder; ``evaluate_run`` reads it back."""
+"""``genoise.ssl.pretrain``: a short pre-training run on digits beats the same network at
+random initialisation; the progress bar and the checkpoint say what is trained; the
+schedule's arguments are checked. (The recipe entry is tested in tests/recipes/test_ssl.py.)"""
 
 from __future__ import annotations
-
-import json
 
 import pytest
 import torch
 
 from genoise.data import load_dataset
-from genoise.io import read_metrics
 from genoise.ssl.augment import ViewAugment
 from genoise.ssl.backbones import make_backbone
 from genoise.ssl.evaluate import extract_features, knn_accuracy
 from genoise.ssl.methods import build_method
 from genoise.ssl.pretrain import pretrain
-from genoise.ssl.recipes import evaluate_run, pretrain_recipe
 from genoise.train import Run
 
 
@@ -39,22 +36,26 @@ def test_short_simclr_run_on_digits_beats_random_init_knn():
     assert row["rankme"] > 5 and row["probe_test_acc"] > 50
 
 
-def test_recipe_entry_writes_metrics_checkpoint_plot_and_evaluates(tmp_path):
-    config = {"method": "vicreg", "dataset": "digits", "epochs": 2, "batch_size": 256, "out_dim": 32,
-              "width": 8, "proj_hidden": 64, "proj_dim": 64, "seed": 0, "device": "cpu", "data_dir": None}
-    run = Run(tmp_path / "run", config=config, progress=False)
-    run.save_config()
-    summary = pretrain_recipe(run)
-    rows = read_metrics(run.path("metrics.jsonl"))
-    assert len(rows) == 2  # one row per epoch
-    for key in ("ssl_loss", "probe_test_acc", "rankme", "emb_std_mean", "alignment", "uniformity"):
-        assert key in rows[-1]
-    assert run.path("last.pt").is_file() and run.path("embedding_pca.png").stat().st_size > 1000
-    assert 0 <= summary["linear_acc"] <= 100
-    knn = evaluate_run(run.dir, "knn")
-    assert knn["knn_k20"] == pytest.approx(summary["knn_k20"])
-    assert json.loads(run.path("eval_knn.json").read_text()) == knn
-    with pytest.raises(ValueError, match="kind must be"):
-        evaluate_run(run.dir, "svm")
-    with pytest.raises(ValueError, match="not a run folder"):
-        evaluate_run(tmp_path, "knn")
+def _tiny(run=None, **kwargs):
+    train = load_dataset("digits", "train", subset=256)
+    torch.manual_seed(0)
+    backbone = make_backbone("conv", in_channels=1, image_size=8, out_dim=8, width=4)
+    method = build_method("simclr", backbone, proj_hidden=16, proj_dim=8)
+    return pretrain(method, train, augment=ViewAugment("digits"), run=run, batch_size=128,
+                    progress=True, **{"epochs": 1, **kwargs})
+
+
+def test_the_progress_bar_and_the_checkpoint_name_the_method(tmp_path, capsys):
+    _tiny(Run(tmp_path / "run", progress=True))
+    assert "simclr" in capsys.readouterr().err
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=False)["kind"] == "ssl-simclr"
+    _tiny(Run(tmp_path / "other", progress=True), desc="my label", kind="ssl-custom")
+    assert "my label" in capsys.readouterr().err
+    assert torch.load(tmp_path / "other" / "last.pt", weights_only=False)["kind"] == "ssl-custom"
+
+
+@pytest.mark.parametrize("kwargs, message", [({"epochs": 0}, "epochs must be > 0"),
+                                             ({"warmup_epochs": -1.0}, "warmup_epochs must be >= 0")])
+def test_bad_schedule_is_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        _tiny(**kwargs)
