@@ -1,30 +1,17 @@
-"""The ``genoise`` command line: ``train``, ``recipes``, ``demo`` (see ``--help``)."""
+"""The ``genoise`` command line: ``train``, ``eval``, ``recipes``, ``demo``, ``world``, ``plan``.
+
+Thin: it parses, validates and dispatches to the recipe modules of :mod:`genoise.recipes`;
+nothing here is capability-specific. torch is imported only by the commands that need it,
+so ``genoise --help`` answers at once.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-from genoise.cli.demo import SECTIONS, run_demo
-from genoise.recipes import list_recipes, load_recipe, resolve_config
-
-# kind -> ("module:function", preset options); the function is fn(run_dir: Path, **options) -> dict
-EVALUATORS: dict[str, tuple[str, dict]] = {
-    "linear": ("genoise.ssl.recipes:evaluate_run", {"kind": "linear"}),
-    "knn": ("genoise.ssl.recipes:evaluate_run", {"kind": "knn"}),
-    "babi": ("genoise.memory.recipes:evaluate_babi_run", {}),
-    "driving": ("genoise.world.evaluate:evaluate_driving_run", {}),
-}
-# sub-commands whose arguments are parsed by the capability itself: name -> "module:main(argv)"
-PASSTHROUGH: dict[str, tuple[str, str]] = {
-    "world": ("genoise.world.cli:collect_main",
-              "world-model data: genoise world collect OUT_DIR [--episodes N ...]"),
-    "plan": ("genoise.world.cli:plan_main",
-             "drive with a planner over a learned model: genoise plan MODEL_RUN --planner mpc|cem|mppi"),
-}
+from genoise.recipes import DEMO_SECTIONS, EVALUATORS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,75 +20,66 @@ def _parser() -> argparse.ArgumentParser:
         description="Energy-based self-supervised learning and latent-variable world models.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = sub.add_parser("train", help="run a recipe: genoise train RECIPE [key=value ...]",
-                           description="Run a training recipe. `genoise recipes` lists them.")
+    train = sub.add_parser(
+        "train", help="run a recipe: genoise train RECIPE [key=value ...]",
+        description="Run a training recipe (`genoise recipes` lists them) into runs/NAME/. "
+        "An existing run folder is never replaced silently: continue it with --resume, or "
+        "replace it with --overwrite. One writer per run folder.")
     train.add_argument("recipe", help="recipe name (see `genoise recipes`) or a YAML path")
     train.add_argument("overrides", nargs="*", metavar="key=value",
                        help="override a configuration value of the recipe")
-    train.add_argument("--name", help="run name (default: the recipe name)")
+    train.add_argument("--name", help="run folder name inside --runs-dir (default: the recipe name)")
     train.add_argument("--runs-dir", default="runs", help="parent folder of run folders")
     train.add_argument("--data-dir", help="folder holding data sets (default: $GENOISE_DATA)")
     train.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: recipe's)")
-    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run in --name from its checkpoints (its config.yaml is the "
+                            "base; key=value may change schedule keys, not the model's)")
+    train.add_argument("--overwrite", action="store_true",
+                       help="delete the existing run folder --name and start again")
+    train.add_argument("--stop-after", type=int, metavar="K",
+                       help="stop after step K of the (first unfinished) training loop, "
+                            "checkpointed; continue with --resume")
     train.add_argument("--no-progress", action="store_true", help="hide progress bars")
     train.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard")
 
-    evaluate = sub.add_parser("eval", help="evaluate a finished run: genoise eval KIND RUN_DIR",
+    evaluate = sub.add_parser("eval", help="evaluate a finished run: genoise eval KIND RUN_DIR [key=value]",
                               description="Evaluate a run folder. Kinds: "
-                              f"{', '.join(EVALUATORS) or 'none yet'}.")
+                              f"{', '.join(EVALUATORS)}. Examples: genoise eval knn runs/vicreg-mnist "
+                              "k=20; genoise eval linear runs/vicreg-mnist epochs=50.")
     evaluate.add_argument("kind", help="what to evaluate (" + ", ".join(EVALUATORS) + ")")
     evaluate.add_argument("run_dir", help="the run folder written by `genoise train`")
     evaluate.add_argument("options", nargs="*", metavar="key=value",
                           help="evaluator options (e.g. k=20)")
 
-    for name, (_, help_text) in PASSTHROUGH.items():
-        passthrough = sub.add_parser(name, help=help_text, add_help=False)
-        passthrough.add_argument("rest", nargs=argparse.REMAINDER)
-
-    recipes = sub.add_parser("recipes", help="list the shipped recipes",
-                             description="List recipes, or show one with its defaults.")
-    recipes.add_argument("recipe", nargs="?", help="show this recipe's configuration")
+    recipes = sub.add_parser("recipes", help="list the shipped recipes, or explain one's keys",
+                             description="List recipes, or show one with every key explained.")
+    recipes.add_argument("recipe", nargs="?", help="show this recipe's keys: meaning, type, range, default")
 
     demo = sub.add_parser("demo", help="run the short demo of every capability",
                           description="Run the demo sections and write runs/demo/report.md. "
-                          f"Sections: {', '.join(SECTIONS)}.")
+                          f"Sections: {', '.join(DEMO_SECTIONS)}.")
     demo.add_argument("--only", action="append", metavar="NAME",
-                      help="run only this section (repeatable)")
+                      help="run only this section (repeatable); the report keeps the others")
     demo.add_argument("--full", action="store_true", help="longer settings (takes longer)")
     demo.add_argument("--out", default="runs/demo", help="output folder")
     demo.add_argument("--data-dir", help="folder holding data sets (default: $GENOISE_DATA)")
     demo.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    from genoise.cli.world import add_subcommands
+
+    add_subcommands(sub)
     return parser
 
 
-def _train(args: argparse.Namespace) -> int:
-    from genoise.data.paths import resolve_data_dir
-    from genoise.train.run import Run, resolve_device
-
-    recipe = load_recipe(args.recipe)
-    overrides = list(args.overrides)
-    if args.data_dir:
-        overrides.append(f"data_dir={args.data_dir}")
-    if args.device:
-        overrides.append(f"device={args.device}")
-    config = resolve_config(recipe, overrides)
-    run = Run(Path(args.runs_dir) / (args.name or recipe.name), config=config,
-              device=resolve_device(config["device"]),
-              data_dir=resolve_data_dir(config["data_dir"]), resume=args.resume,
-              progress=not args.no_progress, tensorboard=args.tensorboard)
-    run.save_config()
-    summary = recipe.load_entry()(run) or {}
-    run.save_summary(summary)
-    print(json.dumps(summary, indent=2, default=str))
-    print(f"run folder: {run.dir}")
-    return 0
-
-
 def _eval(args: argparse.Namespace) -> int:
-    import importlib
+    import json
+    from pathlib import Path
 
     import yaml
+
+    from genoise.recipes import recipe_module
 
     if args.kind not in EVALUATORS:
         raise ValueError(f"unknown evaluation kind {args.kind!r}; available: {', '.join(EVALUATORS)}")
@@ -111,24 +89,28 @@ def _eval(args: argparse.Namespace) -> int:
     options = {}
     for item in args.options:
         key, sep, raw = item.partition("=")
-        if not sep:
+        if not sep or not key:
             raise ValueError(f"option {item!r} must look like key=value")
-        options[key] = yaml.safe_load(raw)
-    target, preset = EVALUATORS[args.kind]
-    module_name, _, attr = target.partition(":")
-    result = getattr(importlib.import_module(module_name), attr)(run_dir, **{**preset, **options})
+        try:
+            options[key] = yaml.safe_load(raw) if raw != "" else None
+        except yaml.YAMLError as err:
+            raise ValueError(f"option {item!r}: not a valid value ({str(err).splitlines()[0]})") from err
+    module, preset = EVALUATORS[args.kind]
+    result = recipe_module(module).evaluate(run_dir, **{**preset, **options})
     print(json.dumps(result, indent=2, default=str))
     return 0
 
 
 def _recipes(args: argparse.Namespace) -> int:
+    from genoise.recipes import list_recipes, load_recipe
+
     if args.recipe:
         recipe = load_recipe(args.recipe)
-        print(f"{recipe.name}: {recipe.description}\nentry: {recipe.entry}\nconfig:")
-        for key, value in recipe.config.items():
-            allowed = f"   (one of: {', '.join(map(str, recipe.choices[key]))})" \
-                if key in recipe.choices else ""
-            print(f"  {key} = {value!r}{allowed}")
+        print(f"{recipe.name}: {recipe.description}\nentry: {recipe.entry}\nkeys (meaning; type; "
+              "range or choices; default):")
+        width = max(map(len, recipe.config))
+        for key in recipe.config:
+            print(f"  {key:<{width}}  {recipe.describe_key(key)}")
         return 0
     recipes = list_recipes()
     width = max((len(r.name) for r in recipes), default=0)
@@ -138,6 +120,9 @@ def _recipes(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from genoise.cli.demo import run_demo
     from genoise.data.paths import resolve_data_dir
 
     report = run_demo(Path(args.out), only=args.only, full=args.full, device=args.device,
@@ -146,30 +131,15 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _passthrough(argv: list[str]) -> int:
-    import importlib
+def _train(args: argparse.Namespace) -> int:
+    from genoise.cli.train import train
 
-    name, rest = argv[0], argv[1:]
-    if name == "world":
-        if not rest or rest[0] != "collect":
-            asked = rest[:1] in (["-h"], ["--help"])
-            print("usage: genoise world collect OUT_DIR [options]   (see: genoise world collect --help)",
-                  file=sys.stdout if asked else sys.stderr)
-            return 0 if asked else 2
-        rest = rest[1:]
-    module_name, _, attr = PASSTHROUGH[name][0].partition(":")
-    try:
-        return int(getattr(importlib.import_module(module_name), attr)(rest) or 0)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"genoise: error: {err}", file=sys.stderr)
-        return 2
+    return train(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``genoise`` command; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in PASSTHROUGH:
-        return _passthrough(argv)
     parser = _parser()
     args, extras = parser.parse_known_args(argv)
     # key=value overrides may come after options (`genoise train R --resume steps=9`).
@@ -181,10 +151,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extras:
         parser.error(f"unrecognized arguments: {' '.join(extras)}")
     handlers = {"train": _train, "recipes": _recipes, "demo": _demo, "eval": _eval}
+    handler = getattr(args, "handler", None) or handlers[args.command]
     try:
-        return handlers[args.command](args)
+        return int(handler(args) or 0)
     except (ValueError, FileNotFoundError) as err:
-        print(f"genoise: error: {err}", file=sys.stderr)
+        print(f"genoise: error: {str(err).splitlines()[0] if str(err) else type(err).__name__}",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("genoise: interrupted (the last checkpoint is kept; rerun with --resume)",

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from genoise._checks import check_choice
 from genoise.data.idx import read_idx
-from genoise.data.paths import resolve_data_dir
+from genoise.data.paths import record_read, resolve_data_dir
 
 DATASETS = ("digits", "mnist", "cifar10")
 
@@ -148,6 +148,7 @@ def load_dataset(name: str, split: str = "train", *, data_dir: str | os.PathLike
         raise ValueError(f"subset must be an int >= 0 (0 = every sample), got {subset!r}")
     if name == "digits":
         data = load_digits(split)
+        record_read("sklearn digits")
     elif name == "mnist" and fallback and resolve_data_dir(data_dir) is None:
         import sys
 

@@ -9,7 +9,14 @@ import yaml
 
 from genoise.cli import demo as demo_module
 from genoise.cli import main
-from genoise.cli.recipes import list_recipes, load_recipe, resolve_config
+from genoise.recipes import (
+    DEMO_SECTIONS,
+    EVALUATORS,
+    list_recipes,
+    load_recipe,
+    recipe_module,
+    resolve_config,
+)
 
 
 def test_help_exits_zero_for_every_command(capsys):
@@ -73,7 +80,8 @@ def test_recipes_command_lists_and_shows(capsys):
     assert main(["recipes"]) == 0
     assert "loss-table" in capsys.readouterr().out
     assert main(["recipes", "loss-table"]) == 0
-    assert "one of: mnist, digits" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "one of mnist, digits" in out and "default" in out
 
 
 def test_train_writes_config_metrics_and_summary(tmp_path):
@@ -98,25 +106,51 @@ def test_bad_device_is_a_one_line_error(tmp_path, capsys):
 def test_demo_writes_report_with_every_section_and_rejects_unknown(tmp_path, monkeypatch):
     def fake(run, full):
         (run.dir / "pic.png").write_bytes(b"png")
-        return f"## fake {run.name} full={full}"
+        return f"## fake {run.name} full={full}\n\n![picture](pic.png)"
 
-    monkeypatch.setattr(demo_module, "SECTIONS", {"one": "x:y", "two": "x:y"})
-    monkeypatch.setattr(demo_module.importlib, "import_module",
-                        lambda name: type("M", (), {"y": staticmethod(fake)}))
+    monkeypatch.setattr(demo_module, "DEMO_SECTIONS", {"one": "x", "two": "x"})
+    monkeypatch.setattr(demo_module, "_section_function", lambda name: fake)
     report = demo_module.run_demo(tmp_path, full=True, progress=False)
     text = report.read_text()
     assert "## fake one full=True" in text and "## fake two full=True" in text
+    assert "![picture](one/pic.png)" in text and "![picture](two/pic.png)" in text
     assert "| **total** |" in text
     with pytest.raises(ValueError, match=r"unknown demo section\(s\) three; available: one, two"):
         demo_module.run_demo(tmp_path, only=["three"])
 
 
-def test_demo_sections_are_all_importable():
-    import importlib
+def test_demo_only_updates_its_section_and_keeps_the_others(tmp_path, monkeypatch):
+    calls = []
 
-    for name, target in demo_module.SECTIONS.items():
-        module_name, _, attr = target.partition(":")
-        assert callable(getattr(importlib.import_module(module_name), attr)), name
+    def fake(run, full):
+        calls.append(run.name)
+        return f"## {run.name} call {len(calls)}"
+
+    monkeypatch.setattr(demo_module, "DEMO_SECTIONS", {"one": "x", "two": "x"})
+    monkeypatch.setattr(demo_module, "_section_function", lambda name: fake)
+    demo_module.run_demo(tmp_path, progress=False)
+    text = demo_module.run_demo(tmp_path, only=["two"], progress=False).read_text()
+    assert calls == ["one", "two", "two"]
+    assert "## one call 1" in text and "## two call 3" in text and "## two call 2" not in text
+
+
+def test_demo_refuses_a_link_to_a_file_the_section_did_not_write(tmp_path, monkeypatch):
+    monkeypatch.setattr(demo_module, "DEMO_SECTIONS", {"one": "x"})
+    monkeypatch.setattr(demo_module, "_section_function", lambda name: lambda run, full: "![x](gone.png)")
+    with pytest.raises(ValueError, match=r"links 'gone\.png', which it did not write"):
+        demo_module.run_demo(tmp_path, progress=False)
+
+
+def test_every_demo_section_and_evaluator_is_a_recipe_module_function():
+    for module in DEMO_SECTIONS.values():
+        assert callable(recipe_module(module).demo), module
+    for module, _ in EVALUATORS.values():
+        assert callable(recipe_module(module).evaluate), module
+
+
+def test_no_entry_or_section_points_into_a_capability_package():
+    for recipe in list_recipes():
+        assert recipe.entry.startswith("genoise.recipes."), (recipe.name, recipe.entry)
 
 
 def test_eval_refuses_unknown_kind_and_missing_folder(tmp_path, capsys):
@@ -127,29 +161,21 @@ def test_eval_refuses_unknown_kind_and_missing_folder(tmp_path, capsys):
     assert "no such run folder" in capsys.readouterr().err
 
 
-def test_evaluators_and_passthrough_commands_are_importable():
-    import importlib
-
-    from genoise.cli import EVALUATORS, PASSTHROUGH
-
-    for target in [t for t, _ in EVALUATORS.values()] + [t for t, _ in PASSTHROUGH.values()]:
-        module_name, _, attr = target.partition(":")
-        assert callable(getattr(importlib.import_module(module_name), attr)), target
-
-
-def test_world_without_collect_prints_usage(capsys):
-    assert main(["world"]) == 2
-    assert "genoise world collect OUT_DIR" in capsys.readouterr().err
-    assert main(["world", "--help"]) == 0
+def test_world_without_a_subcommand_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["world"])
+    assert info.value.code == 2
+    assert "genoise world" in capsys.readouterr().err
 
 
 def test_train_resume_continues_from_the_checkpoint_to_the_same_result(tmp_path):
     base = ["train", "loss-table", "dataset=digits", "batch_size=32", "losses=[nll]",
             "--runs-dir", str(tmp_path), "--no-progress", "--device", "cpu"]
     assert main([*base, "steps=12", "--name", "straight"]) == 0
-    # An interrupted run: 6 steps, then resumed with the full budget.
-    assert main([*base, "steps=6", "--name", "resumed"]) == 0
-    assert main([*base, "steps=12", "--name", "resumed", "--resume"]) == 0
+    # An interrupted run: stopped after 6 steps, then resumed.
+    assert main([*base, "steps=12", "--name", "resumed", "--stop-after", "6"]) == 0
+    assert not (tmp_path / "resumed" / "summary.json").exists()
+    assert main([*base, "--name", "resumed", "--resume"]) == 0
     straight = json.loads((tmp_path / "straight" / "summary.json").read_text())["rows"][0]
     resumed = json.loads((tmp_path / "resumed" / "summary.json").read_text())["rows"][0]
     assert resumed["test_error"] == straight["test_error"]

@@ -1,0 +1,151 @@
+"""``genoise train``: validate everything, then own the run folder, then run the recipe.
+
+Order matters (see :mod:`genoise.train.run_folder`): the configuration, its ranges, the
+device and the data folder are checked before anything is written, so a rejected command
+leaves an existing run folder untouched; then the folder is locked, stale temporaries are
+removed and ``config.yaml`` is written atomically; the recipe runs; its status
+(``finished``, ``stopped``, ``diverged``, ``failed``, ``interrupted``) and the data it read
+go into ``config.yaml`` at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from genoise.recipes import Recipe, apply_overrides, load_recipe, resolve_config
+from genoise.train import run_folder
+
+
+def _saved_config(run_dir: Path, recipe: Recipe) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The configuration and the ``run`` section of an existing run's ``config.yaml``."""
+    path = run_dir / "config.yaml"
+    try:
+        saved = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"--resume: {path} is missing, so the run cannot be continued "
+                         "(--overwrite starts it again)") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ValueError(f"--resume: {path} is not readable YAML ({type(err).__name__})") from err
+    if not isinstance(saved, dict):
+        raise ValueError(f"--resume: {path} does not hold a configuration mapping")
+    info = saved.pop("run", None) or {}
+    if info.get("recipe") not in (None, recipe.name):
+        raise ValueError(f"--resume: {run_dir} is a {info['recipe']!r} run, not {recipe.name!r}")
+    return {k: saved.get(k, v) for k, v in recipe.config.items()}, info
+
+
+def resolve_run(args: argparse.Namespace) -> tuple[Recipe, Path, dict[str, Any], dict[str, Any], list[str]]:
+    """Everything ``genoise train`` needs, validated, with nothing written yet."""
+    recipe = load_recipe(args.recipe)
+    if args.stop_after is not None and args.stop_after < 1:
+        raise ValueError(f"--stop-after must be >= 1, got {args.stop_after}")
+    run_dir = run_folder.run_path(args.runs_dir, recipe.name if args.name is None else args.name)
+    run_folder.check_reuse(run_dir, resume=args.resume, overwrite=args.overwrite)
+    overrides = list(args.overrides)
+    if args.data_dir:
+        overrides.append(f"data_dir={args.data_dir}")
+    if args.device:
+        overrides.append(f"device={args.device}")
+    info: dict[str, Any] = {}
+    changes: list[str] = []
+    if args.resume:
+        base, info = _saved_config(run_dir, recipe)
+        config = apply_overrides(recipe, base, overrides)
+        changed = [k for k in config if config[k] != base.get(k)]
+        refused = [k for k in changed if k in recipe.fixed_keys]
+        if refused:
+            raise ValueError(f"--resume cannot change {', '.join(refused)} (they define the model or "
+                             f"the data of run {run_dir}); start a new run with --name")
+        changes = [f"{k}: {base.get(k)!r} -> {config[k]!r}" for k in changed]
+    else:
+        config = resolve_config(recipe, overrides)
+    return recipe, run_dir, config, info, changes
+
+
+def _write_config(run_dir: Path, config: dict[str, Any], info: dict[str, Any]) -> None:
+    from genoise.io import atomic_write_text
+    from genoise.train.run import _plain
+
+    text = yaml.safe_dump(_plain({**config, "run": info}), sort_keys=False)
+    atomic_write_text(run_dir / "config.yaml", text)
+
+
+def summary_table(summary: dict[str, Any]) -> str:
+    """The end-of-run summary as a short two-column table (nested values as JSON)."""
+    def show(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:.4g}" if math.isfinite(value) else str(value)
+        if isinstance(value, (dict, list)):
+            text = json.dumps(value, default=str)
+            return text if len(text) <= 70 else text[:67] + "..."
+        return str(value)
+
+    rows = [(str(k), show(v)) for k, v in summary.items()]
+    if not rows:
+        return "(no summary)"
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+
+
+def train(args: argparse.Namespace) -> int:
+    """Run ``genoise train`` (see the module docstring); returns the exit status."""
+    from genoise.data.paths import data_reads, resolve_data_dir
+    from genoise.train import DivergedError, NonFiniteLossError, Run, RunInterrupted
+    from genoise.train.run import resolve_device
+
+    recipe, run_dir, config, previous, changes = resolve_run(args)
+    device = resolve_device(config["device"])
+    data_dir = resolve_data_dir(config["data_dir"])
+    with run_folder.RunLock(run_dir) as lock:
+        run_folder.check_reuse(run_dir, resume=args.resume, overwrite=args.overwrite)  # a racing writer
+        if args.overwrite:
+            run_folder.clear(run_dir)
+        lock.write_holder()
+        removed = run_folder.remove_stale_temporaries(run_dir)
+        if removed:
+            print(f"genoise: removed {len(removed)} temporary file(s) left by an interrupted write",
+                  file=sys.stderr)
+        info = run_folder.provenance(recipe=recipe.name, device=device, data_dir=data_dir)
+        if args.resume:
+            info["started"] = previous.get("started", info["started"])
+            info["resumed"] = [*previous.get("resumed", []),
+                               {"at": run_folder.now(), "changed": changes}]
+            print(f"genoise: resuming {run_dir}" + (f"; changed {'; '.join(changes)}" if changes else ""),
+                  file=sys.stderr)
+        _write_config(run_dir, config, info)
+        data_reads(clear=True)
+        run = Run(run_dir, config=config, device=device, data_dir=data_dir, resume=args.resume,
+                  progress=not args.no_progress, tensorboard=args.tensorboard, stop_after=args.stop_after)
+        status = "failed"
+        try:
+            summary = recipe.load_entry()(run) or {}
+            status = "finished"
+        except RunInterrupted as stop:
+            status = "stopped"
+            print(f"genoise: {stop}", file=sys.stderr)
+            return 0
+        except DivergedError:
+            status = "diverged"
+            raise
+        except NonFiniteLossError:
+            status = "diverged (non-finite)"
+            raise
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            run.metrics.close()
+            before = previous.get("data_read", [])
+            info.update(status=status, ended=run_folder.now(),
+                        data_read=[*before, *[r for r in data_reads(clear=True) if r not in before]])
+            _write_config(run_dir, config, info)
+        run.save_summary(summary)
+    print(f"{recipe.name}: finished\n{summary_table(summary)}\nrun folder: {run_dir}")
+    return 0
