@@ -131,13 +131,17 @@ def _evaluate_options(options: dict[str, Any]) -> dict[str, Any]:
 
 def _run_config(run_dir: Path) -> dict[str, Any]:
     """The run's ``config.yaml`` over the defaults of its recipe (run folders written before a
-    key existed get that key's default)."""
+    key existed get that key's default); ``data_dir`` falls back to the folder the run used."""
     saved = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
     if not isinstance(saved, dict) or "method" not in saved or "dataset" not in saved:
         raise ValueError(f"{run_dir / 'config.yaml'} is not the configuration of an SSL run "
                          "(no method/dataset)")
-    defaults = _recipe_config(f"{saved['method']}-{saved['dataset']}") or {}
-    return {**defaults, **saved}
+    info = saved.pop("run", None) or {}
+    recipe = info.get("recipe") or f"{saved['method']}-{saved['dataset']}"
+    config = {**(_recipe_config(str(recipe)) or {}), **saved}
+    if config.get("data_dir") is None:
+        config["data_dir"] = info.get("data_dir")
+    return config
 
 
 def evaluate(run_dir: str | Path, **options: Any) -> dict[str, float]:

@@ -182,3 +182,20 @@ def test_genoise_eval_knn_with_k_runs_from_the_command_line(trained, capsys):
     assert set(out) == {"knn_k20"}
     assert main(["eval", "knn", str(run_dir), "kk=20"]) == 2
     assert "unknown evaluation option(s) kk" in capsys.readouterr().err
+
+
+def test_evaluate_reads_a_cli_run_folder_and_one_written_before_the_new_keys(trained, tmp_path):
+    """config.yaml of `genoise train` has a `run:` section; a run folder written at ba9ed4c
+    has no pool_grid / probe_iterations: both evaluate like the original."""
+    import shutil
+
+    run_dir, summary = trained
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    for name, config in (("cli", {**saved, "run": {"recipe": "vicreg-digits", "data_dir": None}}),
+                         ("legacy", {k: v for k, v in saved.items() if k not in NEW_KEYS})):
+        folder = tmp_path / name
+        folder.mkdir()
+        shutil.copy(run_dir / "last.pt", folder / "last.pt")
+        (folder / "config.yaml").write_text(yaml.safe_dump(config))
+        assert evaluate(folder, kind="knn", k=20, progress=False) == pytest.approx(
+            {"knn_k20": summary["knn_k20"]}), name
