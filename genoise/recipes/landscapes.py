@@ -38,6 +38,7 @@ from genoise._checks import check_choice
 from genoise.data.toys import TOYS, make_toy, toy_limits
 from genoise.energy.networks import ScalarEnergy
 from genoise.energy.samplers import PersistentLangevinSampler, ReplayBuffer, uniform_init
+from genoise.io import atomic_write_text
 from genoise.nn import MLP
 from genoise.train import NonFiniteLossError, Run, Trainer
 
@@ -273,7 +274,7 @@ def train(run: Run) -> dict[str, Any]:
         check_choice("methods", method, METHODS)
     rows = run_landscapes(run, toys, methods, run.config_as(LandscapeConfig))
     table = landscape_table(rows, methods)
-    (run.dir / "table.md").write_text(table + "\n")
+    atomic_write_text(run.dir / "table.md", table + "\n")
     print(table)
     return {"rows": rows}
 
@@ -282,7 +283,7 @@ def demo(run: Run, full: bool) -> str:
     """Demo: all toys × all methods; table of held-out log-likelihoods and the heat maps."""
     cfg = LandscapeConfig(steps=2000, hidden=128) if full else LandscapeConfig(steps=500)
     rows = run_landscapes(run, cfg=cfg)
-    (run.dir / "table.md").write_text(landscape_table(rows) + "\n")
+    atomic_write_text(run.dir / "table.md", landscape_table(rows) + "\n")
     scores = [{m: r[m] if _trained(r, m) else -math.inf for m in METHODS} for r in rows]
     best = {r["toy"]: max(METHODS, key=s.get) for r, s in zip(rows, scores, strict=True)}
     beat_kde = [r["toy"] for r, s in zip(rows, scores, strict=True) if max(s.values()) > r["kde"]]

@@ -28,6 +28,7 @@ import torch
 from genoise.data import load_dataset
 from genoise.energy.networks import ClassifierEnergy
 from genoise.energy.registry import LOSSES
+from genoise.io import atomic_write_text
 from genoise.nn import LeNet5
 from genoise.train import NonFiniteLossError, Run, Trainer
 
@@ -168,7 +169,7 @@ def train(run: Run) -> dict[str, Any]:
             raise ValueError(f"unknown loss {name!r} in losses; choose from {', '.join(LOSSES)}")
     rows = run_loss_table(run, cfg, losses)
     table = loss_table_markdown(rows)
-    (run.dir / "table.md").write_text(table + "\n\n" + claim_verdict(rows) + "\n")
+    atomic_write_text(run.dir / "table.md", table + "\n\n" + claim_verdict(rows) + "\n")
     print(table)
     return {"config": asdict(cfg), "rows": rows}
 
