@@ -4,9 +4,11 @@
     python benchmarks/babi_table.py --report-only          # rebuild the table from finished runs
     python benchmarks/babi_table.py --quick                # task 1 only, few epochs (smoke test)
 
-Each (set, row, seed[, task]) trains in its own folder under ``--out`` with a checkpoint
-every epoch; an invocation stops when ``--max-minutes`` is spent and the next one
-resumes, so long rows can be chained in short commands. A run counts in the table once
+Each (set, row, seed[, task]) trains in its own folder under ``--out`` (the recipe's
+layout: ``linear_start/last.pt``, ``main/last.pt``, a checkpoint every epoch); an
+invocation stops when ``--max-minutes`` is spent and the next one resumes, so long rows
+can be chained in short commands. Defaults not set by a row come from
+``genoise/recipes/memn2n-babi.yaml``. A run counts in the table once
 it has finished; its ``result.json`` (config, per-task test/validation/training error)
 is written under ``--records`` — by default ``benchmarks/records/babi_table``, kept in
 the repository so the table grows across sessions and machines (checkpoints stay in
@@ -35,12 +37,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _data import HELP, data_dir  # noqa: E402
+from _data import HELP, data_dir, recipe_defaults  # noqa: E402
 
 from genoise.data.babi import load_babi  # noqa: E402
 from genoise.io import atomic_write_text  # noqa: E402
-from genoise.memory.babi_train import MemN2NConfig, evaluate, train_memn2n  # noqa: E402
+from genoise.memory.training import MemN2NConfig, task_errors, train_memn2n  # noqa: E402
+from genoise.train import DivergedError, Run  # noqa: E402
 
+DIVERGED = "diverged.txt"
 PER_TASK = dict(embedding_dim=20, epochs=100, lr_decay_every=25, ls_epochs=20)
 JOINT = dict(embedding_dim=50, epochs=60, lr_decay_every=15, ls_epochs=30)
 NO_LS_RN = dict(linear_start=False, random_noise=False, lr=0.01)  # released code: 0.01 without LS
@@ -91,6 +95,9 @@ def train_one(folder: Path, record: Path, cfg: MemN2NConfig, data_dir: Path, dea
     write ``record/result.json``; True when finished."""
     if (record / "result.json").is_file():
         return True
+    if (folder / DIVERGED).is_file():
+        print(f"[babi_table] {folder} diverged earlier (see {DIVERGED}); skipped", flush=True)
+        return False
     remaining = deadline - time.time()
     if remaining < 20:
         return False
@@ -98,17 +105,22 @@ def train_one(folder: Path, record: Path, cfg: MemN2NConfig, data_dir: Path, dea
     data = get_data(data_dir, cfg.task, cfg.babi_set, cfg.seed)
     remaining = deadline - time.time()  # after loading the data
     print(f"[babi_table] {folder} ({remaining / 60:.1f} min left)", flush=True)
-    out = train_memn2n(data, cfg, checkpoint=folder / "checkpoint.pt", resume=True,
-                       max_seconds=remaining - 20)
-    if not out["finished"]:
-        print(f"[babi_table]   paused at epoch {out['epoch']}", flush=True)
+    run = Run(folder, config=asdict(cfg), resume=True, progress=False)
+    try:
+        out = train_memn2n(data, cfg, run, max_seconds=remaining - 20)
+    except DivergedError as err:  # kept out of the table (never reported as trained)
+        atomic_write_text(folder / DIVERGED, f"{err}\n")
+        print(f"[babi_table]   diverged: {err}", flush=True)
         return False
-    model = out["model"]
-    test, _ = evaluate(model, data.test)
-    valid, _ = evaluate(model, data.valid)
-    train, _ = evaluate(model, data.train)
+    if not out.finished:
+        print(f"[babi_table]   paused after {out.ls_epochs} LS + {out.epochs} epochs", flush=True)
+        return False
+    model = out.model
+    test, _ = task_errors(model, data.test)
+    valid, _ = task_errors(model, data.valid)
+    train, _ = task_errors(model, data.train)
     result = {"config": asdict(cfg), "test_error": test, "valid_error": valid, "train_error": train,
-              "fallbacks": data.fallbacks, "epochs_run": out["epoch"]}
+              "fallbacks": data.fallbacks, "epochs_run": out.ls_epochs + out.epochs}
     record.mkdir(parents=True, exist_ok=True)
     atomic_write_text(record / "result.json", json.dumps(result, indent=1))
     print(f"[babi_table]   done: mean test error {100 * sum(test.values()) / len(test):.1f} %", flush=True)
@@ -117,14 +129,13 @@ def train_one(folder: Path, record: Path, cfg: MemN2NConfig, data_dir: Path, dea
 
 def make_config(row: str, babi_set: str, seed: int, task: object, args: argparse.Namespace) -> MemN2NConfig:
     _, joint, overrides = ROWS[row]
-    values = dict(JOINT if joint else PER_TASK)
-    values.update(overrides)
+    values = {**recipe_defaults("memn2n-babi"), **(JOINT if joint else PER_TASK), **overrides}
     if args.epochs is not None:
         values["epochs"] = args.epochs
         values["lr_decay_every"] = max(1, args.epochs // 4)
     if args.ls_epochs is not None:
         values["ls_epochs"] = args.ls_epochs
-    return MemN2NConfig(task=task, babi_set=babi_set, seed=seed, **values)
+    return MemN2NConfig.from_dict({**values, "task": task, "babi_set": babi_set, "seed": seed})
 
 
 def collect(out: Path, babi_set: str, row: str) -> list[dict]:

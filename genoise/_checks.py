@@ -1,10 +1,18 @@
 """Input validation shared by every package: one-line ``ValueError`` messages that name
-the problem (asserts vanish under ``python -O``, so we never use them for this)."""
+the problem (asserts vanish under ``python -O``, so we never use them for this).
+
+One module for every check of a number (:func:`check_int`, :func:`check_positive`), a
+choice (:func:`check_choice`), a tensor's values (:func:`check_finite`, :func:`has_nan`)
+and a shape: generic (:func:`check_ndim`, :func:`check_same_batch`), a network's input
+(:func:`check_image_batch`, :func:`check_vector_batch`) and an embedding batch of the SSL
+losses (:func:`check_embedding`, :func:`check_views`)."""
 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -73,3 +81,52 @@ def check_choice(name: str, value: str, choices: Sequence[str]) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
     return value
+
+
+def check_int(name: str, value: Any, min: int | None = 1, max: int | None = None) -> int:
+    """Raise ``ValueError`` unless ``value`` is an integer (not a bool) in [``min``, ``max``]
+    (a bound of ``None`` is open); returns it as a Python ``int``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    value = int(value)
+    if (min is not None and value < min) or (max is not None and value > max):
+        bounds = [f">= {min}"] * (min is not None) + [f"<= {max}"] * (max is not None)
+        raise ValueError(f"{name} must be an integer {' and '.join(bounds)}, got {value}")
+    return value
+
+
+def check_image_batch(owner: str, x: Tensor, channels: int, size: int | None = None) -> Tensor:
+    """Raise ``ValueError`` unless ``x`` is (B, channels, size, size) (any size if ``None``)."""
+    side = size if size is not None else "H"
+    want = f"(B, {channels}, {side}, {size if size is not None else 'W'})"
+    if x.ndim != 4 or x.shape[1] != channels or (size is not None and tuple(x.shape[2:]) != (size, size)):
+        raise ValueError(f"{owner} expects input of shape {want}, got {tuple(x.shape)}")
+    return x
+
+
+def check_vector_batch(owner: str, x: Tensor, dim: int) -> Tensor:
+    """Raise ``ValueError`` unless ``x`` is (B, dim)."""
+    if x.ndim != 2 or x.shape[1] != dim:
+        raise ValueError(f"{owner} expects input of shape (B, {dim}), got {tuple(x.shape)}")
+    return x
+
+
+def check_embedding(name: str, z: Tensor, *, min_batch: int = 2) -> Tensor:
+    """``z`` must be a finite (B, D) tensor with B >= ``min_batch`` (a batch of one has no
+    statistics for the SSL losses)."""
+    check_ndim(name, z, 2)
+    if z.shape[0] < min_batch:
+        raise ValueError(f"{name} has batch size {z.shape[0]}; this loss needs at least {min_batch} "
+                         f"samples (batch statistics are undefined for one sample)")
+    return check_finite(name, z)
+
+
+def check_views(z_a: Tensor, z_b: Tensor, *, min_batch: int = 2,
+                names: tuple[str, str] = ("z_a", "z_b")) -> int:
+    """Two views' embeddings: same (B, D) shape, each as :func:`check_embedding`; returns B."""
+    check_embedding(names[0], z_a, min_batch=min_batch)
+    check_embedding(names[1], z_b, min_batch=min_batch)
+    if z_a.shape != z_b.shape:
+        raise ValueError(f"views have different shapes: {names[0]} {tuple(z_a.shape)} vs "
+                         f"{names[1]} {tuple(z_b.shape)}")
+    return z_a.shape[0]

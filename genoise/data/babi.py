@@ -32,6 +32,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from genoise.data.paths import record_read
+
 BABI_SETS = ("en", "en-10k")
 TASK_NAMES = {
     1: "single-supporting-fact", 2: "two-supporting-facts", 3: "three-supporting-facts",
@@ -63,55 +65,71 @@ class BabiQuestion:
     supporting: tuple[int, ...]
 
 
-def parse_babi(path: str | Path, task: int = 0) -> list[BabiQuestion]:
-    """Parse one bAbI file. A malformed line raises ``ValueError("file:line: problem")``."""
-    path = Path(path)
+def _read_text(path: Path) -> str:
+    """The file's text; one-line errors naming it when missing or not UTF-8."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing (a bAbI task file)")
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start}); "
+                         "a bAbI task file is plain text") from None
+
+
+def parse_babi(path: str | Path, task: int = 0) -> list[BabiQuestion]:
+    """Parse one bAbI file. A malformed line raises ``ValueError("file:line: problem")``; a
+    missing file ``FileNotFoundError``; an empty file (no question) or one that is not
+    UTF-8 a ``ValueError`` naming it."""
+    path = Path(path)
+    content = _read_text(path)
     questions: list[BabiQuestion] = []
     story: list[tuple[str, ...]] = []
     story_ids: list[int] = []
     previous = 0
-    with open(path, encoding="utf-8") as handle:
-        for lineno, raw in enumerate(handle, start=1):
-            line = raw.rstrip("\n").rstrip("\r")
-            if not line.strip():
-                continue
+    for lineno, raw in enumerate(content.splitlines(), start=1):
+        line = raw
+        if not line.strip():
+            continue
 
-            def fail(problem: str, _lineno: int = lineno, _line: str = line) -> ValueError:
-                return ValueError(f"{path}:{_lineno}: {problem}: {_line[:80]!r}")
+        def fail(problem: str, _lineno: int = lineno, _line: str = line) -> ValueError:
+            return ValueError(f"{path}:{_lineno}: {problem}: {_line[:80]!r}")
 
-            head, sep, rest = line.partition(" ")
-            if not sep or not head.isdigit():
-                raise fail("line must start with '<id> '")
-            line_id = int(head)
-            if line_id == 1:
-                story, story_ids = [], []
-            elif line_id != previous + 1:
-                raise fail(f"id {line_id} does not follow {previous} (ids restart at 1 per story)")
-            previous = line_id
-            if "\t" not in rest:
-                if "?" in rest:
-                    raise fail("question line without tab-separated answer and supporting ids")
-                story.append(tokenize(rest))
-                story_ids.append(line_id)
-                continue
-            fields = rest.split("\t")
-            if len(fields) != 3:
-                raise fail(f"question line needs 3 tab-separated fields, got {len(fields)}")
-            text, answer, support = (f.strip() for f in fields)
-            if not answer:
-                raise fail("empty answer")
-            try:
-                supporting = tuple(int(s) for s in support.split())
-            except ValueError:
-                raise fail("supporting fact ids must be integers") from None
-            known = set(story_ids)
-            bad = [s for s in supporting if s not in known]
-            if bad:
-                raise fail(f"supporting fact id(s) {bad} are not earlier story sentences")
-            questions.append(BabiQuestion(task, tuple(story), tuple(story_ids), tokenize(text),
-                                          answer.lower(), supporting))
+        head, sep, rest = line.partition(" ")
+        if not sep or not head.isdigit():
+            raise fail("line must start with '<id> '")
+        line_id = int(head)
+        if line_id == 1:
+            story, story_ids = [], []
+        elif line_id != previous + 1:
+            raise fail(f"id {line_id} does not follow {previous} (ids restart at 1 per story)")
+        previous = line_id
+        if "\t" not in rest:
+            if "?" in rest:
+                raise fail("question line without tab-separated answer and supporting ids")
+            story.append(tokenize(rest))
+            story_ids.append(line_id)
+            continue
+        fields = rest.split("\t")
+        if len(fields) != 3:
+            raise fail(f"question line needs 3 tab-separated fields, got {len(fields)}")
+        text, answer, support = (f.strip() for f in fields)
+        if not answer:
+            raise fail("empty answer")
+        try:
+            supporting = tuple(int(s) for s in support.split())
+        except ValueError:
+            raise fail("supporting fact ids must be integers") from None
+        known = set(story_ids)
+        bad = [s for s in supporting if s not in known]
+        if bad:
+            raise fail(f"supporting fact id(s) {bad} are not earlier story sentences")
+        questions.append(BabiQuestion(task, tuple(story), tuple(story_ids), tokenize(text),
+                                      answer.lower(), supporting))
+    if not questions:
+        what = "empty file" if not content.strip() else "no question line (id text<TAB>answer<TAB>ids)"
+        raise ValueError(f"{path}: {what}; not a bAbI task file")
+    record_read(str(path))
     return questions
 
 
@@ -251,33 +269,56 @@ def parse_tasks(task: int | str | list[int]) -> list[int]:
     return out
 
 
-def load_babi(data_dir: str | Path, task: int | str | list[int] = "all", babi_set: str = "en",
+def babi_files(data_dir: str | Path | None, tasks: list[int], babi_set: str = "en"
+               ) -> tuple[dict[int, tuple[Path, Path]], dict[int, str]]:
+    """The (train, test) files of each task and the 1k fallbacks taken for missing 10k
+    training files (module docstring). Raises ``FileNotFoundError`` naming ``GENOISE_DATA``
+    and the files looked for when there is no data folder or a file is missing."""
+    if data_dir is None:
+        first = f"babi/{babi_set}/qa{tasks[0]}_{TASK_NAMES[tasks[0]]}_train.txt"
+        raise FileNotFoundError(
+            f"no bAbI data folder: set GENOISE_DATA or data_dir= (--data-dir) to the folder holding "
+            f"babi/{babi_set}/ (looked for {2 * len(tasks)} file(s) such as {first})")
+    files, fallbacks, missing = {}, {}, []
+    for t in tasks:
+        train, test = task_file(data_dir, t, "train", babi_set), task_file(data_dir, t, "test", babi_set)
+        if not train.is_file() and babi_set == "en-10k" and task_file(data_dir, t, "train", "en").is_file():
+            fallbacks[t] = str(task_file(data_dir, t, "train", "en"))
+            warnings.warn(f"{train}: missing; task {t} trains on the 1k file {fallbacks[t]} instead",
+                          stacklevel=3)
+            train = Path(fallbacks[t])
+        files[t] = (train, test)
+        missing += [f for f in (train, test) if not f.is_file()]
+    if missing:
+        more = f" and {len(missing) - 1} more of the {2 * len(tasks)} files looked for" \
+            if len(missing) > 1 else ""
+        raise FileNotFoundError(f"bAbI file {missing[0]} is missing{more}; set GENOISE_DATA or data_dir= "
+                                f"(--data-dir) to the folder holding babi/{babi_set}/")
+    return files, fallbacks
+
+
+def load_babi(data_dir: str | Path | None, task: int | str | list[int] = "all", babi_set: str = "en",
               memory_size: int = 50, valid_fraction: float = 0.1, seed: int = 0) -> BabiData:
     """Read the train and test files of ``task`` and hold out ``valid_fraction`` of each
     task's training questions (chosen at random with ``seed``) as the validation set, as
-    in Sukhbaatar et al. (2015, §4.2: "10 % of the bAbI training set was held-out")."""
+    in Sukhbaatar et al. (2015, §4.2: "10 % of the bAbI training set was held-out").
+    ``data_dir=None`` or a missing file raises ``FileNotFoundError`` (:func:`babi_files`)."""
     tasks = parse_tasks(task)
     if not 0.0 <= valid_fraction < 1.0:
         raise ValueError(f"valid_fraction must be in [0, 1), got {valid_fraction}")
+    if babi_set not in BABI_SETS:
+        raise ValueError(f"babi_set must be one of {BABI_SETS}, got {babi_set!r}")
+    files, fallbacks = babi_files(data_dir, tasks, babi_set)
     generator = torch.Generator().manual_seed(seed)
     train, valid, test = [], [], []
-    fallbacks: dict[int, str] = {}
     for t in tasks:
-        path = task_file(data_dir, t, "train", babi_set)
-        if not path.is_file() and babi_set == "en-10k":
-            fallback = task_file(data_dir, t, "train", "en")
-            if fallback.is_file():
-                warnings.warn(f"{path}: missing; task {t} trains on the 1k file {fallback} instead",
-                              stacklevel=2)
-                fallbacks[t] = str(fallback)
-                path = fallback
-        questions = parse_babi(path, t)
+        questions = parse_babi(files[t][0], t)
         order = torch.randperm(len(questions), generator=generator).tolist()
         n_valid = round(valid_fraction * len(questions))
         held = set(order[:n_valid])
         valid += [q for i, q in enumerate(questions) if i in held]
         train += [q for i, q in enumerate(questions) if i not in held]
-        test += parse_babi(task_file(data_dir, t, "test", babi_set), t)
+        test += parse_babi(files[t][1], t)
     vocab = Vocabulary.from_questions(train, valid, test)
     everything = train + valid + test
     # Slots that can be filled: the longest training story, capped at memory_size (the

@@ -40,6 +40,7 @@ def load_digits(split: str = "train", *, test_fraction: float = 0.25, seed: int 
                                            stratify=bunch.target)
     chosen = train_idx if split == "train" else test_idx
     images = torch.from_numpy(bunch.images[chosen] / 16.0).float().unsqueeze(1)
+    record_read("sklearn digits")
     return ImageData(images, torch.from_numpy(bunch.target[chosen]).long())
 
 
@@ -65,8 +66,21 @@ def load_mnist(data_dir: str | os.PathLike | None = None, split: str = "train") 
     if images.shape[0] != labels.shape[0]:
         raise ValueError(f"{img_path}: {images.shape[0]} images but {lab_path.name} has "
                          f"{labels.shape[0]} labels")
+    check_class_labels(lab_path, labels, 10)
     return ImageData(torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1),
                      torch.from_numpy(labels.astype(np.int64)))
+
+
+def check_class_labels(path: Path, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Raise ``ValueError`` naming ``path`` unless ``labels`` are integers in
+    0..``num_classes``-1 (a corrupt label file would otherwise index out of the classes)."""
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{path}: labels have type {labels.dtype}, expected integers (not a label file)")
+    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if bad.size:
+        raise ValueError(f"{path}: label {labels[bad[0]]} at index {bad[0]} is outside 0..{num_classes - 1}"
+                         f" ({bad.size} such label(s); corrupt label file)")
+    return labels
 
 
 _CIFAR_RECORD = 1 + 3 * 32 * 32
@@ -83,10 +97,9 @@ def read_cifar_binary(path: str | os.PathLike) -> ImageData:
         raise ValueError(f"{path}: {raw.size} bytes is not a whole number of "
                          f"{_CIFAR_RECORD}-byte CIFAR-10 records (truncated or corrupt)")
     records = raw.reshape(-1, _CIFAR_RECORD)
-    labels = records[:, 0].astype(np.int64)
-    if labels.max() > 9:
-        raise ValueError(f"{path}: label byte {labels.max()} > 9 (not a CIFAR-10 batch)")
+    labels = check_class_labels(path, records[:, 0].astype(np.int64), 10)
     images = records[:, 1:].reshape(-1, 3, 32, 32).astype(np.float32) / 255.0
+    record_read(str(path))
     return ImageData(torch.from_numpy(images), torch.from_numpy(labels))
 
 

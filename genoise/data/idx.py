@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from genoise.data.paths import record_read
+
 _DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
@@ -52,4 +54,6 @@ def read_idx(path: str | os.PathLike, *, expected_ndim: int | None = None) -> np
     if len(raw) - header != expected:
         raise ValueError(f"{path}: IDX data has {len(raw) - header} bytes, header says "
                          f"{shape} x {dtype.itemsize} = {expected} (truncated or corrupt)")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    array = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    record_read(str(path))
+    return array

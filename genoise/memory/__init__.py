@@ -1,6 +1,6 @@
 """Memory-augmented networks: a soft key-value memory with dense and nearest-neighbour
 top-k reads (:mod:`genoise.memory.kv`) and end-to-end memory networks
-(:mod:`genoise.memory.memn2n`) trained on bAbI (:mod:`genoise.memory.babi_train`)."""
+(:mod:`genoise.memory.memn2n`) trained on bAbI (:mod:`genoise.memory.training`)."""
 
 from genoise.memory.kv import (
     INDEX_KINDS,

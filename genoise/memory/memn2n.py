@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genoise._checks import check_choice, check_ndim, check_positive
+from genoise._checks import check_choice, check_int, check_ndim, check_positive
 from genoise.memory.kv import soft_read
 
 ENCODINGS = ("bow", "pe", "pe-paper")
@@ -47,15 +47,16 @@ TYING = ("adjacent", "layerwise")
 EMPTY_SLOTS = ("zero", "masked")
 
 
-def position_encoding(sentence_len: int, dim: int, form: str = "paper") -> Tensor:
+def position_encoding(sentence_len: int, dim: int, form: str = "paper", *,
+                      dtype: torch.dtype = torch.float32) -> Tensor:
     """PE matrix (J, d). ``form="paper"``: l[j-1, k-1] = (1 − j/J) − (k/d)(1 − 2j/J)
     (Sukhbaatar et al. §4.1); ``form="code"``: l = 1 + 4 (k − (d+1)/2)(j − (J+1)/2) / (dJ)
     (the authors' released ``build_model.m``)."""
     if sentence_len < 1 or dim < 1:
         raise ValueError(f"sentence_len and dim must be >= 1, got {sentence_len}, {dim}")
     check_choice("form", form, ("paper", "code"))
-    j = torch.arange(1, sentence_len + 1, dtype=torch.float32)[:, None]
-    k = torch.arange(1, dim + 1, dtype=torch.float32)[None, :]
+    j = torch.arange(1, sentence_len + 1, dtype=dtype)[:, None]
+    k = torch.arange(1, dim + 1, dtype=dtype)[None, :]
     J = float(sentence_len)
     if form == "code":
         return 1 + 4 * (k - (dim + 1) / 2) * (j - (J + 1) / 2) / (dim * J)
@@ -78,12 +79,14 @@ def position_weights(tokens: Tensor, dim: int, encoding: str = "pe-paper") -> Te
 
 
 def random_noise_time(mask: Tensor, noise: float, generator: torch.Generator | None = None) -> Tensor:
-    """Time indices (B, M) with ~``noise`` empty memories inserted (RN); mask (B, M) bool."""
+    """Time indices (B, M) with ~``noise`` empty memories inserted (RN); mask (B, M) bool.
+    The draws are made on ``generator``'s device (a CUDA generator for CUDA masks)."""
     batch, slots = mask.shape
     time = torch.arange(slots, device=mask.device).expand(batch, slots)
     if noise <= 0:
         return time
-    gaps = (torch.rand(batch, slots, generator=generator).to(mask.device) < noise) & mask
+    device = generator.device if generator is not None else mask.device
+    gaps = (torch.rand(batch, slots, generator=generator, device=device).to(mask.device) < noise) & mask
     return (time + gaps.long().cumsum(dim=1)).clamp_max(slots - 1)
 
 
@@ -117,12 +120,11 @@ class MemN2N(nn.Module):
         check_choice("encoding", encoding, ENCODINGS)
         check_choice("tying", tying, TYING)
         check_choice("empty_slots", empty_slots, EMPTY_SLOTS)
-        if sentence_length is not None and (isinstance(sentence_length, bool) or sentence_length < 1):
-            raise ValueError(f"sentence_length must be a positive integer, got {sentence_length!r}")
+        if sentence_length is not None:
+            check_int("sentence_length", sentence_length, min=1)
         for name, value in (("vocab_size", vocab_size), ("memory_size", memory_size),
                             ("embedding_dim", embedding_dim), ("hops", hops)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_int(name, value, min=1)
         check_positive("init_std", init_std)
         self.vocab_size, self.memory_size, self.embedding_dim, self.hops = (
             vocab_size, memory_size, embedding_dim, hops)
@@ -161,17 +163,18 @@ class MemN2N(nn.Module):
         words = self.sentence_length or max(t.shape[-1] for t in token_tensors)
         return words + int(self.temporal)
 
-    def word_weights(self, tokens: Tensor, J: int | None = None) -> tuple[Tensor, Tensor | None]:
+    def word_weights(self, tokens: Tensor, J: int | None = None, *,
+                     dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor | None]:
         """Per-word weights (a, b) of each sentence (N, L): every PE weight splits as
         l_kj = a_j + (k/d)·b_j, so Σ_j l_j ⊙ E x_j = Σ_j a_j E x_j + (k/d) ⊙ Σ_j b_j E x_j:
         two weighted bags of words (``embedding_bag``, fast on CPU).
         "pe-paper": a_j = 1 − j/J, b_j = 2j/J − 1, J = words in the sentence;
         "pe": a_j = 1 − 2(d+1)(j − c)/(dJ), b_j = 4(j − c)/J, c = (J+1)/2, J fixed;
-        bag of words: a_j = 1, no b. Padding (token 0) gets weight 0."""
-        present = (tokens > 0).float()
+        bag of words: a_j = 1, no b. Padding (token 0) gets weight 0. Weights in ``dtype``."""
+        present = (tokens > 0).to(dtype)
         if self.encoding == "bow":
             return present, None
-        j = torch.arange(1, tokens.shape[1] + 1, dtype=torch.float32, device=tokens.device)
+        j = torch.arange(1, tokens.shape[1] + 1, dtype=dtype, device=tokens.device)
         if self.encoding == "pe":
             J = float(J if J is not None else self.pe_length(tokens))
             d, c = self.embedding_dim, (J + 1) / 2
@@ -179,12 +182,12 @@ class MemN2N(nn.Module):
         J = present.sum(dim=1, keepdim=True).clamp_min(1.0)
         return (1 - j / J) * present, (2 * j / J - 1) * present
 
-    def time_scale(self, J: int) -> Tensor:
+    def time_scale(self, J: int, dtype: torch.dtype = torch.float32) -> Tensor:
         """Scale of the temporal embeddings: the released code's time word sits at position J
         and gets its PE weight l_{·J} under ``encoding="pe"``; 1 otherwise."""
         if self.encoding != "pe":
-            return torch.ones(self.embedding_dim)
-        return position_encoding(J, self.embedding_dim, form="code")[-1]
+            return torch.ones(self.embedding_dim, dtype=dtype)
+        return position_encoding(J, self.embedding_dim, form="code", dtype=dtype)[-1]
 
     def attention(self, scores: Tensor, mask: Tensor, linear: bool) -> Tensor:
         """Memory weights p (B, M) from scores (B, M): softmax (or identity under linear
@@ -199,11 +202,11 @@ class MemN2N(nn.Module):
     def embed(self, matrix: Tensor, tokens: Tensor, J: int | None = None) -> Tensor:
         """Σ_j l_j ⊙ E x_j for every row of ``tokens`` (N, L) → (N, d') (l: PE or 1);
         ``matrix`` (V, d') may hold several d-wide embeddings side by side."""
-        a, b = self.word_weights(tokens, J)
+        a, b = self.word_weights(tokens, J, dtype=matrix.dtype)
         out = F.embedding_bag(tokens, matrix, per_sample_weights=a, mode="sum")
         if b is None:
             return out
-        scale = self._pe_scale().to(out).repeat(matrix.shape[1] // self.embedding_dim)
+        scale = self._pe_scale(out).repeat(matrix.shape[1] // self.embedding_dim)
         return out + scale * F.embedding_bag(tokens, matrix, per_sample_weights=b, mode="sum")
 
     def forward(self, queries: Tensor, sentences: Tensor, memories: Tensor, *, time: Tensor | None = None,
@@ -235,7 +238,7 @@ class MemN2N(nn.Module):
         words = torch.cat([self.words[i] for i in range(n_mem)], dim=1)  # (V, n·d)
         emb = self.embed(words, tokens, J).view(-1, n_mem, self.embedding_dim)  # (U, n, d)
         times = torch.cat(list(self.time), dim=1).view(-1, n_mem, self.embedding_dim)  # (M, n, d)
-        times = times * self.time_scale(J).to(times)
+        times = times * self.time_scale(J, times.dtype).to(times.device)
         u = self.embed(self.query_embedding, queries, J)
         attention = []
         for hop in range(self.hops):
@@ -252,8 +255,10 @@ class MemN2N(nn.Module):
         logits = u @ self.output_embedding.T
         return (logits, torch.stack(attention)) if return_attention else logits
 
-    def _pe_scale(self) -> Tensor:
-        return torch.arange(1, self.embedding_dim + 1, dtype=torch.float32) / self.embedding_dim
+    def _pe_scale(self, like: Tensor) -> Tensor:
+        """k/d for k = 1..d, in ``like``'s dtype and device."""
+        d = self.embedding_dim
+        return torch.arange(1, d + 1, dtype=like.dtype, device=like.device) / d
 
     def forward_reference(self, queries: Tensor, sentences: Tensor, memories: Tensor, *,
                           time: Tensor | None = None, linear: bool = False) -> Tensor:
@@ -266,7 +271,8 @@ class MemN2N(nn.Module):
         sides = []
         for index in range(len(self.time)):
             emb = self.embed(self.words[index], sentences, J)[memories]
-            sides.append(emb + (self.time[index] * self.time_scale(J))[time] * mask[..., None]
+            scale = self.time_scale(J, emb.dtype).to(emb.device)
+            sides.append(emb + (self.time[index] * scale)[time] * mask[..., None]
                          if self.temporal else emb)
         u = self.embed(self.query_embedding, queries, J)
         for hop in range(self.hops):

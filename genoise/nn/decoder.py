@@ -15,7 +15,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from genoise.nn._shapes import check_int, check_vector_batch
+from genoise._checks import check_int, check_vector_batch
 
 
 def up_block(in_channels: int, out_channels: int) -> nn.Sequential:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from genoise.nn._shapes import check_image_batch, check_int
+from genoise._checks import check_image_batch, check_int
 
 
 def conv_block(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:

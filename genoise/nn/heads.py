@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from genoise.nn._shapes import check_int, check_vector_batch
+from genoise._checks import check_int, check_vector_batch
 
 
 class Projector(nn.Sequential):

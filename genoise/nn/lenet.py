@@ -39,8 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genoise._checks import check_choice
-from genoise.nn._shapes import check_image_batch, check_int
+from genoise._checks import check_choice, check_image_batch, check_int
 
 # Table I of the paper: for each of the 16 C3 maps, the S2 maps it is connected to.
 C3_TABLE: tuple[tuple[int, ...], ...] = (

@@ -10,8 +10,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from genoise._checks import check_choice, check_positive
-from genoise.nn._shapes import check_int
+from genoise._checks import check_choice, check_int, check_positive
 
 ACTIVATIONS = ("relu", "silu", "tanh", "elu")
 NORMS = (None, "batch", "layer")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from genoise.nn._shapes import check_image_batch, check_int
+from genoise._checks import check_image_batch, check_int
 
 
 class BasicBlock(nn.Module):

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
-from genoise._checks import check_positive, check_same_batch
+from genoise._checks import check_int, check_positive, check_same_batch
 from genoise.io import MetricsWriter
 from genoise.train import distributed as D
 from genoise.train.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_NAME, load_checkpoint, save_checkpoint
@@ -66,12 +66,6 @@ class RunInterrupted(Exception):  # noqa: N818 — an interruption, not an error
         super().__init__(f"stopped after step {step} as asked; checkpoint {checkpoint}; "
                          "continue with --resume")
         self.step, self.checkpoint = step, checkpoint
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 def _as_tensors(data: Any) -> tuple[Tensor, ...]:
@@ -148,10 +142,10 @@ class Trainer:
             raise ValueError("give either run or run_dir, not both")
         if not callable(step_fn):
             raise ValueError(f"step_fn must be callable, got {type(step_fn)!r}")
-        self.max_steps = _positive_int("max_steps", max_steps)
-        self.batch_size = _positive_int("batch_size", batch_size)
-        self.log_every = _positive_int("log_every", log_every)
-        self.checkpoint_every = None if checkpoint_every is None else _positive_int(
+        self.max_steps = check_int("max_steps", max_steps)
+        self.batch_size = check_int("batch_size", batch_size)
+        self.log_every = check_int("log_every", log_every)
+        self.checkpoint_every = None if checkpoint_every is None else check_int(
             "checkpoint_every", checkpoint_every)
         self.grad_clip = None if grad_clip is None else float(check_positive("grad_clip", grad_clip))
         derive_seed(seed)  # validates
@@ -176,7 +170,7 @@ class Trainer:
         if callable(data) and not isinstance(data, (Tensor, TensorDataset)):
             self.sample, self.data = data, ()
             self.num_samples = 0
-            self.steps_per_epoch = 1 if steps_per_epoch is None else _positive_int(
+            self.steps_per_epoch = 1 if steps_per_epoch is None else check_int(
                 "steps_per_epoch", steps_per_epoch)
         else:
             if steps_per_epoch is not None:

@@ -94,6 +94,47 @@ def test_load_babi_validation_split_and_10k_fallback(tmp_path):
     assert int((big.train.tasks == 2).sum() + (big.valid.tasks == 2).sum()) == 20  # the 1k file
 
 
+@pytest.mark.parametrize(("payload", "message"), [
+    (b"", r"empty file; not a bAbI task file"),
+    (b"\n  \n", r"empty file; not a bAbI task file"),
+    (b"1 Mary moved to the bathroom.\n2 John went to the hallway.\n", r"no question line"),
+    (b"1 Mary moved to the b\xe4throom.\n", r"not UTF-8 text \(byte 0xe4 at offset 21\)"),
+    ("1 Mary moved.\n2 Where is Mary?\tkitchen\t1\n".encode("utf-16"),
+     r"not UTF-8 text \(byte 0xff at offset 0\)"),
+])
+def test_empty_or_non_utf8_file_is_one_line_naming_the_file(tmp_path, payload, message):
+    path = tmp_path / "qa1_single-supporting-fact_train.txt"
+    path.write_bytes(payload)
+    with pytest.raises(ValueError, match=r"^\S*qa1_single-supporting-fact_train\.txt: " + message):
+        parse_babi(path, 1)
+
+
+def test_empty_task_file_inside_load_babi_names_it(tmp_path):
+    root = _fake_babi(tmp_path)
+    task_file(root, 2, "test", "en").write_text("")
+    with pytest.raises(ValueError, match=r"qa2_two-supporting-facts_test\.txt: empty file"):
+        load_babi(root, [1, 2], "en")
+
+
+def test_no_data_folder_names_genoise_data_and_the_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"^no bAbI data folder: set GENOISE_DATA .*\(looked for "
+                                                r"2 file\(s\) such as babi/en/qa1_single-supporting-fact_"):
+        load_babi(None, 1, "en")
+    with pytest.raises(FileNotFoundError, match=r"looked for 40 file\(s\) such as babi/en-10k/qa1_"):
+        load_babi(None, "all", "en-10k")
+
+
+def test_missing_files_name_the_first_the_count_and_genoise_data(tmp_path):
+    root = _fake_babi(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"^bAbI file \S*babi/en/qa3_three-supporting-facts_"
+                                                r"train\.txt is missing and 1 more of the 6 files "
+                                                r"looked for; set GENOISE_DATA or data_dir="):
+        load_babi(root, [1, 2, 3], "en")
+    with pytest.raises(FileNotFoundError, match=r"bAbI file \S*/qa1_single-supporting-fact_train\.txt is "
+                                                r"missing and 1 more of the 2 files looked for"):
+        load_babi(tmp_path / "elsewhere", 1, "en")
+
+
 def test_bad_task_and_set_are_refused(tmp_path):
     with pytest.raises(ValueError, match="task must be"):
         load_babi(tmp_path, 21)

@@ -123,6 +123,26 @@ def test_load_mnist_count_mismatch_names_file(tmp_path):
         load_mnist(tmp_path, "train")
 
 
+@pytest.mark.parametrize(("labels", "type_byte", "message"), [
+    ([0, 1, 10, 3], 0x08, r"label 10 at index 2 is outside 0\.\.9 \(1 such"),
+    ([255, 1, 2, 200], 0x08, r"label 255 at index 0 is outside 0\.\.9 \(2 such"),
+    ([0, -1, 2, 3], 0x09, r"label -1 at index 1 is outside 0\.\.9"),
+    ([0.0, 1.0, 2.0, 3.0], 0x0D, r"labels have type float32, expected integers"),
+])
+def test_load_mnist_refuses_corrupt_label_values_naming_the_file(tmp_path, labels, type_byte, message):
+    make_mnist_folder(tmp_path / "mnist", 4, 4)
+    write(tmp_path / "mnist" / "train-labels-idx1-ubyte.gz", idx_bytes(np.array(labels), type_byte))
+    with pytest.raises(ValueError, match=r"^\S*mnist/train-labels-idx1-ubyte\.gz: " + message):
+        load_mnist(tmp_path, "train")
+
+
+def test_load_mnist_count_mismatch_is_one_line_naming_both_files(tmp_path):
+    make_mnist_folder(tmp_path / "mnist", 3, 5)
+    with pytest.raises(ValueError, match=r"^\S*train-images-idx3-ubyte.gz: 3 images but "
+                                         r"train-labels-idx1-ubyte.gz has 5 labels$"):
+        load_mnist(tmp_path, "train")
+
+
 def test_load_mnist_missing_split_file_names_it(tmp_path):
     make_mnist_folder(tmp_path / "mnist", 2, 2)
     with pytest.raises(FileNotFoundError, match=r"t10k-images-idx3-ubyte.gz: missing"):

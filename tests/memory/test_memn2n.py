@@ -151,3 +151,33 @@ def test_bad_inputs_raise(generator):
         model(queries, sentences, memories)
     with pytest.raises(ValueError, match="batch sizes"):
         model(queries[:2], sentences, memories[:, :5])
+
+
+@pytest.mark.parametrize("tying", ["adjacent", "layerwise"])
+@pytest.mark.parametrize("encoding", ["bow", "pe", "pe-paper"])
+@pytest.mark.parametrize("linear", [False, True])
+def test_double_model_runs_in_float64_and_agrees_with_float32(tying, encoding, linear, generator):
+    model = MemN2N(40, 10, 8, 3, encoding=encoding, tying=tying, generator=generator)
+    queries, sentences, memories = _toy(generator)
+    time = random_noise_time(memories > 0, 0.3, generator)
+    single = model(queries, sentences, memories, time=time, linear=linear)
+    model.double()
+    got = model(queries, sentences, memories, time=time, linear=linear)
+    ref = model.forward_reference(queries, sentences, memories, time=time, linear=linear)
+    assert got.dtype == ref.dtype == torch.float64
+    torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)  # float64 tolerances, not float32's
+    torch.testing.assert_close(got.float(), single, rtol=1e-5, atol=1e-5)
+
+
+def test_double_model_gradients_pass_gradcheck(generator):
+    """Finite differences in float64 check the backward of the factored forward."""
+    model = MemN2N(40, 10, 4, 2, encoding="pe", generator=generator).double()
+    queries, sentences, memories = _toy(generator)
+    names = [name for name, _ in model.named_parameters()]
+
+    def logits(*params: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(model, dict(zip(names, params, strict=True)),
+                                          (queries[:3], sentences, memories[:3]))
+
+    params = tuple(p.detach().clone().requires_grad_(True) for p in model.parameters())
+    assert torch.autograd.gradcheck(logits, params, eps=1e-6, atol=1e-6)

@@ -305,10 +305,10 @@ def test_step_fn_returning_a_tensor_is_accepted(tmp_path):
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"max_steps": 0}, "max_steps must be a positive int"),
-    ({"batch_size": 2.5}, "batch_size must be a positive int"),
+    ({"max_steps": 0}, "max_steps must be an integer >= 1, got 0"),
+    ({"batch_size": 2.5}, "batch_size must be an integer, got 2.5"),
     ({"batch_size": 50}, "batch_size=50 is larger than the 40 samples"),
-    ({"log_every": -1}, "log_every must be a positive int"),
+    ({"log_every": -1}, "log_every must be an integer >= 1, got -1"),
     ({"grad_clip": 0.0}, "grad_clip must be > 0"),
     ({"seed": -1}, "seed must be an int"),
     ({"data": (torch.zeros(4, 2), torch.zeros(5))}, "batch sizes differ"),
