@@ -27,29 +27,51 @@ Projection = Callable[[Tensor], Tensor]
 
 def gradient_minimize(fn: EnergyFn, init: Tensor, *, steps: int = 100, lr: float = 0.1,
                       optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
-                      projection: Projection | None = None, **optimizer_kwargs) -> Tensor:
+                      projection: Projection | None = None, keep_best: bool = False,
+                      **optimizer_kwargs) -> Tensor:
     """Minimise Σ_b fn(v)_b over v, starting at ``init`` (B, ...); returns v detached.
 
     Each sample's energy depends only on its own row, so minimising the sum minimises
-    every sample independently. ``projection`` (e.g. ``lambda v: v.clamp(-1, 1)``) is
-    applied after every step (projected gradient descent). The model's own parameters
-    receive no gradient.
+    every sample independently. ``optimizer`` is any ``torch.optim`` class (SGD, Adam, …;
+    extra keyword arguments go to it), ``projection`` (e.g. ``lambda v: v.clamp(-1, 1)``)
+    is applied after every step (projected gradient descent). ``keep_best=True`` returns,
+    per sample, the iterate of lowest energy seen (``init`` and the final one included)
+    instead of the last one: with a large step or Adam the last iterate need not be the
+    best (planning by gradient, as in MPC). The model's own parameters receive no gradient.
     """
-    if steps < 0:
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
     check_positive("lr", lr)
     variable = init.detach().clone().requires_grad_(True)
     opt = optimizer([variable], lr=lr, **optimizer_kwargs)
+    best, best_energy = variable.detach().clone(), None
+
+    def remember(energy: Tensor) -> None:
+        nonlocal best_energy
+        energy = energy.detach()
+        if best_energy is None:
+            better = torch.ones_like(energy, dtype=torch.bool)
+            best_energy = energy
+        else:
+            better = energy < best_energy
+            best_energy = torch.where(better, energy, best_energy)
+        best.copy_(torch.where(better.view(-1, *[1] * (best.ndim - 1)), variable.detach(), best))
+
     with torch.enable_grad():
         for _ in range(steps):
             opt.zero_grad(set_to_none=True)
             energy = fn(variable)
+            if keep_best:
+                remember(energy)
             (grad,) = torch.autograd.grad(energy.sum(), variable)
             variable.grad = grad
             opt.step()
             if projection is not None:
                 with torch.no_grad():
                     variable.copy_(projection(variable))
+        if keep_best:
+            remember(fn(variable))
+            return best
     return variable.detach()
 
 
