@@ -24,12 +24,19 @@ from pathlib import Path
 
 import torch
 
+from genoise.world.checkpoints import (
+    find_forward_model,
+    load_forward_model,
+    load_policy,
+    observation_config,
+    save_policy,
+)
+from genoise.world.control import expert, keep_speed, policy_controller
+from genoise.world.costs import CostConfig
 from genoise.world.dataset import TrafficDataset
-from genoise.world.evaluate import eval_seeds, evaluation_table, load_policy, observation_config, save_policy
-from genoise.world.forward import load_forward_model
+from genoise.world.evaluate import eval_seeds, evaluation_table
 from genoise.world.highway_env import HighwayTrafficEnv
-from genoise.world.policy import expert, keep_speed, policy_controller
-from genoise.world.recipes import train_policy
+from genoise.world.train import train_policy
 
 DEFAULTS = dict(
     u_weight=0.05,
@@ -50,7 +57,7 @@ DEFAULTS = dict(
 
 def setting(args: argparse.Namespace) -> tuple:
     model_run = Path(args.model_run)
-    model = load_forward_model(model_run / "forward_model.pt")
+    model = load_forward_model(find_forward_model(model_run))
     summary = json.loads((model_run / "summary.json").read_text())
     data = TrafficDataset(
         summary["traffic_dir"], "train", history=model.history, n_future=1, raster=model.raster
@@ -78,10 +85,8 @@ def run_cell(args, model, data, env_kwargs, method: str, horizon: int, seeds: li
     if path.is_file():
         policy, _ = load_policy(path, expect_obs=obs_config)
     else:
-        generator = torch.Generator().manual_seed(args.seed)
-        torch.manual_seed(args.seed)
         low, high = probe.action_space.low, probe.action_space.high
-        policy = train_policy(method, model, data, data, low, high, config, generator)
+        policy = train_policy(method, model, data, data, low, high, config, seed=args.seed, progress=False)
         path.parent.mkdir(parents=True, exist_ok=True)
         save_policy(policy, path, obs_config, config, method=method)
     trained = time.time() - start
@@ -108,13 +113,13 @@ def oracle_references(args, env_kwargs, seeds: list[int]) -> dict:
     if cell.is_file():
         return json.loads(cell.read_text())
     from genoise.world.oracle import oracle_controller
-    from genoise.world.recipes import cost_config
 
     options = dict(population=64, n_elites=8, iterations=3)
     lane_width = env_kwargs["road"].lane_width
     controllers = {
         f"oracle_{rear}": oracle_controller(
-            "cem", 20, options, cost_config({**DEFAULTS, "rear_speed": rear}, lane_width), seed=args.seed
+            "cem", 20, options, CostConfig.from_config({**DEFAULTS, "rear_speed": rear}, lane_width),
+            seed=args.seed,
         )
         for rear in ("initial", "current")
     }

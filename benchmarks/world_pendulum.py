@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> str:
     start = time.perf_counter()
     data = collect_random_transitions(env, 5000 if args.quick else 20000, seed=0)
     model = MLPDynamics(3, 1, hidden=128)
-    losses = model.fit(data, steps=1000 if args.quick else 3000, generator=torch.Generator().manual_seed(0))
+    losses = model.fit(data, steps=1000 if args.quick else 3000, seed=0)
     fit_seconds = time.perf_counter() - start
     for p in model.parameters():
         p.requires_grad_(False)

@@ -26,11 +26,11 @@ from pathlib import Path
 import torch
 from world_driving import DEFAULTS  # the evaluation setting of the raster-mode benchmark
 
+from genoise.world.control import episode_mpc_controller, expert, keep_speed
+from genoise.world.costs import CostConfig
 from genoise.world.dataset import TrafficDataset
 from genoise.world.dynamics import MLPDynamics, model_rollout_cost
 from genoise.world.evaluate import eval_seeds, evaluation_table
-from genoise.world.policy import episode_mpc_controller, expert, keep_speed
-from genoise.world.recipes import cost_config
 from genoise.world.vector_cost import vector_driving_cost
 
 RESULTS = Path(__file__).parent / "results"
@@ -88,8 +88,7 @@ def main(argv: list[str] | None = None) -> str:
     data = train.transitions()
     built = time.time() - start
     model = MLPDynamics(data["obs"].shape[1], 2, hidden=256, depth=3)
-    generator = torch.Generator().manual_seed(args.seed)
-    losses = model.fit(data, steps=args.fit_steps, batch_size=512, generator=generator)
+    losses = model.fit(data, steps=args.fit_steps, batch_size=512, seed=args.seed)
     fitted = time.time() - start - built
     model.eval()
     errors = prediction_errors(model, test, 4096, args.seed)
@@ -97,7 +96,7 @@ def main(argv: list[str] | None = None) -> str:
     torch.save(model.state_dict(), RESULTS / "world_vector_model.pt")
 
     env_kwargs = dict(road=train.road, **{k: DEFAULTS[k] for k in ("route_length", "max_steps", "warmup")})
-    config = cost_config(DEFAULTS, train.road.lane_width)
+    config = CostConfig.from_config(DEFAULTS, train.road.lane_width)
     options = dict(population=64, n_elites=8, iterations=3)
     controllers = {
         "none": keep_speed,

@@ -162,6 +162,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("genoise: interrupted (the last checkpoint is kept; rerun with --resume)",
               file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `genoise recipes X | head`: the reader left; not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import gymnasium as gym
 
+from genoise.world.checkpoints import load_forward_model, load_policy, save_forward_model, save_policy
+from genoise.world.control import expert, keep_speed, planner_controller, policy_controller
 from genoise.world.costs import CostConfig, driving_cost, lane_cost, offroad_cost, proximity_cost
 from genoise.world.dataset import TrafficDataset, collect_traffic
 from genoise.world.dynamics import MLPDynamics, collect_random_transitions, model_rollout_cost
-from genoise.world.forward import ForwardModel, load_forward_model, rollout, save_forward_model
+from genoise.world.evaluate import evaluate_driving, evaluation_table
+from genoise.world.forward import ForwardModel, conv_encoder, rollout
 from genoise.world.highway_env import HighwayTrafficEnv
-from genoise.world.planners import MPC, plan_cem, plan_gradient, plan_mppi
+from genoise.world.planners import MPC, plan_cem, plan_gradient, plan_mppi, planner_options
+from genoise.world.policy import DrivingPolicy
 from genoise.world.raster import RasterSpec, ego_raster, rasterize_cars
 from genoise.world.traffic import RoadConfig, idm_acceleration, simulate, spawn_traffic, traffic_step
 from genoise.world.uncertainty import predicted_cost, uncertainty_cost
@@ -25,10 +29,12 @@ if ENV_ID not in gym.registry:
     gym.register(id=ENV_ID, entry_point="genoise.world.highway_env:HighwayTrafficEnv")
 
 __all__ = [
-    "ENV_ID", "MPC", "CostConfig", "ForwardModel", "HighwayTrafficEnv", "MLPDynamics", "RasterSpec",
-    "RoadConfig", "TrafficDataset", "collect_random_transitions", "collect_traffic", "driving_cost",
-    "ego_raster", "idm_acceleration", "lane_cost", "load_forward_model", "model_rollout_cost",
-    "offroad_cost", "plan_cem", "plan_gradient", "plan_mppi", "predicted_cost", "proximity_cost",
-    "rasterize_cars", "rollout", "save_forward_model", "simulate", "spawn_traffic", "traffic_step",
+    "ENV_ID", "MPC", "CostConfig", "DrivingPolicy", "ForwardModel", "HighwayTrafficEnv", "MLPDynamics",
+    "RasterSpec", "RoadConfig", "TrafficDataset", "collect_random_transitions", "collect_traffic",
+    "conv_encoder", "driving_cost", "ego_raster", "evaluate_driving", "evaluation_table", "expert",
+    "idm_acceleration", "keep_speed", "lane_cost", "load_forward_model", "load_policy",
+    "model_rollout_cost", "offroad_cost", "plan_cem", "plan_gradient", "plan_mppi", "planner_controller",
+    "planner_options", "policy_controller", "predicted_cost", "proximity_cost", "rasterize_cars",
+    "rollout", "save_forward_model", "save_policy", "simulate", "spawn_traffic", "traffic_step",
     "uncertainty_cost",
 ]

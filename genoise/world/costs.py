@@ -34,7 +34,9 @@ uses lane weight 0.2).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -61,6 +63,21 @@ class CostConfig:
     def __post_init__(self) -> None:
         if self.rear_speed not in ("current", "initial"):
             raise ValueError(f"rear_speed must be 'current' or 'initial', got {self.rear_speed!r}")
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], lane_width: float) -> CostConfig:
+        """The driving cost of a recipe configuration: keys ``lane_weight``,
+        ``offroad_weight``, ``speed_gradient``, ``rear_speed`` (a missing key keeps the
+        dataclass default, the paper's value) on a road of ``lane_width`` metres. The recipes,
+        ``genoise plan`` and the benchmarks all build their cost here."""
+        defaults = cls()
+        return cls(
+            lane_weight=float(config.get("lane_weight", defaults.lane_weight)),
+            offroad_weight=float(config.get("offroad_weight", defaults.offroad_weight)),
+            lane_width=float(lane_width),
+            speed_gradient=bool(config.get("speed_gradient", defaults.speed_gradient)),
+            rear_speed=str(config.get("rear_speed", defaults.rear_speed)),
+        )
 
 
 DEFAULT_COSTS = CostConfig()

@@ -191,9 +191,7 @@ class TrafficDataset(torch.utils.data.Dataset):
         self.root, self.split, self.history, self.n_future = Path(root), split, int(history), int(n_future)
         self.raster = raster or RasterSpec()
         self.manifest = read_manifest(root)
-        self.road = RoadConfig(
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in self.manifest["road"].items()}
-        )
+        self.road = RoadConfig.from_dict(self.manifest["road"])
         self.dt = float(self.manifest["dt"])
         entries = [s for s in self.manifest["shards"] if s["split"] == split]
         if not entries:

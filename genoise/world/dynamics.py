@@ -16,6 +16,8 @@ import torch
 from torch import Tensor, nn
 
 from genoise._checks import check_positive
+from genoise.train.run import Run
+from genoise.train.trainer import Trainer
 
 
 def collect_random_transitions(env: gym.Env, n_steps: int, seed: int = 0) -> dict[str, Tensor]:
@@ -77,33 +79,37 @@ class MLPDynamics(nn.Module):
         steps: int = 2000,
         batch_size: int = 256,
         lr: float = 1e-3,
-        generator: torch.Generator | None = None,
+        *,
+        seed: int = 0,
+        run: Run | None = None,
+        progress: bool = False,
     ) -> list[float]:
-        """Least squares on normalised deltas; returns the loss every 100 steps."""
+        """Least squares on normalised deltas, ``mean ||f(x) - (delta - mean_d) / std_d||^2``,
+        by Adam with a cosine schedule on :class:`genoise.train.Trainer` (epochs of random
+        mini-batches drawn without replacement, seeded by ``seed``; with ``run``, ``last.pt``
+        and ``run.resume`` as every Trainer). Returns the mean loss of every 100 steps."""
         obs, actions, delta = data["obs"], data["actions"], data["next_obs"] - data["obs"]
         for name, value in (("obs", obs), ("action", actions), ("delta", delta)):
             getattr(self, f"{name}_mean").copy_(value.mean(0))
             getattr(self, f"{name}_std").copy_(value.std(0).clamp(min=1e-6))
         optimiser = torch.optim.Adam(self.parameters(), lr=lr)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps)
-        losses = []
-        for step in range(steps):
-            idx = torch.randint(obs.shape[0], (batch_size,), generator=generator)
-            target = (delta[idx] - self.delta_mean) / self.delta_std
+
+        def step_fn(model: MLPDynamics, batch: tuple[Tensor, ...], generator: torch.Generator) -> Tensor:
+            o, a, d = batch
             x = torch.cat(
-                [
-                    (obs[idx] - self.obs_mean) / self.obs_std,
-                    (actions[idx] - self.action_mean) / self.action_std,
-                ],
-                -1,
+                [(o - model.obs_mean) / model.obs_std, (a - model.action_mean) / model.action_std], -1
             )
-            loss = (self.net(x) - target).pow(2).mean()
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            if step % 100 == 0 or step == steps - 1:
-                losses.append(loss.item())
+            return (model.net(x) - (d - model.delta_mean) / model.delta_std).pow(2).mean()
+
+        losses: list[float] = []
+        Trainer(
+            self, optimiser, step_fn, (obs, actions, delta), run=run, max_steps=int(steps),
+            batch_size=min(int(batch_size), obs.shape[0]), scheduler=schedule, seed=int(seed), log_every=100,
+            progress=progress, desc="dynamics model", kind="world-dynamics",
+            config=run.config if run is not None else None,
+            callbacks=[lambda trainer, step, row: losses.append(float(row["loss"]))],
+        ).fit()
         return losses
 
 

@@ -19,16 +19,26 @@ the next frame; the VAE's KL term is the latent regulariser ``R(z)``.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genoise.io import atomic_torch_save
 from genoise.world.raster import RasterSpec
+
+try:
+    from genoise.latent.regularizers import kl_divergence, reparameterize
+except ImportError:  # replaced by genoise.latent.regularizers on merge
+
+    def reparameterize(mu: Tensor, logvar: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """``z = mu + exp(logvar / 2) * eps``, ``eps ~ N(0, I)`` (Kingma & Welling 2014)."""
+        noise = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        return mu + (0.5 * logvar).exp() * noise
+
+    def kl_divergence(mu: Tensor, logvar: Tensor) -> Tensor:
+        """Per sample ``KL(N(mu, exp(logvar)) || N(0, I))`` summed over the last dimension."""
+        return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1)
 
 
 def ego_step(speed: Tensor, y: Tensor, action: Tensor, dt: float) -> tuple[Tensor, Tensor]:
@@ -49,8 +59,16 @@ def ego_trajectory(speed: Tensor, y: Tensor, actions: Tensor, dt: float) -> tupl
     return torch.stack(speeds, 1), torch.stack(lateral, 1)
 
 
-def _conv_encoder(in_channels: int, width: int) -> nn.Sequential:
-    return nn.Sequential(
+def conv_encoder(in_channels: int, width: int, shape: tuple[int, int], out_features: int) -> nn.Sequential:
+    """The raster encoder of the forward model and the driving policy (pytorch-PPUU's
+    ``encoder``): three 4×4 convolutions of stride 2 (``width``, ``2 width``, ``2 width``
+    channels, ReLU after each), flattened, then a linear map to ``out_features``.
+
+    (B, in_channels, H, W) → (B, out_features); H and W must be multiples of 8."""
+    h, w = shape
+    if h % 8 or w % 8:
+        raise ValueError(f"raster shape must be multiples of 8 for the ConvNet, got {tuple(shape)}")
+    stack = nn.Sequential(
         nn.Conv2d(in_channels, width, 4, 2, 1),
         nn.ReLU(),
         nn.Conv2d(width, 2 * width, 4, 2, 1),
@@ -59,6 +77,7 @@ def _conv_encoder(in_channels: int, width: int) -> nn.Sequential:
         nn.ReLU(),
         nn.Flatten(),
     )
+    return nn.Sequential(stack, nn.Linear(2 * width * (h // 8) * (w // 8), out_features))
 
 
 class ForwardModel(nn.Module):
@@ -112,7 +131,7 @@ class ForwardModel(nn.Module):
         self.history, self.nz, self.state_dim, self.action_dim = history, nz, state_dim, action_dim
         self.grid = (2 * width, h // 8, w // 8)
         flat = 2 * width * (h // 8) * (w // 8)
-        self.encoder = nn.Sequential(_conv_encoder(3 * history, width), nn.Linear(flat, hidden))
+        self.encoder = conv_encoder(3 * history, width, self.raster.shape, hidden)
         self.state_encoder = nn.Sequential(
             nn.Linear(state_dim * history, hidden), nn.ReLU(), nn.Linear(hidden, hidden)
         )
@@ -131,7 +150,7 @@ class ForwardModel(nn.Module):
         nn.init.zeros_(self.decoder[-1].weight)  # untrained: copy the last frame
         nn.init.zeros_(self.decoder[-1].bias)
         if nz > 0:
-            self.target_encoder = nn.Sequential(_conv_encoder(3, width), nn.Linear(flat, hidden))
+            self.target_encoder = conv_encoder(3, width, self.raster.shape, hidden)
             self.posterior = nn.Sequential(nn.ReLU(), nn.Linear(2 * hidden + state_dim, 2 * nz))
             self.z_encoder = nn.Linear(nz, hidden)
         for name in ("state_mean", "action_mean"):
@@ -333,11 +352,10 @@ def forward_model_loss(
         z = None
         if model.nz > 0:
             mu, logvar = model.infer_latent(h, target_image, target_state)
-            noise = torch.randn(mu.shape, generator=generator, device=mu.device)
-            z = mu + (0.5 * logvar).exp() * noise
+            z = reparameterize(mu, logvar, generator)
             keep = (torch.rand(mu.shape[0], 1, generator=generator, device=mu.device) >= z_dropout).float()
             z = z * keep
-            kl = kl + 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1).mean()
+            kl = kl + kl_divergence(mu, logvar).mean()
         image, state = model.decode(h, images[:, -1], states[:, -1], z, actions[:, t])
         image_loss = image_loss + F.mse_loss(image, target_image)
         state_loss = state_loss + F.mse_loss(
@@ -371,32 +389,3 @@ def prediction_error(
         "copy_last": (copy - target).pow(2).mean((0, 2, 3, 4)),
         "state_model": ((states - batch["target_states"]) / model.state_std).pow(2).mean((0, 2)),
     }
-
-
-def save_forward_model(
-    model: ForwardModel,
-    path: str | os.PathLike,
-    obs_config: dict[str, Any] | None = None,
-) -> None:
-    """Checkpoint with constructor arguments and the observation format it was trained on."""
-    config = obs_config or {"obs_mode": "raster", "raster": asdict(model.raster)}
-    atomic_torch_save({"kwargs": model.kwargs, "state_dict": model.state_dict(), "obs_config": config}, path)
-
-
-def load_forward_model(path: str | os.PathLike, expect_obs: dict[str, Any] | None = None) -> ForwardModel:
-    """Load a checkpoint; if ``expect_obs`` (e.g. ``env.config()``) disagrees with the
-    observation format the model was trained on, raise a one-line ``ValueError``."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    trained = checkpoint["obs_config"]
-    if expect_obs is not None:
-        for key in ("obs_mode", "raster"):
-            if key in expect_obs and expect_obs[key] != trained.get(key):
-                raise ValueError(
-                    f"checkpoint {path} was trained for {key}={trained.get(key)!r} but the environment "
-                    f"gives {key}={expect_obs[key]!r}"
-                )
-    kwargs = dict(checkpoint["kwargs"])
-    kwargs["raster"] = RasterSpec(**{k: tuple(v) for k, v in kwargs["raster"].items()})
-    model = ForwardModel(**kwargs)
-    model.load_state_dict(checkpoint["state_dict"])
-    return model

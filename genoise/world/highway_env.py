@@ -63,7 +63,7 @@ class HighwayTrafficEnv(gym.Env):
         cost: CostConfig | None = None,
         render_mode: str | None = None,
     ) -> None:
-        self.road = road if isinstance(road, RoadConfig) else RoadConfig(**(road or {}))
+        self.road = road if isinstance(road, RoadConfig) else RoadConfig.from_dict(road or {})
         self.spec_raster = raster if isinstance(raster, RasterSpec) else RasterSpec(**(raster or {}))
         self.obs_mode = check_choice("obs_mode", obs_mode, ("raster", "vector"))
         if render_mode is not None:

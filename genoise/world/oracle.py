@@ -20,11 +20,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from genoise.world.control import Controller, episode_mpc_controller
 from genoise.world.costs import CostConfig, driving_cost
 from genoise.world.forward import ego_trajectory
 from genoise.world.highway_env import HighwayTrafficEnv
 from genoise.world.planners import RolloutCost
-from genoise.world.policy import Controller, episode_mpc_controller
 from genoise.world.raster import ego_raster, relative_positions
 
 
@@ -77,8 +77,8 @@ def oracle_controller(
     config: CostConfig | None = None,
     seed: int = 0,
 ) -> Controller:
-    """A controller for :func:`genoise.world.policy.evaluate_driving` that plans on the
+    """A controller for :func:`genoise.world.evaluate.evaluate_driving` that plans on the
     true future (receding horizon, warm-started). A fresh planner, seeded with ``seed``, starts
-    every episode (:func:`~genoise.world.policy.episode_mpc_controller`)."""
+    every episode (:func:`~genoise.world.control.episode_mpc_controller`)."""
     return episode_mpc_controller(lambda e: true_future_cost(e, config), lambda e: e, horizon, method,
                                   options, seed)

@@ -22,6 +22,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from genoise._checks import check_choice, check_positive
+from genoise.energy.infer import gradient_minimize
+
 RolloutCost = Callable[[Tensor], Tensor]
 
 
@@ -61,32 +64,53 @@ def plan_gradient(
     lr: float = 0.1,
 ) -> tuple[Tensor, Tensor]:
     """Gradient MPC: minimise ``rollout_cost`` by Adam on the action sequence, projecting
-    onto the bounds after each step.
+    onto the bounds after each step (:func:`genoise.energy.infer.gradient_minimize` with
+    ``optimizer=Adam`` and the box as ``projection``), keeping the best plan seen.
 
     ``init`` is (H, A), with ``rollout_cost`` mapping (N, H, A) → (N,); or (E, H, A) for
     E independent problems, with ``rollout_cost`` mapping (E, N, H, A) → (E, N) (their
     summed cost has independent gradients, so they are optimised jointly). Returns the best
-    plan seen (same shape as ``init``) and its cost (scalar or (E,))."""
+    plan among the ``iterations + 1`` evaluated (same shape as ``init``) and its cost
+    (scalar or (E,))."""
     batched = init.ndim == 3
     cost_fn = _batched(rollout_cost, batched)
     low, high = _bounds(low, high, init.device)
-    plan = (init if batched else init.unsqueeze(0)).detach().clone()
-    plan = torch.maximum(torch.minimum(plan, high), low).requires_grad_(True)
-    optimiser = torch.optim.Adam([plan], lr=lr)
-    best, best_cost = plan.detach().clone(), torch.full((plan.shape[0],), float("inf"))
-    for step in range(iterations + 1):
+
+    def box(plan: Tensor) -> Tensor:
+        return torch.maximum(torch.minimum(plan, high), low)
+
+    start = box((init if batched else init.unsqueeze(0)).detach())
+    best = [start.clone(), torch.full((start.shape[0],), float("inf"), device=start.device)]
+
+    def plan_cost(plan: Tensor) -> Tensor:  # (E, H, A) -> (E,); remembers the best plan per problem
         cost = _check_costs(cost_fn(plan.unsqueeze(1)), (plan.shape[0], 1))[:, 0]
-        better = cost.detach() < best_cost
-        best = torch.where(better.view(-1, 1, 1), plan.detach(), best)
-        best_cost = torch.where(better, cost.detach(), best_cost)
-        if step == iterations:
-            break
-        optimiser.zero_grad()
-        cost.sum().backward()
-        optimiser.step()
-        with torch.no_grad():
-            plan.copy_(torch.maximum(torch.minimum(plan, high), low))
-    return (best, best_cost) if batched else (best[0], best_cost[0])
+        better = cost.detach() < best[1]
+        best[0] = torch.where(better.view(-1, 1, 1), plan.detach(), best[0])
+        best[1] = torch.where(better, cost.detach(), best[1])
+        return cost
+
+    final = gradient_minimize(plan_cost, start, steps=int(iterations), lr=lr,
+                              optimizer=torch.optim.Adam, projection=box)
+    with torch.no_grad():
+        plan_cost(final)
+    return (best[0], best[1]) if batched else (best[0][0], best[1][0])
+
+
+PLANNERS = ("gradient", "cem", "mppi")
+
+
+def planner_options(method: str, samples: int, iterations: int) -> dict[str, float | int]:
+    """The planner options used by the recipe, ``genoise plan`` and the benchmarks for a
+    budget of ``samples`` candidate sequences per iteration (CEM keeps the best quarter,
+    at least 2; MPPI at temperature 0.1; gradient MPC: Adam at lr 0.5)."""
+    check_choice("method", method, PLANNERS)
+    check_positive("samples", samples)
+    check_positive("iterations", iterations)
+    return {
+        "gradient": dict(iterations=int(iterations), lr=0.5),
+        "cem": dict(population=int(samples), n_elites=max(2, int(samples) // 4), iterations=int(iterations)),
+        "mppi": dict(samples=int(samples), iterations=int(iterations), temperature=0.1),
+    }[method]
 
 
 def _init_mean(init_mean: Tensor | None, horizon: int, low: Tensor, high: Tensor) -> tuple[Tensor, bool]:
@@ -196,7 +220,7 @@ class MPC:
     batch: int | None = None
 
     def __post_init__(self) -> None:
-        if self.method not in ("gradient", "cem", "mppi"):
+        if self.method not in PLANNERS:
             raise ValueError(f"method must be 'gradient', 'cem' or 'mppi', got {self.method!r}")
         self.generator = torch.Generator().manual_seed(self.seed)
         self.reset()

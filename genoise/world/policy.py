@@ -1,5 +1,6 @@
 """Driving policies trained through the unrolled forward model (Henaff, Canziani & LeCun,
-ICLR 2019), behaviour cloning, and the closed-loop evaluation on the simulator.
+ICLR 2019) and their training losses. (The controllers that drive the simulator are in
+:mod:`genoise.world.control`, the closed-loop evaluation in :mod:`genoise.world.evaluate`.)
 
 - MPUR: ``min_pi E_z sum_t [C(G(s_t, pi(s_t), z_t))] + lambda_U * U(pi)`` — the policy
   acts inside the stochastic model, ``z`` drawn from the prior, ``U`` the dropout variance
@@ -11,8 +12,6 @@ ICLR 2019), behaviour cloning, and the closed-loop evaluation on the simulator.
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable
 from dataclasses import asdict
 
 import numpy as np
@@ -20,9 +19,8 @@ import torch
 from torch import Tensor, nn
 
 from genoise.world.costs import DEFAULT_COSTS, CostConfig, driving_cost
-from genoise.world.forward import ForwardModel, _conv_encoder, ego_step
-from genoise.world.highway_env import HighwayTrafficEnv
-from genoise.world.raster import EGO
+from genoise.world.forward import ForwardModel, conv_encoder, ego_step
+from genoise.world.raster import EGO, RasterSpec
 from genoise.world.uncertainty import uncertainty_cost
 
 
@@ -31,33 +29,70 @@ class DrivingPolicy(nn.Module):
     ``[low, high]`` (which must contain 0): ``a = tanh(r) * (high if r > 0 else -low)``, so
     a zero output keeps speed and lane even for an asymmetric box (acceleration in
     ``[-6, 3]``: mapping ``tanh`` onto the box's centre would start every policy braking at
-    1.5 m/s²). State normalisation copied from the forward model."""
+    1.5 m/s²).
+
+    Parameters
+    ----------
+    history : k, the number of conditioning frames.
+    raster : the raster resolution of the observations.
+    state_dim : S, the size of the ego state.
+    low, high : the action box (A = 2).
+    width, hidden : channels of the raster encoder (:func:`~genoise.world.forward.conv_encoder`)
+        and size of the hidden code.
+
+    The states are normalised by the buffers ``state_mean`` / ``state_std`` (0 / 1 until set;
+    :meth:`from_model` copies the forward model's).
+    """
 
     def __init__(
-        self, model: ForwardModel, low: np.ndarray, high: np.ndarray, width: int = 16, hidden: int = 128
+        self,
+        history: int,
+        raster: RasterSpec,
+        state_dim: int,
+        low: np.ndarray,
+        high: np.ndarray,
+        width: int = 16,
+        hidden: int = 128,
     ) -> None:
         super().__init__()
         if not (np.all(np.asarray(low) <= 0) and np.all(np.asarray(high) >= 0)):
             raise ValueError(f"the action box must contain 0, got low={list(low)} high={list(high)}")
-        self.history, self.raster = model.history, model.raster
+        self.history, self.raster = int(history), raster
         self.kwargs = dict(
-            history=model.history,
-            raster=asdict(model.raster),
-            state_dim=model.state_dim,
+            history=int(history),
+            raster=asdict(raster),
+            state_dim=int(state_dim),
             low=[float(v) for v in np.asarray(low)],
             high=[float(v) for v in np.asarray(high)],
             width=width,
             hidden=hidden,
         )
-        h, w = model.raster.shape
-        flat = 2 * width * (h // 8) * (w // 8)
-        self.encoder = nn.Sequential(_conv_encoder(3 * model.history, width), nn.Linear(flat, hidden))
-        self.state_encoder = nn.Linear(model.state_dim * model.history, hidden)
+        self.encoder = conv_encoder(3 * history, width, raster.shape, hidden)
+        self.state_encoder = nn.Linear(state_dim * history, hidden)
         self.head = nn.Sequential(nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 2))
-        self.register_buffer("state_mean", model.state_mean.clone())
-        self.register_buffer("state_std", model.state_std.clone())
-        self.register_buffer("low", torch.as_tensor(low, dtype=torch.float32))
-        self.register_buffer("high", torch.as_tensor(high, dtype=torch.float32))
+        self.register_buffer("state_mean", torch.zeros(state_dim))
+        self.register_buffer("state_std", torch.ones(state_dim))
+        self.register_buffer("low", torch.as_tensor(np.asarray(low), dtype=torch.float32))
+        self.register_buffer("high", torch.as_tensor(np.asarray(high), dtype=torch.float32))
+
+    @classmethod
+    def from_model(
+        cls, model: ForwardModel, low: np.ndarray, high: np.ndarray, width: int = 16, hidden: int = 128
+    ) -> DrivingPolicy:
+        """A policy for the observations of ``model`` (its history, raster and state size),
+        with the model's state normalisation."""
+        policy = cls(model.history, model.raster, model.state_dim, low, high, width, hidden)
+        policy.state_mean.copy_(model.state_mean)
+        policy.state_std.copy_(model.state_std)
+        return policy.to(model.state_mean.device)
+
+    @classmethod
+    def from_kwargs(cls, kwargs: dict) -> DrivingPolicy:
+        """Rebuild from the saved :attr:`kwargs` (the raster as a dict, the box as lists)."""
+        kwargs = dict(kwargs)
+        kwargs["raster"] = RasterSpec(**{k: tuple(v) for k, v in kwargs["raster"].items()})
+        kwargs["low"], kwargs["high"] = np.asarray(kwargs["low"]), np.asarray(kwargs["high"])
+        return cls(**kwargs)
 
     def forward(self, images: Tensor, states: Tensor) -> Tensor:
         b = images.shape[0]
@@ -147,135 +182,3 @@ def bc_loss(policy: DrivingPolicy, batch: dict[str, Tensor]) -> dict[str, Tensor
     scale = (policy.high - policy.low) / 2
     error = ((policy(batch["images"], batch["states"]) - batch["actions"][:, 0]) / scale).pow(2).mean()
     return {"loss": error}
-
-
-Controller = Callable[[HighwayTrafficEnv, Tensor, Tensor], np.ndarray]
-
-
-def policy_controller(policy: nn.Module) -> Controller:
-    """Wrap a network ``pi(images, states)`` as a controller of the evaluation loop."""
-
-    def act(env: HighwayTrafficEnv, images: Tensor, states: Tensor) -> np.ndarray:
-        with torch.no_grad():
-            return policy(images.unsqueeze(0), states.unsqueeze(0))[0].numpy()
-
-    return act
-
-
-def evaluate_driving(
-    controller: Controller, seeds: list[int], env_kwargs: dict, history: int, record: int | None = None
-) -> dict:
-    """Closed-loop episodes on ``HighwayTrafficEnv(**env_kwargs)`` (one per seed).
-
-    ``controller(env, images (k, 3, H, W), states (k, 3)) -> action``; the first frame is
-    repeated to fill the history. Success = ``"arrived"`` (no collision, no off-road, within
-    the time limit). Returns rates, mean distance, per-episode outcomes and, for the episode
-    number ``record``, its rendered frames."""
-    outcomes, distances, frames = [], [], []
-    for number, seed in enumerate(seeds):
-        env = HighwayTrafficEnv(**env_kwargs, render_mode="rgb_array" if number == record else None)
-        obs, info = env.reset(seed=seed)
-        images = deque([torch.as_tensor(obs["raster"])] * history, maxlen=history)
-        states = deque([torch.as_tensor(obs["state"])] * history, maxlen=history)
-        if number == record:
-            frames.append(env.render())
-        while True:
-            action = np.asarray(controller(env, torch.stack(list(images)), torch.stack(list(states))))
-            obs, _, terminated, truncated, info = env.step(
-                np.clip(action, env.action_space.low, env.action_space.high)
-            )
-            images.append(torch.as_tensor(obs["raster"]))
-            states.append(torch.as_tensor(obs["state"]))
-            if number == record:
-                frames.append(env.render())
-            if terminated or truncated:
-                break
-        outcomes.append(info["termination"])
-        distances.append(info["progress"])
-    n = len(seeds)
-    return {
-        "success_rate": sum(o == "arrived" for o in outcomes) / n,
-        "collision_rate": sum(o == "collision" for o in outcomes) / n,
-        "offroad_rate": sum(o == "off_road" for o in outcomes) / n,
-        "mean_distance": float(np.mean(distances)),
-        "outcomes": outcomes,
-        "frames": frames,
-    }
-
-
-def keep_speed(env: HighwayTrafficEnv, images: Tensor, states: Tensor) -> np.ndarray:
-    """The "no action" row: zero acceleration, zero lateral velocity."""
-    return np.zeros(2, dtype=np.float32)
-
-
-def expert(env: HighwayTrafficEnv, images: Tensor, states: Tensor) -> np.ndarray:
-    """The "IDM driver itself" row: replay the ghost driver's action (invisible mode)."""
-    action = env.expert_action()
-    return np.zeros(2, dtype=np.float32) if action is None else action
-
-
-def episode_mpc_controller(
-    make_rollout_cost: Callable,
-    observe: Callable[[HighwayTrafficEnv], object],
-    horizon: int,
-    method: str = "cem",
-    options: dict | None = None,
-    seed: int = 0,
-) -> Controller:
-    """A receding-horizon controller (:class:`genoise.world.planners.MPC` within the
-    environment's action box) that starts a fresh planner, seeded with ``seed``, at every
-    episode, so an episode's outcome does not depend on the episodes driven before it.
-    ``make_rollout_cost`` receives ``observe(env)`` at every step."""
-    from genoise.world.planners import MPC
-
-    state: dict[str, MPC] = {}
-
-    def act(env: HighwayTrafficEnv, images: Tensor, states: Tensor) -> np.ndarray:
-        if env.steps == 0 or "mpc" not in state:
-            low, high = env.action_space.low, env.action_space.high
-            state["mpc"] = MPC(make_rollout_cost, low, high, horizon=horizon, method=method,
-                               options=options or {}, seed=seed)
-        return state["mpc"](observe(env))
-
-    return act
-
-
-def planner_controller(
-    model: ForwardModel,
-    method: str,
-    low: np.ndarray,
-    high: np.ndarray,
-    horizon: int = 10,
-    options: dict | None = None,
-    config: CostConfig = DEFAULT_COSTS,
-    seed: int = 0,
-) -> Controller:
-    """Receding-horizon planning over the learned driving model (gradient MPC, CEM or MPPI):
-    the rollout cost of a candidate action sequence is the paper's cost of the predicted
-    rasters (latent z = 0, dropout off)."""
-    from genoise.world.planners import MPC
-    from genoise.world.uncertainty import predicted_cost
-
-    model.eval()
-    for parameter in model.parameters():
-        parameter.requires_grad_(False)
-
-    def make_rollout_cost(context: tuple[Tensor, Tensor]):
-        images, states = context
-
-        def rollout_cost(actions: Tensor) -> Tensor:
-            n = actions.shape[0]
-            return predicted_cost(
-                model, images.expand(n, *images.shape), states.expand(n, *states.shape), actions, None, config
-            )["total"]
-
-        return rollout_cost
-
-    mpc = MPC(make_rollout_cost, low, high, horizon=horizon, method=method, options=options or {}, seed=seed)
-
-    def act(env: HighwayTrafficEnv, images: Tensor, states: Tensor) -> np.ndarray:
-        if env.steps == 0:
-            mpc.reset()
-        return mpc((images, states))
-
-    return act

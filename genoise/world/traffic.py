@@ -32,7 +32,9 @@ trajectory reproduce it exactly.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 import numpy as np
 
@@ -75,6 +77,12 @@ class RoadConfig:
 
     def lane_center(self, lane: np.ndarray | int) -> np.ndarray:
         return (np.asarray(lane) + 0.5) * self.lane_width
+
+    @classmethod
+    def from_dict(cls, saved: Mapping[str, Any]) -> RoadConfig:
+        """The road of a saved ``asdict(road)`` (a manifest, a checkpoint's ``obs_config``):
+        JSON/YAML lists become the tuples of the dataclass again."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
 
 
 @dataclass

@@ -1,14 +1,57 @@
-"""Training loops for the driving forward model (functional, reused by the recipes)."""
+"""Training of the driving forward model and of the driving policies, both on
+:class:`genoise.train.Trainer` (one loop, one checkpoint format: bit-for-bit resume, NaN /
+divergence stop, ``device``, metrics rows, a progress bar named after what it trains).
+
+Batches come from a :class:`TrafficBatches` source: random samples of the traffic data set
+drawn with the Trainer's checkpointed data generator, so a resumed run sees the same batches
+as an uninterrupted one.
+
+Checkpoints (``last.pt`` in the run folder given) carry a
+:class:`~genoise.world.checkpoints.ModelCard` in their ``extra_state["card"]``: the network's
+constructor arguments and the observation format it was trained on, so that
+:mod:`genoise.world.checkpoints` rebuilds the network from the checkpoint alone.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import torch
+from torch import Tensor
 
+from genoise.train.run import Run
+from genoise.train.seed import derive_seed
+from genoise.train.trainer import Trainer
+from genoise.world.checkpoints import FORWARD_MODEL_KIND, POLICY_KIND, ModelCard
+from genoise.world.costs import CostConfig
 from genoise.world.dataset import TrafficDataset
 from genoise.world.forward import ForwardModel, forward_model_loss, prediction_error
+from genoise.world.policy import DrivingPolicy, bc_loss, mper_loss, mpur_loss
+
+POLICY_METHODS = ("mpur", "mpur_no_u", "mper", "bc")
+_KEYS = ("images", "states", "actions", "target_images", "target_states")
+_GRAD_CLIP = 5.0
+
+
+class TrafficBatches:
+    """A Trainer batch source over a :class:`TrafficDataset`: ``source(step, generator)``
+    returns the tuple ``(images, states, actions, target_images, target_states)`` of
+    ``batch_size`` random samples drawn with ``generator`` (the Trainer's CPU data generator,
+    seeded and checkpointed by it; the batch is a pure function of its state)."""
+
+    def __init__(self, data: TrafficDataset, batch_size: int) -> None:
+        self.data, self.batch_size = data, int(batch_size)
+
+    def __call__(self, step: int, generator: torch.Generator) -> tuple[Tensor, ...]:
+        batch = self.data.sample_batch(self.batch_size, generator)
+        return tuple(batch[k] for k in _KEYS)
+
+
+def as_batch(batch: tuple[Tensor, ...], device: torch.device) -> dict[str, Tensor]:
+    """The tuple of a :class:`TrafficBatches` source as the loss functions' dict, on ``device``."""
+    return {k: t.to(device, non_blocking=True) for k, t in zip(_KEYS, batch, strict=True)}
 
 
 def normalise_from_data(
@@ -17,8 +60,8 @@ def normalise_from_data(
     """Set the model's state / action normalisation from ``n`` random training samples."""
     batch = data.sample_batch(n, generator)
     model.set_normalisation(
-        batch["states"].reshape(-1, batch["states"].shape[-1]),
-        batch["actions"].reshape(-1, batch["actions"].shape[-1]),
+        batch["states"].reshape(-1, batch["states"].shape[-1]).to(model.state_mean.device),
+        batch["actions"].reshape(-1, batch["actions"].shape[-1]).to(model.state_mean.device),
     )
 
 
@@ -30,33 +73,100 @@ def train_forward_model(
     lr: float = 1e-3,
     beta: float = 1e-6,
     z_dropout: float = 0.5,
-    generator: torch.Generator | None = None,
-    log: Callable[[dict[str, Any], int], None] | None = None,
+    *,
+    seed: int = 0,
+    run: Run | None = None,
+    obs_config: Mapping[str, Any] | None = None,
     log_every: int = 50,
-    progress: bool = False,
-) -> list[dict[str, float]]:
-    """Adam on :func:`~genoise.world.forward.forward_model_loss`; returns the logged rows."""
-    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    history = []
-    steps_iter = range(int(steps))
-    if progress:
-        from tqdm import tqdm
+    progress: bool | None = None,
+) -> dict[str, Any]:
+    """Adam on :func:`~genoise.world.forward.forward_model_loss` (gradient norm clipped at 5)
+    for ``steps`` updates; the normalisation is set from the data first. With ``run``,
+    ``run.dir/last.pt`` holds the training state and a :class:`ModelCard` (``obs_config``),
+    and ``run.resume`` continues from it. Returns the Trainer's last metrics row."""
+    normalise_from_data(model, data, generator=torch.Generator().manual_seed(derive_seed(int(seed), 1)))
+    card = ModelCard(kwargs=model.kwargs, obs_config=dict(obs_config or {}))
 
-        steps_iter = tqdm(steps_iter, desc="forward model")
-    for step in steps_iter:
-        batch = data.sample_batch(batch_size, generator)
-        losses = forward_model_loss(model, batch, beta=beta, z_dropout=z_dropout, generator=generator)
-        optimiser.zero_grad()
-        losses["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        optimiser.step()
-        if step % log_every == 0 or step == steps - 1:
-            row = {k: v.item() for k, v in losses.items()}
-            history.append({"step": step, **row})
-            if log is not None:
-                log(row, step)
-    return history
+    def step_fn(net: ForwardModel, batch: tuple[Tensor, ...], generator: torch.Generator) -> dict:
+        inputs = as_batch(batch, net.state_mean.device)
+        return forward_model_loss(net, inputs, beta=beta, z_dropout=z_dropout, generator=generator)
+
+    trainer = Trainer(
+        model, torch.optim.Adam(model.parameters(), lr=lr), step_fn, TrafficBatches(data, batch_size),
+        run=run, max_steps=int(steps), batch_size=int(batch_size), seed=int(seed), grad_clip=_GRAD_CLIP,
+        log_every=log_every, progress=progress, extra_state={"card": card}, desc="forward model",
+        kind=FORWARD_MODEL_KIND, config=run.config if run is not None else None,
+    )
+    return trainer.fit()
+
+
+def _policy_loss(method: str, config: Mapping[str, Any], costs: CostConfig):
+    """``loss(policy, model, batch, generator) -> dict`` of one policy method."""
+    if method in ("mpur", "mpur_no_u"):
+        u_weight = float(config["u_weight"]) if method == "mpur" else 0.0
+
+        def loss(policy, model, batch, generator):
+            return mpur_loss(policy, model, batch, int(config["horizon"]), u_weight, int(config["n_dropout"]),
+                             config=costs, generator=generator,
+                             action_weight=float(config["action_weight"]))
+
+        return loss
+    if method == "mper":
+        return lambda policy, model, batch, generator: mper_loss(policy, model, batch)
+    return lambda policy, model, batch, generator: bc_loss(policy, batch)
+
+
+def train_policy(
+    method: str,
+    model: ForwardModel,
+    data: TrafficDataset,
+    expert_data: TrafficDataset,
+    low: np.ndarray,
+    high: np.ndarray,
+    config: Mapping[str, Any],
+    *,
+    seed: int = 0,
+    run: Run | None = None,
+    obs_config: Mapping[str, Any] | None = None,
+    progress: bool | None = None,
+) -> DrivingPolicy:
+    """Train one driving policy through the frozen forward ``model``: ``mpur``, ``mpur_no_u``
+    (MPUR without the uncertainty cost), ``mper`` (on ``expert_data``, whose ``n_future``
+    is the unroll) or ``bc`` (behaviour cloning).
+
+    ``config`` holds the recipe keys ``policy_steps``, ``policy_batch``, ``policy_lr``,
+    ``horizon``, ``u_weight``, ``n_dropout``, ``action_weight`` and the cost keys of
+    :meth:`CostConfig.from_config`. Adam, gradient norm clipped at 5, on
+    :class:`genoise.train.Trainer`; with ``run``, ``run.dir/last.pt`` holds the training
+    state and a :class:`ModelCard` (``method``, ``obs_config``) that
+    :func:`genoise.world.checkpoints.load_policy` reads. Returns the policy in eval mode."""
+    if method not in POLICY_METHODS:
+        raise ValueError(f"unknown policy method {method!r}; use {', '.join(POLICY_METHODS)}")
+    missing = [k for k in ("policy_steps", "policy_batch", "policy_lr") if k not in config]
+    if method in ("mpur", "mpur_no_u"):
+        missing += [k for k in ("horizon", "u_weight", "n_dropout", "action_weight") if k not in config]
+    if missing:
+        raise ValueError(f"train_policy({method!r}) needs config keys {', '.join(missing)}")
+    model.eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    torch.manual_seed(derive_seed(int(seed), POLICY_METHODS.index(method)))
+    policy = DrivingPolicy.from_model(model, low, high)
+    loss = _policy_loss(method, config, CostConfig.from_config(config, data.road.lane_width))
+    source = TrafficBatches(expert_data if method == "mper" else data, int(config["policy_batch"]))
+    card = ModelCard(kwargs=policy.kwargs, obs_config=dict(obs_config or {}), method=method)
+
+    def step_fn(net: DrivingPolicy, batch: tuple[Tensor, ...], generator: torch.Generator) -> dict:
+        return loss(net, model, as_batch(batch, net.low.device), generator)
+
+    trainer = Trainer(
+        policy, torch.optim.Adam(policy.parameters(), lr=float(config["policy_lr"])), step_fn, source,
+        run=run, max_steps=int(config["policy_steps"]), batch_size=int(config["policy_batch"]),
+        seed=int(seed), grad_clip=_GRAD_CLIP, progress=progress, extra_state={"card": card},
+        desc=f"policy {method}", kind=POLICY_KIND, config=dict(config, method=method),
+    )
+    trainer.fit()
+    return policy.eval()
 
 
 def error_vs_horizon(
@@ -68,9 +178,12 @@ def error_vs_horizon(
 ) -> dict[str, list[float]]:
     """Mean per-step raster MSE of the model's rollout and of the copy-last-frame baseline
     over ``n_batches`` batches of ``data`` (whose ``n_future`` is the horizon)."""
+    device = model.state_mean.device
     sums: dict[str, torch.Tensor] = {}
     for _ in range(n_batches):
-        errors = prediction_error(model, data.sample_batch(batch_size, generator), generator)
-        for key, value in errors.items():
-            sums[key] = sums.get(key, 0) + value / n_batches
+        batch = {k: v.to(device) for k, v in data.sample_batch(batch_size, generator).items()}
+        z_generator = None if generator is None else torch.Generator(device).manual_seed(
+            int(torch.randint(2**62, (1,), generator=generator)))
+        for key, value in prediction_error(model, batch, z_generator).items():
+            sums[key] = sums.get(key, 0) + value.cpu() / n_batches
     return {k: v.tolist() for k, v in sums.items()}

@@ -10,7 +10,6 @@ dropout active). Penalising ``U`` keeps a planner or policy where the model was 
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from genoise.world.costs import DEFAULT_COSTS, CostConfig, driving_cost
@@ -62,12 +61,3 @@ def uncertainty_cost(
     state_var = (pred_states / model.state_std).view(n_samples, b, *pred_states.shape[1:]).var(0)
     return cost_var + state_var.mean(-1).sum(-1)
 
-
-def sample_latents(
-    model: ForwardModel,
-    batch: int,
-    horizon: int,
-    generator: torch.Generator | None = None,
-) -> Tensor | None:
-    """Prior latents (B, T, nz) for a stochastic model (None for a deterministic one)."""
-    return model.sample_prior((batch, horizon), generator)

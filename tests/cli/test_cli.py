@@ -180,3 +180,12 @@ def test_train_resume_continues_from_the_checkpoint_to_the_same_result(tmp_path)
     resumed = json.loads((tmp_path / "resumed" / "summary.json").read_text())["rows"][0]
     assert resumed["test_error"] == straight["test_error"]
     assert resumed["margin_gap"] == straight["margin_gap"]
+
+
+def test_a_closed_pipe_is_not_a_traceback():
+    import subprocess
+    import sys
+
+    out = subprocess.run(f"{sys.executable} -m genoise recipes | head -1", shell=True, capture_output=True,
+                         text=True, check=False)
+    assert out.stdout.strip() and "Traceback" not in out.stderr and "BrokenPipe" not in out.stderr

@@ -97,3 +97,14 @@ def test_rear_reach_from_the_initial_speed_by_hand() -> None:
     assert costs.shape == (2, 3) and torch.allclose(costs, torch.full((2, 3), 0.375))
     with pytest.raises(ValueError, match="rear_speed"):
         CostConfig(rear_speed="follower")
+
+
+def test_cost_config_from_a_recipe_configuration() -> None:
+    config = {"lane_weight": 0.5, "offroad_weight": 5, "speed_gradient": False, "rear_speed": "initial",
+              "lr": 0.1}
+    costs = CostConfig.from_config(config, lane_width=3.5)
+    assert costs == CostConfig(lane_weight=0.5, offroad_weight=5.0, lane_width=3.5, speed_gradient=False,
+                               rear_speed="initial")
+    assert CostConfig.from_config({}, lane_width=3.7) == CostConfig()  # absent keys: the paper's values
+    with pytest.raises(ValueError, match="rear_speed must be 'current' or 'initial'"):
+        CostConfig.from_config({"rear_speed": "past"}, 3.7)

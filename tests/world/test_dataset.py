@@ -1,4 +1,4 @@
-"""Traffic-camera data set: round trip, pseudo-ego samples, bad shards, CLI, rendering."""
+"""Traffic-camera data set: round trip, pseudo-ego samples, bad shards, rendering."""
 
 from __future__ import annotations
 
@@ -8,14 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from genoise.world.cli import collect_main
 from genoise.world.dataset import TrafficDataset, collect_traffic, load_shard, read_manifest
 from genoise.world.highway_env import HighwayTrafficEnv
 from genoise.world.raster import CARS, EGO
 from genoise.world.render import filmstrip, save_gif, save_png
-from genoise.world.traffic import RoadConfig, simulate
-
-ROAD = RoadConfig(n_lanes=3, road_length=300.0)
+from genoise.world.traffic import simulate
+from tests.world.conftest import ROAD
 
 
 def assert_close(actual: torch.Tensor, expected: torch.Tensor, atol: float = 1e-6) -> None:
@@ -128,7 +126,7 @@ def test_vector_mode_trains_a_forward_model_in_seconds(traffic_dir) -> None:
     assert data["obs"].shape == (len(train), 18) and data["actions"].shape == (len(train), 2)
     torch.manual_seed(0)
     model = MLPDynamics(18, 2, hidden=64)
-    model.fit(data, steps=1500, batch_size=256, generator=torch.Generator().manual_seed(0))
+    model.fit(data, steps=1500, batch_size=256, seed=0)
     test = TrafficDataset(traffic_dir, "test", **kw).transitions()
     with torch.no_grad():
         error = (model(test["obs"], test["actions"]) - test["next_obs"]).square().mean()
@@ -184,35 +182,11 @@ def test_truncated_shard_with_forged_checksum_is_reported(traffic_dir, tmp_path)
         load_shard(copy, entry, verify=False)
 
 
-def test_collect_cli_writes_a_loadable_dataset(tmp_path, capsys) -> None:
-    code = collect_main(
-        [
-            str(tmp_path / "d"),
-            "--episodes",
-            "1",
-            "--steps",
-            "60",
-            "--warmup",
-            "10",
-            "--lanes",
-            "2",
-            "--length",
-            "200",
-            "--no-progress",
-        ]
-    )
-    assert code == 0
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert json.loads(lines[0])["split"] == "train" and lines[-1].startswith("wrote")
-    data = TrafficDataset(tmp_path / "d", "train", history=2)
-    assert data.road.n_lanes == 2 and len(data) > 0
-
-
 def test_episode_renders_to_png_and_gif(tmp_path) -> None:
     import imageio.v3 as iio
 
     env = HighwayTrafficEnv(
-        road=dict(n_lanes=3, road_length=300.0),
+        road=ROAD,
         warmup=20,
         max_steps=10,
         route_length=100.0,
@@ -230,10 +204,3 @@ def test_episode_renders_to_png_and_gif(tmp_path) -> None:
     red = (frames[0][..., 0] > 200) & (frames[0][..., 1] < 80)
     cols = np.flatnonzero(red.any(0))
     assert red.sum() > 20 and abs(cols.mean() - frames[0].shape[1] / 2) < 3  # ego in the middle
-
-
-def test_plan_command_names_a_missing_model(tmp_path) -> None:
-    from genoise.world.cli import plan_main
-
-    with pytest.raises(ValueError, match=r"no forward model at .*forward_model\.pt"):
-        plan_main([str(tmp_path), "--planner", "cem"])

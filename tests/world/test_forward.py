@@ -6,30 +6,18 @@ from __future__ import annotations
 import pytest
 import torch
 
+from genoise.world.checkpoints import load_forward_model, save_forward_model
 from genoise.world.costs import CostConfig
-from genoise.world.dataset import TrafficDataset, collect_traffic
-from genoise.world.forward import (
-    ForwardModel,
-    forward_model_loss,
-    load_forward_model,
-    prediction_error,
-    rollout,
-    save_forward_model,
-)
+from genoise.world.dataset import TrafficDataset
+from genoise.world.forward import ForwardModel, forward_model_loss, prediction_error, rollout
 from genoise.world.raster import RasterSpec
-from genoise.world.traffic import RoadConfig
 from genoise.world.uncertainty import predicted_cost, uncertainty_cost
-
-SPEC = RasterSpec(shape=(16, 8), extent=(40.0, 16.0))
+from tests.world.conftest import SPEC
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("fm")
-    collect_traffic(
-        root, n_episodes=1, steps=80, seed=3, road=RoadConfig(n_lanes=3, road_length=300.0), warmup=20
-    )
-    return TrafficDataset(root, "train", history=2, n_future=3, raster=SPEC)
+def data(traffic_root):
+    return TrafficDataset(traffic_root, "train", history=2, n_future=3, raster=SPEC)
 
 
 def small_model(nz: int = 0, dropout: float = 0.1) -> ForwardModel:
@@ -123,3 +111,13 @@ def test_checkpoint_round_trip_and_observation_mismatch(data, tmp_path) -> None:
 def test_raster_shape_must_suit_the_convnet() -> None:
     with pytest.raises(ValueError, match="multiples of 8"):
         ForwardModel(raster=RasterSpec(shape=(20, 6)))
+
+
+def test_conv_encoder_maps_rasters_to_features() -> None:
+    from genoise.world.forward import conv_encoder
+
+    encoder = conv_encoder(6, width=4, shape=(16, 8), out_features=10)
+    assert encoder(torch.rand(3, 6, 16, 8)).shape == (3, 10)
+    assert encoder[1].in_features == 2 * 4 * (16 // 8) * (8 // 8)  # three stride-2 convolutions
+    with pytest.raises(ValueError, match="multiples of 8"):
+        conv_encoder(3, 4, (12, 8), 10)

@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from genoise.world.costs import CostConfig
+from genoise.world.evaluate import evaluate_driving
 from genoise.world.highway_env import HighwayTrafficEnv
 from genoise.world.oracle import oracle_controller, true_future_cost
-from genoise.world.policy import evaluate_driving
 from genoise.world.raster import RasterSpec
+from tests.world.conftest import ROAD
 
 SPEC = RasterSpec(shape=(32, 8), extent=(40.0, 16.0))
-ROAD = dict(n_lanes=3, road_length=300.0)
 
 
 def test_true_future_cost_equals_the_costs_the_environment_reports() -> None:

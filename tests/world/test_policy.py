@@ -6,36 +6,23 @@ import numpy as np
 import pytest
 import torch
 
-from genoise.world.dataset import TrafficDataset, collect_traffic
+from genoise.world.control import expert, keep_speed
+from genoise.world.dataset import TrafficDataset
+from genoise.world.evaluate import evaluate_driving
 from genoise.world.forward import ForwardModel
-from genoise.world.policy import (
-    DrivingPolicy,
-    bc_loss,
-    evaluate_driving,
-    expert,
-    keep_speed,
-    mper_loss,
-    mpur_loss,
-)
-from genoise.world.raster import RasterSpec
-from genoise.world.traffic import RoadConfig
-
-SPEC = RasterSpec(shape=(16, 8), extent=(40.0, 16.0))
-ROAD = RoadConfig(n_lanes=3, road_length=300.0)
-LOW, HIGH = np.array([-6.0, -2.0]), np.array([3.0, 2.0])
+from genoise.world.policy import DrivingPolicy, bc_loss, mper_loss, mpur_loss
+from tests.world.conftest import HIGH, LOW, ROAD, SPEC
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("policy")
-    collect_traffic(root, n_episodes=1, steps=60, seed=1, road=ROAD, warmup=20)
-    return TrafficDataset(root, "train", history=2, n_future=3, raster=SPEC)
+def data(traffic_root):
+    return TrafficDataset(traffic_root, "train", history=2, n_future=3, raster=SPEC)
 
 
 def make(nz: int = 2) -> tuple[ForwardModel, DrivingPolicy]:
     torch.manual_seed(0)
     model = ForwardModel(history=2, raster=SPEC, nz=nz, width=4, hidden=32, dropout=0.2)
-    return model, DrivingPolicy(model, LOW, HIGH, width=4, hidden=32)
+    return model, DrivingPolicy.from_model(model, LOW, HIGH, width=4, hidden=32)
 
 
 def test_policy_actions_stay_inside_the_bounds(data) -> None:
@@ -88,7 +75,7 @@ def test_mper_and_bc_losses_vanish_for_a_perfect_imitator(data) -> None:
 
 def test_evaluation_counts_outcomes() -> None:
     env_kwargs = dict(
-        road=dict(n_lanes=3, road_length=300.0), raster=SPEC, route_length=25.0, max_steps=40, warmup=10
+        road=ROAD, raster=SPEC, route_length=25.0, max_steps=40, warmup=10
     )
     replay = evaluate_driving(expert, [0, 1], env_kwargs, history=2, record=0)
     assert replay["success_rate"] == 1.0 and replay["outcomes"] == ["arrived", "arrived"]
@@ -117,4 +104,19 @@ def test_a_zero_output_keeps_speed_and_the_box_must_contain_zero() -> None:
     assert torch.equal(action, torch.zeros(3, 2))  # not the box's centre (-1.5 m/s² for [-6, 3])
     model, _ = make()
     with pytest.raises(ValueError, match="must contain 0"):
-        DrivingPolicy(model, np.array([0.5, -1.0]), np.array([3.0, 1.0]))
+        DrivingPolicy.from_model(model, np.array([0.5, -1.0]), np.array([3.0, 1.0]))
+
+
+def test_from_model_copies_the_observation_format_and_the_state_normalisation() -> None:
+    model, _ = make()
+    model.set_normalisation(torch.randn(50, 3) * 4 + 10, torch.randn(50, 2))
+    policy = DrivingPolicy.from_model(model, LOW, HIGH, width=4, hidden=32)
+    assert (policy.history, policy.raster, policy.kwargs["state_dim"]) == (2, SPEC, 3)
+    assert torch.equal(policy.state_mean, model.state_mean) and torch.equal(policy.state_std, model.state_std)
+    plain = DrivingPolicy(2, SPEC, 3, LOW, HIGH, width=4, hidden=32)
+    plain.load_state_dict(policy.state_dict())  # same parameters and buffers: one network
+    images, states = torch.rand(3, 2, 3, *SPEC.shape), torch.rand(3, 2, 3) * 10
+    torch.testing.assert_close(plain(images, states), policy(images, states))
+    rebuilt = DrivingPolicy.from_kwargs(policy.kwargs)
+    rebuilt.load_state_dict(policy.state_dict())
+    torch.testing.assert_close(rebuilt(images, states), policy(images, states))

@@ -122,3 +122,14 @@ def test_simulation_is_deterministic_and_collision_free() -> None:
         state = TrafficState(x=a["x"][t], y=a["y"][t], v=a["v"][t], vy=a["vy"][t], lane=a["lane"][t])
         assert same_lane_overlaps(state, drivers, road) == 0
     assert (a["v"] >= 0).all()
+
+
+def test_road_config_survives_a_json_round_trip() -> None:
+    import json
+    from dataclasses import asdict
+
+    road = RoadConfig(n_lanes=3, road_length=320.0, bottleneck=(10.0, 30.0, 4.0))
+    saved = json.loads(json.dumps(asdict(road)))  # tuples come back as lists
+    assert isinstance(saved["bottleneck"], list)
+    assert RoadConfig.from_dict(saved) == road
+    assert RoadConfig.from_dict({**asdict(RoadConfig()), "bottleneck": None}).bottleneck is None

@@ -1,27 +1,23 @@
-"""The forward model with known ego kinematics: exact ego state and lanes, the predicted
-raster responds to the action, the cost is differentiable in the action."""
+"""The forward model with known ego kinematics (``ForwardModel(ego_kinematics=...)``, its
+rollout and a policy unrolled through it): exact ego state and lanes, the predicted raster
+responds to the action, the cost is differentiable in the action."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from genoise.world.dataset import TrafficDataset, collect_traffic
-from genoise.world.forward import ForwardModel, load_forward_model, rollout, save_forward_model
-from genoise.world.raster import CARS, LANES, RasterSpec
-from genoise.world.traffic import RoadConfig
+from genoise.world.checkpoints import load_forward_model, save_forward_model
+from genoise.world.dataset import TrafficDataset
+from genoise.world.forward import ForwardModel, rollout
+from genoise.world.raster import CARS, LANES
 from genoise.world.uncertainty import predicted_cost
-
-SPEC = RasterSpec(shape=(16, 8), extent=(40.0, 16.0))
-ROAD = RoadConfig(n_lanes=3, road_length=300.0)
-KIN = {"dt": ROAD.dt, "n_lanes": ROAD.n_lanes, "lane_width": ROAD.lane_width}
+from tests.world.conftest import HIGH, KIN, LOW, SPEC
 
 
 @pytest.fixture(scope="module")
-def batch(tmp_path_factory):
-    root = tmp_path_factory.mktemp("kin")
-    collect_traffic(root, n_episodes=1, steps=80, seed=5, road=ROAD, warmup=20)
-    data = TrafficDataset(root, "train", history=2, n_future=4, raster=SPEC)
+def batch(traffic_root):
+    data = TrafficDataset(traffic_root, "train", history=2, n_future=4, raster=SPEC)
     return data.sample_batch(16, torch.Generator().manual_seed(0))
 
 
@@ -117,7 +113,7 @@ def test_policy_unroll_equals_the_rollout_of_its_actions(batch) -> None:
 
     m = model(nz=2)
     torch.manual_seed(3)
-    policy = DrivingPolicy(m, [-6.0, -2.0], [3.0, 2.0], width=4, hidden=16)
+    policy = DrivingPolicy.from_model(m, LOW, HIGH, width=4, hidden=16)
     z = torch.randn(16, 4, 2, generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
         actions, images, states = unroll_policy(policy, m, batch["images"], batch["states"], 4, z)
