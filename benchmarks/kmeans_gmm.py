@@ -84,7 +84,10 @@ def main() -> None:
     parser.add_argument("--ks", type=int, nargs="+", default=None, help="numbers of clusters/components")
     args = parser.parse_args()
 
-    data = load_dataset("mnist", "train", data_dir=data_dir(args.data_dir), fallback=True)
+    folder = data_dir(args.data_dir)
+    if folder is None:
+        print("no data folder (--data-dir / GENOISE_DATA): measuring on scikit-learn's 8x8 digits, not MNIST")
+    data = load_dataset("mnist" if folder is not None else "digits", "train", data_dir=folder)
     y = data.images.flatten(1).numpy().astype(np.float32)
     ks = args.ks or ((10, 64) if args.quick else (10, 64, 256))
     if args.quick:

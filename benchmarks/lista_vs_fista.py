@@ -34,9 +34,9 @@ from torch import Tensor
 
 from genoise.data import load_cifar10, load_dataset
 from genoise.latent.dictionary import DictionaryLearner
-from genoise.latent.ista import coordinate_descent, fista, ista, soft_threshold
+from genoise.latent.figures import curves_figure
+from genoise.latent.ista import coordinate_descent, fista, ista
 from genoise.latent.lista import LISTA, LCoD, code_prediction_error, train_encoder
-from genoise.latent.recipes_sparse import curves_figure
 
 RESULTS = Path(__file__).parent / "results"
 STEPS = [1, 2, 5, 10, 20, 50, 100]
@@ -51,12 +51,13 @@ def mult_adds(method: str, t: int, d: int, k: int) -> int:
 
 
 def patches(data_dir: str, n: int, size: int = 10, seed: int = 0) -> tuple[Tensor, str]:
-    """``n`` random size×size grey patches, mean removed, from the CIFAR-10 subset (MNIST if absent)."""
+    """``n`` random size×size grey patches, mean removed, from the CIFAR-10 subset (MNIST if
+    absent, the 8×8 digits without a data folder)."""
     try:
         images, source = load_cifar10(data_dir, "train").images.mean(dim=1), "CIFAR-10 subset, grey"
     except (ValueError, FileNotFoundError):
-        images = load_dataset("mnist", "train", data_dir=data_dir, fallback=True).images[:, 0]
-        source = "MNIST"
+        name = "mnist" if data_dir is not None else "digits"
+        images, source = load_dataset(name, "train", data_dir=data_dir).images[:, 0], name.upper()
     gen = torch.Generator().manual_seed(seed)
     idx = torch.randint(images.shape[0], (n,), generator=gen)
     r = torch.randint(images.shape[1] - size + 1, (n,), generator=gen)
@@ -69,56 +70,42 @@ def patches(data_dir: str, n: int, size: int = 10, seed: int = 0) -> tuple[Tenso
 
 
 def cod_curve(y: Tensor, w: Tensor, lam: float, z_star: Tensor, n_steps: int) -> dict[int, float]:
-    """Error of CoD's output (Alg. 2 with its final h(B) line) after every step 0..n_steps.
+    """Error of CoD's output (Alg. 2 with its final h(B) line) after every step 0..n_steps,
+    recorded in one run through :func:`genoise.latent.ista.coordinate_descent`'s callback."""
+    curve = {0: code_prediction_error(coordinate_descent(y, w, lam, steps=0), z_star)}
 
-    The same recursion as :func:`genoise.latent.ista.coordinate_descent`, recorded at every
-    step instead of re-run for each T (checked against it in :func:`main`).
-    """
-    gram = w.T @ w
-    norms = torch.diagonal(gram).clone()
-    s = torch.diag(norms) - gram
-    b = y @ w
-    z = torch.zeros_like(b)
-    rows = torch.arange(y.shape[0])
-    curve = {0: code_prediction_error(soft_threshold(b, lam) / norms, z_star)}
-    for t in range(1, n_steps + 1):
-        z_bar = soft_threshold(b, lam) / norms
-        change = z_bar - z
-        k = change.abs().argmax(dim=1)
-        delta = change[rows, k]
-        b = b + s[k] * delta[:, None]
-        z[rows, k] = z_bar[rows, k]
-        curve[t] = code_prediction_error(soft_threshold(b, lam) / norms, z_star)
+    def record(step: int, z: Tensor) -> None:
+        curve[step] = code_prediction_error(z, z_star)
+
+    coordinate_descent(y, w, lam, steps=n_steps, callback=record)
     return curve
 
 
 def run_setting(name: str, y_train: Tensor, y_test: Tensor, n_atoms: int, lam: float, *, quick: bool,
                 source: str) -> str:
     t0 = time.perf_counter()
-    learner = DictionaryLearner(n_atoms, lam, n_epochs=1 if quick else 2, seed=0).fit(y_train)
+    learner = DictionaryLearner(n_atoms, lam, max_iter=1 if quick else 2, seed=0).fit(y_train)
     w = learner.dictionary_
     # Targets: FISTA with restart until the relative duality gap is 1e-5 (certified); the
     # errors compared below are ≥ 1e-3.
-    z_train = fista(y_train, w, lam, n_iter=1000, gap_tol=1e-5)
-    z_test = fista(y_test, w, lam, n_iter=1000, gap_tol=1e-5)
+    z_train = fista(y_train, w, lam, steps=1000, gap_tol=1e-5)
+    z_test = fista(y_test, w, lam, steps=1000, gap_tol=1e-5)
     nnz = float((z_test != 0).sum(1).float().mean())
     d, k = y_train.shape[1], n_atoms
     n_cod = 1000 if quick else 3000
     cod = cod_curve(y_test, w, lam, z_test, n_cod)
-    check = code_prediction_error(coordinate_descent(y_test, w, lam, n_iter=50), z_test)
-    assert abs(check - cod[50]) <= 1e-4 * max(check, 1e-12), (check, cod[50])
     curves: dict[str, dict[int, float]] = {"ISTA": {}, "FISTA": {}, "CoD": {t: cod[t] for t in STEPS},
                                            "LISTA": {}, "LCoD": {}}
     for t in STEPS:
-        curves["ISTA"][t] = code_prediction_error(ista(y_test, w, lam, n_iter=t), z_test)
-        curves["FISTA"][t] = code_prediction_error(fista(y_test, w, lam, n_iter=t, restart=False), z_test)
+        curves["ISTA"][t] = code_prediction_error(ista(y_test, w, lam, steps=t), z_test)
+        curves["FISTA"][t] = code_prediction_error(fista(y_test, w, lam, steps=t, restart=False), z_test)
     lista_steps = [1, 2, 3] if quick else [1, 2, 3, 5]
     lcod_steps = [1, 5, 20] if quick else [1, 2, 5, 10, 20, 50][:6 if k <= 100 else 5]
     epochs = 5 if quick else 10
     for label, cls, depths in (("LISTA", LISTA, lista_steps), ("LCoD", LCoD, lcod_steps)):
         for t in depths:
             model = cls(w, lam, t)
-            train_encoder(model, y_train, z_train, n_epochs=epochs, lr=3e-3, seed=0)
+            train_encoder(model, y_train, z_train, epochs=epochs, lr=3e-3, seed=0)
             with torch.no_grad():
                 curves[label][t] = code_prediction_error(model(y_test), z_test)
             print(f"  {label} T={t}: {curves[label][t]:.4g}", flush=True)
@@ -166,10 +153,11 @@ def main() -> None:
     suffix = "_quick" if args.quick else ""
     for setting in args.settings:
         if setting == "mnist256":
-            train = load_dataset("mnist", "train", data_dir=args.data_dir, fallback=True).images
-            test = load_dataset("mnist", "test", data_dir=args.data_dir, fallback=True).images
+            name = "mnist" if args.data_dir is not None else "digits"  # digits: no data folder
+            train = load_dataset(name, "train", data_dir=args.data_dir).images
+            test = load_dataset(name, "test", data_dir=args.data_dir).images
             data = (train[:n_train].flatten(1), test[:n_test].flatten(1), 64 if args.quick else 256, 0.3,
-                    "MNIST")
+                    "MNIST" if name == "mnist" else "8x8 digits (no data folder)")
         else:
             all_patches, source = patches(args.data_dir, n_train + n_test)
             k = int(setting[len("patches"):])

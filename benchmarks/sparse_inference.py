@@ -88,7 +88,7 @@ def dictionary(args, y_train: torch.Tensor) -> torch.Tensor:
     if path.exists():
         return torch.load(path)
     t0 = time.perf_counter()
-    w = DictionaryLearner(256, args.lam, n_epochs=1 if args.quick else 3, seed=0).fit(y_train).dictionary_
+    w = DictionaryLearner(256, args.lam, max_iter=1 if args.quick else 3, seed=0).fit(y_train).dictionary_
     print(f"dictionary learned in {time.perf_counter() - t0:.0f}s", flush=True)
     RESULTS.mkdir(exist_ok=True)
     torch.save(w, path)
@@ -115,14 +115,14 @@ def measure(method: str, threads: int, y32, w32, yn, wn, lam: float, quick: bool
     with threadpool_limits(threads):
         if method == "fista":
             solve = on_device(device)
-            solve(y32[:100], w32, lam, n_iter=5)                       # warm-up
+            solve(y32[:100], w32, lam, steps=5)                       # warm-up
             for n_iter in (50, 75, 100, 150, 200, 300) if quick else (75, 100, 150, 200):
-                sec, cpu, z = timed(lambda n=n_iter: solve(y32, w32, lam, n_iter=n), repeats)
+                sec, cpu, z = timed(lambda n=n_iter: solve(y32, w32, lam, steps=n), repeats)
                 yield f"n_iter={n_iter}", sec, cpu, objective(yn, wn, z.numpy(), lam)
             for gap in (1e-3, 1e-4) if quick else (1e-3,):
-                sec, cpu, z = timed(lambda g=gap: solve(y32, w32, lam, n_iter=2000, gap_tol=g), repeats)
+                sec, cpu, z = timed(lambda g=gap: solve(y32, w32, lam, steps=2000, gap_tol=g), repeats)
                 yield f"gap_tol={gap:g} (certified)", sec, cpu, objective(yn, wn, z.numpy(), lam)
-            sec, cpu, z = timed(lambda: solve(y32, w32, lam, n_iter=200, restart=False), repeats)
+            sec, cpu, z = timed(lambda: solve(y32, w32, lam, steps=200, restart=False), repeats)
             yield "n_iter=200, no restart", sec, cpu, objective(yn, wn, z.numpy(), lam)
         elif method == "cd":
             lasso_cd(yn[:50], wn.T, lam, 1e-2, threads)                # warm-up (workers)
@@ -196,8 +196,11 @@ def main() -> None:
     data_dir = resolve_data(args.data_dir)
     torch.set_num_threads(1)
     n_train, n_test = (5000, 1000) if args.quick else (20000, 10000)
-    train = load_dataset("mnist", "train", data_dir=data_dir, fallback=True).images
-    test = load_dataset("mnist", "test", data_dir=data_dir, fallback=True).images
+    name = "mnist" if data_dir is not None else "digits"
+    if data_dir is None:
+        print("no data folder (--data-dir / GENOISE_DATA): measuring on scikit-learn's 8x8 digits, not MNIST")
+    train = load_dataset(name, "train", data_dir=data_dir).images
+    test = load_dataset(name, "test", data_dir=data_dir).images
     y_train = train[:n_train].reshape(min(n_train, len(train)), -1)
     y32 = test[:n_test].reshape(min(n_test, len(test)), -1)
     w32 = dictionary(args, y_train)

@@ -25,11 +25,12 @@ from genoise.latent.ista import (
     sparse_encode,
 )
 from genoise.latent.kmeans import KMeans, kmeans_plusplus
-from genoise.latent.lista import LISTA, LCoD, code_prediction_error, train_encoder
+from genoise.latent.lista import LISTA, LCoD, code_prediction_error, solver_error_curves, train_encoder
 from genoise.latent.pca import PCA
 from genoise.latent.psd import PSD
+from genoise.latent.regularizers import kl_divergence, l1_penalty, one_hot_penalty, reparameterize
 from genoise.latent.sparse_coding import SparseCodingEnergy
-from genoise.latent.vae import VAE, kl_divergence, reparameterize
+from genoise.latent.vae import VAE
 
 __all__ = [
     "LISTA",
@@ -52,9 +53,12 @@ __all__ = [
     "ista",
     "kl_divergence",
     "kmeans_plusplus",
+    "l1_penalty",
     "lipschitz_constant",
+    "one_hot_penalty",
     "reparameterize",
     "soft_threshold",
+    "solver_error_curves",
     "sparse_coding_objective",
     "sparse_encode",
     "train_encoder",

@@ -30,6 +30,12 @@ from genoise.energy.functional import _check_beta
 from genoise.nn import MLP
 
 
+def _draw_device(generator: torch.Generator | None) -> torch.device:
+    """Where to draw random numbers: on the generator's device (a CPU generator serves a
+    model on any device, a CUDA generator draws on its GPU), on the CPU without one."""
+    return generator.device if generator is not None else torch.device("cpu")
+
+
 def flat_batch(owner: str, y: Tensor, in_dim: int) -> Tensor:
     """y (B, in_dim) or (B, ...) with prod(...) = in_dim → (B, in_dim); ValueError otherwise."""
     if y.ndim < 2 or y[0].numel() != in_dim:
@@ -136,10 +142,11 @@ class DenoisingAutoEncoder(AutoEncoder):
         self.noise, self.noise_std, self.drop_prob = noise, noise_std, drop_prob
 
     def corrupt(self, y: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor | None]:
+        device = _draw_device(generator)
         if self.noise == "gaussian":
-            eps = torch.randn(y.shape, generator=generator, dtype=y.dtype).to(y.device)
+            eps = torch.randn(y.shape, generator=generator, dtype=y.dtype, device=device).to(y.device)
             return y + self.noise_std * eps, None
-        keep = torch.rand(y.shape, generator=generator).to(y.device) >= self.drop_prob
+        keep = torch.rand(y.shape, generator=generator, device=device).to(y.device) >= self.drop_prob
         return y * keep, None
 
 
@@ -170,10 +177,12 @@ class MaskedAutoEncoder(AutoEncoder):
                     device: torch.device | str = "cpu") -> Tensor:
         """Mask m (B, in_dim), 1 = hidden: pixels, or whole patches shared by channels."""
         if self.patch_size is None:
-            return (torch.rand(batch, self.in_dim, generator=generator) < self.mask_ratio).float().to(device)
+            return (torch.rand(batch, self.in_dim, generator=generator, device=_draw_device(generator))
+                    < self.mask_ratio).float().to(device)
         c, h, w = self.image_shape
         p = self.patch_size
-        grid = (torch.rand(batch, 1, h // p, w // p, generator=generator) < self.mask_ratio).float()
+        grid = (torch.rand(batch, 1, h // p, w // p, generator=generator, device=_draw_device(generator))
+                < self.mask_ratio).float().to(device)
         mask = grid.repeat_interleave(p, dim=2).repeat_interleave(p, dim=3).expand(batch, c, h, w)
         return mask.reshape(batch, self.in_dim).to(device)
 

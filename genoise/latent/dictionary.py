@@ -12,7 +12,7 @@ per-sample stopping, from zero) and an update of W_d:
   the sufficient statistics A ← ρA + Σ z zᵀ (K, K), C ← ρC + Σ y zᵀ (D, K) and update
   each atom  u_k = w_k + (c_k − W_d a_k)/A_kk,  w_k = u_k/‖u_k‖.
 * ``update="gradient"`` — the same surrogate ½tr(W_dᵀW_d A) − tr(W_dᵀC), minimised by
-  ``n_steps`` vectorised projected-gradient steps W_d ← P(W_d − (W_d A − C)/λ_max(A)),
+  ``update_steps`` vectorised projected-gradient steps W_d ← P(W_d − (W_d A − C)/λ_max(A)),
   P normalising every column (no loop over atoms; on MNIST it needs ~20 steps to match one
   BCD sweep, so BCD stays the default).
 
@@ -25,8 +25,6 @@ whose update collapses to ~0 keeps its previous value.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -112,27 +110,34 @@ def update_dictionary_gradient(dictionary: Tensor, A: Tensor, C: Tensor, *, n_st
 class DictionaryLearner:
     """Learn a sparse-coding dictionary: min over W_d, Z of ½‖Y − Z W_dᵀ‖² + λ‖Z‖₁ (per sample).
 
+    Scikit-learn style: every hyper-parameter in the constructor, ``fit(y)`` learns,
+    ``transform(y)`` codes. ``fit`` runs step by step (one minibatch per step, see
+    :func:`genoise.train.estimator.fit_estimator`, which checkpoints and resumes it).
+
     Parameters
     ----------
     n_atoms : int                K, the number of atoms.
     lam : float                  λ ≥ 0.
-    n_epochs : int               passes over the data.
+    max_iter : int               passes (epochs) over the data.
     batch_size : int             minibatch size.
     update : {"bcd", "gradient"} dictionary step (see the module docstring).
     init : {"random", "data"}    initial atoms (see :func:`init_dictionary`).
-    n_steps : int                projected-gradient steps per minibatch (``update="gradient"``).
+    dict_init : Tensor (D, K), optional   explicit initial atoms (renormalised).
+    update_steps : int           projected-gradient steps per minibatch (``update="gradient"``).
     forget : float               ρ in (0, 1], the forgetting factor of the BCD statistics
                                  per minibatch.
-    n_iter, tol                  FISTA budget per minibatch (momentum restart, per-sample stop).
+    code_max_iter, code_tol      FISTA budget per minibatch while learning (momentum restart,
+                                 per-sample stop).
+    positive : bool              non-negative codes z ≥ 0 (non-negative sparse coding, Hoyer 2002).
     positive_dictionary : bool   non-negative atoms (projected after every update); with
                                  ``positive`` codes this is sparse NMF (Hoyer 2004): no
                                  cancellation, so atoms become parts (strokes on MNIST).
     n_eval : int                 training samples on which ``objective_`` is measured.
-    positive : bool              non-negative codes z ≥ 0 (part-based atoms, e.g. pen strokes
-                                 on MNIST, as in non-negative sparse coding, Hoyer 2002).
+    transform_algorithm, transform_max_iter, transform_tol
+                                 the solver of :meth:`transform` and :meth:`score`.
     seed : int                   seeds the initial atoms, the minibatch order, re-draws.
     dtype : torch.dtype          computation dtype (float32 default).
-    callback : callable(epoch, objective), optional
+    device : str or torch.device
 
     Attributes
     ----------
@@ -142,145 +147,201 @@ class DictionaryLearner:
                                  after init and after every epoch (codes recomputed by FISTA).
     n_resampled_ : int           atoms re-drawn because they went unused.
 
+    References
+    ----------
+    Mairal, Bach, Ponce & Sapiro, "Online Dictionary Learning for Sparse Coding" (ICML 2009).
+
     Examples
     --------
     >>> import torch
-    >>> Y = torch.randn(500, 20, generator=torch.Generator().manual_seed(0))
-    >>> learner = DictionaryLearner(n_atoms=30, lam=0.5, n_epochs=2, seed=0).fit(Y)
-    >>> learner.components_.shape, learner.transform(Y[:3]).shape
+    >>> y = torch.randn(500, 20, generator=torch.Generator().manual_seed(0))
+    >>> learner = DictionaryLearner(n_atoms=30, lam=0.5, max_iter=2, seed=0).fit(y)
+    >>> learner.components_.shape, learner.transform(y[:3]).shape
     (torch.Size([30, 20]), torch.Size([3, 30]))
     """
 
-    def __init__(self, n_atoms: int, lam: float, *, n_epochs: int = 10, batch_size: int = 256,
-                 update: str = "bcd", init: str = "random", n_steps: int = 5, forget: float = 0.9,
-                 n_iter: int = 100, tol: float | None = 1e-4, positive: bool = False, seed: int = 0,
-                 positive_dictionary: bool = False, n_eval: int = 2000,
-                 dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
-                 callback: Callable[[int, float], None] | None = None) -> None:
-        self.n_atoms, self.lam, self.n_epochs, self.batch_size = n_atoms, lam, n_epochs, batch_size
-        self.update, self.init, self.n_steps, self.forget = update, init, n_steps, forget
-        self.n_iter, self.tol, self.positive, self.n_eval = n_iter, tol, positive, n_eval
+    def __init__(self, n_atoms: int, lam: float, *, max_iter: int = 10, batch_size: int = 256,
+                 update: str = "bcd", init: str = "random", dict_init: Tensor | None = None,
+                 update_steps: int = 5, forget: float = 0.9, code_max_iter: int = 100,
+                 code_tol: float | None = 1e-4, positive: bool = False, positive_dictionary: bool = False,
+                 n_eval: int = 2000, transform_algorithm: str = "fista", transform_max_iter: int = 500,
+                 transform_tol: float | None = 1e-7, seed: int = 0, dtype: torch.dtype = torch.float32,
+                 device: str | torch.device = "cpu") -> None:
+        self.n_atoms, self.lam, self.max_iter, self.batch_size = n_atoms, lam, max_iter, batch_size
+        self.update, self.init, self.dict_init = update, init, dict_init
+        self.update_steps, self.forget = update_steps, forget
+        self.code_max_iter, self.code_tol = code_max_iter, code_tol
+        self.positive, self.n_eval = positive, n_eval
         self.positive_dictionary = positive_dictionary
-        self.seed, self.dtype, self.device, self.callback = seed, dtype, device, callback
+        self.transform_algorithm, self.transform_max_iter = transform_algorithm, transform_max_iter
+        self.transform_tol = transform_tol
+        self.seed, self.dtype, self.device = seed, dtype, device
+        self._fit_cache: tuple[Tensor, Tensor] | None = None
 
     # ------------------------------------------------------------------ helpers
-    def _check(self, Y: Tensor) -> Tensor:
-        Y = torch.as_tensor(Y)
-        check_ndim("Y", Y, 2)
-        check_finite("Y", Y)
-        return Y.to(device=self.device, dtype=self.dtype)
+    def _check(self, y: Tensor) -> Tensor:
+        y = torch.as_tensor(y)
+        check_ndim("y", y, 2)
+        check_finite("y", y)
+        return y.to(device=self.device, dtype=self.dtype)
 
-    def _objective(self, Y: Tensor, W: Tensor) -> float:
-        total = 0.0
-        for start in range(0, Y.shape[0], 4096):
-            chunk = Y[start:start + 4096]
-            z = sparse_encode(chunk, W, self.lam, "fista", n_iter=max(self.n_iter, 200), tol=self.tol,
-                              positive=self.positive)
-            total += float(sparse_coding_objective(chunk, W, z, self.lam).sum())
-        return total / Y.shape[0]
-
-    # ------------------------------------------------------------------ API
-    def fit(self, Y: Tensor, dictionary: Tensor | None = None) -> DictionaryLearner:
-        """Learn W_d from Y (N, D); optional initial ``dictionary`` (D, K)."""
-        Y = self._check(Y)
+    def _check_params(self) -> None:
         check_positive("lam", self.lam, allow_zero=True)
         check_choice("update", self.update, ("bcd", "gradient"))
-        if not isinstance(self.n_atoms, int) or self.n_atoms < 1:
-            raise ValueError(f"n_atoms must be an integer >= 1, got {self.n_atoms!r}")
+        for name in ("n_atoms", "max_iter", "batch_size", "update_steps", "code_max_iter", "n_eval"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         if not 0 < self.forget <= 1:
             raise ValueError(f"forget must be in (0, 1], got {self.forget}")
-        gen = torch.Generator().manual_seed(self.seed)
-        if dictionary is None:
-            W = init_dictionary(Y.cpu(), self.n_atoms, gen, self.init).to(Y.device)
-            if self.positive_dictionary:
-                W = normalize_columns(W.abs())
-        else:
-            check_dictionary(dictionary)
-            if dictionary.shape != (Y.shape[1], self.n_atoms):
-                raise ValueError(f"dictionary must be (D, K)=({Y.shape[1]}, {self.n_atoms}), "
-                                 f"got {tuple(dictionary.shape)}")
-            W = normalize_columns(dictionary.to(Y))
-        K = self.n_atoms
-        A = torch.zeros(K, K, dtype=Y.dtype, device=Y.device)
-        C = torch.zeros(Y.shape[1], K, dtype=Y.dtype, device=Y.device)
-        # The objective curve is evaluated on a fixed seeded subset (cost independent of N).
-        eval_idx = torch.randperm(Y.shape[0], generator=gen)[:self.n_eval].to(Y.device)
-        Y_eval = Y[eval_idx]
-        self.objective_ = [self._objective(Y_eval, W)]
-        self.n_resampled_ = 0
-        for epoch in range(self.n_epochs):
-            order = torch.randperm(Y.shape[0], generator=gen).to(Y.device)
-            for start in range(0, Y.shape[0], self.batch_size):
-                batch = Y[order[start:start + self.batch_size]]
-                z = sparse_encode(batch, W, self.lam, "fista", n_iter=self.n_iter, tol=self.tol,
-                                  positive=self.positive)
-                if self.update == "bcd":
-                    A = self.forget * A + z.T @ z
-                    C = self.forget * C + batch.T @ z
-                    W, dead = update_dictionary_bcd(W, A, C, positive=self.positive_dictionary)
-                else:
-                    A = self.forget * A + z.T @ z
-                    C = self.forget * C + batch.T @ z
-                    W, dead = update_dictionary_gradient(W, A, C, n_steps=self.n_steps,
-                                                         positive=self.positive_dictionary)
-                W = self._resample(W, dead, Y, A, C, gen)
-            self.objective_.append(self._objective(Y_eval, W))
-            if self.callback is not None:
-                self.callback(epoch, self.objective_[-1])
-        self.dictionary_ = W
-        self.components_ = W.T.contiguous()
+
+    def _objective(self, y: Tensor, w: Tensor) -> float:
+        total = 0.0
+        for start in range(0, y.shape[0], 4096):
+            chunk = y[start:start + 4096]
+            z = sparse_encode(chunk, w, self.lam, "fista", steps=max(self.code_max_iter, 200),
+                              tol=self.code_tol, positive=self.positive)
+            total += float(sparse_coding_objective(chunk, w, z, self.lam).sum())
+        return total / y.shape[0]
+
+    def _initial_dictionary(self, y: Tensor, generator: torch.Generator) -> Tensor:
+        if self.dict_init is None:
+            w = init_dictionary(y.cpu(), self.n_atoms, generator, self.init).to(y.device)
+            return normalize_columns(w.abs()) if self.positive_dictionary else w
+        check_dictionary(self.dict_init, "dict_init")
+        if self.dict_init.shape != (y.shape[1], self.n_atoms):
+            raise ValueError(f"dict_init must be (D, K)=({y.shape[1]}, {self.n_atoms}), "
+                             f"got {tuple(self.dict_init.shape)}")
+        return normalize_columns(self.dict_init.to(y))
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, y: Tensor) -> DictionaryLearner:
+        """Learn W_d from y (N, D)."""
+        from genoise.train.estimator import run_steps
+
+        run_steps(self, y, torch.Generator().manual_seed(self.seed))
         return self
 
-    def _resample(self, W: Tensor, dead: Tensor, Y: Tensor, A: Tensor, C: Tensor,
-                  gen: torch.Generator) -> Tensor:
+    def steps_per_epoch(self, n_samples: int) -> int:
+        """Minibatches (fit steps) per pass over ``n_samples`` samples."""
+        return -(-n_samples // self.batch_size)
+
+    def init_fit(self, y: Tensor, generator: torch.Generator) -> None:
+        """Validate y (N, D); draw the initial atoms and the evaluation subset from ``generator``."""
+        data = self._check(y)
+        self._check_params()
+        self._fit_cache = (y, data)
+        self._generator = generator
+        w = self._initial_dictionary(data, generator)
+        k = self.n_atoms
+        self._A = torch.zeros(k, k, dtype=data.dtype, device=data.device)
+        self._C = torch.zeros(data.shape[1], k, dtype=data.dtype, device=data.device)
+        # The objective curve is evaluated on a fixed seeded subset (cost independent of N).
+        self._eval_index = torch.randperm(data.shape[0], generator=generator)[:self.n_eval].to(data.device)
+        self.objective_ = [self._objective(data[self._eval_index], w)]
+        self.n_resampled_, self._epoch, self._position, self._order = 0, 0, 0, None
+        self._set_dictionary(w)
+        self.converged_ = False
+
+    def _set_dictionary(self, w: Tensor) -> None:
+        self.dictionary_ = w
+        self.components_ = w.T.contiguous()
+
+    def fit_step(self, y: Tensor) -> dict[str, float]:
+        """One minibatch: FISTA codes, statistics A ← ρA + zᵀz, C ← ρC + yᵀz, dictionary
+        update. At the end of an epoch the row holds the ``objective`` on the evaluation subset."""
+        cached = self._fit_cache is not None and self._fit_cache[0] is y
+        data = self._fit_cache[1] if cached else self._check(y)
+        if self._position == 0:
+            self._order = torch.randperm(data.shape[0], generator=self._generator).to(data.device)
+        start = self._position * self.batch_size
+        batch = data[self._order[start:start + self.batch_size]]
+        w = self.dictionary_
+        z = sparse_encode(batch, w, self.lam, "fista", steps=self.code_max_iter, tol=self.code_tol,
+                          positive=self.positive)
+        self._A = self.forget * self._A + z.T @ z
+        self._C = self.forget * self._C + batch.T @ z
+        if self.update == "bcd":
+            w, dead = update_dictionary_bcd(w, self._A, self._C, positive=self.positive_dictionary)
+        else:
+            w, dead = update_dictionary_gradient(w, self._A, self._C, n_steps=self.update_steps,
+                                                 positive=self.positive_dictionary)
+        self._set_dictionary(self._resample(w, dead, data))
+        self._position += 1
+        row = {"epoch": self._epoch + self._position / self.steps_per_epoch(data.shape[0])}
+        if self._position == self.steps_per_epoch(data.shape[0]):
+            self._epoch, self._position = self._epoch + 1, 0
+            self.objective_.append(self._objective(data[self._eval_index], self.dictionary_))
+            row["objective"] = self.objective_[-1]
+            self.converged_ = self._epoch >= self.max_iter
+        return row
+
+    _STATE = ("dictionary_", "_A", "_C", "_eval_index", "_order", "_epoch", "_position", "objective_",
+              "n_resampled_", "converged_")
+
+    def state_dict(self) -> dict[str, object]:
+        """The fit in progress (not the data, not the generator)."""
+        return {name: getattr(self, name) for name in self._STATE}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        for name in self._STATE:
+            setattr(self, name, state[name])
+        self._set_dictionary(self.dictionary_)
+
+    def _resample(self, w: Tensor, dead: Tensor, y: Tensor) -> Tensor:
         # Only re-draw atoms that have never been used: the statistics of a used atom
         # keep it meaningful even if this minibatch ignored it.
-        dead = dead & (torch.diagonal(A) <= 1e-10)
+        dead = dead & (torch.diagonal(self._A) <= 1e-10)
         count = int(dead.sum())
         if count == 0:
-            return W
-        pick = torch.randint(Y.shape[0], (count,), generator=gen).to(Y.device)
-        fresh = Y[pick].T + 1e-3 * torch.randn(Y.shape[1], count, generator=gen, dtype=Y.dtype).to(Y.device)
-        W = W.clone()
-        W[:, dead] = normalize_columns(fresh.clamp_min(0.0) if self.positive_dictionary else fresh)
+            return w
+        gen = self._generator
+        pick = torch.randint(y.shape[0], (count,), generator=gen).to(y.device)
+        fresh = y[pick].T + 1e-3 * torch.randn(y.shape[1], count, generator=gen, dtype=y.dtype).to(y.device)
+        w = w.clone()
+        w[:, dead] = normalize_columns(fresh.clamp_min(0.0) if self.positive_dictionary else fresh)
         self.n_resampled_ += count
-        return W
+        return w
 
-    def transform(self, Y: Tensor, *, algorithm: str = "fista", n_iter: int = 500,
-                  tol: float | None = 1e-7) -> Tensor:
-        """Codes Z* = argmin_Z ½‖Y − Z W_dᵀ‖² + λ‖Z‖₁ of Y (N, D): (N, K)."""
+    # ------------------------------------------------------------------ estimator API
+    def _input(self, y: Tensor) -> Tensor:
         if not hasattr(self, "dictionary_"):
-            raise ValueError("DictionaryLearner is not fitted; call fit(Y) first")
-        Y = self._check(Y)
-        return sparse_encode(Y, self.dictionary_, self.lam, algorithm, n_iter=n_iter, tol=tol,
-                             positive=self.positive)
+            raise ValueError("DictionaryLearner is not fitted; call fit(y) first")
+        return self._check(y)
 
-    def fit_transform(self, Y: Tensor) -> Tensor:
-        return self.fit(Y).transform(Y)
+    def transform(self, y: Tensor) -> Tensor:
+        """Codes Z* = argmin_Z ½‖Y − Z W_dᵀ‖² + λ‖Z‖₁ of y (N, D): (N, K), by
+        ``transform_algorithm`` with ``transform_max_iter`` / ``transform_tol``."""
+        return sparse_encode(self._input(y), self.dictionary_, self.lam, self.transform_algorithm,
+                             steps=self.transform_max_iter, tol=self.transform_tol, positive=self.positive)
 
-    def score(self, Y: Tensor) -> float:
-        """Minus the mean sparse-coding energy of Y (higher is better)."""
-        Y = self._check(Y)
-        return -self._objective(Y, self.dictionary_)
+    def fit_transform(self, y: Tensor) -> Tensor:
+        return self.fit(y).transform(y)
+
+    def score(self, y: Tensor) -> float:
+        """Minus the mean sparse-coding energy of y (higher is better)."""
+        return -self._objective(self._input(y), self.dictionary_)
 
 
 class SparseCoder:
     """Sparse codes against a fixed dictionary (scikit-learn's ``SparseCoder``, in torch).
 
-    ``SparseCoder(components (K, D), lam, algorithm="fista"|"ista"|"cd").transform(Y)``
-    returns argmin_Z ½‖Y − Z·components‖² + λ‖Z‖₁ row by row, batched.
+    ``SparseCoder(components (K, D), lam, algorithm="fista"|"ista"|"cd").transform(y)``
+    returns argmin_Z ½‖Y − Z·components‖² + λ‖Z‖₁ row by row, batched; ``max_iter`` and
+    ``tol`` bound the solver.
     """
 
     def __init__(self, components: Tensor, lam: float, *, algorithm: str = "fista",
-                 n_iter: int = 500, tol: float | None = 1e-7) -> None:
+                 max_iter: int = 500, tol: float | None = 1e-7) -> None:
         self.components = components
-        self.lam, self.algorithm, self.n_iter, self.tol = lam, algorithm, n_iter, tol
+        self.lam, self.algorithm, self.max_iter, self.tol = lam, algorithm, max_iter, tol
 
-    def fit(self, Y: Tensor | None = None) -> SparseCoder:
+    def fit(self, y: Tensor | None = None) -> SparseCoder:
+        """Nothing to learn (scikit-learn's convention); returns self."""
         return self
 
-    def transform(self, Y: Tensor) -> Tensor:
+    def transform(self, y: Tensor) -> Tensor:
         components = torch.as_tensor(self.components)
         check_ndim("components", components, 2)
-        return sparse_encode(torch.as_tensor(Y).to(components.dtype), components.T, self.lam,
-                             self.algorithm, n_iter=self.n_iter, tol=self.tol)
+        return sparse_encode(torch.as_tensor(y).to(components.dtype), components.T, self.lam,
+                             self.algorithm, steps=self.max_iter, tol=self.tol)

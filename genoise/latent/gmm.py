@@ -203,6 +203,7 @@ class GaussianMixture(Energy):
         self.seed = seed
         self.dtype = dtype
         self.means_: Tensor | None = None
+        self._fit_cache: tuple[Any, ...] | None = None
 
     # ------------------------------------------------------------------ fitting
     def _check_params(self, n: int) -> None:
@@ -273,35 +274,69 @@ class GaussianMixture(Energy):
         return float(log_prob.mean()), estimate_parameters(y, resp, self.reg_covar, self.covariance_type)
 
     def fit(self, y: Any) -> GaussianMixture:
-        """EM on y (N, D) until the mean log-likelihood gains < ``tol``."""
-        y = as_data("y", y, dtype=resolve_dtype(self.dtype))
-        self._check_params(y.shape[0])
-        if y.shape[0] < 2:
-            raise ValueError(f"y needs at least 2 samples, got {y.shape[0]}")
-        generator = make_generator(self.seed)
+        """EM on y (N, D) until the mean log-likelihood gains < ``tol``; the restart with the
+        highest final bound wins."""
+        from genoise.train.estimator import run_steps
+
+        run_steps(self, y, make_generator(self.seed))
+        return self
+
+    # ------------------------------------------------------------------ step-wise fit
+    # One step is one EM iteration; restarts follow one another (as in ``fit``).
+    # ``converged_`` keeps scikit-learn's meaning; ``finished_`` ends the loop.
+    def init_fit(self, y: Any, generator: torch.Generator) -> None:
+        """Validate y (N, D), initialise the first restart from ``generator``."""
+        data = as_data("y", y, dtype=resolve_dtype(self.dtype))
+        self._check_params(data.shape[0])
+        if data.shape[0] < 2:
+            raise ValueError(f"y needs at least 2 samples, got {data.shape[0]}")
         features, buffer = None, None
         if self.covariance_type == "diag":  # φ(y) once per fit, one (N, K) buffer for all E-steps
-            features = diag_features(y)
-            buffer = torch.empty(y.shape[0], self.n_components, dtype=y.dtype, device=y.device)
-        best, best_bound = None, -math.inf
-        for _ in range(self.n_init):
-            self._initialise(y, generator)
-            bound, converged, n_iter = -math.inf, False, 0
-            for n_iter in range(1, self.max_iter + 1):  # noqa: B007 (returned)
-                previous = bound
-                bound, parameters = self._em_step(y, features, buffer)
-                self._set(*parameters)
-                if abs(bound - previous) < self.tol:
-                    converged = True
-                    break
-            if bound > best_bound or best is None:
-                best_bound = bound
-                best = (self.weights_, self.means_, self.covariances_, converged, n_iter)
-        weights, means, covariances, self.converged_, self.n_iter_ = best
-        self._set(weights, means, covariances)
-        self.lower_bound_ = best_bound
-        self.n_features_in_ = y.shape[1]
-        return self
+            features = diag_features(data)
+            buffer = torch.empty(data.shape[0], self.n_components, dtype=data.dtype, device=data.device)
+        self._fit_cache = (y, data, features, buffer)
+        self._generator = generator
+        self._restart, self._best, self._best_bound = 0, None, -math.inf
+        self._bound, self._iter = -math.inf, 0
+        self._initialise(data, generator)
+        self.converged_, self.finished_ = False, False
+        self.n_features_in_ = data.shape[1]
+
+    def fit_step(self, y: Any) -> dict[str, float]:
+        """One EM iteration; returns the mean log-likelihood at its E-step and the restart."""
+        if self._fit_cache is None or self._fit_cache[0] is not y:
+            raise ValueError("fit_step(y) needs the y given to init_fit(y, generator)")
+        _, data, features, buffer = self._fit_cache
+        previous = self._bound
+        self._bound, parameters = self._em_step(data, features, buffer)
+        self._set(*parameters)
+        self._iter += 1
+        row = {"restart": self._restart + 1, "log_likelihood": self._bound}
+        converged = abs(self._bound - previous) < self.tol
+        if converged or self._iter >= self.max_iter:
+            if self._bound > self._best_bound or self._best is None:
+                self._best_bound = self._bound
+                self._best = (self.weights_, self.means_, self.covariances_, converged, self._iter)
+            self._restart += 1
+            if self._restart < self.n_init:
+                self._initialise(data, self._generator)
+                self._bound, self._iter = -math.inf, 0
+            else:
+                weights, means, covariances, self.converged_, self.n_iter_ = self._best
+                self._set(weights, means, covariances)
+                self.lower_bound_, self.finished_ = self._best_bound, True
+        return row
+
+    _STATE = ("weights_", "means_", "covariances_", "precisions_cholesky_", "_bound", "_iter", "_restart",
+              "_best", "_best_bound", "converged_", "finished_", "n_iter_", "lower_bound_", "n_features_in_")
+
+    def state_dict(self) -> dict[str, Any]:
+        """The fit in progress (not the data, not the generator)."""
+        return {name: getattr(self, name, None) for name in self._STATE}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in self._STATE:
+            setattr(self, name, state[name])
 
     # ------------------------------------------------------------------ estimator API
     def _input(self, y: Any) -> Tensor:

@@ -25,10 +25,14 @@ so that one iteration costs B·K² multiply-adds after the B·D·K of W_dᵀy.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
 from genoise._checks import check_choice, check_finite, check_ndim, check_positive
+
+Callback = Callable[[int, Tensor], None]  # callback(step, z (B, K)) after every iteration
 
 
 def soft_threshold(v: Tensor, theta: float | Tensor, positive: bool = False) -> Tensor:
@@ -71,11 +75,11 @@ def check_sparse_problem(y: Tensor, dictionary: Tensor, lam: float,
     return y.to(dictionary.dtype)
 
 
-def lipschitz_constant(dictionary: Tensor, method: str = "eigvalsh", *, n_iter: int = 100,
+def lipschitz_constant(dictionary: Tensor, method: str = "eigvalsh", *, steps: int = 100,
                        generator: torch.Generator | None = None) -> float:
     """L = σ_max(W_d)² = λ_max(W_dᵀW_d), the Lipschitz constant of ∇_z ½‖y − W_d z‖².
 
-    ``method="eigvalsh"`` is exact; ``"power"`` runs ``n_iter`` power iterations on W_dᵀW_d
+    ``method="eigvalsh"`` is exact; ``"power"`` runs ``steps`` power iterations on W_dᵀW_d
     (a lower bound that converges from below; we return it times 1.01 so that a step of
     1/L stays safe).
     """
@@ -87,7 +91,7 @@ def lipschitz_constant(dictionary: Tensor, method: str = "eigvalsh", *, n_iter: 
         return float(torch.linalg.eigvalsh(gram)[-1])
     v = torch.randn(gram.shape[0], generator=generator, dtype=gram.dtype).to(gram.device)
     value = 0.0
-    for _ in range(n_iter):
+    for _ in range(steps):
         v = gram @ v
         value = float(v.norm())
         v = v / value
@@ -120,8 +124,9 @@ def _converged(z_new: Tensor, z_old: Tensor, tol: float | None) -> bool:
     return float((z_new - z_old).abs().max()) <= tol * scale
 
 
-def ista(y: Tensor, dictionary: Tensor, lam: float, n_iter: int = 100, L: float | None = None,
-         z0: Tensor | None = None, tol: float | None = None, positive: bool = False) -> Tensor:
+def ista(y: Tensor, dictionary: Tensor, lam: float, steps: int = 100, L: float | None = None,
+         z0: Tensor | None = None, tol: float | None = None, positive: bool = False, *,
+         callback: Callback | None = None) -> Tensor:
     """ISTA for argmin_z ½‖y − W_d z‖² + λ‖z‖₁, batched over the rows of ``y``.
 
     Parameters
@@ -129,11 +134,14 @@ def ista(y: Tensor, dictionary: Tensor, lam: float, n_iter: int = 100, L: float 
     y : Tensor (B, D)
     dictionary : Tensor (D, K)   W_d, the atoms in its columns
     lam : float                  λ ≥ 0
-    n_iter : int                 maximum number of iterations
+    steps : int                  maximum number of iterations
     L : float, optional          step 1/L; default λ_max(W_dᵀW_d)
     z0 : Tensor (B, K), optional warm start (default zeros)
     tol : float, optional        stop when max |z_{k+1} − z_k| ≤ tol·max(1, max|z|)
     positive : bool              add the constraint z ≥ 0 (non-negative sparse coding)
+    callback : callable(step, z), optional
+        called after every iteration t = 1, 2, … with the codes (B, K) the solver would
+        return if it stopped there (an error curve in one run; do not modify z)
 
     Returns
     -------
@@ -141,10 +149,12 @@ def ista(y: Tensor, dictionary: Tensor, lam: float, n_iter: int = 100, L: float 
     """
     gram, wty, z, L = _start(y, dictionary, lam, z0, L)
     with torch.no_grad():
-        for _ in range(int(n_iter)):
+        for t in range(int(steps)):
             z_new = soft_threshold(z - (z @ gram - wty) / L, lam / L, positive)
             done = _converged(z_new, z, tol)
             z = z_new
+            if callback is not None:
+                callback(t + 1, z)
             if done:
                 break
     return z
@@ -171,9 +181,10 @@ def duality_gap(y_sq: Tensor, wty: Tensor, z: Tensor, zg: Tensor, lam: float,
     return primal, (primal - dual).clamp_min(0.0)
 
 
-def fista(y: Tensor, dictionary: Tensor, lam: float, n_iter: int = 100, L: float | None = None,
+def fista(y: Tensor, dictionary: Tensor, lam: float, steps: int = 100, L: float | None = None,
           z0: Tensor | None = None, tol: float | None = None, positive: bool = False, *,
-          gap_tol: float | None = None, restart: bool = True, check_every: int = 10) -> Tensor:
+          gap_tol: float | None = None, restart: bool = True, check_every: int = 10,
+          callback: Callback | None = None) -> Tensor:
     """FISTA (Beck & Teboulle 2009) for argmin_z ½‖y − W_d z‖² + λ‖z‖₁, batched.
 
     Same parameters and return value as :func:`ista`, plus:
@@ -185,6 +196,8 @@ def fista(y: Tensor, dictionary: Tensor, lam: float, n_iter: int = 100, L: float
                                  Gradient Schemes", 2015): a sample's momentum is reset
                                  (t = 1) whenever (v − z_{k+1})ᵀ(z_{k+1} − z_k) > 0.
     check_every : int            how often (iterations) the stopping tests run.
+    callback : callable(step, z), optional  as :func:`ista` (z holds every sample: the
+                                 converged ones at their final codes).
 
     Every sample has its own momentum, restart and stopping: samples that have converged
     are removed from the batch, so the per-iteration (B, K)×(K, K) product shrinks.
@@ -197,7 +210,7 @@ def fista(y: Tensor, dictionary: Tensor, lam: float, n_iter: int = 100, L: float
     >>> from genoise.latent.ista import fista
     >>> gen = torch.Generator().manual_seed(0)
     >>> W = torch.nn.functional.normalize(torch.randn(20, 40, generator=gen), dim=0)
-    >>> z = fista(torch.randn(5, 20), W, lam=0.5, n_iter=300)
+    >>> z = fista(torch.randn(5, 20), W, lam=0.5, steps=300)
     >>> z.shape
     torch.Size([5, 40])
     """
@@ -216,7 +229,7 @@ def fista(y: Tensor, dictionary: Tensor, lam: float, n_iter: int = 100, L: float
         # v − (v G − W_dᵀy)/L = v (I − G/L) + W_dᵀy/L: one fused addmm per iteration.
         scaled_wty = wty / L
         step_matrix = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device) - gram / L
-        for k in range(int(n_iter)):
+        for k in range(int(steps)):
             z_new = _soft_threshold_(torch.addmm(scaled_wty, v, step_matrix, out=spare),
                                      threshold, positive, work=step)
             torch.sub(z_new, z, out=step)
@@ -227,7 +240,11 @@ def fista(y: Tensor, dictionary: Tensor, lam: float, n_iter: int = 100, L: float
             t_new = 0.5 * (1.0 + torch.sqrt(1.0 + 4.0 * t * t))
             torch.addcmul(z_new, (t - 1.0) / t_new, step, out=v)   # v = z_{k+1} + ((t−1)/t')·step
             spare, z, t = z, z_new, t_new
-            if (k + 1) % check_every and k + 1 < n_iter:
+            if callback is not None:
+                current = out.clone()
+                current[active] = z
+                callback(k + 1, current)
+            if (k + 1) % check_every and k + 1 < steps:
                 continue
             done = torch.zeros(z.shape[0], dtype=torch.bool, device=z.device)
             if tol is not None:
@@ -259,16 +276,19 @@ def _soft_threshold_(v: Tensor, theta: float, positive: bool, work: Tensor) -> T
     return v.sub_(torch.clamp(v, -theta, theta, out=work))
 
 
-def coordinate_descent(y: Tensor, dictionary: Tensor, lam: float, n_iter: int = 1000,
+def coordinate_descent(y: Tensor, dictionary: Tensor, lam: float, steps: int = 1000,
                        L: float | None = None, z0: Tensor | None = None,
-                       tol: float | None = None, positive: bool = False) -> Tensor:
+                       tol: float | None = None, positive: bool = False, *,
+                       callback: Callback | None = None) -> Tensor:
     """Greedy coordinate descent, CoD (Gregor & LeCun 2010, Alg. 2), batched over samples.
 
-    ``n_iter`` counts single-coordinate updates (each costs K multiply-adds per sample).
+    ``steps`` counts single-coordinate updates (each costs K multiply-adds per sample).
     With column norms c_k = ‖w_k‖², the exact minimiser over coordinate k is
     z̄_k = h_λ(B_k)/c_k where B = W_dᵀy + S z, S = diag(c) − W_dᵀW_d; every sample updates
     its coordinate of largest change. ``tol`` stops when every sample's largest change
     is ≤ tol·max(1, max|z|). ``L`` is accepted for a uniform signature and ignored.
+    ``callback(step, z)`` is called after every update with the output the solver would
+    return if it stopped there (Alg. 2's last line, h_λ(B)/c), as in :func:`ista`.
     """
     del L
     y = check_sparse_problem(y, dictionary, lam, z0)
@@ -281,13 +301,15 @@ def coordinate_descent(y: Tensor, dictionary: Tensor, lam: float, n_iter: int = 
             else z0.detach().to(w.dtype).clone()
         b = y @ w + z @ s
         rows = torch.arange(y.shape[0], device=w.device)
-        for _ in range(int(n_iter)):
+        for t in range(int(steps)):
             z_bar = soft_threshold(b, lam, positive) / norms
             change = z_bar - z
             k = change.abs().argmax(dim=1)
             delta = change[rows, k]
             b = b + s[k] * delta[:, None]
             z[rows, k] = z_bar[rows, k]
+            if callback is not None:
+                callback(t + 1, soft_threshold(b, lam, positive) / norms)
             if tol is not None and float(delta.abs().max()) <= tol * max(1.0, float(z.abs().max())):
                 break
         # Alg. 2's last line: every coordinate at its closed-form minimiser given B.
@@ -298,7 +320,7 @@ SOLVERS = {"ista": ista, "fista": fista, "cd": coordinate_descent}
 
 
 def sparse_encode(y: Tensor, dictionary: Tensor, lam: float, algorithm: str = "fista",
-                  n_iter: int = 500, tol: float | None = 1e-7, **kwargs) -> Tensor:
+                  steps: int = 500, tol: float | None = 1e-7, **kwargs) -> Tensor:
     """Dispatch to :func:`ista`, :func:`fista` or :func:`coordinate_descent` by name."""
     check_choice("algorithm", algorithm, tuple(SOLVERS))
-    return SOLVERS[algorithm](y, dictionary, lam, n_iter=n_iter, tol=tol, **kwargs)
+    return SOLVERS[algorithm](y, dictionary, lam, steps=steps, tol=tol, **kwargs)

@@ -53,15 +53,17 @@ def kmeans_plusplus(y: Tensor, k: int, generator: torch.Generator,
     n = y.shape[0]
     trials = n_local_trials or 2 + int(math.log(k))
     y_sq = (y * y).sum(-1)
-    first = int(torch.randint(n, (1,), generator=generator, device=y.device))
+    draw = generator.device  # draw where the generator lives (a CPU generator serves CUDA data)
+    first = int(torch.randint(n, (1,), generator=generator, device=draw))
     centers = [y[first]]
     closest = squared_distances(y, y[first:first + 1], y_sq[first:first + 1], y_sq).squeeze(1)
     for _ in range(1, k):
         total = closest.sum()
         if total <= 0:  # fewer distinct points than k: pick uniformly
-            ids = torch.randint(n, (trials,), generator=generator, device=y.device)
+            ids = torch.randint(n, (trials,), generator=generator, device=draw).to(y.device)
         else:
-            ids = torch.multinomial(closest / total, trials, replacement=True, generator=generator)
+            ids = torch.multinomial((closest / total).to(draw), trials, replacement=True,
+                                    generator=generator).to(y.device)
         dist = squared_distances(y, y[ids], y_sq[ids], y_sq)  # (N, trials)
         candidate_pot = torch.minimum(closest[:, None], dist)
         best = int(candidate_pot.sum(0).argmin())
@@ -91,35 +93,21 @@ def assign_and_accumulate(y: Tensor, y_sq: Tensor, centers: Tensor,
     return labels, dist.clamp_min_(0.0), sums
 
 
-def lloyd(y: Tensor, centers: Tensor, *, max_iter: int, tol: float,
-          chunk_size: int = 1024) -> tuple[Tensor, Tensor, float, int]:
-    """Lloyd iterations from ``centers`` (K, D) on y (N, D), batched (no loop over samples).
-
-    Stops when the assignment no longer changes or when the total squared centre shift
-    is ≤ ``tol`` (already scaled), like scikit-learn. Empty clusters are moved to the
-    samples farthest from their centre. Returns (centers, labels, inertia, n_iter).
-    """
+def lloyd_step(y: Tensor, y_sq: Tensor, centers: Tensor,
+               chunk_size: int = 1024) -> tuple[Tensor, Tensor, float, float]:
+    """One Lloyd iteration from ``centers`` (K, D): assign every sample to its nearest centre,
+    move every centre to the mean of its samples (an empty cluster moves to the sample
+    farthest from its centre). ``y_sq`` (N,) holds ‖y_n‖². Returns (new centres, labels (N,),
+    total squared shift Σ_k ‖Δw_k‖², inertia Σ_n min_k ‖y_n − w_k‖² of the old centres)."""
     k = centers.shape[0]
-    y_sq = (y * y).sum(-1)
-    labels_old = None
-    n_iter = 0
-    for n_iter in range(1, max_iter + 1):  # noqa: B007 (returned)
-        labels, dist, sums = assign_and_accumulate(y, y_sq, centers, chunk_size)
-        counts = torch.bincount(labels, minlength=k).to(y.dtype)
-        new = sums / counts.clamp_min(1)[:, None]
-        empty = counts == 0
-        if bool(empty.any()):
-            far = dist.topk(int(empty.sum())).indices
-            new[empty] = y[far]
-        shift = float(((new - centers) ** 2).sum())
-        centers = new
-        if labels_old is not None and torch.equal(labels, labels_old):
-            break
-        labels_old = labels
-        if shift <= tol:
-            break
-    labels, dist, _ = assign_and_accumulate(y, y_sq, centers, chunk_size)
-    return centers, labels, float(dist.sum()), n_iter
+    labels, dist, sums = assign_and_accumulate(y, y_sq, centers, chunk_size)
+    counts = torch.bincount(labels, minlength=k).to(y.dtype)
+    new = sums / counts.clamp_min(1)[:, None]
+    empty = counts == 0
+    if bool(empty.any()):
+        far = dist.topk(int(empty.sum())).indices
+        new[empty] = y[far]
+    return new, labels, float(((new - centers) ** 2).sum()), float(dist.sum())
 
 
 class KMeans(Energy):
@@ -177,6 +165,7 @@ class KMeans(Energy):
         self.dtype = dtype
         self.chunk_size = chunk_size
         self.cluster_centers_: Tensor | None = None
+        self._fit_cache: tuple[Any, Tensor, Tensor] | None = None
 
     def _check_params(self, n_samples: int) -> None:
         k = self.n_clusters
@@ -205,20 +194,73 @@ class KMeans(Energy):
 
     def fit(self, y: Any) -> KMeans:
         """Run ``n_init`` seedings + Lloyd on y (N, D); keep the lowest inertia."""
-        y = as_data("y", y, dtype=resolve_dtype(self.dtype))
-        self._check_params(y.shape[0])
-        generator = make_generator(self.seed)
-        tol = self.tol * float(y.var(0, unbiased=False).mean())
-        runs = 1 if not isinstance(self.init, str) else self.n_init
-        best = None
-        for _ in range(runs):
-            start = self._initial_centers(y, generator)
-            result = lloyd(y, start, max_iter=self.max_iter, tol=tol, chunk_size=self.chunk_size)
-            if best is None or result[2] < best[2]:
-                best = result
-        self.cluster_centers_, self.labels_, self.inertia_, self.n_iter_ = best
-        self.n_features_in_ = y.shape[1]
+        from genoise.train.estimator import run_steps
+
+        run_steps(self, y, make_generator(self.seed))
         return self
+
+    # ------------------------------------------------------------------ step-wise fit
+    # One step is one Lloyd iteration; the ``n_init`` restarts follow one another, each
+    # seeded when the previous one ends, so the steps replay the same generator draws as
+    # a single ``fit`` (see :func:`genoise.train.estimator.fit_estimator`).
+    def _fit_data(self, y: Any) -> tuple[Tensor, Tensor]:
+        """(y as a tensor, its squared row norms), cached from ``init_fit``."""
+        if self._fit_cache is None or self._fit_cache[0] is not y:
+            data = as_data("y", y, dtype=resolve_dtype(self.dtype))
+            self._fit_cache = (y, data, (data * data).sum(-1))
+        return self._fit_cache[1], self._fit_cache[2]
+
+    def init_fit(self, y: Any, generator: torch.Generator) -> None:
+        """Validate y (N, D) and the parameters, seed the first restart from ``generator``."""
+        data = as_data("y", y, dtype=resolve_dtype(self.dtype))
+        self._check_params(data.shape[0])
+        self._fit_cache = (y, data, (data * data).sum(-1))
+        self._generator = generator
+        self._tol = self.tol * float(data.var(0, unbiased=False).mean())
+        self._restarts = 1 if not isinstance(self.init, str) else self.n_init
+        self._restart, self._iter, self._labels_old, self._best = 0, 0, None, None
+        self._centers = self._initial_centers(data, generator)
+        self.converged_ = False
+        self.n_features_in_ = data.shape[1]
+
+    def fit_step(self, y: Any) -> dict[str, float]:
+        """One Lloyd iteration of the current restart; returns its ``energy`` (the mean
+        min_k ‖y − w_k‖² before the update), ``shift`` and ``restart``."""
+        data, y_sq = self._fit_data(y)
+        old = self._centers
+        self._centers, labels, shift, inertia = lloyd_step(data, y_sq, old, self.chunk_size)
+        self._iter += 1
+        row = {"restart": self._restart + 1, "energy": inertia / data.shape[0], "shift": shift}
+        done = (self._labels_old is not None and torch.equal(labels, self._labels_old)) \
+            or shift <= self._tol or self._iter >= self.max_iter
+        self._labels_old = labels
+        if done:
+            self._end_restart(data, y_sq)
+        return row
+
+    def _end_restart(self, data: Tensor, y_sq: Tensor) -> None:
+        labels, dist, _ = assign_and_accumulate(data, y_sq, self._centers, self.chunk_size)
+        inertia = float(dist.sum())
+        if self._best is None or inertia < self._best[2]:
+            self._best = (self._centers, labels, inertia, self._iter)
+        self._restart += 1
+        self._iter, self._labels_old = 0, None
+        if self._restart < self._restarts:
+            self._centers = self._initial_centers(data, self._generator)
+            return
+        self.cluster_centers_, self.labels_, self.inertia_, self.n_iter_ = self._best
+        self.converged_ = True
+
+    _STATE = ("_centers", "_iter", "_labels_old", "_best", "_restart", "_restarts", "_tol", "converged_",
+              "cluster_centers_", "labels_", "inertia_", "n_iter_", "n_features_in_")
+
+    def state_dict(self) -> dict[str, Any]:
+        """The fit in progress (not the data, not the generator)."""
+        return {name: getattr(self, name, None) for name in self._STATE}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in self._STATE:
+            setattr(self, name, state[name])
 
     def _input(self, y: Any) -> Tensor:
         check_fitted(self, "cluster_centers_")

@@ -26,7 +26,14 @@ import torch
 from torch import Tensor, nn
 
 from genoise._checks import check_finite, check_ndim, check_positive
-from genoise.latent.ista import check_dictionary, lipschitz_constant, soft_threshold
+from genoise.latent.ista import (
+    check_dictionary,
+    coordinate_descent,
+    fista,
+    ista,
+    lipschitz_constant,
+    soft_threshold,
+)
 
 
 class LISTA(nn.Module):
@@ -114,7 +121,22 @@ def code_prediction_error(z_pred: Tensor, z_star: Tensor) -> float:
     return float(0.5 * (z_star - z_pred).pow(2).sum(dim=1).mean())
 
 
-def train_encoder(encoder: nn.Module, y: Tensor, z_star: Tensor, *, n_epochs: int = 50,
+def solver_error_curves(y: Tensor, w: Tensor, lam: float, z_star: Tensor, steps: list[int], *,
+                        cod_steps: list[int] = ()) -> dict[str, dict[int, float]]:
+    """Code prediction error ½‖Z* − Z‖² (mean over samples) of T iterations of ISTA, FISTA
+    (no restart) and CoD from z = 0, for every T in ``steps`` (CoD also at ``cod_steps``):
+    the iterative baselines a learned encoder of depth T is compared with (Gregor & LeCun
+    2010, fig. 3). Returns {"ISTA": {T: error}, "FISTA": {…}, "CoD": {…}}."""
+    curves: dict[str, dict[int, float]] = {"ISTA": {}, "FISTA": {}, "CoD": {}}
+    for t in steps:
+        curves["ISTA"][t] = code_prediction_error(ista(y, w, lam, steps=t), z_star)
+        curves["FISTA"][t] = code_prediction_error(fista(y, w, lam, steps=t, restart=False), z_star)
+    for t in sorted(set(steps) | set(cod_steps)):
+        curves["CoD"][t] = code_prediction_error(coordinate_descent(y, w, lam, steps=t), z_star)
+    return curves
+
+
+def train_encoder(encoder: nn.Module, y: Tensor, z_star: Tensor, *, epochs: int = 50,
                   batch_size: int = 128, lr: float = 1e-3, seed: int = 0,
                   callback: Callable[[int, float], None] | None = None) -> list[float]:
     """Fit ``encoder`` to predict the optimal codes: min ½‖Z* − f_e(Y)‖², Adam on minibatches.
@@ -137,7 +159,7 @@ def train_encoder(encoder: nn.Module, y: Tensor, z_star: Tensor, *, n_epochs: in
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(encoder.parameters(), lr=lr)
     history = []
-    for epoch in range(n_epochs):
+    for epoch in range(epochs):
         order = torch.randperm(y.shape[0], generator=gen).to(y.device)
         total = 0.0
         for start in range(0, y.shape[0], batch_size):

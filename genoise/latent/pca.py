@@ -75,6 +75,7 @@ class PCA(Energy):
         self.whiten = whiten
         self.dtype = dtype
         self.components_: Tensor | None = None
+        self._fit_cache: tuple[Any, Tensor] | None = None
 
     # ------------------------------------------------------------------ fitting
     def _n_keep(self, ratio: Tensor, max_k: int) -> int:
@@ -95,9 +96,39 @@ class PCA(Energy):
 
     def fit(self, y: Any) -> PCA:
         """Fit on data y (N, D): mean, then SVD of y − μ = U S Vᵀ; W = first k rows of Vᵀ."""
-        y = as_data("y", y, dtype=resolve_dtype(self.dtype))
-        if y.shape[0] < 2:
-            raise ValueError(f"y needs at least 2 samples to estimate a variance, got {y.shape[0]}")
+        from genoise.train.estimator import run_steps
+
+        run_steps(self, y, torch.Generator())
+        return self
+
+    # ------------------------------------------------------------------ step-wise fit (one step)
+    def init_fit(self, y: Any, generator: torch.Generator) -> None:
+        """Validate y (N, D); PCA draws nothing from ``generator``."""
+        data = as_data("y", y, dtype=resolve_dtype(self.dtype))
+        if data.shape[0] < 2:
+            raise ValueError(f"y needs at least 2 samples to estimate a variance, got {data.shape[0]}")
+        self._fit_cache = (y, data)
+        self.converged_ = False
+
+    def fit_step(self, y: Any) -> dict[str, float]:
+        """The whole fit (one SVD); returns the explained variance ratio of the k components."""
+        data = self._fit_cache[1] if self._fit_cache is not None and self._fit_cache[0] is y else \
+            as_data("y", y, dtype=resolve_dtype(self.dtype))
+        self._fit_svd(data)
+        self.converged_ = True
+        return {"explained_variance": float(self.explained_variance_ratio_.sum())}
+
+    _STATE = ("mean_", "components_", "singular_values_", "explained_variance_",
+              "explained_variance_ratio_", "n_components_", "noise_variance_", "n_features_in_", "converged_")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name, None) for name in self._STATE}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in self._STATE:
+            setattr(self, name, state[name])
+
+    def _fit_svd(self, y: Tensor) -> None:
         n, d = y.shape
         mean = y.mean(0)
         _, s, vh = torch.linalg.svd(y - mean, full_matrices=False)
@@ -117,7 +148,6 @@ class PCA(Energy):
         rest = variance[k:]
         self.noise_variance_ = float(rest.mean()) if rest.numel() else 0.0
         self.n_features_in_ = d
-        return self
 
     def _input(self, y: Any) -> Tensor:
         check_fitted(self, "components_")

@@ -33,16 +33,29 @@ class PSD(Energy):
     n_atoms : int       K.
     lam : float         λ ≥ 0, sparsity weight.
     alpha : float       α > 0, weight of the prediction term ‖z − f_e(y)‖².
-    seed : int          seeds the initial dictionary and encoder.
+    max_iter : int      passes (epochs) over the data in :meth:`fit`.
+    batch_size : int    minibatch size in :meth:`fit`.
+    lr : float          SGD step size in :meth:`fit`.
+    seed : int          seeds the initial dictionary and encoder, and the minibatch order.
+
+    Attributes
+    ----------
+    history_ : list[float]   mean energy E(y, z*) of every epoch of :meth:`fit`.
     """
 
     has_latent = True
 
     def __init__(self, n_features: int, n_atoms: int, lam: float, alpha: float = 1.0, *,
-                 seed: int = 0, dtype: torch.dtype = torch.float32) -> None:
+                 max_iter: int = 5, batch_size: int = 128, lr: float = 1e-2, seed: int = 0,
+                 dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
         check_positive("lam", lam, allow_zero=True)
         check_positive("alpha", alpha)
+        check_positive("lr", lr)
+        for name, value in (("max_iter", max_iter), ("batch_size", batch_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        self.max_iter, self.batch_size, self.lr, self.seed = max_iter, batch_size, float(lr), seed
         gen = torch.Generator().manual_seed(seed)
         self.lam, self.alpha = float(lam), float(alpha)
         w = init_dictionary(torch.zeros(1, n_features, dtype=dtype), n_atoms, gen)
@@ -65,7 +78,7 @@ class PSD(Energy):
         return (0.5 * residual.pow(2).sum(1) + self.lam * z.abs().sum(1)
                 + self.alpha * (z - self.encode(y)).pow(2).sum(1))
 
-    def infer_code(self, y: Tensor, n_iter: int = 100, tol: float | None = 1e-5) -> Tensor:
+    def infer_code(self, y: Tensor, steps: int = 100, tol: float | None = 1e-5) -> Tensor:
         """z* = argmin_z E(y, z) by FISTA on the augmented lasso problem, from z = f_e(y)."""
         check_finite("y", y)
         with torch.no_grad():
@@ -74,7 +87,7 @@ class PSD(Energy):
             scale = math.sqrt(2.0 * self.alpha)
             w_aug = torch.cat([self.dictionary, scale * torch.eye(k, dtype=y.dtype, device=y.device)])
             y_aug = torch.cat([y, scale * prediction], dim=1)
-            return fista(y_aug, w_aug, self.lam, n_iter=n_iter, tol=tol, z0=prediction)
+            return fista(y_aug, w_aug, self.lam, steps=steps, tol=tol, z0=prediction)
 
     def free_energy(self, y: Tensor, x: Tensor | None = None, beta: float = math.inf, **kwargs) -> Tensor:
         """F_∞(y) = E(y, z*) (β = ∞ only)."""
@@ -82,26 +95,25 @@ class PSD(Energy):
             raise ValueError(f"PSD.free_energy supports only beta=inf, got {beta!r}")
         return self.energy(y, z=self.infer_code(y.detach()))
 
-    def fit(self, Y: Tensor, *, n_epochs: int = 5, batch_size: int = 128, lr: float = 1e-2,
-            seed: int = 0) -> list[float]:
-        """Train dictionary and encoder jointly; returns the mean energy E(y, z*) per epoch."""
-        check_ndim("Y", Y, 2)
-        check_finite("Y", Y)
-        gen = torch.Generator().manual_seed(seed)
-        opt = torch.optim.SGD(self.parameters(), lr=lr)
-        history = []
-        for _ in range(n_epochs):
-            order = torch.randperm(Y.shape[0], generator=gen)
+    def fit(self, y: Tensor) -> PSD:
+        """Train dictionary and encoder jointly by SGD on minibatches of y (N, D), ``max_iter``
+        epochs; ``history_`` gets the mean energy E(y, z*) of every epoch."""
+        check_ndim("y", y, 2)
+        check_finite("y", y)
+        gen = torch.Generator().manual_seed(self.seed)
+        opt = torch.optim.SGD(self.parameters(), lr=self.lr)
+        self.history_: list[float] = []
+        for _ in range(self.max_iter):
+            order = torch.randperm(y.shape[0], generator=gen)
             total = 0.0
-            for start in range(0, Y.shape[0], batch_size):
-                batch = Y[order[start:start + batch_size]]
-                z = self.infer_code(batch)
-                loss = self.energy(batch, z=z).mean()
+            for start in range(0, y.shape[0], self.batch_size):
+                batch = y[order[start:start + self.batch_size]]
+                loss = self.energy(batch, z=self.infer_code(batch)).mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 with torch.no_grad():
                     self.dictionary.copy_(normalize_columns(self.dictionary))
                 total += float(loss.detach()) * batch.shape[0]
-            history.append(total / Y.shape[0])
-        return history
+            self.history_.append(total / y.shape[0])
+        return self

@@ -31,7 +31,7 @@ class SparseCodingEnergy(Energy):
         λ ≥ 0, the weight of the L1 regulariser.
     algorithm : {"fista", "ista", "cd"}
         The solver :meth:`free_energy` and :meth:`infer_code` use.
-    n_iter, tol
+    steps, tol
         Solver budget and stopping tolerance.
 
     Examples
@@ -47,12 +47,12 @@ class SparseCodingEnergy(Energy):
     has_latent = True
 
     def __init__(self, dictionary: Tensor, lam: float, *, algorithm: str = "fista",
-                 n_iter: int = 500, tol: float | None = 1e-7) -> None:
+                 steps: int = 500, tol: float | None = 1e-7) -> None:
         super().__init__()
         check_dictionary(dictionary)
         self.lam = float(check_positive("lam", lam, allow_zero=True))
         self.dictionary = nn.Parameter(dictionary.detach().clone())
-        self.algorithm, self.n_iter, self.tol = algorithm, n_iter, tol
+        self.algorithm, self.steps, self.tol = algorithm, steps, tol
 
     @property
     def n_features(self) -> int:
@@ -80,11 +80,11 @@ class SparseCodingEnergy(Energy):
         """W_d z for every code: (B, K) → (B, D)."""
         return z @ self.dictionary.T
 
-    def infer_code(self, y: Tensor, *, algorithm: str | None = None, n_iter: int | None = None,
+    def infer_code(self, y: Tensor, *, algorithm: str | None = None, steps: int | None = None,
                    tol: float | None = math.nan, z0: Tensor | None = None) -> Tensor:
         """z* = argmin_z E(y, z), (B, D) → (B, K), without gradient."""
         return sparse_encode(y, self.dictionary.detach(), self.lam, algorithm or self.algorithm,
-                             n_iter=self.n_iter if n_iter is None else n_iter,
+                             steps=self.steps if steps is None else steps,
                              tol=self.tol if tol is not None and math.isnan(tol) else tol, z0=z0)
 
     def initial_latent(self, y: Tensor, x: Tensor | None = None) -> Tensor:

@@ -7,7 +7,8 @@ Bernoulli (images in [0, 1]) or Gaussian with variance ½. The evidence lower bo
     ELBO(y) = E_q[log p(y | z)] − KL(q(z | y) ‖ p(z)) ≤ log p(y),
     KL = ½ Σ_j (μ_j² + σ_j² − 1 − log σ_j²)                       (closed form)
 
-is estimated with the reparameterisation z = μ + σ ⊙ ε, ε ~ N(0, I). In energy terms
+is estimated with the reparameterisation z = μ + σ ⊙ ε, ε ~ N(0, I) (both in
+:mod:`genoise.latent.regularizers`). In energy terms
 (LeCun et al. 2006; the "regularised latent variable" family), E(y, z) = −log p(y | z)
 is the reconstruction energy, the KL term is the regulariser R(z) that limits the
 information in the code, and −ELBO is the variational free energy, an upper bound of
@@ -27,18 +28,8 @@ from genoise._checks import check_choice, check_positive
 from genoise.energy.base import Energy
 from genoise.energy.functional import _check_beta
 from genoise.latent.autoencoders import flat_batch
+from genoise.latent.regularizers import kl_divergence, reparameterize
 from genoise.nn import MLP
-
-
-def kl_divergence(mu: Tensor, logvar: Tensor) -> Tensor:
-    """KL(N(μ, diag exp(logvar)) ‖ N(0, I)) = ½ Σ_j (μ² + σ² − 1 − log σ²), shape (B,)."""
-    return 0.5 * (mu**2 + logvar.exp() - 1.0 - logvar).sum(-1)
-
-
-def reparameterize(mu: Tensor, logvar: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """z = μ + exp(½ logvar) ⊙ ε with ε ~ N(0, I) drawn from ``generator``."""
-    eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype).to(mu.device)
-    return mu + (0.5 * logvar).exp() * eps
 
 
 class VAE(Energy):
@@ -127,8 +118,9 @@ class VAE(Energy):
                       generator: torch.Generator | None = None) -> Tensor:
         """z ~ p(z) = N(0, I): (num_samples, batch_size, latent_dim)."""
         param = next(self.parameters())
+        device = generator.device if generator is not None else param.device
         return torch.randn(num_samples, batch_size, self.latent_dim, generator=generator,
-                           dtype=param.dtype).to(param.device)
+                           dtype=param.dtype, device=device).to(param.device)
 
     # ------------------------------------------------------------------ objective
     def _terms(self, y: Tensor, generator: torch.Generator | None,

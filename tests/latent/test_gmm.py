@@ -80,9 +80,29 @@ def test_gmm_free_energy_at_beta_one_is_minus_log_likelihood(data, covariance_ty
 def test_gmm_random_init_and_sampling_are_seeded(data):
     a = GaussianMixture(3, covariance_type="diag", init_params="random", seed=1, max_iter=20).fit(data)
     b = GaussianMixture(3, covariance_type="diag", init_params="random", seed=1, max_iter=20).fit(data)
-    torch.testing.assert_close(a.means_, b.means_)
+    torch.testing.assert_close(a.means_, b.means_, rtol=0, atol=0)
+    other = GaussianMixture(3, covariance_type="diag", init_params="random", seed=2, max_iter=20).fit(data)
+    assert not torch.equal(a.means_, other.means_)          # the seed reaches the random init
     y, labels = a.sample(50, torch.Generator().manual_seed(0))
+    y_again, labels_again = a.sample(50, torch.Generator().manual_seed(0))
     assert y.shape == (50, 8) and labels.shape == (50,)
+    assert torch.equal(y, y_again) and torch.equal(labels, labels_again)
+    y_other, _ = a.sample(50, torch.Generator().manual_seed(1))
+    assert not torch.allclose(y, y_other)                   # a different seed draws other samples
+
+
+def test_gmm_samples_follow_the_fitted_mixture(data):
+    """Sampling draws labels ∝ weights_ and y | k ~ N(means_k, covariances_k): with many
+    samples the empirical weights and per-component means agree within a few standard errors."""
+    gmm = GaussianMixture(3, covariance_type="full", seed=0).fit(data)
+    n = 40000
+    y, labels = gmm.sample(n, torch.Generator().manual_seed(3))
+    weights = torch.bincount(labels, minlength=3).double() / n
+    assert float((weights - gmm.weights_).abs().max()) < 5 * float((0.25 / n) ** 0.5)
+    for k in range(3):
+        yk = y[labels == k]
+        se = (torch.diagonal(gmm.covariances_[k]) / yk.shape[0]).sqrt()
+        assert bool(((yk.mean(0) - gmm.means_[k]).abs() < 5 * se).all())
 
 
 def test_gmm_bad_input(data):

@@ -37,22 +37,22 @@ def _sklearn_codes(y, w, lam, positive=False):
     return torch.from_numpy(np.array(codes))
 
 
-@pytest.mark.parametrize(("solver", "n_iter"), SOLVERS)
+@pytest.mark.parametrize(("solver", "steps"), SOLVERS)
 @pytest.mark.parametrize(("seed", "unit"), [(0, False), (1, True)])
-def test_solver_matches_sklearn_lasso_objective(solver, n_iter, seed, unit):
+def test_solver_matches_sklearn_lasso_objective(solver, steps, seed, unit):
     y, w = _problem(seed, unit=unit)
     lam = 0.6
-    z = solver(y, w, lam, n_iter=n_iter, tol=1e-13)
+    z = solver(y, w, lam, steps=steps, tol=1e-13)
     ours = sparse_coding_objective(y, w, z, lam)
     ref = sparse_coding_objective(y, w, _sklearn_codes(y, w, lam), lam)
     assert torch.all((ours - ref).abs() <= 1e-6 * ref)
 
 
-@pytest.mark.parametrize(("solver", "n_iter"), SOLVERS)
-def test_solution_satisfies_lasso_kkt_conditions(solver, n_iter):
+@pytest.mark.parametrize(("solver", "steps"), SOLVERS)
+def test_solution_satisfies_lasso_kkt_conditions(solver, steps):
     y, w = _problem(2)
     lam = 0.8
-    z = solver(y, w, lam, n_iter=n_iter, tol=1e-13)
+    z = solver(y, w, lam, steps=steps, tol=1e-13)
     correlation = (y - z @ w.T) @ w                       # W_dᵀ(y − W_d z)
     assert float(correlation.abs().max()) <= lam + 1e-5
     support = z != 0
@@ -64,8 +64,8 @@ def test_positive_codes_match_sklearn_positive_lasso():
     y, w = _problem(3, unit=True)
     lam = 0.3
     ref = sparse_coding_objective(y, w, _sklearn_codes(y, w, lam, positive=True), lam)
-    for solver, n_iter in SOLVERS:
-        z = solver(y, w, lam, n_iter=n_iter, tol=1e-13, positive=True)
+    for solver, steps in SOLVERS:
+        z = solver(y, w, lam, steps=steps, tol=1e-13, positive=True)
         assert float(z.min()) >= 0
         assert torch.all((sparse_coding_objective(y, w, z, lam) - ref).abs() <= 1e-6 * ref)
 
@@ -73,15 +73,15 @@ def test_positive_codes_match_sklearn_positive_lasso():
 def test_fista_objective_beats_ista_at_equal_iterations():
     y, w = _problem(4, n_features=40, n_atoms=80, batch=20)
     lam = 0.2
-    obj_ista = sparse_coding_objective(y, w, ista(y, w, lam, n_iter=50), lam).sum()
-    obj_fista = sparse_coding_objective(y, w, fista(y, w, lam, n_iter=50), lam).sum()
+    obj_ista = sparse_coding_objective(y, w, ista(y, w, lam, steps=50), lam).sum()
+    obj_fista = sparse_coding_objective(y, w, fista(y, w, lam, steps=50), lam).sum()
     assert obj_fista < obj_ista
 
 
 def test_batched_solution_equals_per_sample_solution():
     y, w = _problem(5)
-    batched = fista(y, w, 0.5, n_iter=200)
-    single = torch.cat([fista(y[i:i + 1], w, 0.5, n_iter=200) for i in range(y.shape[0])])
+    batched = fista(y, w, 0.5, steps=200)
+    single = torch.cat([fista(y[i:i + 1], w, 0.5, steps=200) for i in range(y.shape[0])])
     assert torch.allclose(batched, single, atol=1e-12)
 
 
@@ -89,7 +89,7 @@ def test_large_lambda_gives_zero_code():
     y, w = _problem(6)
     lam = float((y @ w).abs().max()) + 1e-3
     for solver, _ in SOLVERS:
-        assert torch.count_nonzero(solver(y, w, lam, n_iter=50)) == 0
+        assert torch.count_nonzero(solver(y, w, lam, steps=50)) == 0
 
 
 def test_soft_threshold_closed_form():
@@ -101,15 +101,15 @@ def test_soft_threshold_closed_form():
 def test_power_iteration_lipschitz_close_to_eigvalsh():
     _, w = _problem(7)
     exact = lipschitz_constant(w)
-    power = lipschitz_constant(w, "power", n_iter=500, generator=torch.Generator().manual_seed(0))
+    power = lipschitz_constant(w, "power", steps=500, generator=torch.Generator().manual_seed(0))
     assert exact == pytest.approx(float(torch.linalg.matrix_norm(w, 2)) ** 2, rel=1e-10)
     assert exact <= power <= 1.02 * exact
 
 
 def test_tolerance_stops_early_but_near_optimum():
     y, w = _problem(8)
-    loose = fista(y, w, 0.5, n_iter=5000, tol=1e-4)
-    tight = fista(y, w, 0.5, n_iter=5000, tol=1e-13)
+    loose = fista(y, w, 0.5, steps=5000, tol=1e-4)
+    tight = fista(y, w, 0.5, steps=5000, tol=1e-13)
     gap = sparse_coding_objective(y, w, loose, 0.5) - sparse_coding_objective(y, w, tight, 0.5)
     assert float(gap.max()) < 1e-3
 
@@ -117,17 +117,17 @@ def test_tolerance_stops_early_but_near_optimum():
 def test_duality_gap_bounds_suboptimality_and_gap_stop_is_certified():
     y, w = _problem(9, n_features=30, n_atoms=60, batch=8, unit=True)
     lam = 0.3
-    z_star = fista(y, w, lam, n_iter=5000, tol=1e-14)
+    z_star = fista(y, w, lam, steps=5000, tol=1e-14)
     optimum = sparse_coding_objective(y, w, z_star, lam)
     gram, wty = w.T @ w, y @ w
-    for n_iter in (3, 10, 30):
-        z = fista(y, w, lam, n_iter=n_iter)
+    for steps in (3, 10, 30):
+        z = fista(y, w, lam, steps=steps)
         primal, gap = duality_gap(y.pow(2).sum(1), wty, z, z @ gram, lam)
         assert torch.allclose(primal, sparse_coding_objective(y, w, z, lam), rtol=1e-10)
         assert torch.all(gap >= primal - optimum - 1e-12)            # weak duality
     _, gap_star = duality_gap(y.pow(2).sum(1), wty, z_star, z_star @ gram, lam)
     assert float(gap_star.max()) < 1e-9                                # zero gap at the optimum
-    z = fista(y, w, lam, n_iter=5000, gap_tol=1e-6)
+    z = fista(y, w, lam, steps=5000, gap_tol=1e-6)
     assert torch.all(sparse_coding_objective(y, w, z, lam) <= optimum * (1 + 1e-6) + 1e-12)
 
 
@@ -138,9 +138,9 @@ def test_adaptive_restart_converges_faster_on_nonnegative_correlated_atoms():
     w = torch.nn.functional.normalize(torch.rand(80, 40, generator=gen, dtype=torch.float64) ** 4, dim=0)
     y = 3 * torch.rand(10, 80, generator=gen, dtype=torch.float64) ** 4
     lam = 0.1
-    optimum = sparse_coding_objective(y, w, fista(y, w, lam, n_iter=20000, tol=1e-14), lam).sum()
-    plain = sparse_coding_objective(y, w, fista(y, w, lam, n_iter=150, restart=False), lam).sum()
-    restarted = sparse_coding_objective(y, w, fista(y, w, lam, n_iter=150), lam).sum()
+    optimum = sparse_coding_objective(y, w, fista(y, w, lam, steps=20000, tol=1e-14), lam).sum()
+    plain = sparse_coding_objective(y, w, fista(y, w, lam, steps=150, restart=False), lam).sum()
+    restarted = sparse_coding_objective(y, w, fista(y, w, lam, steps=150), lam).sum()
     assert restarted - optimum < 0.1 * (plain - optimum)
 
 
@@ -160,4 +160,17 @@ def test_bad_input_is_refused(kwargs, match):
     z0 = kwargs.pop("z0", None)
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
-        sparse_encode(args["y"], args["dictionary"], args["lam"], args["algorithm"], n_iter=5, z0=z0)
+        sparse_encode(args["y"], args["dictionary"], args["lam"], args["algorithm"], steps=5, z0=z0)
+
+
+@pytest.mark.parametrize("solver", [ista, fista, coordinate_descent])
+def test_callback_sees_at_every_step_the_codes_a_shorter_run_returns(solver):
+    """callback(t, z) after step t gives exactly what ``solver(..., steps=t)`` returns, so an
+    error curve needs one run (FISTA: samples stopped by tol keep their final codes)."""
+    y, w = _problem(4, unit=True)
+    seen: dict[int, torch.Tensor] = {}
+    kwargs = {"tol": 1e-3} if solver is fista else {}
+    solver(y, w, 0.2, steps=12, callback=lambda t, z: seen.__setitem__(t, z.clone()), **kwargs)
+    assert sorted(seen)[:3] == [1, 2, 3] and len(seen) == max(seen)
+    for t in (1, 5, max(seen)):
+        assert torch.equal(seen[t], solver(y, w, 0.2, steps=t, **kwargs)), t

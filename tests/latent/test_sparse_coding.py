@@ -16,7 +16,7 @@ def _model(lam: float = 0.4):
     gen = torch.Generator().manual_seed(0)
     w = torch.nn.functional.normalize(torch.randn(12, 20, generator=gen, dtype=torch.float64), dim=0)
     y = torch.randn(6, 12, generator=gen, dtype=torch.float64)
-    return SparseCodingEnergy(w, lam, n_iter=3000, tol=1e-12), w, y
+    return SparseCodingEnergy(w, lam, steps=3000, tol=1e-12), w, y
 
 
 def test_energy_is_reconstruction_plus_l1():
@@ -29,7 +29,7 @@ def test_energy_is_reconstruction_plus_l1():
 def test_free_energy_is_minimum_over_codes():
     model, w, y = _model()
     free = model.free_energy(y)
-    z_star = fista(y, w, 0.4, n_iter=3000, tol=1e-12)
+    z_star = fista(y, w, 0.4, steps=3000, tol=1e-12)
     assert torch.allclose(free, sparse_coding_objective(y, w, z_star, 0.4), rtol=1e-9)
     # No random code does better.
     random_codes = z_star + 0.05 * torch.randn(50, *z_star.shape, dtype=torch.float64)
