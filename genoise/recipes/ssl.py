@@ -22,7 +22,7 @@ import yaml
 from genoise.data import ImageData, load_dataset
 from genoise.io import atomic_write_text
 from genoise.ssl.evaluate import extract_features, knn_accuracy, linear_probe, pca_plot
-from genoise.ssl.methods import build_from_config
+from genoise.ssl.methods import build_from_config, check_method_options
 from genoise.ssl.pretrain import pretrain
 from genoise.train import CHECKPOINT_NAME, Run, load_checkpoint
 
@@ -75,6 +75,12 @@ def frozen_eval(backbone: torch.nn.Module, train_set: ImageData, test_set: Image
         out.update(knn_accuracy(f_train, train_set.labels, f_test, test_set.labels, ks=ks,
                                 temperature=temperature))
     return out
+
+
+def validate(config: dict[str, Any]) -> None:
+    """Checks beyond the YAML's types and ranges, run by ``genoise train`` before it writes
+    anything: the keys of ``method_options`` must be hyper-parameters of ``method``."""
+    check_method_options(str(config["method"]), config["method_options"])
 
 
 def train(run: Run) -> dict[str, Any]:
