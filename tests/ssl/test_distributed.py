@@ -5,9 +5,8 @@ DistributedDataParallel's gradient averaging divides out)."""
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import traceback
+import functools
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,6 +14,7 @@ import torch.distributed as dist
 from torch import nn
 
 from genoise.ssl.methods import build_method
+from tests._ddp import file_init_method, run_ranks
 
 WORLD, BATCH, DIM = 2, 6, 5
 METHOD_NAMES = ["simclr", "vicreg", "barlowtwins", "lejepa", "swav"]
@@ -59,36 +59,19 @@ def _losses(views, local: slice):
     return out
 
 
-def _worker(rank: int, out_dir: str) -> None:
-    try:
-        torch.set_num_threads(1)
-        # A file store, not a TCP port: no port can be taken by another test process meanwhile.
-        dist.init_process_group("gloo", init_method=f"file://{out_dir}/store", rank=rank, world_size=WORLD)
-        result = _losses(_inputs(), slice(rank * BATCH, (rank + 1) * BATCH))
-        torch.save(result, os.path.join(out_dir, f"rank{rank}.pt"))
-        dist.destroy_process_group()
-    except BaseException:
-        traceback.print_exc()
-        os._exit(1)
-    os._exit(0)
+def _rank(rank: int, out_dir: Path) -> None:
+    torch.set_num_threads(1)
+    # a file store in the test's folder, not a TCP port: nothing else can take it meanwhile
+    dist.init_process_group("gloo", init_method=file_init_method(out_dir), rank=rank, world_size=WORLD)
+    result = _losses(_inputs(), slice(rank * BATCH, (rank + 1) * BATCH))
+    torch.save(result, out_dir / f"rank{rank}.pt")
+    dist.destroy_process_group()
 
 
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
     out = tmp_path_factory.mktemp("ssl_ddp")
-    context = multiprocessing.get_context("fork")
-    procs = [context.Process(target=_worker, args=(r, str(out))) for r in range(WORLD)]
-    for p in procs:
-        p.start()
-    try:
-        for p in procs:
-            p.join(timeout=300)  # generous: a loaded machine is slow, not wrong
-    finally:
-        for p in procs:
-            if p.is_alive():
-                p.kill()
-                p.join()
-    assert [p.exitcode for p in procs] == [0] * WORLD
+    run_ranks(functools.partial(_rank, out_dir=out), world=WORLD)
     return [torch.load(out / f"rank{r}.pt") for r in range(WORLD)]
 
 

@@ -1,14 +1,13 @@
 """Worker for tests/train/test_distributed.py: ``_ddp_worker.py OUT_DIR [MODE ...]`` run on
 2 ranks, either by ``python -m torch.distributed.run --nproc_per_node 2`` or by the test
-itself, which forks two processes (``run_rank``) that set the environment torchrun would
-set (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT): forking the test process
-saves two ``import torch`` (seconds each on a loaded machine).
+itself, which forks two processes (``run_rank``, through ``tests/_ddp.py``) that set the
+environment torchrun would set (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT):
+forking the test process saves two ``import torch`` (seconds each on a loaded machine).
 Rank 0 writes OUT_DIR/MODE.json with every rank's result."""
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -111,11 +110,14 @@ def warm_up() -> None:
     nn.parallel.DistributedDataParallel  # noqa: B018  (imports the DDP module)
 
 
-def run_rank(rank: int, world: int, port: int, out: Path, modes: list[str]) -> None:
-    """Entry point of a forked test process: set torchrun's variables, then ``main``."""
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+def run_rank(rank: int, world: int, out: Path, modes: list[str]) -> None:
+    """Entry point of a forked test process: set torchrun's variables (rank 0 hosts the
+    store on a port it keeps, see ``tests/_ddp.py``), then ``main``."""
+    from tests._ddp import host_env_rendezvous
+
+    store = host_env_rendezvous(rank, world, out)
     main(out, modes)
+    del store  # rank 0's store outlives the process group
 
 
 if __name__ == "__main__":

@@ -4,11 +4,8 @@ matches a single-process computation on the concatenated batch)."""
 
 from __future__ import annotations
 
+import functools
 import json
-import multiprocessing
-import socket
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -21,9 +18,8 @@ from genoise.train import (
     is_main_process,
     world_size,
 )
-
-sys.path.insert(0, str(Path(__file__).parent))
-from _ddp_worker import run_rank, warm_up
+from tests._ddp import run_ranks
+from tests.train._ddp_worker import run_rank, warm_up
 
 WORLD = 2
 MODES = ["train", "resume", "gather"]
@@ -48,33 +44,12 @@ def test_init_distributed_names_missing_variable(monkeypatch):
         init_distributed()
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def two_rank_results(tmp_path_factory) -> dict:
     """Run the worker on 2 forked ranks (gloo, CPU) once for the whole module."""
     out = tmp_path_factory.mktemp("ddp")
     warm_up()
-    port = _free_port()
-    context = multiprocessing.get_context("fork")
-    procs = [context.Process(target=run_rank, args=(rank, WORLD, port, out, MODES))
-             for rank in range(WORLD)]
-    for proc in procs:
-        proc.start()
-    try:
-        for proc in procs:
-            proc.join(timeout=300)  # generous: a loaded machine is slow, not wrong
-    finally:
-        for proc in procs:
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
-    codes = [proc.exitcode for proc in procs]
-    assert codes == [0] * WORLD, f"worker exit codes {codes} (see captured stderr)"
+    run_ranks(functools.partial(run_rank, world=WORLD, out=out, modes=MODES), world=WORLD)
     return {mode: json.loads((out / f"{mode}.json").read_text()) for mode in MODES} | {
         "run": out / "run"}
 
