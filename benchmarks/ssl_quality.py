@@ -24,19 +24,17 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-import yaml
 from _data import HELP, data_dir
+from ssl_speed import recipe_config
 
 from genoise.data import ImageData, load_dataset
 from genoise.ssl.augment import DATASET_PRESET, ViewAugment
 from genoise.ssl.backbones import make_backbone
 from genoise.ssl.evaluate import extract_features, knn_accuracy, linear_probe
-from genoise.ssl.methods import METHODS
+from genoise.ssl.methods import METHODS, build_from_config
 from genoise.ssl.pretrain import pretrain
-from genoise.ssl.recipes import build_from_config
 
 RESULTS = Path(__file__).parent / "results"
-RECIPES = Path(__file__).parents[1] / "genoise" / "recipes"
 
 
 def frozen_eval(backbone: torch.nn.Module, train: ImageData, test: ImageData,
@@ -56,7 +54,7 @@ def config_for(method: str, dataset: str, n_train: int, spec: dict) -> dict:
     """The MNIST recipe's settings (512-wide projectors) for every data set, with the shared
     backbone ``spec``, so that every method and data set uses the same backbone and a
     comparable head."""
-    cfg = yaml.safe_load((RECIPES / f"{method}-mnist.yaml").read_text())["config"]
+    cfg = recipe_config(method, "mnist")
     cfg = {**cfg, **spec, "dataset": dataset, "backbone": "conv",
            "method_options": dict(cfg["method_options"])}
     if "queue_size" in cfg["method_options"]:

@@ -26,8 +26,7 @@ import torch.nn.functional as F
 import yaml
 
 from genoise.ssl.augment import DATASET_PRESET, PRESETS, ViewAugment
-from genoise.ssl.methods import METHODS
-from genoise.ssl.recipes import build_from_config
+from genoise.ssl.methods import METHODS, build_from_config
 
 RESULTS = Path(__file__).parent / "results"
 # The momentum (teacher) encoder of the methods that have one: (backbone, projector) attributes.
@@ -35,8 +34,16 @@ TEACHERS = {"moco": ("key_backbone", "key_projector"), "byol": ("target_backbone
 RECIPES = Path(__file__).parents[1] / "genoise" / "recipes"
 
 
+def recipe_file_config(name: str) -> dict:
+    """The ``config`` of ``genoise/recipes/NAME.yaml`` with its ``extends:`` chain applied (the
+    child wins), read from the files: benchmarks do not import ``genoise.recipes``."""
+    data = yaml.safe_load((RECIPES / f"{name}.yaml").read_text())
+    base = recipe_file_config(data["extends"]) if "extends" in data else {}
+    return {**base, **(data.get("config") or {})}
+
+
 def recipe_config(method: str, dataset: str) -> dict:
-    return yaml.safe_load((RECIPES / f"{method}-{dataset}.yaml").read_text())["config"]
+    return recipe_file_config(f"{method}-{dataset}")
 
 
 def time_steps(step, repeats: int) -> list[tuple[float, float]]:

@@ -11,6 +11,7 @@ go into ``config.yaml`` at the end.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import sys
@@ -66,6 +67,9 @@ def resolve_run(args: argparse.Namespace) -> tuple[Recipe, Path, dict[str, Any],
         changes = [f"{k}: {base.get(k)!r} -> {config[k]!r}" for k in changed]
     else:
         config = resolve_config(recipe, overrides)
+    module = importlib.import_module(recipe.entry.partition(":")[0])
+    if callable(getattr(module, "validate", None)):  # a recipe module's own cross-key checks
+        module.validate(config)
     return recipe, run_dir, config, info, changes
 
 

@@ -13,7 +13,14 @@ import math
 import torch
 from torch import Tensor
 
-from genoise._checks import check_ndim
+from genoise._checks import check_ndim, has_nan
+
+
+def _check_no_nan(name: str, tensor: Tensor) -> Tensor:
+    """NaN energies raise, as in the losses; +inf (an impossible answer) is allowed."""
+    if has_nan(tensor):
+        raise ValueError(f"{name} contains {int(torch.isnan(tensor).sum())} NaN value(s)")
+    return tensor
 
 
 def _check_beta(beta: float) -> float:
@@ -33,6 +40,7 @@ def free_energy_from_energies(energies: Tensor, beta: float = math.inf, *,
     """
     beta = _check_beta(beta)
     check_ndim("energies", energies, 2)
+    _check_no_nan("energies", energies)
     if energies.shape[-1] == 0:
         raise ValueError("energies has an empty latent dimension (K = 0)")
     if math.isinf(beta):
@@ -47,9 +55,11 @@ def gibbs(free_energies: Tensor, beta: float = 1.0, dim: int = -1) -> Tensor:
     """Gibbs distribution P(y | x) = exp(-β F(x, y)) / Σ_{y'} exp(-β F(x, y')) along ``dim``.
 
     ``free_energies`` holds F(x, y') for every answer y' (e.g. shape (B, K)). β = ∞ gives
-    the one-hot distribution on the argmin (ties share the mass).
+    the one-hot distribution on the argmin (ties share the mass). NaN energies raise
+    ``ValueError`` (as the losses do); +inf is an impossible answer (probability 0).
     """
     beta = _check_beta(beta)
+    _check_no_nan("free_energies", free_energies)
     if math.isinf(beta):
         is_min = free_energies == free_energies.amin(dim=dim, keepdim=True)
         return is_min.to(free_energies.dtype) / is_min.sum(dim=dim, keepdim=True)
@@ -59,6 +69,7 @@ def gibbs(free_energies: Tensor, beta: float = 1.0, dim: int = -1) -> Tensor:
 def log_partition(free_energies: Tensor, beta: float = 1.0, dim: int = -1) -> Tensor:
     """(1/β) log Σ_{y'} exp(-β F(x, y')): the term the NLL loss adds to F(x, y)."""
     beta = _check_beta(beta)
+    _check_no_nan("free_energies", free_energies)
     if math.isinf(beta):
         return -free_energies.amin(dim=dim)
     return torch.logsumexp(-beta * free_energies, dim=dim) / beta

@@ -7,6 +7,10 @@ Three minimisers serve both (LeCun et al. 2006, §1-2):
 * Langevin dynamics, which samples from the Gibbs distribution ∝ exp(-β F) instead of
   minimising:  v ← v - (ε/2) β ∇F(v) + σ ξ,  ξ ~ N(0, I),  σ = √ε by default
   (Welling & Teh 2011; Du & Mordatch 2019 for its use as an EBM sampler).
+
+The last two live in :mod:`genoise.energy.minimize` (re-exported here). Shapes are checked
+before anything is computed: candidates (K, *y_shape) and init (B, *y_shape) need a
+feature dimension unless they are integer labels, and the energy must return (B,).
 """
 
 from __future__ import annotations
@@ -15,14 +19,14 @@ import math
 from collections.abc import Callable
 from typing import NamedTuple
 
-import torch
 from torch import Tensor
 
-from genoise._checks import check_choice, check_finite, check_positive
-from genoise.energy.base import Energy, tile_pairs
+from genoise._checks import check_choice, check_finite
+from genoise.energy.base import Energy, check_answers, check_energy_output, tile_pairs
+from genoise.energy.minimize import EnergyFn, Projection, gradient_minimize, langevin_sample
 
-EnergyFn = Callable[[Tensor], Tensor]
-Projection = Callable[[Tensor], Tensor]
+__all__ = ["EnergyFn", "ExhaustiveResult", "Projection", "exhaustive_argmin", "gradient_minimize",
+           "infer", "infer_latent", "langevin_sample"]
 
 
 class ExhaustiveResult(NamedTuple):
@@ -39,64 +43,6 @@ def exhaustive_argmin(energies: Tensor, candidates: Tensor) -> ExhaustiveResult:
         raise ValueError(f"energies must be (B, K={candidates.shape[0]}), got {tuple(energies.shape)}")
     best, index = energies.min(dim=1)
     return ExhaustiveResult(candidates[index], best, index)
-
-
-def gradient_minimize(fn: EnergyFn, init: Tensor, *, steps: int = 100, lr: float = 0.1,
-                      optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
-                      projection: Projection | None = None, **optimizer_kwargs) -> Tensor:
-    """Minimise Σ_b fn(v)_b over v, starting at ``init`` (B, ...); returns v detached.
-
-    Each sample's energy depends only on its own row, so minimising the sum minimises
-    every sample independently. ``projection`` (e.g. ``lambda v: v.clamp(-1, 1)``) is
-    applied after every step (projected gradient descent). The model's own parameters
-    receive no gradient.
-    """
-    if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
-    check_positive("lr", lr)
-    variable = init.detach().clone().requires_grad_(True)
-    opt = optimizer([variable], lr=lr, **optimizer_kwargs)
-    with torch.enable_grad():
-        for _ in range(steps):
-            opt.zero_grad(set_to_none=True)
-            energy = fn(variable)
-            (grad,) = torch.autograd.grad(energy.sum(), variable)
-            variable.grad = grad
-            opt.step()
-            if projection is not None:
-                with torch.no_grad():
-                    variable.copy_(projection(variable))
-    return variable.detach()
-
-
-def langevin_sample(fn: EnergyFn, init: Tensor, *, steps: int = 60, step_size: float = 0.01,
-                    noise_std: float | None = None, beta: float = 1.0,
-                    generator: torch.Generator | None = None,
-                    projection: Projection | None = None,
-                    grad_clip: float | None = None) -> Tensor:
-    """Run ``steps`` of (unadjusted) Langevin dynamics on exp(-β fn); returns samples.
-
-    v ← v - (ε/2) β ∇fn(v) + σ ξ with ε = ``step_size`` and σ = ``noise_std``
-    (default √ε, the exact Langevin diffusion; EBM practice often uses a smaller σ).
-    ``grad_clip`` bounds each coordinate of the gradient, ``projection`` the samples.
-    """
-    check_positive("step_size", step_size)
-    check_positive("beta", beta)
-    sigma = math.sqrt(step_size) if noise_std is None else check_positive(
-        "noise_std", noise_std, allow_zero=True)
-    variable = init.detach().clone()
-    with torch.enable_grad():
-        for _ in range(steps):
-            variable.requires_grad_(True)
-            (grad,) = torch.autograd.grad(fn(variable).sum(), variable)
-            if grad_clip is not None:
-                grad = grad.clamp(-grad_clip, grad_clip)
-            noise = torch.randn(variable.shape, generator=generator, dtype=variable.dtype,
-                                device=variable.device)
-            variable = (variable.detach() - 0.5 * step_size * beta * grad + sigma * noise)
-            if projection is not None:
-                variable = projection(variable)
-    return variable.detach()
 
 
 _METHODS = ("exhaustive", "gradient", "langevin")
@@ -158,6 +104,11 @@ def infer(energy: Energy, x: Tensor | None = None, *, method: str = "exhaustive"
     """
     if x is not None:
         check_finite("x", x)
+    if init is not None:
+        check_answers("init", init, x=x)
+    if candidates is not None and method == "exhaustive":
+        check_answers("candidates", candidates, batch="K", x=x)
+    if x is not None:
         batch = x.shape[0]
     elif init is not None:
         batch = init.shape[0]
@@ -166,16 +117,17 @@ def infer(energy: Energy, x: Tensor | None = None, *, method: str = "exhaustive"
     else:
         raise ValueError("infer needs x, init or batch_size to know the batch size")
 
-    def fn(y: Tensor) -> Tensor:
-        return energy.free_energy(y, x, beta)
+    owner = f"{type(energy).__name__}.free_energy"
 
-    if method == "langevin" and math.isfinite(beta):
-        kwargs.setdefault("beta", beta)
+    def fn(y: Tensor, x_rows: Tensor | None = x) -> Tensor:
+        return check_energy_output(owner, energy.free_energy(y, x_rows, beta), y.shape[0], y=y, x=x_rows)
 
     def grid(cands: Tensor) -> Tensor:
         x_rep, y_rep = tile_pairs(x, cands, batch)
-        return energy.free_energy(y_rep, x_rep, beta).reshape(batch, cands.shape[0])
+        return fn(y_rep, x_rep).reshape(batch, cands.shape[0])
 
+    if method == "langevin" and math.isfinite(beta):
+        kwargs.setdefault("beta", beta)
     return _minimise(fn, grid, method=method, candidates=candidates, init=init, **kwargs)
 
 
@@ -187,6 +139,10 @@ def infer_latent(energy: Energy, y: Tensor, x: Tensor | None = None, *,
     Uses the model's discrete latent set when ``candidates`` is not given and the model
     has one, otherwise gradient descent from ``init`` or :meth:`Energy.initial_latent`.
     """
+    if not energy.has_latent:
+        raise ValueError(f"{type(energy).__name__} has no latent variable (has_latent is False): "
+                         "infer_latent minimises E(x, y, z) over z; use infer(energy, x) for y")
+    check_answers("y", y, x=x)
     check_finite("y", y)
     if candidates is None:
         candidates = energy.latent_candidates(y, x)
@@ -196,7 +152,7 @@ def infer_latent(energy: Energy, y: Tensor, x: Tensor | None = None, *,
         init = energy.initial_latent(y, x)
 
     def fn(z: Tensor) -> Tensor:
-        return energy.energy(y, x=x, z=z)
+        return energy._energy(y, x, z)
 
     def grid(cands: Tensor) -> Tensor:
         return energy.energies_over_latents(y, x, cands)

@@ -6,7 +6,9 @@ Every recipe module exposes the same names:
 - ``train(run) -> dict`` (or ``train_<variant>``): the ``entry:`` of its YAML files;
 - ``demo(run, full) -> str``: its ``genoise demo`` section (Markdown; links relative to
   ``run.dir``);
-- ``evaluate(run_dir, **options) -> dict`` where the capability has a run-folder evaluator.
+- ``evaluate(run_dir, **options) -> dict`` where the capability has a run-folder evaluator;
+- optionally ``validate(config)``: checks across keys that the YAML's types and ranges
+  cannot state, run by ``genoise train`` before anything is written.
 
 A recipe file (``genoise/recipes/NAME.yaml``)::
 

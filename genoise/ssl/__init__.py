@@ -36,7 +36,7 @@ from genoise.ssl.infomax import (
     variance_loss,
     vicreg_loss,
 )
-from genoise.ssl.methods import FAMILIES, METHODS, build_method
+from genoise.ssl.methods import FAMILIES, METHODS, build_from_config, build_method, method_option_names
 from genoise.ssl.sigreg import LeJEPA, epps_pulley, lejepa_loss, random_directions, sigreg_loss
 
 __all__ = [
@@ -61,6 +61,7 @@ __all__ = [
     "ViewAugment",
     "alignment",
     "barlow_twins_loss",
+    "build_from_config",
     "build_method",
     "byol_loss",
     "collapse_metrics",
@@ -78,6 +79,7 @@ __all__ = [
     "lejepa_loss",
     "linear_probe",
     "make_backbone",
+    "method_option_names",
     "moco_loss",
     "negative_cosine",
     "nt_xent_loss",

@@ -8,9 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genoise._checks import check_choice
+from genoise._checks import check_choice, check_int
 from genoise.nn import ConvEncoder, ResNet18Small
-from genoise.nn._shapes import check_int
 
 BACKBONES = ("conv", "resnet18")
 

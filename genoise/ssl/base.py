@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from genoise._checks import check_views
 from genoise.nn.heads import projector as mlp_head
-from genoise.ssl._validate import check_views
 from genoise.train.distributed import all_gather_with_grad
 
 

@@ -17,8 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genoise._checks import check_positive
-from genoise.ssl._validate import check_embedding
+from genoise._checks import check_embedding, check_positive
 from genoise.ssl.base import SSLMethod, SSLOutput, check_view_list, gather
 from genoise.train.distributed import rank
 

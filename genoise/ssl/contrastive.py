@@ -19,9 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genoise._checks import check_choice, check_positive
+from genoise._checks import check_choice, check_embedding, check_positive, check_views
 from genoise.energy.losses import info_nce_loss, square_exp_loss, square_square_loss
-from genoise.ssl._validate import check_embedding, check_views
 from genoise.ssl.base import SSLMethod, SSLOutput, ema_update, frozen_copy, gather
 
 

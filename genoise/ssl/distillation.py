@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genoise.ssl._validate import check_views
+from genoise._checks import check_views
 from genoise.ssl.base import SSLMethod, SSLOutput, build_projector, cosine_momentum, ema_update, frozen_copy
 
 

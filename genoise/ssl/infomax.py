@@ -13,8 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genoise._checks import check_positive
-from genoise.ssl._validate import check_embedding, check_views
+from genoise._checks import check_embedding, check_positive, check_views
 from genoise.ssl.base import SSLMethod, SSLOutput, gather
 
 

@@ -101,12 +101,18 @@ def pretrain(method: SSLMethod, train: ImageData, *, augment: ViewAugment, test:
              run: Run | None = None, epochs: int = 10, batch_size: int = 256, lr: float = 1e-3,
              weight_decay: float = 1e-5, warmup_epochs: float = 1.0, seed: int = 0,
              device: str | torch.device | None = None, monitor_size: int = 1024,
-             checkpoint_every: int | None = None, progress: bool | None = None) -> tuple[SSLModel, dict]:
+             checkpoint_every: int | None = None, progress: bool | None = None,
+             desc: str | None = None, kind: str | None = None) -> tuple[SSLModel, dict]:
     """Pre-train ``method`` on ``train.images`` for ``epochs`` epochs; returns (model, last row).
 
     Logs one row per epoch (losses, online-probe train/test accuracy, collapse monitors)
-    through ``run`` (``metrics.jsonl``, ``last.pt`` checkpoints, resume with ``run.resume``).
+    through ``run`` (``metrics.jsonl``, ``last.pt`` checkpoints, resume with ``run.resume``,
+    stop after ``run.stop_after``). ``desc`` labels the progress bar and ``kind`` the
+    checkpoint (default: the method's name, ``"ssl-<name>"``).
     """
+    check_positive("epochs", epochs)
+    check_positive("warmup_epochs", warmup_epochs, allow_zero=True)
+    name = type(method).__name__.lower()
     n = train.images.shape[0]
     steps_per_epoch = n // world_size() // batch_size
     if steps_per_epoch == 0:
@@ -126,6 +132,7 @@ def pretrain(method: SSLMethod, train: ImageData, *, augment: ViewAugment, test:
                       (train.images, train.labels, torch.arange(n)), run=run, max_steps=total,
                       batch_size=batch_size, scheduler=scheduler, seed=seed,
                       checkpoint_every=checkpoint_every or steps_per_epoch, log_every=steps_per_epoch,
-                      progress=progress, device=dev, callbacks=[_epoch_callback(model, test, monitor, seed)])
+                      progress=progress, device=dev, callbacks=[_epoch_callback(model, test, monitor, seed)],
+                      desc=desc or name, kind=kind or f"ssl-{name}")
     row = trainer.fit()
     return model, row

@@ -27,8 +27,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from genoise._checks import check_finite, check_positive
-from genoise.ssl._validate import check_embedding
+from genoise._checks import check_embedding, check_finite, check_positive
 from genoise.ssl.base import SSLMethod, SSLOutput, check_view_list, gather
 
 

@@ -220,3 +220,11 @@ def test_extends_merges_a_base_and_refuses_cycles(tmp_path):
     loop.write_text("extends: loop\nconfig: {}\n")
     with pytest.raises(ValueError, match="'extends' cycle"):
         load_recipe(str(loop))
+
+
+def test_a_recipe_modules_own_checks_run_before_anything_is_written(tmp_path, capsys):
+    code = main(["train", "vicreg-digits", "method_options={bogus: 1}", "--runs-dir", str(tmp_path),
+                 "--no-progress"])
+    assert code == 2
+    assert "method_options: unknown key(s) bogus" in capsys.readouterr().err
+    assert not tmp_path.joinpath("vicreg-digits").exists()

@@ -65,7 +65,7 @@ def test_infer_latent_over_discrete_set_matches_explicit_argmin():
 
 
 def test_infer_latent_by_gradient_from_init():
-    energy = FunctionEnergy(lambda y, x, z: ((y - 3 * z) ** 2).sum(-1))
+    energy = FunctionEnergy(lambda y, x, z: ((y - 3 * z) ** 2).sum(-1), has_latent=True)
     y = torch.tensor([[3.0], [-6.0]], dtype=torch.float64)
     z = infer_latent(energy, y, init=torch.zeros_like(y), steps=300, lr=0.02)
     torch.testing.assert_close(z, y / 3, atol=1e-6, rtol=0)
@@ -119,7 +119,7 @@ def test_error_messages_for_missing_candidates_and_init():
     with pytest.raises(ValueError, match="method='gradient' needs an initial value init"):
         infer(energy, x, method="gradient")
     with pytest.raises(ValueError, match="method='langevin' needs an initial value init"):
-        infer_latent(energy, torch.zeros(2, 1), method="langevin")
+        infer_latent(FunctionEnergy(energy.fn, has_latent=True), torch.zeros(2, 1), method="langevin")
     with pytest.raises(ValueError, match="candidates is empty"):
         infer(energy, x, candidates=torch.zeros(0, 1))
     with pytest.raises(ValueError, match="infer needs x, init or batch_size"):
@@ -134,3 +134,20 @@ def test_error_messages_for_missing_candidates_and_init():
         gradient_minimize(lambda v: v.sum(-1), torch.zeros(1, 1), steps=-1)
     with pytest.raises(ValueError, match="step_size must be > 0"):
         langevin_sample(lambda v: v.sum(-1), torch.zeros(1, 1), step_size=0.0)
+
+
+def test_gradient_minimize_with_adam_and_keep_best_returns_the_lowest_iterate():
+    """On |v|² with SGD at lr 1.05 every step overshoots (v ← −1.1 v): the last iterate is
+    the worst, the first the best. keep_best returns per sample the lowest energy seen."""
+    fn = lambda v: (v ** 2).sum(-1)  # noqa: E731
+    init = torch.tensor([[1.0], [-2.0]], dtype=torch.float64)
+    last = gradient_minimize(fn, init, steps=5, lr=1.05)
+    torch.testing.assert_close(last, init * (-1.1) ** 5)
+    torch.testing.assert_close(gradient_minimize(fn, init, steps=5, lr=1.05, keep_best=True), init)
+    # per sample: a projection that stops sample 0 at 0.5 makes its last iterate the best
+    proj = lambda v: torch.where(torch.arange(2)[:, None] == 0, v.clamp(min=0.5), v)  # noqa: E731
+    best = gradient_minimize(fn, init, steps=5, lr=1.05, keep_best=True, projection=proj)
+    torch.testing.assert_close(best, torch.tensor([[0.5], [-2.0]], dtype=torch.float64))
+    # any torch.optim optimiser, its keyword arguments passed on
+    adam = gradient_minimize(fn, init, steps=300, lr=0.05, optimizer=torch.optim.Adam, betas=(0.9, 0.99))
+    torch.testing.assert_close(adam, torch.zeros_like(init), atol=1e-2, rtol=0)

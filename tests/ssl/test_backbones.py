@@ -8,7 +8,11 @@ import torch.nn.functional as F
 
 from genoise.nn import ConvEncoder
 from genoise.ssl.backbones import GridPoolConvEncoder, make_backbone
-from genoise.ssl.recipes import build_from_config
+from genoise.ssl.methods import build_from_config
+
+BASE = {"method": "simclr", "dataset": "mnist", "backbone": "conv", "out_dim": 64, "width": 32,
+        "pool_grid": 1, "proj_hidden": 32, "proj_dim": 16, "proj_layers": -1, "method_options": {},
+        "n_local": 0}
 
 
 def test_grid_pooling_feeds_the_head_the_flattened_grid_of_the_last_feature_map():
@@ -33,8 +37,7 @@ def test_make_backbone_and_recipe_config_choose_grid_pooling_by_pool_grid():
     assert type(make_backbone("conv", in_channels=1, image_size=28)) is ConvEncoder
     backbone = make_backbone("conv", in_channels=1, image_size=28, out_dim=64, pool_grid=2)
     assert isinstance(backbone, GridPoolConvEncoder) and backbone.feature_dim == 64
-    method, _ = build_from_config({"method": "simclr", "dataset": "mnist", "pool_grid": 2, "out_dim": 64,
-                                   "proj_hidden": 32, "proj_dim": 16}, torch.zeros(2, 1, 28, 28))
+    method, _ = build_from_config({**BASE, "pool_grid": 2}, torch.zeros(2, 1, 28, 28))
     assert isinstance(method.backbone, GridPoolConvEncoder) and method.feature_dim == 64
 
 
@@ -60,9 +63,9 @@ def test_ssl_backbones_run_multi_crop_local_views_at_their_own_size():
     from genoise.ssl.augment import PRESETS
 
     for grid in (1, 2):
-        method, augment = build_from_config({"method": "swav", "dataset": "mnist", "pool_grid": grid,
-                                             "out_dim": 16, "proj_hidden": 16, "proj_dim": 8,
-                                             "n_local": 2}, torch.zeros(2, 1, 28, 28))
+        method, augment = build_from_config({**BASE, "method": "swav", "pool_grid": grid, "out_dim": 16,
+                                             "proj_hidden": 16, "proj_dim": 8, "n_local": 2},
+                                            torch.zeros(2, 1, 28, 28))
         views = augment(torch.rand(4, 1, 28, 28), torch.Generator().manual_seed(0))
         local = PRESETS["mnist"].local_size
         assert [tuple(v.shape[-2:]) for v in views] == [(28, 28)] * 2 + [(local, local)] * 2

@@ -38,8 +38,9 @@ from genoise._checks import check_choice
 from genoise.data.toys import TOYS, make_toy, toy_limits
 from genoise.energy.networks import ScalarEnergy
 from genoise.energy.samplers import PersistentLangevinSampler, ReplayBuffer, uniform_init
+from genoise.io import atomic_write_text
 from genoise.nn import MLP
-from genoise.train import Run, Trainer
+from genoise.train import NonFiniteLossError, Run, Trainer
 
 METHODS = ("nll", "hinge", "denoising")
 METHOD_TITLES = {"nll": "C1: NLL on grid", "hinge": "C2: hinge + Langevin",
@@ -132,7 +133,8 @@ def train_landscape(toy: str, method: str, run: Run | None = None,
     trainer = Trainer(energy, optimizer, _step_fn(method, energy, cfg, lim, sampler), (train,),
                       run=run, max_steps=cfg.steps, batch_size=cfg.batch_size, seed=cfg.seed,
                       checkpoint_every=None, log_every=max(cfg.steps // 10, 1), extra_state=extra,
-                      progress=False if run is None else run.progress, grad_clip=10.0)
+                      progress=False if run is None else run.progress, grad_clip=10.0,
+                      desc=f"landscape: {toy} {method}", kind=f"landscape-{method}")
     metrics = trainer.fit(resume=bool(run and run.resume))
     return energy, metrics
 
@@ -174,23 +176,27 @@ def run_landscapes(run: Run, toys: tuple[str, ...] = TOYS, methods: tuple[str, .
     cfg = cfg or LandscapeConfig()
     rows, energies = [], {}
     for toy in toys:
-        lim = toy_limits(toy)
-        train = make_toy(toy, cfg.n_train, seed=cfg.seed)
-        test = make_toy(toy, cfg.n_test, seed=cfg.seed + 2000)
-        kde = kde_baseline(train)
-        row: dict[str, Any] = {"toy": toy,
-                               "kde": float(kde.score_samples(test.numpy()).mean()),
-                               "kde_bandwidth": float(kde.bandwidth),
-                               "uniform": -math.log((2 * lim) ** 2)}
-        energies[(toy, "kde")] = lambda pts, kde=kde: -torch.from_numpy(kde.score_samples(pts.numpy()))
+        row: dict[str, Any] = {"toy": toy, "uniform": -math.log((2 * toy_limits(toy)) ** 2)}
         for method in methods:
-            energy, _ = train_landscape(toy, method, run.subrun(f"{toy}-{method}"), cfg)
+            try:
+                energy, _ = train_landscape(toy, method, run.subrun(f"{toy}-{method}"), cfg)
+            except NonFiniteLossError as err:  # DivergedError included: report the cell, go on
+                row.update({method: None, f"{method}_beta": None, f"{method}_status": f"diverged ({err})"})
+                energies[(toy, method)] = None
+                run.log({"toy": toy, "method": method, "status": "diverged"})
+                continue
             energy.eval()
             result = evaluate_landscape(energy, toy, cfg)
-            row[method] = result["test_loglik"]
-            row[f"{method}_beta"] = result["beta"]
+            row.update({method: result["test_loglik"], f"{method}_beta": result["beta"],
+                        f"{method}_status": "trained"})
             energies[(toy, method)] = lambda pts, e=energy, b=result["beta"]: b * e(pts)
-            run.log({"toy": toy, "method": method, **result})
+            run.log({"toy": toy, "method": method, "status": "trained", **result})
+        # the baseline after the trainings, so that a run stopped inside them skips it
+        kde = kde_baseline(make_toy(toy, cfg.n_train, seed=cfg.seed))
+        test = make_toy(toy, cfg.n_test, seed=cfg.seed + 2000)
+        row.update({"kde": float(kde.score_samples(test.numpy()).mean()),
+                    "kde_bandwidth": float(kde.bandwidth)})
+        energies[(toy, "kde")] = lambda pts, kde=kde: -torch.from_numpy(kde.score_samples(pts.numpy()))
         rows.append(row)
     plot_landscapes(run, energies, toys, (*methods, "kde"), cfg)
     return rows
@@ -214,6 +220,15 @@ def plot_landscapes(run: Run, energies: dict, toys, columns, cfg: LandscapeConfi
         data = make_toy(toy, 400, seed=cfg.seed)
         for j, column in enumerate(columns):
             ax = axes[i][j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(METHOD_TITLES[column], fontsize=10)
+            if j == 0:
+                ax.set_ylabel(toy, fontsize=10)
+            if energies[(toy, column)] is None:
+                ax.text(0.5, 0.5, "diverged", ha="center", va="center", transform=ax.transAxes)
+                continue
             values = energies[(toy, column)](grid).reshape(100, 100).double()
             finite = values[torch.isfinite(values)]
             values = torch.nan_to_num(values, posinf=float(finite.max()), neginf=float(finite.min()))
@@ -223,30 +238,33 @@ def plot_landscapes(run: Run, energies: dict, toys, columns, cfg: LandscapeConfi
             values = values.clamp(max=min(20.0, float(torch.quantile(values, 0.75))))
             ax.imshow(values.numpy(), origin="lower", extent=(-lim, lim, -lim, lim), cmap="magma")
             ax.scatter(data[:, 0], data[:, 1], s=1.5, c="white", alpha=0.6)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(METHOD_TITLES[column], fontsize=10)
-            if j == 0:
-                ax.set_ylabel(toy, fontsize=10)
     fig.suptitle("Energy landscapes (dark = low energy; points = training data)")
     run.save_figure(fig, name)
 
 
+def _trained(row: dict[str, Any], method: str) -> bool:
+    return row.get(f"{method}_status", "trained") == "trained" and row.get(method) is not None
+
+
 def landscape_table(rows: list[dict[str, Any]], methods=METHODS) -> str:
+    """Held-out log-likelihood per toy (rows) and method (columns); a diverged training
+    shows ``diverged`` and makes its column's mean ``—``."""
     head = "| toy | " + " | ".join(METHOD_TITLES[m] for m in methods) + " | KDE (sklearn) | uniform |"
     sep = "|---|" + "---:|" * (len(methods) + 2)
     lines = [head, sep]
     for row in rows:
-        cells = [f"{row[m]:.3f} (β={row[f'{m}_beta']:g})" for m in methods]
+        cells = [f"{row[m]:.3f} (β={row[f'{m}_beta']:g})" if _trained(row, m) else "diverged"
+                 for m in methods]
         lines.append(f"| {row['toy']} | " + " | ".join(cells)
                      + f" | {row['kde']:.3f} | {row['uniform']:.3f} |")
-    means = [np.mean([r[m] for r in rows]) for m in (*methods, "kde", "uniform")]
-    lines.append("| **mean** | " + " | ".join(f"**{v:.3f}**" for v in means) + " |")
+    means = [f"**{np.mean([r[m] for r in rows]):.3f}**" if all(_trained(r, m) for r in rows) else "—"
+             for m in methods]
+    means += [f"**{np.mean([r[m] for r in rows]):.3f}**" for m in ("kde", "uniform")]
+    lines.append("| **mean** | " + " | ".join(means) + " |")
     return "\n".join(lines)
 
 
-def recipe(run: Run) -> dict[str, Any]:
+def train(run: Run) -> dict[str, Any]:
     """Entry of ``genoise train energy-landscapes``."""
     toys = tuple(run.config.get("toys") or TOYS)
     methods = tuple(run.config.get("methods") or METHODS)
@@ -256,19 +274,20 @@ def recipe(run: Run) -> dict[str, Any]:
         check_choice("methods", method, METHODS)
     rows = run_landscapes(run, toys, methods, run.config_as(LandscapeConfig))
     table = landscape_table(rows, methods)
-    (run.dir / "table.md").write_text(table + "\n")
+    atomic_write_text(run.dir / "table.md", table + "\n")
     print(table)
     return {"rows": rows}
 
 
-def demo_section(run: Run, full: bool) -> str:
+def demo(run: Run, full: bool) -> str:
     """Demo: all toys × all methods; table of held-out log-likelihoods and the heat maps."""
     cfg = LandscapeConfig(steps=2000, hidden=128) if full else LandscapeConfig(steps=500)
     rows = run_landscapes(run, cfg=cfg)
-    (run.dir / "table.md").write_text(landscape_table(rows) + "\n")
-    best = {r["toy"]: max(METHODS, key=lambda m, r=r: r[m]) for r in rows}
-    beat_kde = [r["toy"] for r in rows if max(r[m] for m in METHODS) > r["kde"]]
-    beat_uniform = {m: sum(r[m] > r["uniform"] for r in rows) for m in METHODS}
+    atomic_write_text(run.dir / "table.md", landscape_table(rows) + "\n")
+    scores = [{m: r[m] if _trained(r, m) else -math.inf for m in METHODS} for r in rows]
+    best = {r["toy"]: max(METHODS, key=s.get) for r, s in zip(rows, scores, strict=True)}
+    beat_kde = [r["toy"] for r, s in zip(rows, scores, strict=True) if max(s.values()) > r["kde"]]
+    beat_uniform = {m: sum(s[m] > r["uniform"] for r, s in zip(rows, scores, strict=True)) for m in METHODS}
     return "\n".join([
         "## (a) Energy landscapes in 2-D",
         "",
@@ -285,5 +304,5 @@ def demo_section(run: Run, full: bool) -> str:
         f"Toys (of {len(rows)}) where each method beats uniform: "
         + ", ".join(f"{m} {n}" for m, n in beat_uniform.items()) + ".",
         "",
-        f"![energy landscapes]({run.name}/landscapes.png)",
+        "![energy landscapes](landscapes.png)",
     ])

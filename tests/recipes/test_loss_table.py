@@ -3,13 +3,15 @@ digits (a test that can fail: it trains)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pytest
 import torch
 from torch import nn
 
 from genoise.data import load_digits
 from genoise.energy.networks import ClassifierEnergy
-from genoise.experiments.loss_table import (
+from genoise.recipes.loss_table import (
     TABLE_LOSSES,
     LossTableConfig,
     claim_verdict,
@@ -59,3 +61,35 @@ def test_energy_loss_collapses_while_hinge_trains_on_digits():
     assert hinge["test_error"] < 25.0, hinge
     assert energy["test_error"] > hinge["test_error"] + 30.0, (energy, hinge)
     assert "| hinge | m |" in loss_table_markdown([energy, hinge])
+
+
+def test_verdict_leaves_out_diverged_rows():
+    rows = [{"loss": "energy", "margin_type": "none", "test_error": 88.0, "margin_gap": -1.0,
+             "status": "diverged (|loss| grew)"},
+            {"loss": "hinge", "margin_type": "m", "test_error": 3.0, "margin_gap": 2.0, "status": "trained"}]
+    verdict = claim_verdict(rows)
+    assert "not tested" in verdict and "Diverged, left out: energy." in verdict
+
+
+def test_with_a_huge_learning_rate_every_row_says_diverged_never_trained(tmp_path):
+    """lr = 1e6 at tiny size: the unbounded losses stop with DivergedError; the bounded ones
+    (LVQ2, MCE, MEE saturate) are caught by their energies' scale. Before, nine rows said
+    'trained' at chance."""
+    from genoise.recipes.loss_table import train as loss_table_train
+    from genoise.train import Run
+
+    config = {**asdict(LossTableConfig(dataset="digits", steps=12, batch_size=32, lr=1e6, train_subset=256)),
+              "losses": list(TABLE_LOSSES)}
+    run = Run(tmp_path / "run", config=config, progress=False)
+    rows = loss_table_train(run)["rows"]
+    assert [r["status"].split(" (")[0] for r in rows] == ["diverged"] * len(TABLE_LOSSES), \
+        [(r["loss"], r["status"]) for r in rows]
+    table = (tmp_path / "run" / "table.md").read_text()
+    assert "| trained |" not in table and table.count("| diverged |") == len(TABLE_LOSSES)
+    assert any("exceeds" in r["status"] for r in rows)  # the Trainer's DivergedError message
+
+
+def test_a_normal_run_says_trained(tmp_path):
+    train, test = load_digits("train"), load_digits("test")
+    row = train_with_loss("hinge", train, test, LossTableConfig(dataset="digits", steps=20, lr=1e-3))
+    assert row["status"] == "trained"

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from genoise.energy import FunctionEnergy
-from genoise.experiments.landscapes import (
+from genoise.recipes.landscapes import (
     LandscapeConfig,
     evaluate_landscape,
     gibbs_log_likelihood,
@@ -72,3 +72,26 @@ def test_table_has_a_row_per_toy_and_a_mean():
     assert "| spiral | -1.000 (β=1) | -0.500 | -2.773 |" in table.replace("-2.770", "-2.773") or \
         "| spiral | -1.000 (β=1) | -0.500 | -2.770 |" in table
     assert "**mean**" in table
+
+
+def test_with_a_huge_learning_rate_each_cell_says_diverged_and_the_run_goes_on(tmp_path):
+    from genoise.recipes.landscapes import train as landscapes_train
+    from genoise.train import Run
+
+    config = {"toys": ["two_moons"], "methods": ["nll", "denoising"], "steps": 20, "batch_size": 64,
+              "lr": 1e6, "hidden": 8, "grid": 8, "eval_grid": 16, "n_train": 200}
+    run = Run(tmp_path / "run", config=config, progress=False)
+    (row,) = landscapes_train(run)["rows"]
+    assert row["nll_status"].startswith("diverged") and row["nll"] is None, row
+    assert row["denoising_status"].startswith("diverged"), row
+    table = (tmp_path / "run" / "table.md").read_text()
+    assert table.count("diverged") == 2 and "trained" not in table
+    assert (tmp_path / "run" / "landscapes.png").is_file()
+
+
+def test_table_marks_a_diverged_cell_and_drops_its_mean():
+    rows = [{"toy": "spiral", "nll": None, "nll_beta": None, "nll_status": "diverged (x)",
+             "hinge": -1.0, "hinge_beta": 2.0, "hinge_status": "trained", "kde": -0.5, "uniform": -2.77}]
+    table = landscape_table(rows, methods=("nll", "hinge"))
+    assert "| spiral | diverged | -1.000 (β=2) |" in table
+    assert "| **mean** | — | **-1.000** |" in table

@@ -6,6 +6,12 @@ table (LeCun, Chopra, Hadsell, Ranzato & Huang, "A Tutorial on Energy-Based Lear
 2006, Table 1; ``genoise.energy.LOSSES``) with the same architecture, optimiser, data
 order and budget. Inference is exhaustive: ŷ = argmin_y F(x, y).
 
+A row whose training diverged says ``diverged``, never ``trained``: the Trainer stops when
+the loss or the gradient norm grows past ``DIVERGE_FACTOR`` times its start
+(:class:`genoise.train.DivergedError`), and a bounded loss (LVQ2, MCE, MEE saturate, so
+their loss and gradient stay small while the weights blow up) is caught by the energies
+themselves: mean |F| on the test set grown past the same factor times its initial value.
+
 The tutorial's claim to check: a loss with no margin that only pulls the correct energy
 down (the plain energy loss) lets the energy surface collapse — every answer gets the same
 low energy — while losses that push the most offending incorrect answer up train.
@@ -22,11 +28,12 @@ import torch
 from genoise.data import load_dataset
 from genoise.energy.networks import ClassifierEnergy
 from genoise.energy.registry import LOSSES
+from genoise.io import atomic_write_text
 from genoise.nn import LeNet5
-from genoise.train import Run, Trainer
-from genoise.train.trainer import NonFiniteLossError
+from genoise.train import NonFiniteLossError, Run, Trainer
 
 TABLE_LOSSES = tuple(name for name, spec in LOSSES.items() if spec.in_table)
+DIVERGE_FACTOR = 1e3  # the Trainer's default bound, applied to the energies too
 
 
 @dataclass
@@ -35,7 +42,7 @@ class LossTableConfig:
     steps: int = 600
     batch_size: int = 64
     lr: float = 1e-3
-    train_subset: int = 0  # 0 = all training images
+    train_subset: int = 0  # 0 = all training images, else a seeded random subset
     margin: float = 1.0    # m of hinge / square-square
     beta: float = 1.0      # β of NLL / MEE / square-exp
     saturation: float = 5.0  # M of LVQ2
@@ -59,11 +66,13 @@ def evaluate(model: ClassifierEnergy, images: torch.Tensor, labels: torch.Tensor
     others = energies.scatter(1, labels[:, None], math.inf).min(dim=1).values
     return {"test_error": float((energies.argmin(1) != labels).float().mean() * 100),
             "margin_gap": float((others - correct).mean()),
-            "energy_spread": float(energies.std(dim=1).mean())}
+            "energy_spread": float(energies.std(dim=1).mean()),
+            "energy_scale": float(energies.abs().mean())}
 
 
 def train_with_loss(name: str, train, test, cfg: LossTableConfig, run: Run | None = None) -> dict[str, Any]:
-    """Train LeNet-5 with loss ``name`` and evaluate it; a divergence is reported, not raised."""
+    """Train LeNet-5 with loss ``name`` and evaluate it; a divergence is reported in the row's
+    ``status`` (``trained`` or ``diverged (why)``), not raised."""
     spec = LOSSES[name]
     hyper = _hyper(name, cfg)
     torch.manual_seed(cfg.seed)  # the same initial weights for every loss
@@ -77,27 +86,31 @@ def train_with_loss(name: str, train, test, cfg: LossTableConfig, run: Run | Non
     trainer = Trainer(model, torch.optim.Adam(model.parameters(), lr=cfg.lr), step_fn,
                       (train.images, train.labels), run=run, max_steps=cfg.steps,
                       batch_size=cfg.batch_size, seed=cfg.seed, checkpoint_every=None,
-                      log_every=max(cfg.steps // 10, 1),
-                      progress=False if run is None else run.progress)
+                      log_every=max(cfg.steps // 10, 1), desc=f"loss table: {name}",
+                      kind=f"loss-table-{name}", progress=False if run is None else run.progress)
+    start_scale = evaluate(model, test.images, test.labels)["energy_scale"]
     status = "trained"
     try:
         trainer.fit(resume=bool(run and run.resume))
-    except NonFiniteLossError as err:
+    except NonFiniteLossError as err:  # DivergedError included
         status = f"diverged ({err})"
     row = {"loss": name, "margin_type": spec.margin, "status": status, **hyper}
     row.update(evaluate(model, test.images, test.labels))
+    bound = DIVERGE_FACTOR * max(start_scale, 1.0)
+    if status == "trained" and not row["energy_scale"] <= bound:
+        row["status"] = (f"diverged (mean |F| {row['energy_scale']:.4g} exceeds {DIVERGE_FACTOR:g} x "
+                         f"max(its initial {start_scale:.4g}, 1))")
     return row
 
 
 def run_loss_table(run: Run, cfg: LossTableConfig, losses=TABLE_LOSSES) -> list[dict[str, Any]]:
-    train = load_dataset(cfg.dataset, "train", data_dir=run.data_dir, fallback=True)
-    test = load_dataset(cfg.dataset, "test", data_dir=run.data_dir, fallback=True)
-    if cfg.train_subset:
-        train = type(train)(train.images[:cfg.train_subset], train.labels[:cfg.train_subset])
+    """Train one LeNet-5 per loss in ``losses`` (sub-folders of ``run``); one row each."""
+    train = load_dataset(cfg.dataset, "train", data_dir=run.data_dir, subset=cfg.train_subset, seed=cfg.seed)
+    test = load_dataset(cfg.dataset, "test", data_dir=run.data_dir)
     rows = []
     for name in losses:
         row = train_with_loss(name, train, test, cfg, run.subrun(name))
-        row["dataset"] = "mnist" if train.images.shape[-1] == 28 else "digits"
+        row["dataset"] = cfg.dataset
         run.log(row)
         rows.append(row)
     return rows
@@ -114,9 +127,13 @@ def loss_table_markdown(rows: list[dict[str, Any]]) -> str:
 
 def claim_verdict(rows: list[dict[str, Any]]) -> str:
     """Does the table show the tutorial's claim? Computed from the numbers, never assumed."""
+    diverged = [r["loss"] for r in rows if r.get("status", "trained") != "trained"]
+    rows = [r for r in rows if r.get("status", "trained") == "trained"]
+    note = f" Diverged, left out: {', '.join(diverged)}." if diverged else ""
     by_name = {r["loss"]: r for r in rows}
     if "energy" not in by_name:
-        return "The energy loss was not run, so the collapse claim is not tested."
+        return ("The energy loss did not train (not run, or diverged), so the collapse claim is "
+                "not tested." + note)
     energy = by_name["energy"]
     margin_rows = [r for r in rows if r["margin_type"] in ("m", ">0")]
     best = min(margin_rows, key=lambda r: r["test_error"]) if margin_rows else None
@@ -137,13 +154,13 @@ def claim_verdict(rows: list[dict[str, Any]]) -> str:
                 f"F(ŷ)−F(y) = {energy['margin_gap']:.3f}: it only pulls the correct answer's energy "
                 "down, nothing pushes the incorrect ones up, and through the shared weights every "
                 f"answer goes down with it. Margin losses train: best {best['loss']} at "
-                f"{best['test_error']:.2f} %." + flat_note)
+                f"{best['test_error']:.2f} %." + flat_note + note)
     return (f"**The claim did not show in this run.** Energy loss: {energy['test_error']:.1f} % "
             f"test error, gap {energy['margin_gap']:.3f}; best margin loss: "
-            + (f"{best['loss']} {best['test_error']:.2f} %." if best else "none.") + flat_note)
+            + (f"{best['loss']} {best['test_error']:.2f} %." if best else "none.") + flat_note + note)
 
 
-def recipe(run: Run) -> dict[str, Any]:
+def train(run: Run) -> dict[str, Any]:
     """Entry of ``genoise train loss-table``."""
     cfg = run.config_as(LossTableConfig)
     losses = tuple(run.config.get("losses") or TABLE_LOSSES)
@@ -152,15 +169,16 @@ def recipe(run: Run) -> dict[str, Any]:
             raise ValueError(f"unknown loss {name!r} in losses; choose from {', '.join(LOSSES)}")
     rows = run_loss_table(run, cfg, losses)
     table = loss_table_markdown(rows)
-    (run.dir / "table.md").write_text(table + "\n\n" + claim_verdict(rows) + "\n")
+    atomic_write_text(run.dir / "table.md", table + "\n\n" + claim_verdict(rows) + "\n")
     print(table)
     return {"config": asdict(cfg), "rows": rows}
 
 
-def demo_section(run: Run, full: bool) -> str:
-    cfg = LossTableConfig(steps=3000 if full else 500, train_subset=0 if full else 20000)
+def demo(run: Run, full: bool) -> str:
+    """Demo: every loss of the table on MNIST (on the 8x8 digits without a data folder)."""
+    dataset = "mnist" if run.data_dir is not None else "digits"
+    cfg = LossTableConfig(dataset=dataset, steps=3000 if full else 500, train_subset=0 if full else 20000)
     rows = run_loss_table(run, cfg)
-    dataset = rows[0]["dataset"] if rows else cfg.dataset
     return "\n".join([
         "## (b) The loss table on a real task",
         "",
