@@ -146,28 +146,19 @@ def _dataset_folder(data_dir: str | os.PathLike | None, name: str, probe: str) -
 
 
 def load_dataset(name: str, split: str = "train", *, data_dir: str | os.PathLike | None = None,
-                 subset: int = 0, seed: int = 0, fallback: bool = False) -> ImageData:
+                 subset: int = 0, seed: int = 0) -> ImageData:
     """Load ``name`` ∈ {digits, mnist, cifar10}; ``subset > 0`` keeps the first ``subset``
     samples of a permutation seeded by ``seed`` (all of them when ``subset`` ≥ N).
 
     A data set that needs a data folder never falls back to another one silently: without
     ``GENOISE_DATA`` / ``data_dir`` the error names the variable and the files looked for.
     ``dataset=digits`` (scikit-learn's bundled 8×8 digits) is always available.
-    ``fallback=True`` is deprecated (it is the old silent MNIST → digits fallback, kept for
-    callers that print it loudly) and will go.
     """
     check_choice("dataset", name, DATASETS)
     if isinstance(subset, bool) or not isinstance(subset, int) or subset < 0:
         raise ValueError(f"subset must be an int >= 0 (0 = every sample), got {subset!r}")
     if name == "digits":
-        data = load_digits(split)
-        record_read("sklearn digits")
-    elif name == "mnist" and fallback and resolve_data_dir(data_dir) is None:
-        import sys
-
-        print("genoise: no data folder (GENOISE_DATA unset): using scikit-learn's 8x8 digits "
-              "instead of MNIST", file=sys.stderr)
-        data = load_digits(split)
+        data = load_digits(split)  # records "sklearn digits" itself
     else:
         data = load_mnist(data_dir, split) if name == "mnist" else load_cifar10(data_dir, split)
     if subset and subset < data.images.shape[0]:
