@@ -291,31 +291,31 @@ class Trainer:
             dist.all_reduce(bad, op=dist.ReduceOp.MAX)
         if bool(bad.any()):
             name, value = ("loss", loss) if bool(bad[0]) else ("grad_norm", grad_norm)
-            saved = self.checkpoint_path is not None and self.checkpoint_path.exists()
-            kept = f"last good checkpoint {self.checkpoint_path} kept" if saved else "no checkpoint written"
             raise NonFiniteLossError(f"non-finite {name} ({float(value)}) at step {step}"
                                      f"{' on some rank' if self.world_size > 1 else ''}; "
-                                     f"stopped before the update, {kept}")
+                                     f"stopped before the update, {self._kept()}")
         if self.diverge_factor is not None:
             self._check_divergence(step, loss, grad_norm)
 
     def _check_divergence(self, step: int, loss: Tensor, grad_norm: Tensor) -> None:
-        current = [abs(float(loss)), float(grad_norm)]
-        if self.world_size > 1:
-            current = D.all_reduce_max(torch.tensor(current, device=self.device)).tolist()
+        current = torch.stack([loss.float().reshape(()).abs(), grad_norm.float().to(loss.device)])
+        current = (D.all_reduce_max(current) if self.world_size > 1 else current).tolist()
         if self._reference is None:
             self._reference = current
             return
         for name, value, start in zip(("|loss|", "gradient norm"), current, self._reference, strict=True):
             bound = self.diverge_factor * max(start, 1.0)
             if value > bound:
-                saved = self.checkpoint_path is not None and self.checkpoint_path.exists()
-                kept = (f"last good checkpoint {self.checkpoint_path} kept" if saved
-                        else "no checkpoint written")
                 raise DivergedError(f"diverged: {name} {value:.4g} at step {step} exceeds "
                                     f"{self.diverge_factor:g} x max(its first value {start:.4g}, 1); "
-                                    "stopped before the update, "
-                                    f"{kept} (lower lr, or diverge_factor=None to disable)")
+                                    f"stopped before the update, {self._kept()} "
+                                    "(lower lr, or diverge_factor=None to disable)")
+
+    def _kept(self) -> str:
+        """What a stop before the update leaves behind, for its message."""
+        if self.checkpoint_path is not None and self.checkpoint_path.exists():
+            return f"last good checkpoint {self.checkpoint_path} kept"
+        return "no checkpoint written"
 
     # ------------------------------------------------------------------ logging
     def _log(self, window: dict[str, Tensor], count: int, elapsed: float, bar: Any) -> dict[str, Any]:
