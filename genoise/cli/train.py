@@ -18,25 +18,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from genoise.recipes import Recipe, apply_overrides, load_recipe, resolve_config
 from genoise.train import run_folder
 
 
 def _saved_config(run_dir: Path, recipe: Recipe) -> tuple[dict[str, Any], dict[str, Any]]:
     """The configuration and the ``run`` section of an existing run's ``config.yaml``."""
-    path = run_dir / "config.yaml"
     try:
-        saved = yaml.safe_load(path.read_text(encoding="utf-8"))
+        saved, info = run_folder.read_run_config(run_dir)
     except FileNotFoundError:
-        raise ValueError(f"--resume: {path} is missing, so the run cannot be continued "
-                         "(--overwrite starts it again)") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise ValueError(f"--resume: {path} is not readable YAML ({type(err).__name__})") from err
-    if not isinstance(saved, dict):
-        raise ValueError(f"--resume: {path} does not hold a configuration mapping")
-    info = saved.pop("run", None) or {}
+        raise ValueError(f"--resume: {run_dir / run_folder.CONFIG_NAME} is missing, so the run cannot "
+                         "be continued (--overwrite starts it again)") from None
+    except ValueError as err:
+        raise ValueError(f"--resume: {err}") from err
     if info.get("recipe") not in (None, recipe.name):
         raise ValueError(f"--resume: {run_dir} is a {info['recipe']!r} run, not {recipe.name!r}")
     return {k: saved.get(k, v) for k, v in recipe.config.items()}, info
@@ -71,14 +65,6 @@ def resolve_run(args: argparse.Namespace) -> tuple[Recipe, Path, dict[str, Any],
     if callable(getattr(module, "validate", None)):  # a recipe module's own cross-key checks
         module.validate(config)
     return recipe, run_dir, config, info, changes
-
-
-def _write_config(run_dir: Path, config: dict[str, Any], info: dict[str, Any]) -> None:
-    from genoise.io import atomic_write_text
-    from genoise.train.run import _plain
-
-    text = yaml.safe_dump(_plain({**config, "run": info}), sort_keys=False)
-    atomic_write_text(run_dir / "config.yaml", text)
 
 
 def summary_table(summary: dict[str, Any]) -> str:
@@ -123,7 +109,7 @@ def train(args: argparse.Namespace) -> int:
                                {"at": run_folder.now(), "changed": changes}]
             print(f"genoise: resuming {run_dir}" + (f"; changed {'; '.join(changes)}" if changes else ""),
                   file=sys.stderr)
-        _write_config(run_dir, config, info)
+        run_folder.write_run_config(run_dir, config, info)
         data_reads(clear=True)
         run = Run(run_dir, config=config, device=device, data_dir=data_dir, resume=args.resume,
                   progress=not args.no_progress, tensorboard=args.tensorboard, stop_after=args.stop_after)
@@ -149,7 +135,7 @@ def train(args: argparse.Namespace) -> int:
             before = previous.get("data_read", [])
             info.update(status=status, ended=run_folder.now(),
                         data_read=[*before, *[r for r in data_reads(clear=True) if r not in before]])
-            _write_config(run_dir, config, info)
+            run_folder.write_run_config(run_dir, config, info)
         run.save_summary(summary)
     print(f"{recipe.name}: finished\n{summary_table(summary)}\nrun folder: {run_dir}")
     return 0

@@ -112,14 +112,13 @@ def collect_command(args: argparse.Namespace) -> int:
 def _run_config(run_dir: Path) -> dict[str, Any]:
     """The model run's configuration over the shipped recipe's defaults (a run of an earlier
     version may lack the cost keys)."""
-    import yaml
-
     from genoise.recipes import load_recipe
+    from genoise.train.run_folder import read_run_config
 
-    saved = run_dir / "config.yaml"
-    config = yaml.safe_load(saved.read_text()) if saved.is_file() else {}
-    if not isinstance(config, dict):
-        raise ValueError(f"{saved} is not a mapping of configuration keys")
+    try:
+        config, _ = read_run_config(run_dir)
+    except FileNotFoundError:
+        config = {}
     return {**load_recipe("world-model-traffic").config, **config}
 
 

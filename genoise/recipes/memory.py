@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from genoise._checks import check_choice
 from genoise.data.paths import resolve_data_dir
@@ -39,6 +38,7 @@ from genoise.memory.training import (
 )
 from genoise.train.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from genoise.train.run import Run
+from genoise.train.run_folder import read_run_config
 
 RECIPE = "memn2n-babi"
 EVALUATE_OPTIONS = {"data_dir": "data folder (default: the one the run used, else $GENOISE_DATA)",
@@ -95,16 +95,11 @@ def train(run: Run) -> dict[str, Any]:
 
 def _recorded_data_dir(run_dir: Path) -> Any:
     """The data folder a run used, from its ``config.yaml`` (``run.data_dir``, else ``data_dir``)."""
-    path = run_dir / "config.yaml"
-    if not path.is_file():
-        return None
     try:
-        saved = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError):
+        saved, info = read_run_config(run_dir)
+    except (FileNotFoundError, ValueError):
         return None
-    if not isinstance(saved, dict):
-        return None
-    return (saved.get("run") or {}).get("data_dir") or saved.get("data_dir")
+    return info.get("data_dir") or saved.get("data_dir")
 
 
 def evaluate(run_dir: str | Path, **options: Any) -> dict[str, Any]:

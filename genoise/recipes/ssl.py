@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from genoise.data import ImageData, load_dataset
 from genoise.io import atomic_write_text
@@ -25,6 +24,7 @@ from genoise.ssl.evaluate import extract_features, knn_accuracy, linear_probe, p
 from genoise.ssl.methods import build_from_config, check_method_options
 from genoise.ssl.pretrain import pretrain
 from genoise.train import CHECKPOINT_NAME, Run, load_checkpoint
+from genoise.train.run_folder import read_run_config
 
 KINDS = ("linear", "knn")
 # genoise eval options: name -> (kinds it applies to, default, meaning)
@@ -138,11 +138,10 @@ def _evaluate_options(options: dict[str, Any]) -> dict[str, Any]:
 def _run_config(run_dir: Path) -> dict[str, Any]:
     """The run's ``config.yaml`` over the defaults of its recipe (run folders written before a
     key existed get that key's default); ``data_dir`` falls back to the folder the run used."""
-    saved = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-    if not isinstance(saved, dict) or "method" not in saved or "dataset" not in saved:
+    saved, info = read_run_config(run_dir)
+    if "method" not in saved or "dataset" not in saved:
         raise ValueError(f"{run_dir / 'config.yaml'} is not the configuration of an SSL run "
                          "(no method/dataset)")
-    info = saved.pop("run", None) or {}
     recipe = info.get("recipe") or f"{saved['method']}-{saved['dataset']}"
     config = {**(_recipe_config(str(recipe)) or {}), **saved}
     if config.get("data_dir") is None:

@@ -24,14 +24,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 LOCK_INFO = ".lock"
+CONFIG_NAME = "config.yaml"
 # genoise.io.atomic_write's temporary files: ".<target name>.<random>.tmp"
 _TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{6,}\.tmp$")
 
 
 def run_path(runs_dir: str | os.PathLike, name: str) -> Path:
     """``runs_dir / name`` after checking that ``name`` is a plain folder name."""
-    if not name or name in (".", "..") or "/" in name or "\\" in name or os.sep in name:
+    if not name or name in (".", "..") or "/" in name or "\\" in name:
         raise ValueError(f"--name {name!r} must be a plain folder name (no '/', not '.' or '..'); "
                          "use --runs-dir to choose where run folders go")
     if name.startswith("."):
@@ -90,9 +93,7 @@ class RunLock:
     def write_holder(self) -> None:
         from genoise.io import atomic_write_text
 
-        command = " ".join(["genoise", *sys.argv[1:]]) if sys.argv else "genoise"
-        atomic_write_text(self.run_dir / LOCK_INFO,
-                          f"pid {os.getpid()}, `{command}`, since {_now()}\n")
+        atomic_write_text(self.run_dir / LOCK_INFO, f"pid {os.getpid()}, `{_command()}`, since {now()}\n")
 
     def release(self) -> None:
         if self._fd is None:
@@ -133,8 +134,13 @@ def clear(run_dir: Path) -> None:
             path.unlink()
 
 
-def _now() -> str:
+def now() -> str:
+    """The current UTC time, ISO 8601 to the second."""
     return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
+
+
+def _command() -> str:
+    return " ".join(["genoise", *sys.argv[1:]])
 
 
 def git_commit() -> str | None:
@@ -161,13 +167,34 @@ def provenance(*, recipe: str, device: Any, data_dir: Path | None) -> dict[str, 
 
     import genoise
 
-    return {"recipe": recipe, "command": " ".join(["genoise", *sys.argv[1:]]),
-            "started": _now(), "status": "running", "device": str(device),
-            "data_dir": str(data_dir.resolve()) if data_dir is not None else None,
+    return {"recipe": recipe, "command": _command(), "started": now(), "status": "running",
+            "device": str(device), "data_dir": str(data_dir.resolve()) if data_dir is not None else None,
             "data_read": [], "genoise": genoise.__version__, "git_commit": git_commit(),
             "torch": str(torch.__version__), "python": platform.python_version()}
 
 
-def now() -> str:
-    """The current UTC time, ISO 8601 to the second."""
-    return _now()
+def read_run_config(run_dir: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The configuration and the ``run:`` section (:func:`provenance`) of a run's
+    ``config.yaml``. Raises ``FileNotFoundError`` when it is absent and a one-line
+    ``ValueError`` when it is not a YAML mapping."""
+    path = Path(run_dir) / CONFIG_NAME
+    try:
+        saved = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: missing (not a genoise run folder)") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not readable YAML ({type(err).__name__})") from err
+    if not isinstance(saved, dict):
+        raise ValueError(f"{path} does not hold a configuration mapping")
+    info = saved.pop("run", None) or {}
+    return saved, info
+
+
+def write_run_config(run_dir: str | os.PathLike, config: dict[str, Any],
+                     info: dict[str, Any]) -> Path:
+    """Write ``config.yaml`` atomically: the configuration, then the ``run:`` section."""
+    from genoise.io import atomic_write_text
+    from genoise.train.run import _plain
+
+    return atomic_write_text(Path(run_dir) / CONFIG_NAME,
+                             yaml.safe_dump(_plain({**config, "run": info}), sort_keys=False))
