@@ -46,7 +46,6 @@ CLIP_MODES = ("per-matrix", "global")
 KIND, LS_KIND = "memn2n", "memn2n-linear-start"
 LS_DIR, MAIN_DIR = "linear_start", "main"
 _LS_PHASE, _MAIN_PHASE = 0, 1  # mixed into the seeds of each phase's data order and noise
-_ORDER = 7  # purpose key of the per-epoch permutations (unrelated to the Trainer's streams)
 
 
 @dataclass(frozen=True)
@@ -193,26 +192,6 @@ def load_run_data(cfg: MemN2NConfig, data_dir: Any) -> BabiData:
 
 
 # ---------------------------------------------------------------------- the Trainer parts
-class EpochBatches:
-    """Batch source for :class:`~genoise.train.Trainer`: epoch ``e`` visits the questions of
-    ``data`` in a ``randperm(N)`` seeded by (``seed``, ``e``), ``batch_size`` at a time, the last
-    batch smaller — a pure function of the step, so resume is exact."""
-
-    def __init__(self, data: BabiTensors, batch_size: int, seed: int) -> None:
-        self.data, self.batch_size, self.seed = data, check_int("batch_size", batch_size), seed
-        self.steps_per_epoch = math.ceil(len(data) / batch_size)
-        self._epoch: int | None = None
-        self._order = torch.empty(0, dtype=torch.long)
-
-    def __call__(self, step: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
-        epoch, position = divmod(step, self.steps_per_epoch)
-        if epoch != self._epoch:
-            order_gen = torch.Generator().manual_seed(derive_seed(self.seed, _ORDER, epoch))
-            self._order, self._epoch = torch.randperm(len(self.data), generator=order_gen), epoch
-        index = self._order[position * self.batch_size:(position + 1) * self.batch_size]
-        return self.data.queries[index], self.data.memories[index], self.data.answers[index]
-
-
 class _Vocabulary:
     """The run's vocabulary in the checkpoint: a resume on other data is refused."""
 
@@ -297,8 +276,8 @@ def _phase(model: MemN2N, data: BabiData, cfg: MemN2NConfig, run: Run, *, linear
     of its last epoch run here or None)."""
     phase = _LS_PHASE if linear else _MAIN_PHASE
     seed = derive_seed(cfg.seed, phase)
-    source = EpochBatches(data.train, cfg.batch_size, seed)
-    spe = source.steps_per_epoch
+    train = data.train
+    spe = math.ceil(len(train) / cfg.batch_size)  # the Trainer's epoch with drop_last=False
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.ls_lr if linear else cfg.lr)
     scheduler = None if linear else torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.5 ** (step // spe // cfg.lr_decay_every))
@@ -307,9 +286,10 @@ def _phase(model: MemN2N, data: BabiData, cfg: MemN2NConfig, run: Run, *, linear
     control = _EpochEnd(data.valid, linear=linear, patience=cfg.ls_patience if linear else 0,
                         deadline=deadline)
     sentences = data.train.sentences.to(next(model.parameters()).device)
-    trainer = Trainer(model, optimizer, _step_fn(cfg, sentences, linear=linear, control=control), source,
+    trainer = Trainer(model, optimizer, _step_fn(cfg, sentences, linear=linear, control=control),
+                      (train.queries, train.memories, train.answers), drop_last=False,
                       run=run, max_steps=(cfg.ls_epochs if linear else cfg.epochs) * spe,
-                      steps_per_epoch=spe, batch_size=cfg.batch_size, scheduler=scheduler, seed=seed,
+                      batch_size=cfg.batch_size, scheduler=scheduler, seed=seed,
                       checkpoint_every=spe, log_every=spe,
                       grad_clip=cfg.max_grad_norm if cfg.clip == "global" else None,
                       extra_state={"vocabulary": _Vocabulary(data.vocab.words), "epoch_end": control},

@@ -103,7 +103,9 @@ class Trainer:
     run : Run, optional          run folder, device, progress and metrics writer come from it
     run_dir : path, optional     alternative to ``run``; with neither, nothing is written
     max_steps : int              total number of optimizer updates
-    batch_size : int             per process; the last incomplete batch of an epoch is dropped
+    batch_size : int             per process
+    drop_last : bool             in-memory data: drop the last incomplete batch of an epoch
+        (default), or train on it too (every sample once per epoch)
     scheduler : LR scheduler, optional, stepped after every update
     seed : int                   data order, the step generator and the global RNGs
     checkpoint_every : int | None  also checkpoint at the end and on Ctrl-C
@@ -136,7 +138,8 @@ class Trainer:
                  tensorboard: bool | None = None, device: str | torch.device | None = None,
                  extra_state: Mapping[str, Any] | None = None,
                  callbacks: Iterable[Callback] = (), ddp_kwargs: Mapping[str, Any] | None = None,
-                 steps_per_epoch: int | None = None, desc: str = "train", kind: str = "trainer",
+                 steps_per_epoch: int | None = None, drop_last: bool = True, desc: str = "train",
+                 kind: str = "trainer",
                  config: Mapping[str, Any] | None = None, diverge_factor: float | None = 1e3) -> None:
         if run is not None and run_dir is not None:
             raise ValueError("give either run or run_dir, not both")
@@ -175,12 +178,13 @@ class Trainer:
         else:
             if steps_per_epoch is not None:
                 raise ValueError("steps_per_epoch is only for a batch source; with in-memory data "
-                                 "it is N // (world size · batch_size)")
+                                 "it follows from N, the world size, batch_size and drop_last")
             self.data = _as_tensors(data)
             self.num_samples = self.data[0].shape[0]
-            self.steps_per_epoch = self.num_samples // self.world_size // self.batch_size
+            per_rank = self.num_samples // self.world_size
+            self.steps_per_epoch = (per_rank // self.batch_size if drop_last
+                                    else -(-per_rank // self.batch_size))
             if self.steps_per_epoch == 0:
-                per_rank = self.num_samples // self.world_size
                 raise ValueError(f"batch_size={batch_size} is larger than the {per_rank} samples per "
                                  f"process (N={self.num_samples}, world size {self.world_size})")
 

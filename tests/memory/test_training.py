@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from genoise.data.babi import BabiTensors, load_babi
+from genoise.data.babi import load_babi
 from genoise.memory import MemN2N
 from genoise.memory import training as T
 from genoise.recipes import load_recipe, resolve_config
@@ -77,29 +77,6 @@ def test_evaluation_in_linear_mode_is_worse_after_softmax_training(task1):
     softmax, _ = T.task_errors(result.model, data.valid)
     linear, _ = T.task_errors(result.model, data.valid, linear=True)
     assert softmax[1] < linear[1]
-
-
-def test_epoch_batches_visit_every_question_once_per_epoch_and_are_pure():
-    n = 37
-    ids = torch.arange(n)
-    data = BabiTensors(torch.zeros(1, 1, dtype=torch.long), ids[:, None] % 3, ids[:, None], ids, ids % 2,
-                       torch.zeros(n, 1, dtype=torch.bool))
-    source = T.EpochBatches(data, 5, seed=3)
-    assert source.steps_per_epoch == math.ceil(n / 5) == 8
-    orders = []
-    for epoch in range(2):
-        batches = [source(epoch * 8 + k) for k in range(8)]
-        assert [len(b[2]) for b in batches] == [5] * 7 + [2]  # the last batch is smaller
-        order = torch.cat([b[2] for b in batches])
-        assert sorted(order.tolist()) == list(range(n))  # every question once
-        for queries, memories, answers in batches:  # the three tensors stay aligned
-            assert torch.equal(queries[:, 0], answers) and torch.equal(memories[:, 0], answers % 3)
-        orders.append(order)
-    assert not torch.equal(orders[0], orders[1])  # a new order each epoch
-    fresh = T.EpochBatches(data, 5, seed=3)
-    for step in (13, 2, 9):  # any order of calls, any object: the same batch
-        assert all(torch.equal(a, b) for a, b in zip(fresh(step), source(step), strict=True))
-    assert not torch.equal(T.EpochBatches(data, 5, seed=4)(0)[2], source(0)[2])
 
 
 def test_per_matrix_clipping_bounds_each_matrix_and_global_bounds_the_sum():

@@ -420,3 +420,34 @@ def test_progress_bar_is_named_after_what_it_trains(tmp_path, capsys):
     trainer = _source_trainer(Run(tmp_path / "bar", progress=True), max_steps=3)
     trainer.fit()
     assert "linear" in capsys.readouterr().err
+
+
+def test_drop_last_false_visits_every_sample_once_per_epoch_and_is_pure():
+    """MemN2N's data order: the last batch of an epoch is smaller, nothing is dropped."""
+    n = 37
+    ids = torch.arange(n)
+    data = (ids[:, None] * 10, ids[:, None] % 3, ids)  # three aligned tensors
+
+    def make(seed: int, drop_last: bool = False) -> Trainer:
+        model = nn.Linear(1, 1)
+        return Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), lambda m, b, g: m(b[0]).sum(),
+                       data, max_steps=1, batch_size=5, seed=seed, drop_last=drop_last, progress=False)
+
+    trainer = make(3)
+    assert trainer.steps_per_epoch == math.ceil(n / 5) == 8
+    assert make(3, drop_last=True).steps_per_epoch == 7  # the default drops the last 2 samples
+    orders = []
+    for epoch in range(2):
+        batches = [trainer.batch_indices(epoch * 8 + k) for k in range(8)]
+        assert [len(b) for b in batches] == [5] * 7 + [2]  # the last batch is smaller
+        order = torch.cat(batches)
+        assert sorted(order.tolist()) == list(range(n))  # every sample once
+        for index in batches:  # the tensors stay aligned
+            assert torch.equal(data[0][index][:, 0], 10 * data[2][index])
+            assert torch.equal(data[1][index][:, 0], data[2][index] % 3)
+        orders.append(order)
+    assert not torch.equal(orders[0], orders[1])  # a new order each epoch
+    fresh = make(3)
+    for step in (13, 2, 9):  # any order of calls, any object: the same batch
+        assert torch.equal(fresh.batch_indices(step), trainer.batch_indices(step))
+    assert not torch.equal(make(4).batch_indices(0), trainer.batch_indices(0))
