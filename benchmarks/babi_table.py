@@ -37,11 +37,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _data import HELP, data_dir, recipe_defaults  # noqa: E402
+from _data import HELP, data_dir  # noqa: E402
 
 from genoise.data.babi import load_babi  # noqa: E402
 from genoise.io import atomic_write_text  # noqa: E402
 from genoise.memory.training import MemN2NConfig, task_errors, train_memn2n  # noqa: E402
+from genoise.recipes import load_recipe  # noqa: E402
 from genoise.train import DivergedError, Run  # noqa: E402
 
 DIVERGED = "diverged.txt"
@@ -129,7 +130,7 @@ def train_one(folder: Path, record: Path, cfg: MemN2NConfig, data_dir: Path, dea
 
 def make_config(row: str, babi_set: str, seed: int, task: object, args: argparse.Namespace) -> MemN2NConfig:
     _, joint, overrides = ROWS[row]
-    values = {**recipe_defaults("memn2n-babi"), **(JOINT if joint else PER_TASK), **overrides}
+    values = {**load_recipe("memn2n-babi").config, **(JOINT if joint else PER_TASK), **overrides}
     if args.epochs is not None:
         values["epochs"] = args.epochs
         values["lr_decay_every"] = max(1, args.epochs // 4)

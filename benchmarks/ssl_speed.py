@@ -23,27 +23,19 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-import yaml
 
+from genoise.recipes import load_recipe
 from genoise.ssl.augment import DATASET_PRESET, PRESETS, ViewAugment
 from genoise.ssl.methods import METHODS, build_from_config
 
 RESULTS = Path(__file__).parent / "results"
 # The momentum (teacher) encoder of the methods that have one: (backbone, projector) attributes.
 TEACHERS = {"moco": ("key_backbone", "key_projector"), "byol": ("target_backbone", "target_projector")}
-RECIPES = Path(__file__).parents[1] / "genoise" / "recipes"
-
-
-def recipe_file_config(name: str) -> dict:
-    """The ``config`` of ``genoise/recipes/NAME.yaml`` with its ``extends:`` chain applied (the
-    child wins), read from the files: benchmarks do not import ``genoise.recipes``."""
-    data = yaml.safe_load((RECIPES / f"{name}.yaml").read_text())
-    base = recipe_file_config(data["extends"]) if "extends" in data else {}
-    return {**base, **(data.get("config") or {})}
 
 
 def recipe_config(method: str, dataset: str) -> dict:
-    return recipe_file_config(f"{method}-{dataset}")
+    """The defaults of recipe ``<method>-<dataset>`` (its YAML with the ``extends:`` chain)."""
+    return load_recipe(f"{method}-{dataset}").config
 
 
 def time_steps(step, repeats: int) -> list[tuple[float, float]]:
