@@ -58,6 +58,7 @@ DEMO_SECTIONS: dict[str, str] = {
     "memn2n": "memory",
     "ssl": "ssl",
     "world": "world",
+    "two-rooms": "jepa",
 }
 # `genoise eval KIND RUN_DIR`: kind -> (recipe module, preset options of its `evaluate`)
 EVALUATORS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -65,6 +66,7 @@ EVALUATORS: dict[str, tuple[str, dict[str, Any]]] = {
     "knn": ("ssl", {"kind": "knn"}),
     "babi": ("memory", {}),
     "driving": ("world", {}),
+    "planning": ("jepa", {}),
 }
 
 COMMON_DEFAULTS: dict[str, Any] = {"seed": 0, "device": "auto", "data_dir": None}

@@ -178,24 +178,38 @@ def plan_mppi(
     iterations: int = 3,
     init_mean: Tensor | None = None,
     generator: torch.Generator | None = None,
+    n_elites: int | None = None,
+    adapt_std: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """MPPI: ``mean <- sum_i w_i a_i`` with ``w ∝ exp(-(J_i - min J) / temperature)``;
-    returns the better of the final mean and the best sample."""
+    returns the better of the final mean and the best sample.
+
+    ``noise_std`` is relative to the half-width of the bounds. With ``n_elites = K`` only
+    the K cheapest samples are weighted, and with ``adapt_std`` the sampling std becomes
+    their weighted standard deviation (the MPPI of eb_jepa's planner)."""
     low, high = _bounds(low, high)
     half = (high - low) / 2
     mean, batched = _init_mean(init_mean, horizon, low, high)
     cost_fn = _batched(rollout_cost, batched)
     e = mean.shape[0]
+    std = (noise_std * half).expand_as(mean).clone()
     best, best_cost = mean.clone(), torch.full((e,), float("inf"))
     with torch.no_grad():
         for _ in range(iterations + 1):
-            noise = torch.randn(e, samples, *mean.shape[1:], generator=generator) * noise_std * half
+            noise = torch.randn(e, samples, *mean.shape[1:], generator=generator) * std.unsqueeze(1)
             candidates = torch.maximum(torch.minimum(mean.unsqueeze(1) + noise, high), low)
             candidates[:, 0] = mean  # the current mean is always evaluated
             costs = _check_costs(cost_fn(candidates), (e, samples))
             best, best_cost, low_cost = _keep_best(candidates, costs, best, best_cost)
-            weights = torch.softmax(-(costs - low_cost.unsqueeze(1)) / temperature, 1)
-            mean = (weights[..., None, None] * candidates).sum(1)
+            if n_elites is not None:
+                costs, order = torch.topk(costs, min(int(n_elites), samples), dim=1, largest=False)
+                index = order[:, :, None, None].expand(-1, -1, *mean.shape[1:])
+                candidates = torch.gather(candidates, 1, index)
+            weights = torch.softmax(-(costs - low_cost.unsqueeze(1)) / temperature, 1)[..., None, None]
+            mean = (weights * candidates).sum(1)
+            if adapt_std:
+                spread = (weights * (candidates - mean.unsqueeze(1)).square()).sum(1).sqrt()
+                std = spread.clamp(min=1e-3 * float(half.min()))
     return (best, best_cost) if batched else (best[0], best_cost[0])
 
 

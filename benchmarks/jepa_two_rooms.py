@@ -1,0 +1,339 @@
+"""Two Rooms: goal reaching by planning in the latent space of an action-conditioned JEPA
+(issue 14), ours vs the numbers eb_jepa's ``ac_video_jepa`` reports, in one run.
+
+Every cell is a ``genoise train jepa-two-rooms`` run folder under ``--out`` (skipped when
+it already finished: the benchmark resumes where it stopped):
+
+(a) main table, random wall: the recipe's defaults for each training seed, every row
+    (mppi, cem, gradient, mppi_last, gcbc, random, oracle) on the same 20 tasks —
+    success % mean ± std over seeds, final distance, planning seconds per episode;
+    and the CPU time of the whole default recipe (data, training, evaluation);
+(b) ablations (MPPI): without IDM, var, cov, time similarity; SIGReg only;
+(c) success vs number of training trajectories (JEPA + MPPI and GCBC);
+(d) a figure: an executed plan over the two rooms with the probe's decoding of the
+    latent rollout of the first plan (``figure.png``).
+
+Writes ``benchmarks/records/jepa_two_rooms.md`` (with the figure ``jepa_two_rooms.png``) and
+``benchmarks/records/jepa_two_rooms.json``
+(rows named mppi, cem, gradient, mppi_last, gcbc, random, oracle, no_idm, no_var, no_cov,
+no_time_sim, sigreg, plus data_<N>; the command; the date).
+
+    python benchmarks/jepa_two_rooms.py                      # (a) 3 seeds, (b) and (c) 1 seed
+    python benchmarks/jepa_two_rooms.py --seeds 0 1 2 --ablation-seeds 0 1 2
+    python benchmarks/jepa_two_rooms.py --quick              # a smoke run in a few minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from genoise.cli import main as genoise  # noqa: E402
+from genoise.recipes import load_recipe  # noqa: E402
+
+MAIN_ROWS = ("mppi", "cem", "gradient", "mppi_last", "gcbc", "random", "oracle")
+ABLATIONS = {
+    "no_idm": {"idm_weight": 0.0},
+    "no_var": {"var_weight": 0.0},
+    "no_cov": {"cov_weight": 0.0},
+    "no_time_sim": {"time_sim_weight": 0.0},
+    "sigreg": {"regularizer": "sigreg"},
+}
+# eb_jepa examples/ac_video_jepa/README.md: success %, mean ± std (3 seeds x last 3 epochs)
+REFERENCE = {
+    "mppi": "97 ± 2",
+    "cem": "96 ± 2",
+    "mppi_last": "89 ± 2",
+    "no_idm": "1 ± 1",
+    "no_var": "47 ± 3",
+    "no_cov": "46 ± 3",
+    "no_time_sim": "61 ± 2",
+    "sigreg": "—",
+    "gcbc": "—",
+    "gradient": "—",
+    "random": "—",
+    "oracle": "—",
+}
+REFERENCE_SECONDS = {"mppi": "37 (GPU)", "cem": "37 (GPU)", "mppi_last": "37 (GPU)"}
+
+
+def _value(v) -> str:
+    return yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def run_cell(out: Path, name: str, overrides: dict) -> tuple[dict, float]:
+    """Train/evaluate one run folder (or reuse a finished one): (planning.json, CPU seconds)."""
+    folder = out / name
+    if (folder / "summary.json").is_file() and (folder / "planning.json").is_file():
+        record = json.loads((folder / "planning.json").read_text())
+        return record, float(record.get("cpu_seconds", float("nan")))
+    args = [
+        "train",
+        "jepa-two-rooms",
+        *(f"{k}={_value(v)}" for k, v in overrides.items()),
+        "--runs-dir",
+        str(out),
+        "--name",
+        name,
+        "--no-progress",
+    ]
+    if folder.exists():
+        args.append("--resume")
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    wall = time.perf_counter()
+    if genoise(args) != 0:
+        raise SystemExit(f"cell {name} failed")
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    record = json.loads((folder / "planning.json").read_text())
+    record["cpu_seconds"], record["wall_seconds"] = cpu, time.perf_counter() - wall
+    (folder / "planning.json").write_text(json.dumps(record, indent=1) + "\n")
+    return record, cpu
+
+
+def _stats(values: list[float]) -> tuple[float, float]:
+    return float(np.mean(values)), float(np.std(values)) if len(values) > 1 else 0.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds of table (a)")
+    parser.add_argument(
+        "--ablation-seeds", type=int, nargs="+", default=[0], help="training seeds of (b) and (c)"
+    )
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[500, 2000, 5000, 20000],
+        help="numbers of training trajectories of table (c)",
+    )
+    parser.add_argument(
+        "--ablations",
+        nargs="*",
+        default=list(ABLATIONS),
+        choices=list(ABLATIONS),
+        help="which ablations of table (b) to run (default: all five)",
+    )
+    parser.add_argument("--skip", nargs="*", default=[], choices=["ablations", "sizes"])
+    parser.add_argument("--out", default="benchmarks/results/jepa_two_rooms")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny budgets: checks the pipeline, not the numbers"
+    )
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra recipe overrides")
+    args = parser.parse_args(argv)
+    command = "python benchmarks/jepa_two_rooms.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    out = Path(args.out + ("_quick" if args.quick else ""))
+    out.mkdir(parents=True, exist_ok=True)
+    defaults = load_recipe("jepa-two-rooms").config
+    base: dict = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        base[key] = yaml.safe_load(value)
+    if args.quick:
+        base.update(
+            trajectories=1000, steps=150, gcbc_steps=100, episodes=6, horizon=32, iterations=3, samples=50
+        )
+        args.sizes = [200, 1000]
+    setting = {**defaults, **base}
+
+    rows: list[dict] = []
+    cells: dict[str, list[dict]] = {row: [] for row in MAIN_ROWS}
+    cpu_main: list[float] = []
+    protocol = None
+    for seed in args.seeds:
+        record, cpu = run_cell(out, f"main-s{seed}", {**base, "seed": seed, "rows": list(MAIN_ROWS)})
+        protocol = record["protocol"]
+        cpu_main.append(cpu)
+        for row in MAIN_ROWS:
+            cells[row].append(record["results"][row])
+    lines = [
+        f"# Two Rooms: planning in a JEPA's latent space ({date.today().isoformat()})",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Protocol (fixed, printed with every table): {protocol_text(protocol)}",
+        "",
+        f"Planner: horizon {setting['horizon']}, {setting['iterations']} iterations × "
+        f"{setting['samples']} samples "
+        f"({setting['elites']} elites), {setting['replan_every']} actions executed per re-plan "
+        "(the reference: horizon 90, 20 × 200, 1 action per re-plan); all episodes planned as one batch.",
+        "",
+        f"Model: {setting['image_size']} px, D = {setting['dim']}, predictor {setting['predictor']}, "
+        f"{setting['steps']} updates of {setting['batch_size']} windows of {setting['window']} steps, "
+        f"{setting['trajectories']} trajectories; loss weights cov {setting['cov_weight']} "
+        "(÷ D(D−1), eb_jepa's), "
+        f"var {setting['var_weight']}, time-sim {setting['time_sim_weight']}, IDM {setting['idm_weight']}.",
+        "",
+        f"## (a) Main table, random wall ({len(args.seeds)} training seed(s) × "
+        f"{protocol['episodes']} episodes)",
+        "",
+        "| row | success % (ours) | success % (reference) | final distance | planning s / episode (ours) | "
+        "(reference) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in MAIN_ROWS:
+        mean, std = _stats([c["success"] for c in cells[row]])
+        dist, _ = _stats([c["final_distance"] for c in cells[row]])
+        secs, _ = _stats([c["plan_seconds_per_episode"] for c in cells[row]])
+        rows.append(
+            {
+                "name": row,
+                "table": "main",
+                "success_mean": mean,
+                "success_std": std,
+                "final_distance": dist,
+                "plan_seconds_per_episode": secs,
+                "success_per_seed": [c["success"] for c in cells[row]],
+                "seeds": args.seeds,
+                "reference_success": REFERENCE[row],
+                "reference_seconds": REFERENCE_SECONDS.get(row, "—"),
+            }
+        )
+        lines.append(
+            f"| {row} | {mean:.0f} ± {std:.0f} | {REFERENCE[row]} | {dist:.1f} | {secs:.2f} | "
+            f"{REFERENCE_SECONDS.get(row, '—')} |"
+        )
+    cpu_mean = float(np.mean(cpu_main)) / 60
+    lines += [
+        "",
+        f"Whole default recipe (data, JEPA, GCBC, the seven rows): {cpu_mean:.1f} CPU-minutes "
+        f"per seed (process user + system time; goal ≤ 30).",
+        "",
+    ]
+
+    if "ablations" not in args.skip:
+        lines += [
+            f"## (b) Ablations, MPPI ({len(args.ablation_seeds)} seed(s))",
+            "",
+            "| row | success % (ours) | success % (reference) | final distance |",
+            "|---|---:|---:|---:|",
+        ]
+        full = [
+            c["success"] for s, c in zip(args.seeds, cells["mppi"], strict=True) if s in args.ablation_seeds
+        ]
+        lines.append(f"| full (mppi) | {_stats(full)[0]:.0f} ± {_stats(full)[1]:.0f} | 97 ± 2 | |")
+        for name in args.ablations:
+            change = ABLATIONS[name]
+            results = [
+                run_cell(
+                    out,
+                    f"{name}-s{seed}",
+                    {**base, **change, "seed": seed, "rows": ["mppi"], "gcbc_steps": 0},
+                )[0]["results"]["mppi"]
+                for seed in args.ablation_seeds
+            ]
+            mean, std = _stats([r["success"] for r in results])
+            dist, _ = _stats([r["final_distance"] for r in results])
+            rows.append(
+                {
+                    "name": name,
+                    "table": "ablation",
+                    "success_mean": mean,
+                    "success_std": std,
+                    "final_distance": dist,
+                    "success_per_seed": [r["success"] for r in results],
+                    "seeds": args.ablation_seeds,
+                    "reference_success": REFERENCE[name],
+                    "change": change,
+                }
+            )
+            lines.append(f"| {name} | {mean:.0f} ± {std:.0f} | {REFERENCE[name]} | {dist:.1f} |")
+        lines.append("")
+
+    if "sizes" not in args.skip:
+        lines += [
+            f"## (c) Success vs training trajectories ({len(args.ablation_seeds)} seed(s))",
+            "",
+            "| trajectories | JEPA + MPPI success % | GCBC success % |",
+            "|---:|---:|---:|",
+        ]
+        for size in args.sizes:
+            results = []
+            for seed in args.ablation_seeds:
+                if size == setting["trajectories"] and seed in args.seeds:
+                    results.append(
+                        cells["mppi"][args.seeds.index(seed)]
+                        | {"gcbc": cells["gcbc"][args.seeds.index(seed)]}
+                    )
+                    continue
+                record = run_cell(
+                    out,
+                    f"data{size}-s{seed}",
+                    {**base, "trajectories": size, "seed": seed, "rows": ["mppi", "gcbc"]},
+                )[0]
+                results.append(record["results"]["mppi"] | {"gcbc": record["results"]["gcbc"]})
+            jepa, gcbc = (
+                _stats([r["success"] for r in results]),
+                _stats([r["gcbc"]["success"] for r in results]),
+            )
+            rows.append(
+                {
+                    "name": f"data_{size}",
+                    "table": "data_size",
+                    "trajectories": size,
+                    "success_mean": jepa[0],
+                    "success_std": jepa[1],
+                    "gcbc_success_mean": gcbc[0],
+                    "gcbc_success_std": gcbc[1],
+                    "seeds": args.ablation_seeds,
+                }
+            )
+            lines.append(f"| {size} | {jepa[0]:.0f} ± {jepa[1]:.0f} | {gcbc[0]:.0f} ± {gcbc[1]:.0f} |")
+        lines.append("")
+
+    records = ROOT / "benchmarks" / "records"
+    records.mkdir(parents=True, exist_ok=True)
+    stem = "jepa_two_rooms" + ("_quick" if args.quick else "")
+    figure = out / f"main-s{args.seeds[0]}" / "planning.png"
+    if figure.is_file():
+        shutil.copyfile(figure, records / f"{stem}.png")
+        lines += [
+            "## (d) A planned episode",
+            "",
+            f"![planned episode]({stem}.png)",
+            "",
+            "Blue: the executed trajectory; green: the probe's decoding of the latent rollout of the "
+            "first plan; red circle: the success radius around the goal.",
+            "",
+        ]
+    text = "\n".join(lines)
+    print(text)
+    (records / f"{stem}.md").write_text(text)
+    record = {
+        "command": command,
+        "date": date.today().isoformat(),
+        "protocol": protocol,
+        "setting": setting,
+        "cpu_minutes_default_recipe": cpu_mean,
+        "rows": rows,
+    }
+    (records / f"{stem}.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
+    return 0
+
+
+def protocol_text(protocol: dict) -> str:
+    wall = "fixed wall" if protocol["fixed_wall"] else "random wall and door per episode"
+    return (
+        f"{protocol['episodes']} episodes (task seed {protocol['seed']}), {wall}; {protocol['goal']}; "
+        f"{protocol['max_steps']} steps, ‖a‖ ≤ {protocol['max_norm']}; success = final distance < "
+        f"{protocol['success_radius']} px (65 px world units)"
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,368 @@
+"""Recipe of the latent world model (``genoise train jepa-two-rooms``), its evaluator
+(``genoise eval planning RUN_DIR``) and its ``genoise demo`` section.
+
+``train``: generate the Two Rooms trajectories (``data/``, seeded shards + manifest), train
+the action-conditioned JEPA (``jepa/last.pt``) and the GCBC baseline (``gcbc/last.pt``),
+each a resumable :class:`~genoise.train.Trainer`, then run the planning protocol for the
+rows of ``rows`` (``planning.md`` / ``planning.json``, ``planning.png``, ``episode.gif``).
+
+Rows: ``mppi``, ``cem``, ``gradient`` (planning in the latent space with the summed cost),
+``mppi_last`` (MPPI with the last-step cost), ``gcbc``, ``random``, ``oracle``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genoise.io import atomic_write_text
+from genoise.train.run import Run
+from genoise.train.run_folder import read_run_config
+from genoise.train.seed import derive_seed
+from genoise.world.jepa import ActionConditionedJEPA, JEPAConfig, JEPALossWeights
+from genoise.world.jepa_train import (
+    GoalConditionedPolicy,
+    denormalise_positions,
+    load_gcbc,
+    load_jepa,
+    train_gcbc,
+    train_jepa,
+)
+from genoise.world.latent_planning import (
+    Controller,
+    LatentPlanner,
+    OracleController,
+    PlannerConfig,
+    PolicyController,
+    Protocol,
+    RandomController,
+    protocol_dict,
+    run_episodes,
+)
+from genoise.world.two_rooms import clip_norm, render
+from genoise.world.two_rooms_data import MANIFEST, RoomsDataConfig, load_trajectories, write_trajectories
+from genoise.world.two_rooms_render import save_episode_gif, trajectory_figure
+
+ROWS = ("mppi", "cem", "gradient", "mppi_last", "gcbc", "random", "oracle")
+PLANNER_KEYS = ("horizon", "iterations", "samples", "elites", "replan_every", "temperature")
+
+
+def data_config(config: dict[str, Any]) -> RoomsDataConfig:
+    return RoomsDataConfig(
+        n_trajectories=int(config["trajectories"]),
+        length=int(config["length"]),
+        cross_wall_rate=float(config["cross_wall_rate"]),
+        angle_noise=float(config["angle_noise"]),
+        fixed_wall=bool(config["fixed_wall"]),
+        seed=int(derive_seed(int(config["seed"]), 11)),
+    )
+
+
+def jepa_config(config: dict[str, Any]) -> JEPAConfig:
+    return JEPAConfig(
+        image_size=int(config["image_size"]),
+        dim=int(config["dim"]),
+        width=int(config["width"]),
+        hidden=int(config["hidden"]),
+        predictor=str(config["predictor"]),
+        projector=int(config["projector"]),
+        coords=bool(config["coords"]),
+    )
+
+
+def loss_weights(config: dict[str, Any]) -> JEPALossWeights:
+    return JEPALossWeights(
+        cov=float(config["cov_weight"]),
+        var=float(config["var_weight"]),
+        time_sim=float(config["time_sim_weight"]),
+        idm=float(config["idm_weight"]),
+        sigreg=float(config["sigreg_weight"]),
+        regularizer=str(config["regularizer"]),
+        rollout=int(config["rollout"]),
+    )
+
+
+def planner_config(config: dict[str, Any], row: str) -> PlannerConfig:
+    method, objective = ("mppi", "last") if row == "mppi_last" else (row, "sum")
+    kwargs = {key: config[key] for key in PLANNER_KEYS}
+    return PlannerConfig(method=method, objective=objective, **kwargs)
+
+
+def validate(config: dict[str, Any]) -> None:
+    """Cross-key checks, before anything is written."""
+    jepa_config(config)
+    loss_weights(config)
+    data_config(config)
+    rows = config["rows"]
+    if not isinstance(rows, list) or not rows:
+        raise ValueError(f"rows must be a non-empty list of {', '.join(ROWS)}, got {rows!r}")
+    unknown = sorted(set(rows) - set(ROWS))
+    if unknown:
+        raise ValueError(f"unknown row(s) {unknown}; choose from {', '.join(ROWS)}")
+    if int(config["window"]) > int(config["length"]):
+        raise ValueError(f"window={config['window']} exceeds the trajectory length={config['length']}")
+    for row in rows:
+        if row not in ("gcbc", "random", "oracle"):
+            planner_config(config, row)
+    if int(config["elites"]) > int(config["samples"]):
+        raise ValueError(f"elites={config['elites']} exceeds samples={config['samples']}")
+
+
+def _data(run: Run) -> dict[str, torch.Tensor]:
+    root = run.path("data")
+    if not (root / MANIFEST).is_file():
+        write_trajectories(root, data_config(run.config))
+    return load_trajectories(root)
+
+
+def _protocol(config: dict[str, Any], episodes: int | None = None, seed: int | None = None) -> Protocol:
+    return Protocol(
+        episodes=int(episodes if episodes is not None else config["episodes"]),
+        fixed_wall=bool(config["fixed_wall"]),
+        seed=int(seed if seed is not None else config["eval_seed"]),
+    )
+
+
+def controllers(
+    config: dict[str, Any],
+    rows: list[str],
+    jepa: ActionConditionedJEPA | None,
+    gcbc: GoalConditionedPolicy | None,
+) -> dict[str, Controller]:
+    out: dict[str, Controller] = {}
+    for row in rows:
+        if row == "oracle":
+            out[row] = OracleController()
+        elif row == "random":
+            out[row] = RandomController(seed=int(config["seed"]))
+        elif row == "gcbc":
+            if gcbc is None:
+                raise ValueError("row gcbc needs a trained GCBC policy (gcbc_steps > 0)")
+            out[row] = PolicyController(gcbc)
+        else:
+            out[row] = LatentPlanner(jepa, planner_config(config, row), seed=int(config["seed"]))
+    return out
+
+
+def planning_table(results: dict[str, dict[str, Any]], protocol: Protocol) -> str:
+    lines = [
+        f"Protocol: {protocol.describe()}.",
+        "",
+        "| row | success % | final distance | planning s / episode |",
+        "|---|---:|---:|---:|",
+    ]
+    for row, r in results.items():
+        lines.append(
+            f"| {row} | {r['success']:.0f} | {r['final_distance']:.1f} | "
+            f"{r['plan_seconds_per_episode']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def decoded_plan(
+    jepa: ActionConditionedJEPA, config: dict[str, Any], tasks: dict, index: int
+) -> torch.Tensor:
+    """The probe's decoding (world units) of the first latent plan of episode ``index``."""
+    planner = LatentPlanner(jepa, planner_config(config, "mppi"), seed=int(config["seed"]))
+    one = {k: v[index : index + 1] for k, v in tasks.items()}
+    size = jepa.config.image_size
+    planner.reset(one, render(one["goal"], one["wall_x"], one["door_y"], size))
+    planner(render(one["start"], one["wall_x"], one["door_y"], size), one["start"], 0)
+    with torch.no_grad():
+        z0 = jepa.encode(render(one["start"], one["wall_x"], one["door_y"], size))
+        z = jepa.unroll(z0, clip_norm(planner.plan, planner.max_norm))[0]
+        return denormalise_positions(jepa.probe(z))
+
+
+def evaluate_rows(
+    run_dir: Path,
+    config: dict[str, Any],
+    rows: list[str],
+    jepa,
+    gcbc,
+    *,
+    episodes: int | None = None,
+    seed: int | None = None,
+    figures: bool = True,
+    log=None,
+) -> dict[str, Any]:
+    protocol = _protocol(config, episodes, seed)
+    size = int(config["image_size"])
+    results: dict[str, dict[str, Any]] = {}
+    recorded = None
+    for row, controller in controllers(config, rows, jepa, gcbc).items():
+        out = run_episodes(controller, protocol, size, record=figures and row == rows[0])
+        if "positions" in out:
+            recorded = (row, out.pop("positions"), out.pop("tasks"))
+        results[row] = out
+        if log is not None:
+            log({f"plan/{row}/success": out["success"], f"plan/{row}/final_distance": out["final_distance"]})
+    table = planning_table(results, protocol)
+    record = {
+        "protocol": protocol_dict(protocol),
+        "planner": {k: config[k] for k in PLANNER_KEYS},
+        "results": results,
+    }
+    atomic_write_text(run_dir / "planning.md", table)
+    atomic_write_text(run_dir / "planning.json", json.dumps(record, indent=1) + "\n")
+    if figures and recorded is not None:
+        row, positions, tasks = recorded
+        i = 0
+        trail, goal = positions[i].numpy(), tasks["goal"][i].numpy()
+        wall_x, door_y = float(tasks["wall_x"][i]), float(tasks["door_y"][i])
+        decoded = decoded_plan(jepa, config, tasks, i).numpy() if jepa is not None else None
+        import matplotlib.pyplot as plt
+
+        figure = trajectory_figure(
+            trail,
+            goal,
+            wall_x,
+            door_y,
+            decoded=decoded,
+            title=f"{row}: {'success' if results[row]['successes'][i] else 'failure'}",
+        )
+        figure.savefig(run_dir / "planning.png", dpi=110, bbox_inches="tight")
+        plt.close(figure)
+        save_episode_gif(trail, goal, wall_x, door_y, run_dir / "episode.gif", every=2)
+    return {"table": table, "results": results, "protocol": protocol_dict(protocol)}
+
+
+def train(run: Run) -> dict[str, Any]:
+    """``jepa-two-rooms``: data → JEPA → GCBC → the planning table."""
+    config, seed = run.config, int(run.config["seed"])
+    validate(config)
+    data = _data(run)
+    torch.manual_seed(seed)
+    jepa = ActionConditionedJEPA(jepa_config(config)).to(run.device)
+    jepa_metrics = train_jepa(
+        jepa,
+        data,
+        int(config["steps"]),
+        batch_size=int(config["batch_size"]),
+        window=int(config["window"]),
+        lr=float(config["lr"]),
+        weights=loss_weights(config),
+        seed=seed,
+        run=run.subrun("jepa"),
+    )
+    gcbc = None
+    if int(config["gcbc_steps"]) > 0:
+        torch.manual_seed(derive_seed(seed, 5))
+        gcbc = GoalConditionedPolicy(int(config["image_size"]), int(config["width"]), int(config["hidden"]))
+        train_gcbc(
+            gcbc.to(run.device),
+            data,
+            int(config["gcbc_steps"]),
+            batch_size=int(config["batch_size"]),
+            lr=float(config["lr"]),
+            seed=seed,
+            run=run.subrun("gcbc"),
+        )
+        gcbc = gcbc.cpu().eval()
+    rows = [r for r in config["rows"] if r != "gcbc" or gcbc is not None]
+    out = evaluate_rows(run.dir, config, rows, jepa.cpu().eval(), gcbc, log=run.log)
+    return {
+        "jepa": {k: v for k, v in jepa_metrics.items() if isinstance(v, (int, float))},
+        **{f"{row}_success": r["success"] for row, r in out["results"].items()},
+    }
+
+
+EVALUATE_OPTIONS = ("rows", "episodes", "seed", "figures", *PLANNER_KEYS)
+
+
+def evaluate(run_dir: str | Path, **options: Any) -> dict[str, Any]:
+    """``genoise eval planning RUN_DIR [rows=[...]] [episodes=N] [seed=S] [horizon=…]``:
+    reload the JEPA (and GCBC) of a ``jepa-two-rooms`` run and run the planning protocol;
+    writes ``planning.md`` / ``planning.json`` in the run folder."""
+    unknown = sorted(set(options) - set(EVALUATE_OPTIONS))
+    if unknown:
+        raise ValueError(
+            f"unknown option(s) {', '.join(unknown)} for the planning evaluation; "
+            f"allowed: {', '.join(EVALUATE_OPTIONS)}"
+        )
+    for key, low in (("episodes", 1), ("seed", 0)):
+        if key in options and (
+            not isinstance(options[key], int) or isinstance(options[key], bool) or options[key] < low
+        ):
+            raise ValueError(f"option {key}={options[key]!r} must be an integer >= {low}")
+    if "rows" in options and not isinstance(options["rows"], list):
+        raise ValueError(f"option rows={options['rows']!r} must be a list such as [mppi,oracle]")
+    run_dir = Path(run_dir)
+    config, _ = read_run_config(run_dir)
+    for key in PLANNER_KEYS:
+        if key in options:
+            config[key] = options[key]
+    rows = list(options.get("rows") or config["rows"])
+    config["rows"] = rows
+    validate(config)
+    size = int(config["image_size"])
+    jepa_file, gcbc_file = run_dir / "jepa" / "last.pt", run_dir / "gcbc" / "last.pt"
+    if not jepa_file.is_file():
+        raise FileNotFoundError(
+            f"no trained JEPA in {run_dir} (expected {jepa_file}; train with `genoise train jepa-two-rooms`)"
+        )
+    jepa = load_jepa(jepa_file, image_size=size)
+    gcbc = load_gcbc(gcbc_file, image_size=size) if "gcbc" in rows else None
+    if "gcbc" in rows and not gcbc_file.is_file():
+        raise FileNotFoundError(f"row gcbc asked but {gcbc_file} does not exist")
+    return evaluate_rows(
+        run_dir,
+        config,
+        rows,
+        jepa,
+        gcbc,
+        episodes=options.get("episodes"),
+        seed=options.get("seed"),
+        figures=bool(options.get("figures", True)),
+    )
+
+
+def demo_overrides(full: bool) -> dict[str, Any]:
+    """A setting of well under a minute (``full``: the recipe's defaults, ~15 CPU-minutes)."""
+    if full:
+        return {}
+    return {
+        "trajectories": 3000,
+        "steps": 300,
+        "gcbc_steps": 0,
+        "episodes": 4,
+        "hidden": 128,
+        "rows": ["mppi", "random", "oracle"],
+        "horizon": 32,
+        "iterations": 4,
+        "samples": 64,
+        "elites": 8,
+    }
+
+
+def demo(run: Run, full: bool) -> str:
+    """Train a small JEPA on Two Rooms and plan with it (the GIF of the first episode)."""
+    from genoise.recipes import load_recipe
+
+    config = dict(load_recipe("jepa-two-rooms").config)
+    config.update(seed=0, device="cpu", data_dir=None, **demo_overrides(full))
+    run.config = config
+    summary = train(run)
+    table = (run.dir / "planning.md").read_text()
+    return "\n".join(
+        [
+            "## Planning in a JEPA's latent space (Two Rooms)",
+            "",
+            f"An action-conditioned JEPA trained for {config['steps']} steps on {config['trajectories']} "
+            "random-walk "
+            "trajectories (no pixel is ever predicted); MPPI minimises the distance to the goal's embedding "
+            "through the predictor. The full recipe (`genoise train jepa-two-rooms`) and the benchmark "
+            "(`benchmarks/jepa_two_rooms.py`) train longer.",
+            "",
+            table,
+            "![planned episode](planning.png)",
+            "",
+            "[GIF of the episode](episode.gif)",
+            "",
+            f"MPPI success here: {summary.get('mppi_success', float('nan')):.0f} %.",
+            "",
+        ]
+    )

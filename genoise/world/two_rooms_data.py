@@ -1,0 +1,206 @@
+"""Offline Two Rooms trajectories (the data of PLDM, Sobal et al. 2025), seeded and sharded.
+
+A trajectory is a wall, a start and ``length`` random-walk actions (eb_jepa's
+``data_config.yaml``): the heading starts uniform and turns by Von Mises(0, κ = 1 /
+``angle_noise``) increments at each step; the step length is N(1, 0.4²) truncated to
+[0.2, 1.8] (the reference's ``truncnorm``; its README says U[0.2, 1.8]). A fraction
+``cross_wall_rate`` (0.35) of the trajectories is built to pass through the door: a walk
+biased to ±x within ±45° is anchored so that it reaches a point in the door at a random
+step. The dot then moves with the arena's physics (bounces included).
+
+The knobs PLDM studies are the arguments: number of trajectories, length, wall-crossing
+rate, action noise. Trajectories are stored as positions, actions and walls (images are
+rendered from them when a batch is drawn: a few MB instead of GB), in shards of
+``shard_size`` with ``manifest.json`` (the knobs, the shard files and their SHA-256), like
+the traffic data of :mod:`genoise.world.dataset`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from genoise._checks import check_int, check_positive
+from genoise.world.two_rooms import GEOMETRY, RoomsGeometry, in_wall, rollout_positions, sample_layouts
+
+MANIFEST = "manifest.json"
+FORMAT = "genoise-two-rooms-1"
+
+
+@dataclass(frozen=True)
+class RoomsDataConfig:
+    n_trajectories: int = 4000
+    length: int = 16
+    cross_wall_rate: float = 0.35
+    angle_noise: float = 0.2
+    step_mean: float = 1.0
+    step_std: float = 0.4
+    step_low: float = 0.2
+    step_high: float = 1.8
+    fixed_wall: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_int("n_trajectories", self.n_trajectories, min=1)
+        check_int("length", self.length, min=1)
+        if not 0 <= self.cross_wall_rate <= 1:
+            raise ValueError(f"cross_wall_rate must lie in [0, 1], got {self.cross_wall_rate}")
+        check_positive("angle_noise", self.angle_noise)
+        if not 0 < self.step_low < self.step_high:
+            raise ValueError(f"need 0 < step_low < step_high, got {self.step_low}, {self.step_high}")
+
+
+def _truncated_normal(
+    rng: np.random.Generator, shape: tuple[int, ...], mean: float, std: float, low: float, high: float
+) -> np.ndarray:
+    out = rng.normal(mean, std, shape)
+    bad = (out < low) | (out > high)
+    while bad.any():  # rejection, vectorised over the rejected entries
+        out[bad] = rng.normal(mean, std, int(bad.sum()))
+        bad = (out < low) | (out > high)
+    return out
+
+
+def random_walk_actions(
+    n: int, length: int, rng: np.random.Generator, config: RoomsDataConfig, heading: np.ndarray | None = None
+) -> np.ndarray:
+    """(n, length, 2) Von Mises random-walk actions (heading persists, turns by ~1/√κ)."""
+    start = rng.uniform(0, 2 * math.pi, n) if heading is None else heading
+    turns = rng.vonmises(0.0, 1.0 / config.angle_noise, (n, length - 1))
+    angles = start[:, None] + np.concatenate([np.zeros((n, 1)), np.cumsum(turns, 1)], 1)
+    steps = _truncated_normal(
+        rng, (n, length), config.step_mean, config.step_std, config.step_low, config.step_high
+    )
+    return np.stack([np.cos(angles), np.sin(angles)], -1) * steps[..., None]
+
+
+def generate_trajectories(
+    config: RoomsDataConfig,
+    geometry: RoomsGeometry = GEOMETRY,
+) -> dict[str, Tensor]:
+    """Generate ``config.n_trajectories`` trajectories: ``positions`` (N, T + 1, 2),
+    ``actions`` (N, T, 2), ``wall_x``, ``door_y`` (N,), ``crossing`` (N,) bool (built to
+    cross). A pure function of ``config`` (seeded NumPy and torch generators)."""
+    g, n, length = geometry, config.n_trajectories, config.length
+    rng = np.random.default_rng(config.seed)
+    wall_x, door_y = sample_layouts(n, rng, fixed=config.fixed_wall, geometry=g)
+    crossing = rng.random(n) < config.cross_wall_rate
+    # free trajectories: a start uniform in the arena, moved out of the wall into a random room
+    start = rng.uniform(g.lo, g.hi, (n, 2))
+    inside = in_wall(torch.from_numpy(start).float(), wall_x, door_y, g).numpy()
+    side = rng.random(n) < 0.5
+    left = rng.uniform(g.lo, wall_x.numpy() - g.half_wall)
+    right = rng.uniform(wall_x.numpy() + g.half_wall, g.hi)
+    start[:, 0] = np.where(inside, np.where(side, left, right), start[:, 0])
+    actions = random_walk_actions(n, length, rng, config)
+    # crossing trajectories: a walk heading ±x (within ±45°) through a point of the door
+    m = int(crossing.sum())
+    if m:
+        toward_left = rng.random(m) < 0.5
+        heading = rng.uniform(-math.pi / 4, math.pi / 4, m) + np.where(toward_left, math.pi, 0.0)
+        walk = random_walk_actions(m, length, rng, config, heading=heading)
+        door_x = wall_x.numpy()[crossing] + rng.uniform(-g.half_wall, g.half_wall, m)
+        door_pt = door_y.numpy()[crossing] + np.clip(rng.normal(0, 1.4, m), -g.door_half, g.door_half)
+        at = rng.integers(1, length, m)
+        before = np.cumsum(walk, 1)[np.arange(m), at - 1]
+        anchor = np.stack([door_x, door_pt], -1) - before
+        start[crossing] = np.clip(anchor, g.lo + 0.01, g.hi - 0.01)
+        actions[crossing] = walk
+        fix = in_wall(
+            torch.from_numpy(start[crossing]).float(), wall_x[crossing], door_y[crossing], g
+        ).numpy()
+        if fix.any():  # an anchor clipped into the wall: step it out along x
+            rows = np.flatnonzero(crossing)[fix]
+            start[rows, 0] = np.where(
+                start[rows, 0] < wall_x.numpy()[rows],
+                wall_x.numpy()[rows] - g.half_wall - 0.5,
+                wall_x.numpy()[rows] + g.half_wall + 0.5,
+            )
+    generator = torch.Generator().manual_seed(config.seed)
+    actions_t = torch.from_numpy(actions).float()
+    positions = rollout_positions(
+        torch.from_numpy(start).float(), actions_t, wall_x, door_y, geometry=g, generator=generator
+    )
+    return {
+        "positions": positions,
+        "actions": actions_t,
+        "wall_x": wall_x,
+        "door_y": door_y,
+        "crossing": torch.from_numpy(crossing),
+    }
+
+
+def crossing_rate(positions: Tensor, wall_x: Tensor) -> float:
+    """Fraction of trajectories whose dot changes room at least once."""
+    side = positions[..., 0] >= wall_x.unsqueeze(-1)
+    return float((side != side[:, :1]).any(1).float().mean())
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_trajectories(
+    root: str | Path, config: RoomsDataConfig, shard_size: int = 10_000, geometry: RoomsGeometry = GEOMETRY
+) -> Path:
+    """Generate and write the data set to ``root`` (shards ``shard-00000.pt`` … and
+    ``manifest.json`` last, each written atomically); returns ``root``."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    data = generate_trajectories(config, geometry)
+    shards = []
+    for k, begin in enumerate(range(0, config.n_trajectories, shard_size)):
+        name = f"shard-{k:05d}.pt"
+        part = {key: value[begin : begin + shard_size].clone() for key, value in data.items()}
+        tmp = root / (name + ".tmp")
+        torch.save(part, tmp)
+        os.replace(tmp, root / name)
+        shards.append({"file": name, "n": int(part["actions"].shape[0]), "sha256": _sha256(root / name)})
+    manifest = {
+        "format": FORMAT,
+        "config": asdict(config),
+        "geometry": geometry.to_dict(),
+        "shards": shards,
+        "crossing_rate": crossing_rate(data["positions"], data["wall_x"]),
+    }
+    tmp = root / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2))
+    os.replace(tmp, root / MANIFEST)
+    return root
+
+
+def read_manifest(root: str | Path) -> dict[str, Any]:
+    path = Path(root) / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"not a Two Rooms data folder (no {MANIFEST}): {root}")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"corrupt {path}: {error}") from None
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a Two Rooms manifest (format {manifest.get('format')!r})")
+    return manifest
+
+
+def load_trajectories(root: str | Path, verify: bool = True) -> dict[str, Tensor]:
+    """Read every shard listed in ``root/manifest.json`` (SHA-256 checked) and concatenate."""
+    root = Path(root)
+    manifest = read_manifest(root)
+    parts = []
+    for shard in manifest["shards"]:
+        path = root / shard["file"]
+        if not path.is_file():
+            raise FileNotFoundError(f"missing shard {path} listed in {root / MANIFEST}")
+        if verify and _sha256(path) != shard["sha256"]:
+            raise ValueError(f"corrupt shard {path}: SHA-256 differs from the manifest")
+        parts.append(torch.load(path, weights_only=True))
+    return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}

@@ -1,0 +1,91 @@
+"""`genoise train jepa-two-rooms` and `genoise eval planning`: a tiny run end to end, the
+evaluator's options and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from genoise.cli import main
+from tests.recipes.test_resume_jepa import _TINY
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("jepa")
+    assert (
+        main(["train", "jepa-two-rooms", *_TINY, "--runs-dir", str(root), "--name", "tiny", "--no-progress"])
+        == 0
+    )
+    return root / "tiny"
+
+
+def test_training_writes_the_model_the_baseline_the_table_and_the_figures(run_dir) -> None:
+    for name in (
+        "jepa/last.pt",
+        "gcbc/last.pt",
+        "data/manifest.json",
+        "planning.md",
+        "planning.json",
+        "planning.png",
+        "episode.gif",
+        "summary.json",
+    ):
+        assert (run_dir / name).is_file(), name
+    record = json.loads((run_dir / "planning.json").read_text())
+    assert set(record["results"]) == {"mppi", "gcbc", "oracle"}
+    assert record["protocol"]["success_radius"] == 4.5 and record["protocol"]["max_steps"] == 200
+    assert record["results"]["oracle"]["success"] == 100.0
+    assert "Protocol:" in (run_dir / "planning.md").read_text()
+
+
+def test_eval_planning_reloads_the_run(run_dir, capsys) -> None:
+    assert (
+        main(
+            [
+                "eval",
+                "planning",
+                str(run_dir),
+                "rows=[oracle,random]",
+                "episodes=3",
+                "seed=5",
+                "figures=false",
+            ]
+        )
+        == 0
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["results"]) == {"oracle", "random"} and out["protocol"]["episodes"] == 3
+    assert out["results"]["oracle"]["success"] == 100.0
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        ("colour=red", "unknown option"),
+        ("episodes=0", "episodes=0 must be an integer >= 1"),
+        ("rows=[mppi,teleport]", "unknown row"),
+        ("rows=oracle", "must be a list"),
+        ("horizon=0", "horizon"),
+    ],
+)
+def test_eval_planning_refuses_bad_options(run_dir, option: str, message: str, capsys) -> None:
+    assert main(["eval", "planning", str(run_dir), option]) != 0
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_eval_planning_without_a_model_names_the_file(run_dir, tmp_path, capsys) -> None:
+    (tmp_path / "config.yaml").write_text((run_dir / "config.yaml").read_text())
+    assert main(["eval", "planning", str(tmp_path)]) != 0
+    assert "no trained JEPA" in capsys.readouterr().err
+
+
+def test_train_refuses_inconsistent_keys_before_writing(tmp_path, capsys) -> None:
+    assert (
+        main(["train", "jepa-two-rooms", *_TINY, "window=20", "--runs-dir", str(tmp_path), "--name", "bad"])
+        != 0
+    )
+    assert "window=20 exceeds the trajectory length=4" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
