@@ -88,21 +88,56 @@ def train_jepa(
         obs, actions, pos = batch
         return jepa_losses(net, obs, actions, weights, positions=pos, seed=int(seed))
 
+    source = TrajectoryWindows(data, batch_size, window, model.config.image_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-5)
+    return _fit(
+        model,
+        optimizer,
+        step_fn,
+        source,
+        steps,
+        batch_size,
+        int(seed),
+        run,
+        progress,
+        log_every,
+        card,
+        "JEPA",
+        JEPA_KIND,
+    )
+
+
+def _fit(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    step_fn,
+    source,
+    steps: int,
+    batch_size: int,
+    seed: int,
+    run: Run | None,
+    progress: bool | None,
+    log_every: int,
+    card: ModelCard,
+    desc: str,
+    kind: str,
+) -> dict:
+    """The one Trainer set-up of this module (gradient norm clipped at 2, the card checkpointed)."""
     trainer = Trainer(
         model,
-        torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-5),
+        optimizer,
         step_fn,
-        TrajectoryWindows(data, batch_size, window, model.config.image_size),
+        source,
         run=run,
         max_steps=int(steps),
         batch_size=int(batch_size),
-        seed=int(seed),
+        seed=seed,
         grad_clip=2.0,
         log_every=log_every,
         progress=progress,
         extra_state={"card": card},
-        desc="JEPA",
-        kind=JEPA_KIND,
+        desc=desc,
+        kind=kind,
         config=run.config if run is not None else None,
     )
     return trainer.fit()
@@ -171,24 +206,23 @@ def train_gcbc(
         obs, goal, action = batch
         return F.mse_loss(net(obs, goal), action)
 
-    trainer = Trainer(
+    source = HindsightGoals(data, batch_size, policy.image_size)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=lr)
+    return _fit(
         policy,
-        torch.optim.Adam(policy.parameters(), lr=lr),
+        optimizer,
         step_fn,
-        HindsightGoals(data, batch_size, policy.image_size),
-        run=run,
-        max_steps=int(steps),
-        batch_size=int(batch_size),
-        seed=int(derive_seed(int(seed), 7)),
-        grad_clip=2.0,
-        log_every=log_every,
-        progress=progress,
-        extra_state={"card": card},
-        desc="GCBC",
-        kind=GCBC_KIND,
-        config=run.config if run is not None else None,
+        source,
+        steps,
+        batch_size,
+        int(derive_seed(int(seed), 7)),
+        run,
+        progress,
+        log_every,
+        card,
+        "GCBC",
+        GCBC_KIND,
     )
-    return trainer.fit()
 
 
 def _card(path: Path, kind: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -154,6 +154,7 @@ class LatentPlanner(Controller):
             z0 = self.model.encode(obs)
         cost = latent_rollout_cost(self.model, z0, self.z_goal, c.objective, m)
         low, high = np.full(2, -m, np.float32), np.full(2, m, np.float32)
+        shared = dict(init_mean=warm, generator=self.generator)
         if c.method == "mppi":
             self.plan, _ = plan_mppi(
                 cost,
@@ -164,10 +165,9 @@ class LatentPlanner(Controller):
                 temperature=c.temperature,
                 noise_std=c.init_std,
                 iterations=c.iterations,
-                init_mean=warm,
-                generator=self.generator,
                 n_elites=c.elites,
                 adapt_std=True,
+                **shared,
             )
         elif c.method == "cem":
             self.plan, _ = plan_cem(
@@ -178,9 +178,8 @@ class LatentPlanner(Controller):
                 population=c.samples,
                 n_elites=c.elites,
                 iterations=c.iterations,
-                init_mean=warm,
                 init_std=c.init_std,
-                generator=self.generator,
+                **shared,
             )
         else:
             with torch.enable_grad():
