@@ -13,6 +13,7 @@ Rows: ``mppi``, ``cem``, ``gradient`` (planning in the latent space with the sum
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,6 @@ from genoise.world.latent_planning import (
     PolicyController,
     Protocol,
     RandomController,
-    protocol_dict,
     run_episodes,
 )
 from genoise.world.two_rooms import clip_norm, render
@@ -104,11 +104,7 @@ def validate(config: dict[str, Any]) -> None:
         raise ValueError(f"unknown row(s) {unknown}; choose from {', '.join(ROWS)}")
     if int(config["window"]) > int(config["length"]):
         raise ValueError(f"window={config['window']} exceeds the trajectory length={config['length']}")
-    for row in rows:
-        if row not in ("gcbc", "random", "oracle"):
-            planner_config(config, row)
-    if int(config["elites"]) > int(config["samples"]):
-        raise ValueError(f"elites={config['elites']} exceeds samples={config['samples']}")
+    planner_config(config, "mppi")  # the planner keys (ranges, elites <= samples, replan_every <= horizon)
 
 
 def _data(run: Run) -> dict[str, torch.Tensor]:
@@ -169,10 +165,11 @@ def decoded_plan(
     planner = LatentPlanner(jepa, planner_config(config, "mppi"), seed=int(config["seed"]))
     one = {k: v[index : index + 1] for k, v in tasks.items()}
     size = jepa.config.image_size
+    start = render(one["start"], one["wall_x"], one["door_y"], size)
     planner.reset(one, render(one["goal"], one["wall_x"], one["door_y"], size))
-    planner(render(one["start"], one["wall_x"], one["door_y"], size), one["start"], 0)
+    planner(start, one["start"], 0)
     with torch.no_grad():
-        z0 = jepa.encode(render(one["start"], one["wall_x"], one["door_y"], size))
+        z0 = jepa.encode(start)
         z = jepa.unroll(z0, clip_norm(planner.plan, planner.max_norm))[0]
         return denormalise_positions(jepa.probe(z))
 
@@ -201,8 +198,9 @@ def evaluate_rows(
         if log is not None:
             log({f"plan/{row}/success": out["success"], f"plan/{row}/final_distance": out["final_distance"]})
     table = planning_table(results, protocol)
+    protocol_record = asdict(protocol)
     record = {
-        "protocol": protocol_dict(protocol),
+        "protocol": protocol_record,
         "planner": {k: config[k] for k in PLANNER_KEYS},
         "results": results,
     }
@@ -227,7 +225,7 @@ def evaluate_rows(
         figure.savefig(run_dir / "planning.png", dpi=110, bbox_inches="tight")
         plt.close(figure)
         save_episode_gif(trail, goal, wall_x, door_y, run_dir / "episode.gif", every=2)
-    return {"table": table, "results": results, "protocol": protocol_dict(protocol)}
+    return {"table": table, "results": results, "protocol": protocol_record}
 
 
 def train(run: Run) -> dict[str, Any]:
@@ -304,10 +302,10 @@ def evaluate(run_dir: str | Path, **options: Any) -> dict[str, Any]:
         raise FileNotFoundError(
             f"no trained JEPA in {run_dir} (expected {jepa_file}; train with `genoise train jepa-two-rooms`)"
         )
-    jepa = load_jepa(jepa_file, image_size=size)
-    gcbc = load_gcbc(gcbc_file, image_size=size) if "gcbc" in rows else None
     if "gcbc" in rows and not gcbc_file.is_file():
         raise FileNotFoundError(f"row gcbc asked but {gcbc_file} does not exist")
+    jepa = load_jepa(jepa_file, image_size=size)
+    gcbc = load_gcbc(gcbc_file, image_size=size) if "gcbc" in rows else None
     return evaluate_rows(
         run_dir,
         config,

@@ -20,8 +20,9 @@ reported planning time per episode is the controller's wall-clock time divided b
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -48,7 +49,7 @@ OBJECTIVES = ("sum", "last")
 class Protocol:
     """The evaluation protocol, printed with every table (the reference's, eb_jepa
     ``eval.yaml`` + ``planning_mppi.yaml``, except ``horizon``/``iterations``/``samples``/
-    ``replan_every``, which trade planning time on a CPU; see docs/world.md)."""
+    ``replan_every``, which trade planning time on a CPU; see docs/jepa.md)."""
 
     episodes: int = 20
     max_steps: int = 200
@@ -100,7 +101,7 @@ class PlannerConfig:
         check_positive("lr", self.lr)
 
 
-class Controller:
+class Controller(ABC):
     """Base: ``reset(tasks)`` then ``__call__(obs, positions, t) -> (E, k, 2)`` actions."""
 
     chunk = 1
@@ -108,8 +109,8 @@ class Controller:
     def reset(self, tasks: dict[str, Tensor], goal_obs: Tensor) -> None:
         self.tasks, self.goal_obs = tasks, goal_obs
 
-    def __call__(self, obs: Tensor, positions: Tensor, t: int) -> Tensor:
-        raise NotImplementedError
+    @abstractmethod
+    def __call__(self, obs: Tensor, positions: Tensor, t: int) -> Tensor: ...
 
 
 def latent_rollout_cost(
@@ -285,9 +286,3 @@ def run_episodes(
         out["tasks"] = tasks
     return out
 
-
-def protocol_dict(protocol: Protocol, planner: PlannerConfig | None = None) -> dict:
-    out = asdict(protocol)
-    if planner is not None:
-        out["planner"] = asdict(planner)
-    return out
