@@ -8,10 +8,11 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import torch
 
 _UMASK = os.umask(0)
@@ -121,3 +122,13 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue
     return rows
+
+
+def save_gif(frames: Sequence[np.ndarray], path: str | os.PathLike, fps: float = 10.0) -> Path:
+    """Write RGB frames as an animated GIF (atomically)."""
+    import imageio.v3 as iio
+
+    if len(frames) == 0:
+        raise ValueError("save_gif needs at least one frame")
+    data = iio.imwrite("<bytes>", np.stack(frames), extension=".gif", duration=1000.0 / fps, loop=0)
+    return atomic_write(path, lambda handle: handle.write(data))

@@ -59,6 +59,7 @@ DEMO_SECTIONS: dict[str, str] = {
     "ssl": "ssl",
     "world": "world",
     "two-rooms": "jepa",
+    "video": "video",
 }
 # `genoise eval KIND RUN_DIR`: kind -> (recipe module, preset options of its `evaluate`)
 EVALUATORS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -67,6 +68,7 @@ EVALUATORS: dict[str, tuple[str, dict[str, Any]]] = {
     "babi": ("memory", {}),
     "driving": ("world", {}),
     "planning": ("jepa", {}),
+    "video": ("video", {}),
 }
 
 COMMON_DEFAULTS: dict[str, Any] = {"seed": 0, "device": "auto", "data_dir": None}

@@ -17,6 +17,7 @@ state (``model``/``optimizer`` for gradient training, ``state`` for an estimator
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,3 +61,18 @@ def unwrap_model(model: nn.Module) -> nn.Module:
     """The module inside a ``DistributedDataParallel``/``DataParallel`` wrapper (or itself)."""
     return model.module if isinstance(model, (nn.parallel.DistributedDataParallel,
                                               nn.DataParallel)) else model
+
+
+class ModelCard:
+    """What a checkpointed network needs besides its weights (its constructor ``kwargs``, the
+    data format it was trained on…): a Trainer ``extra_state`` entry (``state_dict`` /
+    ``load_state_dict`` of a plain dict)."""
+
+    def __init__(self, **info: Any) -> None:
+        self.info = dict(info)
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(self.info)
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.info = dict(state)

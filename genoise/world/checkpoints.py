@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from genoise.io import atomic_torch_save
+from genoise.train.checkpoint import ModelCard  # noqa: F401 — re-exported (moved to genoise.train)
 from genoise.world.forward import ForwardModel
 from genoise.world.highway_env import HighwayTrafficEnv
 from genoise.world.policy import DrivingPolicy
@@ -34,21 +35,6 @@ FORWARD_MODEL_KIND = "world-forward-model"
 POLICY_KIND = "world-driving-policy"
 LEGACY_POLICY_KIND = "genoise-driving-policy-v1"
 _CHECKED = ("obs_mode", "raster", "road", "history")
-
-
-class ModelCard:
-    """What a checkpointed world network needs besides its weights (``kwargs``, ``obs_config``,
-    for a policy ``method``); a Trainer ``extra_state`` entry (``state_dict`` /
-    ``load_state_dict`` of a plain dict)."""
-
-    def __init__(self, **info: Any) -> None:
-        self.info = dict(info)
-
-    def state_dict(self) -> dict[str, Any]:
-        return dict(self.info)
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.info = dict(state)
 
 
 def observation_config(env: HighwayTrafficEnv, history: int) -> dict[str, Any]:

@@ -21,8 +21,8 @@ from torch import Tensor, nn
 
 from genoise._checks import check_int
 from genoise.train import Run, Trainer, load_checkpoint
+from genoise.train.checkpoint import ModelCard
 from genoise.train.seed import derive_seed
-from genoise.world.checkpoints import ModelCard
 from genoise.world.jepa import ActionConditionedJEPA, JEPAConfig, JEPALossWeights, conv_encoder, jepa_losses
 from genoise.world.two_rooms import GEOMETRY, render
 

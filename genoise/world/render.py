@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genoise.io import atomic_write
+from genoise.io import atomic_write, save_gif  # noqa: F401 — save_gif re-exported (moved to genoise.io)
 from genoise.world.raster import RasterSpec, rasterize_cars
 from genoise.world.traffic import RoadConfig
 
@@ -72,16 +72,6 @@ def save_png(frame: np.ndarray, path: str | os.PathLike) -> Path:
     import imageio.v3 as iio
 
     return atomic_write(path, lambda handle: handle.write(iio.imwrite("<bytes>", frame, extension=".png")))
-
-
-def save_gif(frames: Sequence[np.ndarray], path: str | os.PathLike, fps: float = 10.0) -> Path:
-    """Write RGB frames as an animated GIF (atomically)."""
-    import imageio.v3 as iio
-
-    if len(frames) == 0:
-        raise ValueError("save_gif needs at least one frame")
-    data = iio.imwrite("<bytes>", np.stack(frames), extension=".gif", duration=1000.0 / fps, loop=0)
-    return atomic_write(path, lambda handle: handle.write(data))
 
 
 def filmstrip(frames: Sequence[np.ndarray], every: int = 10) -> np.ndarray:

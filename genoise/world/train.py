@@ -7,7 +7,7 @@ drawn with the Trainer's checkpointed data generator, so a resumed run sees the 
 as an uninterrupted one.
 
 Checkpoints (``last.pt`` in the run folder given) carry a
-:class:`~genoise.world.checkpoints.ModelCard` in their ``extra_state["card"]``: the network's
+:class:`~genoise.train.checkpoint.ModelCard` in their ``extra_state["card"]``: the network's
 constructor arguments and the observation format it was trained on, so that
 :mod:`genoise.world.checkpoints` rebuilds the network from the checkpoint alone.
 """
@@ -21,10 +21,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from genoise.train.checkpoint import ModelCard
 from genoise.train.run import Run
 from genoise.train.seed import derive_seed
 from genoise.train.trainer import Trainer
-from genoise.world.checkpoints import FORWARD_MODEL_KIND, POLICY_KIND, ModelCard
+from genoise.world.checkpoints import FORWARD_MODEL_KIND, POLICY_KIND
 from genoise.world.costs import CostConfig
 from genoise.world.dataset import TrafficDataset
 from genoise.world.forward import ForwardModel, forward_model_loss, prediction_error

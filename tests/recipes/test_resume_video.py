@@ -1,0 +1,20 @@
+"""Resume of the video-prediction recipe: stopped inside the adversarial training loop and
+continued with `--resume`, every checkpoint (the generator, its optimiser, the discriminator
+and its optimiser) is bit-for-bit that of an uninterrupted run."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.recipes._resume import assert_resume_bit_for_bit
+
+_TINY = ["image_size=32", "scales=2", "width=4", "steps=4", "batch_size=2", "test_sequences=2",
+         "discriminator_width=4", "dataset=digits", "loss=adv_gdl"]
+
+CASES = {"video-mmnist": (_TINY, 2)}
+
+
+@pytest.mark.parametrize("recipe", sorted(CASES))
+def test_video_recipe_resumes_bit_for_bit(tmp_path, recipe: str) -> None:
+    overrides, stop_after = CASES[recipe]
+    assert_resume_bit_for_bit(tmp_path, recipe, overrides, stop_after)
