@@ -27,10 +27,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import sys
-import time
 from datetime import date
 from pathlib import Path
 
@@ -40,7 +38,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from genoise.cli import main as genoise  # noqa: E402
+import _cells as cells  # noqa: E402
+
 from genoise.recipes import load_recipe  # noqa: E402
 
 MAIN_ROWS = ("mppi", "cem", "gradient", "mppi_last", "gcbc", "random", "oracle")
@@ -69,40 +68,9 @@ REFERENCE = {
 REFERENCE_SECONDS = {"mppi": "37 (GPU)", "cem": "37 (GPU)", "mppi_last": "37 (GPU)"}
 
 
-def _value(v) -> str:
-    return yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()
-
-
 def run_cell(out: Path, name: str, overrides: dict) -> tuple[dict, float]:
-    """Train/evaluate one run folder (or reuse a finished one): (planning.json, CPU seconds)."""
-    folder = out / name
-    if (folder / "summary.json").is_file() and (folder / "planning.json").is_file():
-        record = json.loads((folder / "planning.json").read_text())
-        return record, float(record.get("cpu_seconds", float("nan")))
-    args = [
-        "train",
-        "jepa-two-rooms",
-        *(f"{k}={_value(v)}" for k, v in overrides.items()),
-        "--runs-dir",
-        str(out),
-        "--name",
-        name,
-        "--no-progress",
-    ]
-    resumed = folder.exists()
-    if resumed:
-        args.append("--resume")
-    before = resource.getrusage(resource.RUSAGE_SELF)
-    wall = time.perf_counter()
-    if genoise(args) != 0:
-        raise SystemExit(f"cell {name} failed")
-    after = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    record = json.loads((folder / "planning.json").read_text())
-    record["cpu_seconds"], record["wall_seconds"] = cpu, time.perf_counter() - wall
-    record["resumed"] = resumed  # then the CPU time covers only the part after the interruption
-    (folder / "planning.json").write_text(json.dumps(record, indent=1) + "\n")
-    return record, cpu
+    """Train and evaluate one ``jepa-two-rooms`` run folder (or reuse a finished one)."""
+    return cells.run_cell(out, "jepa-two-rooms", name, overrides, "planning.json")
 
 
 def _stats(values: list[float]) -> tuple[float, float]:

@@ -24,19 +24,17 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import resource
 import sys
-import time
 from datetime import date
 from pathlib import Path
 
 import torch
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from genoise.cli import main as genoise  # noqa: E402
+import _cells as cells  # noqa: E402
+
 from genoise.data.moving_mnist import fixed_sequences  # noqa: E402
 from genoise.recipes.video import data_config, load_digit_pool  # noqa: E402
 from genoise.video import load_predictor, rollout  # noqa: E402
@@ -54,29 +52,9 @@ OPENSTL = {"ConvLSTM": (29.80, 90.64, 0.9288, "15.0M"), "PredRNN": (23.97, 72.82
 OPENSTL_SEQUENCES = 200 * 10_000  # epochs x training sequences
 
 
-def _value(v) -> str:
-    return yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()
-
-
 def run_cell(out: Path, name: str, overrides: dict) -> tuple[dict, float]:
-    """Train and score one run folder (or reuse a finished one): (evaluation.json, CPU seconds)."""
-    folder = out / name
-    if (folder / "summary.json").is_file() and (folder / "evaluation.json").is_file():
-        record = json.loads((folder / "evaluation.json").read_text())
-        return record, float(record.get("cpu_seconds", float("nan")))
-    args = ["train", "video-mmnist", *(f"{k}={_value(v)}" for k, v in overrides.items()),
-            "--runs-dir", str(out), "--name", name, "--no-progress"]
-    if folder.exists():
-        args.append("--resume")
-    before, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-    if genoise(args) != 0:
-        raise SystemExit(f"cell {name} failed")
-    after = resource.getrusage(resource.RUSAGE_SELF)
-    record = json.loads((folder / "evaluation.json").read_text())
-    record["cpu_seconds"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    record["wall_seconds"] = time.perf_counter() - wall
-    (folder / "evaluation.json").write_text(json.dumps(record, indent=1) + "\n")
-    return record, record["cpu_seconds"]
+    """Train and score one ``video-mmnist`` run folder (or reuse a finished one)."""
+    return cells.run_cell(out, "video-mmnist", name, overrides, "evaluation.json")
 
 
 def _cols(scores: dict, step: int) -> list[float]:

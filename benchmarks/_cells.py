@@ -1,0 +1,44 @@
+"""A benchmark cell = one ``genoise train RECIPE`` run folder, trained once and reused: the
+benchmarks that sweep a recipe (``jepa_two_rooms.py``, ``video_prediction.py``) resume where
+they stopped, and record each cell's CPU time (process user + system) in its result file."""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+from pathlib import Path
+
+import yaml
+
+from genoise.cli import main as genoise
+
+
+def recipe_value(value) -> str:
+    """A value as ``key=value`` on the command line takes it (YAML flow style)."""
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def run_cell(out: Path, recipe: str, name: str, overrides: dict, result: str) -> tuple[dict, float]:
+    """Train ``recipe`` with ``overrides`` into ``out/name`` (or reuse it when it finished) and
+    return (its ``result`` JSON file, CPU seconds). An interrupted cell is resumed; then its
+    CPU time covers only the part after the interruption (``resumed`` says so)."""
+    folder = out / name
+    if (folder / "summary.json").is_file() and (folder / result).is_file():
+        record = json.loads((folder / result).read_text())
+        return record, float(record.get("cpu_seconds", float("nan")))
+    args = ["train", recipe, *(f"{k}={recipe_value(v)}" for k, v in overrides.items()),
+            "--runs-dir", str(out), "--name", name, "--no-progress"]
+    resumed = folder.exists()
+    if resumed:
+        args.append("--resume")
+    before, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    if genoise(args) != 0:
+        raise SystemExit(f"cell {name} failed")
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    record = json.loads((folder / result).read_text())
+    record["cpu_seconds"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    record["wall_seconds"] = time.perf_counter() - wall
+    record["resumed"] = resumed
+    (folder / result).write_text(json.dumps(record, indent=1) + "\n")
+    return record, record["cpu_seconds"]
