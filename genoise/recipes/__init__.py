@@ -312,3 +312,33 @@ def apply_overrides(recipe: Recipe, base: Mapping[str, Any], overrides: Sequence
 def resolve_config(recipe: Recipe, overrides: Sequence[str]) -> dict[str, Any]:
     """Apply ``key=value`` overrides to the recipe's defaults, validating each one."""
     return apply_overrides(recipe, recipe.config, overrides)
+
+
+# ---------------------------------------------------------------------- `genoise eval` options
+
+# option -> (meaning, check of a value or None when the recipe's own validation checks it,
+#            what a valid value is)
+OptionSpec = Mapping[str, tuple[str, Callable[[Any], bool] | None, str]]
+
+
+def count(low: int) -> Callable[[Any], bool]:
+    """A check for an evaluator option: an int (not a bool) >= ``low``."""
+
+    def check(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+    return check
+
+
+def check_options(options: Mapping[str, Any], allowed: OptionSpec, what: str) -> dict[str, Any]:
+    """Refuse an unknown option of ``genoise eval`` (for the ``what``) or a value of the wrong
+    type/range with one line; return the options as a dict."""
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown option(s) {', '.join(unknown)} for the {what}; "
+                         f"allowed: {', '.join(allowed)}")
+    for key, value in options.items():
+        _, check, valid = allowed[key]
+        if check is not None and not check(value):
+            raise ValueError(f"option {key}={value!r} must be {valid}")
+    return dict(options)

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from genoise.io import atomic_write_text
+from genoise.recipes import OptionSpec, check_options, count, load_recipe
 from genoise.train.run import Run
 from genoise.train.run_folder import read_run_config
 from genoise.train.seed import derive_seed
@@ -268,26 +269,22 @@ def train(run: Run) -> dict[str, Any]:
     }
 
 
-EVALUATE_OPTIONS = ("rows", "episodes", "seed", "figures", *PLANNER_KEYS)
+EVALUATE_OPTIONS: OptionSpec = {
+    "rows": ("rows to evaluate (default: the run's)", lambda v: isinstance(v, list),
+             "a list such as [mppi,oracle]"),
+    "episodes": ("planning episodes (default: the run's)", count(1), "an integer >= 1"),
+    "seed": ("seed of the evaluation tasks (default: the run's eval_seed)", count(0), "an integer >= 0"),
+    "figures": ("write planning.png and episode.gif (default true)", None, "true or false"),
+    **{key: (f"planner key {key} (default: the run's)", None, "see `genoise recipes jepa-two-rooms`")
+       for key in PLANNER_KEYS},
+}
 
 
 def evaluate(run_dir: str | Path, **options: Any) -> dict[str, Any]:
     """``genoise eval planning RUN_DIR [rows=[...]] [episodes=N] [seed=S] [horizon=…]``:
     reload the JEPA (and GCBC) of a ``jepa-two-rooms`` run and run the planning protocol;
     writes ``planning.md`` / ``planning.json`` in the run folder."""
-    unknown = sorted(set(options) - set(EVALUATE_OPTIONS))
-    if unknown:
-        raise ValueError(
-            f"unknown option(s) {', '.join(unknown)} for the planning evaluation; "
-            f"allowed: {', '.join(EVALUATE_OPTIONS)}"
-        )
-    for key, low in (("episodes", 1), ("seed", 0)):
-        if key in options and (
-            not isinstance(options[key], int) or isinstance(options[key], bool) or options[key] < low
-        ):
-            raise ValueError(f"option {key}={options[key]!r} must be an integer >= {low}")
-    if "rows" in options and not isinstance(options["rows"], list):
-        raise ValueError(f"option rows={options['rows']!r} must be a list such as [mppi,oracle]")
+    check_options(options, EVALUATE_OPTIONS, "planning evaluation")
     run_dir = Path(run_dir)
     config, _ = read_run_config(run_dir)
     for key in PLANNER_KEYS:
@@ -338,8 +335,6 @@ def demo_overrides(full: bool) -> dict[str, Any]:
 
 def demo(run: Run, full: bool) -> str:
     """Train a small JEPA on Two Rooms and plan with it (the GIF of the first episode)."""
-    from genoise.recipes import load_recipe
-
     config = dict(load_recipe("jepa-two-rooms").config)
     config.update(seed=0, device="cpu", data_dir=None, **demo_overrides(full))
     run.config = config

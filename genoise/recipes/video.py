@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from genoise.data import load_digits, load_mnist
 from genoise.data.moving_mnist import MovingMNIST, MovingMNISTConfig, checksum, fixed_sequences
 from genoise.io import atomic_write_text
+from genoise.recipes import OptionSpec, check_options, count, load_recipe
 from genoise.train.run import Run
 from genoise.train.run_folder import read_run_config
 from genoise.train.seed import derive_seed
@@ -175,20 +176,19 @@ def train(run: Run) -> dict[str, Any]:
             **{f"{row}_{k}": record["rows"][row][k][0] for k in ("psnr", "moving_psnr", "ssim", "sharpness")}}
 
 
-EVALUATE_OPTIONS = ("test_sequences", "samples", "eval_steps", "seed", "data_dir")
+EVALUATE_OPTIONS: OptionSpec = {
+    "test_sequences": ("sequences of the fixed test set (default: the run's)", count(1), "an integer >= 1"),
+    "samples": ("draws of z for best-of-k (default: the run's)", count(1), "an integer >= 1"),
+    "eval_steps": ("predicted frames scored (default: the run's)", count(1), "an integer >= 1"),
+    "seed": ("seed of the latent draws (default: the run's)", None, "an integer >= 0"),
+    "data_dir": ("data folder (default: the run's, else $GENOISE_DATA)", None, "a folder"),
+}
 
 
 def evaluate(run_dir: str | Path, **options: Any) -> dict[str, Any]:
     """``genoise eval video RUN_DIR [test_sequences=N] [samples=k] [eval_steps=S] [seed=S]``:
     reload the run's predictor and score it again (``evaluation.md`` / ``.json``)."""
-    unknown = sorted(set(options) - set(EVALUATE_OPTIONS))
-    if unknown:
-        raise ValueError(f"unknown option(s) {', '.join(unknown)} for the video evaluation; "
-                         f"allowed: {', '.join(EVALUATE_OPTIONS)}")
-    for key in ("test_sequences", "samples", "eval_steps"):
-        if key in options and (not isinstance(options[key], int) or isinstance(options[key], bool)
-                               or options[key] < 1):
-            raise ValueError(f"option {key}={options[key]!r} must be an integer >= 1")
+    check_options(options, EVALUATE_OPTIONS, "video evaluation")
     run_dir = Path(run_dir)
     config, _ = read_run_config(run_dir)
     checkpoint = run_dir / "model" / "last.pt"
@@ -212,8 +212,6 @@ def demo_overrides(full: bool) -> dict[str, Any]:
 
 def demo(run: Run, full: bool) -> str:
     """A multi-scale generator trained with ℓ1 + GDL on stochastic Moving MNIST, its figure."""
-    from genoise.recipes import load_recipe
-
     config = dict(load_recipe("video-mmnist").config)
     config.update(seed=0, device="cpu", loss="gdl", **demo_overrides(full))
     if run.data_dir is None or not any((Path(run.data_dir) / "mnist").glob("*idx3-ubyte*")):

@@ -25,6 +25,7 @@ import torch
 
 from genoise._checks import check_positive
 from genoise.io import atomic_write_text
+from genoise.recipes import OptionSpec, check_options, count
 from genoise.train.run import Run
 from genoise.train.seed import derive_seed
 from genoise.world.checkpoints import (
@@ -258,46 +259,27 @@ def train_mpur(run: Run) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------- genoise eval driving
 
-def _count(low: int):
-    def check(value: Any) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool) and value >= low
-    return check
-
-
 def _is_positive_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
 # option -> (meaning, check of a value, what a valid value is)
-EVALUATE_OPTIONS: dict[str, tuple[str, Any, str]] = {
-    "episodes": ("number of held-out episodes (default: the run's eval_episodes)", _count(1), "an int >= 1"),
-    "seed_start": (f"first episode seed (default {EVAL_SEED}, as the recipe)", _count(0), "an int >= 0"),
+EVALUATE_OPTIONS: OptionSpec = {
+    "episodes": ("number of held-out episodes (default: the run's eval_episodes)", count(1), "an int >= 1"),
+    "seed_start": (f"first episode seed (default {EVAL_SEED}, as the recipe)", count(0), "an int >= 0"),
     "methods": ("saved policies to drive (default: all)",
                 lambda v: isinstance(v, list) and all(isinstance(m, str) for m in v),
                 "a list of policy names, e.g. methods=[mpur,bc]"),
     "references": ("also drive 'no action' and the IDM driver (default true)",
                    lambda v: isinstance(v, bool), "true or false"),
     "route_length": ("route length in metres (default: the run's)", _is_positive_number, "a number > 0"),
-    "max_steps": ("time limit in steps (default: the run's)", _count(1), "an int >= 1"),
+    "max_steps": ("time limit in steps (default: the run's)", count(1), "an int >= 1"),
     "env_overrides": ("extra HighwayTrafficEnv arguments", lambda v: isinstance(v, dict), "a mapping"),
     "gif": ("write <method>_episode.gif of the first policy's first episode (default false)",
             lambda v: isinstance(v, bool), "true or false"),
     "write": ("write evaluation_reloaded.md / .json (default true)", lambda v: isinstance(v, bool),
               "true or false"),
 }
-
-
-def _check_options(options: dict[str, Any]) -> dict[str, Any]:
-    """Refuse an unknown option or a value of the wrong type/range with one line."""
-    unknown = sorted(set(options) - set(EVALUATE_OPTIONS))
-    if unknown:
-        raise ValueError(f"unknown option(s) {', '.join(unknown)} for the driving evaluation; "
-                         f"allowed: {', '.join(EVALUATE_OPTIONS)}")
-    for key, value in options.items():
-        _, check, valid = EVALUATE_OPTIONS[key]
-        if not check(value):
-            raise ValueError(f"option {key}={value!r} must be {valid}")
-    return options
 
 
 def evaluate(run_dir: str | Path, **options: Any) -> dict[str, Any]:
@@ -310,7 +292,7 @@ def evaluate(run_dir: str | Path, **options: Any) -> dict[str, Any]:
     ``max_steps``, ``env_overrides`` (a different observation format is rejected),
     ``gif``, ``write``. Returns ``{"table": markdown, "results": {row: rates, outcomes…}}``
     and writes ``evaluation_reloaded.md`` / ``.json``."""
-    options = _check_options(dict(options))
+    options = check_options(options, EVALUATE_OPTIONS, "driving evaluation")
     run_dir = Path(run_dir)
     files = find_policies(run_dir)
     if not files:
