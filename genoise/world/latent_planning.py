@@ -19,6 +19,7 @@ reported planning time per episode is the controller's wall-clock time divided b
 
 from __future__ import annotations
 
+import contextlib
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -29,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from genoise._checks import check_choice, check_int, check_positive
-from genoise.world.planners import plan_cem, plan_gradient, plan_mppi
+from genoise.world.planners import plan_actions
 from genoise.world.two_rooms import (
     GEOMETRY,
     RoomsGeometry,
@@ -155,36 +156,17 @@ class LatentPlanner(Controller):
             z0 = self.model.encode(obs)
         cost = latent_rollout_cost(self.model, z0, self.z_goal, c.objective, m)
         low, high = np.full(2, -m, np.float32), np.full(2, m, np.float32)
-        shared = dict(init_mean=warm, generator=self.generator)
         if c.method == "mppi":
-            self.plan, _ = plan_mppi(
-                cost,
-                c.horizon,
-                low,
-                high,
-                samples=c.samples,
-                temperature=c.temperature,
-                noise_std=c.init_std,
-                iterations=c.iterations,
-                n_elites=c.elites,
-                adapt_std=True,
-                **shared,
-            )
+            options = dict(samples=c.samples, temperature=c.temperature, noise_std=c.init_std,
+                           iterations=c.iterations, n_elites=c.elites, adapt_std=True)
         elif c.method == "cem":
-            self.plan, _ = plan_cem(
-                cost,
-                c.horizon,
-                low,
-                high,
-                population=c.samples,
-                n_elites=c.elites,
-                iterations=c.iterations,
-                init_std=c.init_std,
-                **shared,
-            )
+            options = dict(population=c.samples, n_elites=c.elites, iterations=c.iterations,
+                           init_std=c.init_std)
         else:
-            with torch.enable_grad():
-                self.plan, _ = plan_gradient(cost, warm, low, high, iterations=c.iterations, lr=c.lr)
+            options = dict(iterations=c.iterations, lr=c.lr)
+        # gradient descent differentiates through the predictor; the episodes run without grad
+        with torch.enable_grad() if c.method == "gradient" else contextlib.nullcontext():
+            self.plan, _ = plan_actions(c.method, cost, warm, low, high, generator=self.generator, **options)
         return clip_norm(self.plan[:, :k], m)
 
 

@@ -213,6 +213,19 @@ def plan_mppi(
     return (best, best_cost) if batched else (best[0], best_cost[0])
 
 
+def plan_actions(method: str, rollout_cost: RolloutCost, init: Tensor, low, high, *,
+                 generator: torch.Generator | None = None, **options) -> tuple[Tensor, Tensor]:
+    """Plan with ``method`` ∈ :data:`PLANNERS` from the warm start ``init`` ((H, A) or
+    (E, H, A)): gradient descent starts there, CEM and MPPI centre their first samples on it.
+    ``options`` go to the planner. Returns (plan, cost) as the planner does."""
+    if method == "gradient":
+        return plan_gradient(rollout_cost, init, low, high, **options)
+    if method not in PLANNERS:
+        raise ValueError(f"method must be 'gradient', 'cem' or 'mppi', got {method!r}")
+    planner = plan_cem if method == "cem" else plan_mppi
+    return planner(rollout_cost, init.shape[-2], low, high, init_mean=init, generator=generator, **options)
+
+
 @dataclass
 class MPC:
     """Receding-horizon controller: at each step build ``rollout_cost`` for the current
@@ -253,26 +266,6 @@ class MPC:
             warm = rest + 0.1 * (high - low) * torch.randn(*shape, generator=self.generator)
         else:  # shift the previous plan by one step, repeating its last action
             warm = torch.cat([self.plan[..., 1:, :], self.plan[..., -1:, :]], -2)
-        if self.method == "gradient":
-            self.plan, _ = plan_gradient(rollout_cost, warm, low, high, **self.options)
-        elif self.method == "cem":
-            self.plan, _ = plan_cem(
-                rollout_cost,
-                self.horizon,
-                low,
-                high,
-                init_mean=warm,
-                generator=self.generator,
-                **self.options,
-            )
-        else:
-            self.plan, _ = plan_mppi(
-                rollout_cost,
-                self.horizon,
-                low,
-                high,
-                init_mean=warm,
-                generator=self.generator,
-                **self.options,
-            )
+        self.plan, _ = plan_actions(self.method, rollout_cost, warm, low, high, generator=self.generator,
+                                    **self.options)
         return self.plan[..., 0, :].numpy().astype(np.float32)
