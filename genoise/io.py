@@ -4,6 +4,7 @@ truncated checkpoint, metrics file or plot behind (``os.replace`` is atomic on P
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -46,6 +47,26 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` to ``path`` atomically (temp file + rename)."""
     return atomic_write(path, lambda handle: torch.save(obj, handle))
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes (the checksum a data manifest records for each shard)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def read_manifest(path: str | os.PathLike, expected_format: str) -> dict[str, Any]:
+    """Read an existing JSON data manifest whose ``format`` must be ``expected_format``;
+    unreadable JSON or another format is a one-line ``ValueError`` naming the file (a missing
+    file is the caller's to report: it knows what the folder should have been)."""
+    path = Path(path)
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"corrupt manifest {path}: {err}") from err
+    if not isinstance(manifest, dict) or manifest.get("format") != expected_format:
+        got = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise ValueError(f"{path} has format {got!r}, expected {expected_format!r}")
+    return manifest
 
 
 def atomic_savefig(figure: Any, path: str | os.PathLike, **kwargs: Any) -> Path:

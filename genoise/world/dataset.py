@@ -28,7 +28,6 @@ finite difference of their recorded ``y``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import asdict
@@ -40,7 +39,8 @@ import torch
 from torch import Tensor
 
 from genoise._checks import check_choice, check_positive
-from genoise.io import atomic_write, atomic_write_text
+from genoise.io import atomic_write, atomic_write_text, sha256_file
+from genoise.io import read_manifest as read_json_manifest
 from genoise.world.neighbours import nearest_order, neighbour_rows
 from genoise.world.raster import RasterSpec, ego_raster
 from genoise.world.traffic import RoadConfig, simulate
@@ -48,10 +48,6 @@ from genoise.world.traffic import RoadConfig, simulate
 FORMAT = "genoise-traffic-v1"
 SPLITS = ("train", "val", "test")
 ARRAYS = ("x", "y", "v", "lane", "length", "width")
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def collect_traffic(
@@ -106,7 +102,7 @@ def collect_traffic(
                     "n_frames": int(stop - start),
                     "n_cars": int(frames["x"].shape[1]),
                     "shapes": {k: list(v.shape) for k, v in arrays.items()},
-                    "sha256": _sha256(out / name),
+                    "sha256": sha256_file(out / name),
                 }
             )
     manifest = {
@@ -126,13 +122,7 @@ def read_manifest(root: str | os.PathLike) -> dict[str, Any]:
     path = Path(root) / "manifest.json"
     if not path.is_file():
         raise ValueError(f"no traffic data set at {root}: {path} is missing (run `genoise world collect`)")
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"corrupt manifest {path}: {err}") from err
-    if manifest.get("format") != FORMAT:
-        raise ValueError(f"{path} has format {manifest.get('format')!r}, expected {FORMAT!r}")
-    return manifest
+    return read_json_manifest(path, FORMAT)
 
 
 def load_shard(root: str | os.PathLike, entry: dict[str, Any], verify: bool = True) -> dict[str, np.ndarray]:
@@ -140,7 +130,7 @@ def load_shard(root: str | os.PathLike, entry: dict[str, Any], verify: bool = Tr
     path = Path(root) / entry["file"]
     if not path.is_file():
         raise ValueError(f"missing shard {path} (listed in manifest.json)")
-    if verify and _sha256(path) != entry["sha256"]:
+    if verify and sha256_file(path) != entry["sha256"]:
         raise ValueError(f"corrupt shard {path}: checksum mismatch with manifest.json")
     try:
         with np.load(path) as data:

@@ -17,10 +17,8 @@ the traffic data of :mod:`genoise.world.dataset`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,8 @@ import torch
 from torch import Tensor
 
 from genoise._checks import check_int, check_positive
+from genoise.io import atomic_torch_save, atomic_write_text, sha256_file
+from genoise.io import read_manifest as read_json_manifest
 from genoise.world.two_rooms import GEOMETRY, RoomsGeometry, in_wall, rollout_positions, sample_layouts
 
 MANIFEST = "manifest.json"
@@ -145,10 +145,6 @@ def crossing_rate(positions: Tensor, wall_x: Tensor) -> float:
     return float((side != side[:, :1]).any(1).float().mean())
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def write_trajectories(
     root: str | Path, config: RoomsDataConfig, shard_size: int = 10_000, geometry: RoomsGeometry = GEOMETRY
 ) -> Path:
@@ -161,10 +157,8 @@ def write_trajectories(
     for k, begin in enumerate(range(0, config.n_trajectories, shard_size)):
         name = f"shard-{k:05d}.pt"
         part = {key: value[begin : begin + shard_size].clone() for key, value in data.items()}
-        tmp = root / (name + ".tmp")
-        torch.save(part, tmp)
-        os.replace(tmp, root / name)
-        shards.append({"file": name, "n": int(part["actions"].shape[0]), "sha256": _sha256(root / name)})
+        atomic_torch_save(part, root / name)
+        shards.append({"file": name, "n": int(part["actions"].shape[0]), "sha256": sha256_file(root / name)})
     manifest = {
         "format": FORMAT,
         "config": asdict(config),
@@ -172,9 +166,7 @@ def write_trajectories(
         "shards": shards,
         "crossing_rate": crossing_rate(data["positions"], data["wall_x"]),
     }
-    tmp = root / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2))
-    os.replace(tmp, root / MANIFEST)
+    atomic_write_text(root / MANIFEST, json.dumps(manifest, indent=2))
     return root
 
 
@@ -182,13 +174,7 @@ def read_manifest(root: str | Path) -> dict[str, Any]:
     path = Path(root) / MANIFEST
     if not path.is_file():
         raise FileNotFoundError(f"not a Two Rooms data folder (no {MANIFEST}): {root}")
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"corrupt {path}: {error}") from None
-    if manifest.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a Two Rooms manifest (format {manifest.get('format')!r})")
-    return manifest
+    return read_json_manifest(path, FORMAT)
 
 
 def load_trajectories(root: str | Path, verify: bool = True) -> dict[str, Tensor]:
@@ -200,7 +186,7 @@ def load_trajectories(root: str | Path, verify: bool = True) -> dict[str, Tensor
         path = root / shard["file"]
         if not path.is_file():
             raise FileNotFoundError(f"missing shard {path} listed in {root / MANIFEST}")
-        if verify and _sha256(path) != shard["sha256"]:
+        if verify and sha256_file(path) != shard["sha256"]:
             raise ValueError(f"corrupt shard {path}: SHA-256 differs from the manifest")
         parts.append(torch.load(path, weights_only=True))
     return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
