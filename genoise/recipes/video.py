@@ -86,18 +86,19 @@ def load_digit_pool(config: dict[str, Any], data_dir: Path | str | None, split: 
     return torch.nn.functional.interpolate(small, size=(28, 28), mode="bilinear", align_corners=False)
 
 
-def test_set(config: dict[str, Any], data_dir, steps: int) -> tuple[Tensor, Tensor]:
+def test_set(config: dict[str, Any], test_digits: Tensor, steps: int) -> tuple[Tensor, Tensor]:
     length = int(config["context"]) + steps
-    return fixed_sequences(load_digit_pool(config, data_dir, "test"), data_config(config, length),
+    return fixed_sequences(test_digits, data_config(config, length),
                            int(config["test_sequences"]), "test")
 
 
-def score_rows(model: nn.Module, config: dict[str, Any], data_dir, *, samples: int | None = None,
+def score_rows(model: nn.Module, config: dict[str, Any], train_digits: Tensor, test_digits: Tensor, *,
+               samples: int | None = None,
                seed: int = 0) -> dict[str, Any]:
     """The trained model's row (and best-of-k for a latent model) and the two baselines."""
     steps, context = int(config["eval_steps"]), int(config["context"])
-    frames, masks = test_set(config, data_dir, steps)
-    train_pool = MovingMNIST(load_digit_pool(config, data_dir, "train"), data_config(config, 1))
+    frames, masks = test_set(config, test_digits, steps)
+    train_pool = MovingMNIST(train_digits, data_config(config, 1))
     mean_image = train_pool.sample(2000, torch.Generator().manual_seed(derive_seed(seed, 3)))[0].mean((0, 1))
     row = ROW_NAMES[str(config["loss"])]
     generator = torch.Generator().manual_seed(derive_seed(seed, 4))
@@ -130,12 +131,13 @@ def evaluation_table(record: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_figures(run_dir: Path, model: nn.Module, config: dict[str, Any], data_dir, seed: int = 0) -> None:
+def write_figures(run_dir: Path, model: nn.Module, config: dict[str, Any], test_digits: Tensor,
+                  seed: int = 0) -> None:
     """``prediction.png`` (one test sequence) and ``rollout.gif`` (a longer recursive roll-out)."""
     import matplotlib.pyplot as plt
 
     steps, context = max(2, int(config["eval_steps"])), int(config["context"])
-    frames, _ = test_set({**config, "test_sequences": 1}, data_dir, max(steps, 10))
+    frames, _ = test_set({**config, "test_sequences": 1}, test_digits, max(steps, 10))
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         long = model_predict(model, generator)(frames[:, :context], frames.shape[1] - context)[0]
@@ -160,7 +162,9 @@ def train(run: Run) -> dict[str, Any]:
     config, seed = run.config, int(run.config["seed"])
     validate(config)
     name = model_name(config)
-    pool = MovingMNIST(load_digit_pool(config, run.data_dir, "train"), data_config(config))
+    train_digits = load_digit_pool(config, run.data_dir, "train")
+    test_digits = load_digit_pool(config, run.data_dir, "test")
+    pool = MovingMNIST(train_digits, data_config(config))
     torch.manual_seed(seed)
     model = build_predictor(name, **model_kwargs(config)).to(run.device)
     metrics = train_predictor(model, name, pool, int(config["steps"]), loss=video_loss(config),
@@ -168,9 +172,10 @@ def train(run: Run) -> dict[str, Any]:
                               discriminator_width=int(config["discriminator_width"]), seed=seed,
                               run=run.subrun("model"))
     model = model.cpu().eval()
-    record = {**score_rows(model, config, run.data_dir, seed=seed), "loss": config["loss"], "model": name}
+    record = {**score_rows(model, config, pool.digits, test_digits, seed=seed), "loss": config["loss"],
+              "model": name}
     _write_evaluation(run.dir, record)
-    write_figures(run.dir, model, config, run.data_dir, seed)
+    write_figures(run.dir, model, config, test_digits, seed)
     row = ROW_NAMES[str(config["loss"])]
     return {"train_loss": float(metrics.get("loss", float("nan"))),
             **{f"{row}_{k}": record["rows"][row][k][0] for k in ("psnr", "moving_psnr", "ssim", "sharpness")}}
@@ -198,7 +203,9 @@ def evaluate(run_dir: str | Path, **options: Any) -> dict[str, Any]:
     config.update({k: options[k] for k in ("test_sequences", "samples", "eval_steps") if k in options})
     data_dir = options.get("data_dir", config.get("data_dir"))
     model, _ = load_predictor(checkpoint)
-    record = {**score_rows(model, config, data_dir, seed=int(options.get("seed", config["seed"]))),
+    digits = {split: load_digit_pool(config, data_dir, split) for split in ("train", "test")}
+    record = {**score_rows(model, config, digits["train"], digits["test"],
+                           seed=int(options.get("seed", config["seed"]))),
               "loss": config["loss"], "model": model_name(config)}
     table = _write_evaluation(run_dir, record)
     return {"table": table, **record}

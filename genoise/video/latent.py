@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from genoise._checks import check_int
 from genoise.video.base import VideoPredictor, check_frames
 from genoise.video.losses import lp_loss
-from genoise.video.multiscale import MultiScaleGenerator, resize
+from genoise.video.multiscale import MultiScaleGenerator, scale_targets
 
 
 class LatentVideoPredictor(VideoPredictor):
@@ -70,7 +70,7 @@ class LatentVideoPredictor(VideoPredictor):
         dropped = torch.rand(mean.shape[0], 1, generator=generator, device=mean.device) < latent_dropout
         z = torch.where(dropped, torch.randn(mean.shape, generator=generator, device=mean.device), z)
         preds = self.generator(frames, z, scales=True)
-        reconstruction = sum(lp_loss(y, resize(future, y.shape[-1]), p) for y in preds)
+        reconstruction = sum(lp_loss(y, target, p) for y, target in scale_targets(preds, future))
         kl = 0.5 * (mean.pow(2) + log_var.exp() - 1 - log_var).sum(1)
         kl = (kl * (~dropped[:, 0])).mean()
         return {"loss": reconstruction + beta * kl, "reconstruction": reconstruction, "kl": kl}

@@ -35,6 +35,13 @@ def resize(frames: Tensor, size: int) -> Tensor:
     return F.interpolate(flat, size=(size, size), **mode).reshape(b, t, frames.shape[2], size, size)
 
 
+def scale_targets(preds: Tensor | list[Tensor], future: Tensor) -> list[tuple[Tensor, Tensor]]:
+    """Pair each prediction (one tensor, or the generator's list over scales) with the true
+    ``future`` resized to its side: the targets of the losses summed over the scales."""
+    preds = preds if isinstance(preds, list) else [preds]
+    return [(y, resize(future, y.shape[-1]) if y.shape[-1] != future.shape[-1] else future) for y in preds]
+
+
 def scale_sizes(image_size: int, scales: int) -> list[int]:
     """Sides of the scales, coarse to fine: image_size / 2^(scales − 1), …, image_size."""
     sizes = [image_size // 2 ** (scales - 1 - k) for k in range(scales)]

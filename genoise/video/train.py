@@ -41,7 +41,7 @@ from genoise.video.losses import (
     gradient_difference_loss,
     lp_loss,
 )
-from genoise.video.multiscale import MultiScaleDiscriminator, MultiScaleGenerator, resize
+from genoise.video.multiscale import MultiScaleDiscriminator, MultiScaleGenerator, scale_targets
 from genoise.video.simvp import SimVP
 
 LOSSES = ("l2", "l1", "gdl", "adv", "adv_gdl", "latent")
@@ -101,16 +101,11 @@ class SequenceBatches:
         return frames[:, : self.context], frames[:, self.context : self.context + self.horizon]
 
 
-def _per_scale(preds: Tensor | list[Tensor], future: Tensor) -> list[tuple[Tensor, Tensor]]:
-    preds = preds if isinstance(preds, list) else [preds]
-    return [(y, resize(future, y.shape[-1]) if y.shape[-1] != future.shape[-1] else future) for y in preds]
-
-
 def reconstruction_loss(preds: Tensor | list[Tensor], future: Tensor, loss: VideoLoss) -> Tensor:
     """Σ_k L_p (+ λ_gdl L_gdl) over the scales of ``preds``."""
     p = 2.0 if loss.loss == "l2" else loss.p if loss.adversarial else 1.0
     total = future.new_zeros(())
-    for y, target in _per_scale(preds, future):
+    for y, target in scale_targets(preds, future):
         total = total + lp_loss(y, target, p)
         if loss.loss in ("gdl", "adv_gdl"):
             total = total + loss.gdl_weight * gradient_difference_loss(y, target, loss.alpha)
@@ -138,7 +133,7 @@ class VideoStep:
         if not self.loss.adversarial:
             return {"loss": out["reconstruction"], **out}
         scales = preds if multiscale else [preds]
-        real = [target for _, target in _per_scale(scales, future)]
+        real = [target for _, target in scale_targets(scales, future)]
         d = self.discriminator
         d_loss = discriminator_loss(d(context, real), d(context, [y.detach() for y in scales]))
         self.discriminator_optimizer.zero_grad(set_to_none=True)
