@@ -60,6 +60,7 @@ DEMO_SECTIONS: dict[str, str] = {
     "world": "world",
     "two-rooms": "jepa",
     "video": "video",
+    "generative": "generative",
 }
 # `genoise eval KIND RUN_DIR`: kind -> (recipe module, preset options of its `evaluate`)
 EVALUATORS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -69,6 +70,7 @@ EVALUATORS: dict[str, tuple[str, dict[str, Any]]] = {
     "driving": ("world", {}),
     "planning": ("jepa", {}),
     "video": ("video", {}),
+    "generative": ("generative", {}),
 }
 
 COMMON_DEFAULTS: dict[str, Any] = {"seed": 0, "device": "auto", "data_dir": None}

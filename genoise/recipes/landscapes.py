@@ -17,6 +17,20 @@ the SSL lectures):
   corrupted point ỹ = y + σε must point back to the data,
   L = ½ ‖σ ∇E(ỹ) - (ỹ - y)/σ‖².
 
+The rest of the contrastive catalogue (``genoise.energy``, ``genoise.generative``):
+
+* **CD-k** — contrastive divergence (Hinton 2002): ŷ from k Langevin steps started at the
+  data batch; L = E(y) − E(ŷ) + α (E(y)² + E(ŷ)²).
+* **HMC-PCD** — the same loss with persistent Hamiltonian Monte Carlo chains
+  (Tieleman 2008; Neal 2011), step size adapted by dual averaging.
+* **ESM / SSM** — explicit score matching with the exact Hessian trace (Hyvärinen 2005)
+  and sliced score matching with variance reduction (Song et al. 2019): no negatives at all.
+* **NCE** — noise-contrastive estimation (Gutmann & Hyvärinen 2010) against K uniform
+  noise points per data point on the square; the MLP's bias learns the normaliser.
+* **EBGAN** — the discriminator of an energy-based GAN (Zhao, Mathieu & LeCun 2017), an
+  MLP auto-encoder whose reconstruction error is the energy, its contrastive points made
+  by an MLP generator.
+
 The held-out score that can fail: the mean log-likelihood of held-out points under the
 Gibbs distribution P_β(y) = exp(-βE(y)) / Z_β with Z_β summed on the grid (β picked on
 a validation split, since only C1 and C3 are calibrated at β = 1), against a Gaussian
@@ -36,15 +50,24 @@ from torch import Tensor
 
 from genoise._checks import check_choice
 from genoise.data.toys import TOYS, make_toy, toy_limits
+from genoise.energy.contrastive_divergence import ContrastiveDivergence, contrastive_divergence_loss
+from genoise.energy.hmc import PersistentHMCSampler
+from genoise.energy.losses import nce_loss
 from genoise.energy.networks import ScalarEnergy
 from genoise.energy.samplers import PersistentLangevinSampler, ReplayBuffer, uniform_init
+from genoise.energy.score_matching import explicit_score_matching_loss, sliced_score_matching_loss
+from genoise.generative.gan import GANLoss, train_gan
+from genoise.generative.networks import MLPGenerator, mlp_autoencoder_energy
 from genoise.io import atomic_write_text
 from genoise.nn import MLP
 from genoise.train import NonFiniteLossError, Run, Trainer
 
-METHODS = ("nll", "hinge", "denoising")
+METHODS = ("nll", "hinge", "denoising", "cd", "hmc_pcd", "esm", "ssm", "nce", "ebgan")
+BASE_METHODS = ("nll", "hinge", "denoising")  # the recipe's default and the demo
 METHOD_TITLES = {"nll": "C1: NLL on grid", "hinge": "C2: hinge + Langevin",
-                 "denoising": "C3: denoising", "kde": "KDE baseline"}
+                 "denoising": "C3: denoising", "cd": "CD-k (Langevin)", "hmc_pcd": "HMC-PCD",
+                 "esm": "explicit SM", "ssm": "sliced SM (VR)", "nce": "NCE (uniform noise)",
+                 "ebgan": "EBGAN discriminator", "kde": "KDE baseline"}
 BETAS = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 
 
@@ -64,6 +87,11 @@ class LandscapeConfig:
     langevin_steps: int = 10
     langevin_step_size: float = 0.02
     sigma: float = 0.1
+    cd_steps: int = 10
+    hmc_leapfrog: int = 5
+    nce_noise: int = 4
+    curvature_weight: float = 0.01
+    ebgan_margin: float = 0.5
     seed: int = 0
 
 
@@ -79,8 +107,47 @@ def make_energy(hidden: int) -> ScalarEnergy:
     return ScalarEnergy(MLP(2, [hidden, hidden, hidden], 1, activation="silu"))
 
 
+def _contrastive_step(negatives, alpha: float):
+    """L = E(y) − E(ŷ) + α (E(y)² + E(ŷ)²) with ŷ = ``negatives(y)`` (CD-k, HMC-PCD)."""
+
+    def step(model, batch, generator):
+        (y,) = batch
+        y_hat = negatives(y)
+        e_pos, e_neg = model(y), model(y_hat)
+        reg = alpha * (e_pos.pow(2).mean() + e_neg.pow(2).mean())
+        return {"loss": contrastive_divergence_loss(e_pos, e_neg) + reg,
+                "energy_gap": (e_neg - e_pos).mean().detach()}
+
+    return step
+
+
+def _score_or_nce_step(method: str, cfg: LandscapeConfig, lim: float):
+    log_q = -math.log((2 * lim) ** 2)  # uniform noise on the square
+
+    def esm(model, batch, generator):
+        return explicit_score_matching_loss(model, batch[0], curvature_weight=cfg.curvature_weight)
+
+    def ssm(model, batch, generator):
+        return sliced_score_matching_loss(model, batch[0], generator, variance_reduction=True,
+                                          curvature_weight=cfg.curvature_weight)
+
+    def nce(model, batch, generator):
+        (y,) = batch
+        shape = (y.shape[0] * cfg.nce_noise, 2)
+        noise = (torch.rand(shape, generator=generator, device=y.device) * 2 - 1) * lim
+        e_noise = model(noise).reshape(y.shape[0], cfg.nce_noise)
+        return nce_loss(model(y), e_noise, torch.full((y.shape[0],), log_q, device=y.device),
+                        torch.full_like(e_noise, log_q))
+
+    return {"esm": esm, "ssm": ssm, "nce": nce}[method]
+
+
 def _step_fn(method: str, energy: ScalarEnergy, cfg: LandscapeConfig, lim: float,
              sampler: PersistentLangevinSampler | None):
+    if method in ("cd", "hmc_pcd"):
+        return _contrastive_step(sampler, cfg.alpha)
+    if method in ("esm", "ssm", "nce"):
+        return _score_or_nce_step(method, cfg, lim)
     grid, area = grid_points(lim, cfg.grid)
     log_area, cell = math.log(area), math.sqrt(area)
 
@@ -118,17 +185,11 @@ def train_landscape(toy: str, method: str, run: Run | None = None,
     cfg = cfg or LandscapeConfig()
     torch.manual_seed(cfg.seed)
     lim = toy_limits(toy)
-    energy = make_energy(cfg.hidden)
     train = make_toy(toy, cfg.n_train, seed=cfg.seed)
-    sampler = None
-    extra = {}
-    if method == "hinge":
-        gen = torch.Generator().manual_seed(cfg.seed + 1)
-        buffer = ReplayBuffer(10_000, uniform_init(2, low=-lim, high=lim), generator=gen)
-        sampler = PersistentLangevinSampler(energy, buffer, steps=cfg.langevin_steps,
-                                            step_size=cfg.langevin_step_size,
-                                            projection=lambda v: v.clamp(-lim, lim))
-        extra["sampler"] = sampler
+    if method == "ebgan":
+        return _train_ebgan(toy, train, run, cfg)
+    energy = make_energy(cfg.hidden)
+    sampler, extra = _negatives(method, energy, cfg, lim)
     optimizer = torch.optim.Adam(energy.parameters(), lr=cfg.lr)
     trainer = Trainer(energy, optimizer, _step_fn(method, energy, cfg, lim, sampler), (train,),
                       run=run, max_steps=cfg.steps, batch_size=cfg.batch_size, seed=cfg.seed,
@@ -136,6 +197,38 @@ def train_landscape(toy: str, method: str, run: Run | None = None,
                       progress=False if run is None else run.progress, grad_clip=10.0,
                       desc=f"landscape: {toy} {method}", kind=f"landscape-{method}")
     metrics = trainer.fit(resume=bool(run and run.resume))
+    return energy, metrics
+
+
+def _negatives(method: str, energy: ScalarEnergy, cfg: LandscapeConfig, lim: float) -> tuple[Any, dict]:
+    """The source of contrastive points of ``method`` (or None) and its Trainer extra state."""
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    clamp = lambda v: v.clamp(-lim, lim)  # noqa: E731
+    if method == "hinge":
+        buffer = ReplayBuffer(10_000, uniform_init(2, low=-lim, high=lim), generator=gen)
+        sampler = PersistentLangevinSampler(energy, buffer, steps=cfg.langevin_steps,
+                                            step_size=cfg.langevin_step_size, projection=clamp)
+        return sampler, {"sampler": sampler}
+    if method == "cd":
+        cd = ContrastiveDivergence(energy, k=cfg.cd_steps, sampler="langevin", projection=clamp,
+                                   step_size=cfg.langevin_step_size, generator=gen)
+        return cd.negatives, {"sampler": cd}
+    if method == "hmc_pcd":
+        buffer = ReplayBuffer(10_000, uniform_init(2, low=-lim, high=lim), generator=gen)
+        sampler = PersistentHMCSampler(energy, buffer, steps=1, leapfrog_steps=cfg.hmc_leapfrog,
+                                       step_size=cfg.langevin_step_size, projection=clamp)
+        return lambda y: sampler.sample(y.shape[0]), {"sampler": sampler}
+    return None, {}
+
+
+def _train_ebgan(toy: str, train: Tensor, run: Run | None, cfg: LandscapeConfig):
+    """EBGAN on the toy: the trained discriminator (an auto-encoder energy) is the landscape."""
+    generator = MLPGenerator(latent_dim=2, out_dim=2, hidden=(cfg.hidden, cfg.hidden))
+    energy = mlp_autoencoder_energy(2, (cfg.hidden, cfg.hidden), code=8)
+    metrics = train_gan(generator, energy, train, cfg.steps, loss=GANLoss("ebgan", margin=cfg.ebgan_margin),
+                        batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, run=run,
+                        progress=False if run is None else run.progress, checkpoint_every=None,
+                        log_every=max(cfg.steps // 10, 1))
     return energy, metrics
 
 
@@ -170,7 +263,7 @@ def evaluate_landscape(energy: ScalarEnergy, toy: str, cfg: LandscapeConfig) -> 
             "test_loglik_beta1": gibbs_log_likelihood(energy, test, lim, cfg.eval_grid, 1.0)}
 
 
-def run_landscapes(run: Run, toys: tuple[str, ...] = TOYS, methods: tuple[str, ...] = METHODS,
+def run_landscapes(run: Run, toys: tuple[str, ...] = TOYS, methods: tuple[str, ...] = BASE_METHODS,
                    cfg: LandscapeConfig | None = None) -> list[dict[str, Any]]:
     """Train every (toy, method), evaluate, draw the heat maps; returns one row per pair."""
     cfg = cfg or LandscapeConfig()
@@ -246,7 +339,7 @@ def _trained(row: dict[str, Any], method: str) -> bool:
     return row.get(f"{method}_status", "trained") == "trained" and row.get(method) is not None
 
 
-def landscape_table(rows: list[dict[str, Any]], methods=METHODS) -> str:
+def landscape_table(rows: list[dict[str, Any]], methods=BASE_METHODS) -> str:
     """Held-out log-likelihood per toy (rows) and method (columns); a diverged training
     shows ``diverged`` and makes its column's mean ``—``."""
     head = "| toy | " + " | ".join(METHOD_TITLES[m] for m in methods) + " | KDE (sklearn) | uniform |"
@@ -267,7 +360,7 @@ def landscape_table(rows: list[dict[str, Any]], methods=METHODS) -> str:
 def train(run: Run) -> dict[str, Any]:
     """Entry of ``genoise train energy-landscapes``."""
     toys = tuple(run.config.get("toys") or TOYS)
-    methods = tuple(run.config.get("methods") or METHODS)
+    methods = tuple(run.config.get("methods") or BASE_METHODS)
     for toy in toys:
         check_choice("toys", toy, TOYS)
     for method in methods:
@@ -284,10 +377,11 @@ def demo(run: Run, full: bool) -> str:
     cfg = LandscapeConfig(steps=2000, hidden=128) if full else LandscapeConfig(steps=500)
     rows = run_landscapes(run, cfg=cfg)
     atomic_write_text(run.dir / "table.md", landscape_table(rows) + "\n")
-    scores = [{m: r[m] if _trained(r, m) else -math.inf for m in METHODS} for r in rows]
-    best = {r["toy"]: max(METHODS, key=s.get) for r, s in zip(rows, scores, strict=True)}
+    scores = [{m: r[m] if _trained(r, m) else -math.inf for m in BASE_METHODS} for r in rows]
+    best = {r["toy"]: max(BASE_METHODS, key=s.get) for r, s in zip(rows, scores, strict=True)}
     beat_kde = [r["toy"] for r, s in zip(rows, scores, strict=True) if max(s.values()) > r["kde"]]
-    beat_uniform = {m: sum(s[m] > r["uniform"] for r, s in zip(rows, scores, strict=True)) for m in METHODS}
+    beat_uniform = {m: sum(s[m] > r["uniform"] for r, s in zip(rows, scores, strict=True))
+                    for m in BASE_METHODS}
     return "\n".join([
         "## (a) Energy landscapes in 2-D",
         "",

@@ -1,0 +1,203 @@
+"""Image generation on MNIST (issue 16, table a): GANs read as energy-based models and an
+MCMC-trained EBM against genoise's VAE, scored in one run by the same LeNet-5.
+
+Rows ``ebgan``, ``ebgan_pt`` (pulling-away term 0.1), ``wgan_gp``, ``dcgan`` — the same
+DCGAN-layout generator (z ∈ ℝ⁶⁴, width 16) and the same number of generator updates —
+``mcmc_ebm`` (short-run Langevin negatives from a replay buffer, Du & Mordatch 2019) and
+``vae`` (genoise's MLP VAE, 16-D latent: the non-contrastive reference), beside the
+held-out test images themselves (the floor). Columns: Fréchet distance to the test set in
+LeNet-5 F6 features, share of samples labelled with confidence ≥ 0.9, the largest
+deviation of the class histogram from 10 % (points), the mean distance to the nearest
+training image, training CPU-minutes. Goals of the issue: every contrastive row beats the
+VAE's Fréchet distance; EBGAN and WGAN-GP cover all ten classes within ±3 points; each row
+trains in ≤ 20 CPU-minutes.
+
+Every cell is a ``genoise train`` run folder under ``--out`` (reused when it finished).
+Writes ``benchmarks/records/generative_mnist.{md,json,png}``.
+
+    python benchmarks/generative_mnist.py                    # the default budget
+    python benchmarks/generative_mnist.py --steps 12000      # longer GAN training
+    python benchmarks/generative_mnist.py --quick            # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import date
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import _cells as cells  # noqa: E402
+import _data  # noqa: E402
+
+from genoise.generative.metrics import sample_quality  # noqa: E402
+from genoise.latent.vae import VAE  # noqa: E402
+from genoise.recipes.generative import (  # noqa: E402
+    ROW_TITLES,
+    draw_samples,
+    load_model,
+    reference_scores,
+    score_table,
+)
+from genoise.train.checkpoint import load_checkpoint  # noqa: E402
+from genoise.train.run_folder import read_run_config  # noqa: E402
+
+GAN_ROWS = {"ebgan": ("ebgan-mnist", {}), "ebgan_pt": ("ebgan-mnist", {"pt_weight": 0.1}),
+            "wgan_gp": ("wgan-gp-mnist", {}), "dcgan": ("dcgan-mnist", {})}
+CONTRASTIVE = ("ebgan", "ebgan_pt", "wgan_gp", "dcgan", "mcmc_ebm")
+COVERAGE_ROWS, COVERAGE_POINTS, CPU_LIMIT = ("ebgan", "wgan_gp"), 3.0, 20.0
+VAE_CONFIG = {"latent_dim": 16, "hidden": [512, 256], "kl_weight": 1.0, "batch_size": 128, "lr": 0.001}
+
+
+def vae_samples(out: Path, name: str, overrides: dict, n: int) -> tuple[torch.Tensor, float]:
+    """Train (or reuse) a ``vae-mnist`` cell; n decoder means Dec(z), z ~ N(0, I), as
+    (n, 1, 28, 28), and its CPU-minutes."""
+    _, seconds = cells.run_cell(out, "vae-mnist", name, overrides, "summary.json")
+    config, _ = read_run_config(out / name)
+    vae = VAE(784, int(config["latent_dim"]), list(config["hidden"]), kl_weight=float(config["kl_weight"]))
+    vae.load_state_dict(load_checkpoint(out / name / "last.pt")["model"])
+    samples = vae.eval().sample(n, torch.Generator().manual_seed(0)).reshape(n, 1, 28, 28)
+    return samples, seconds / 60
+
+
+def sample_figure(samples: dict[str, torch.Tensor], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from genoise.latent.figures import image_grid
+
+    fig, axes = plt.subplots(1, len(samples), figsize=(2.6 * len(samples), 2.9))
+    for ax, (name, images) in zip(axes, samples.items(), strict=True):
+        ax.imshow(image_grid(images[:36], 6), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(ROW_TITLES.get(name, name), fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+def goal_lines(scores: dict[str, dict]) -> tuple[list[str], dict[str, bool]]:
+    vae = scores["vae"]["frechet"]
+    beat = {r: scores[r]["frechet"] < vae for r in CONTRASTIVE}
+    cover = {r: scores[r]["classes_covered"] == 10 and scores[r]["max_class_deviation"] <= COVERAGE_POINTS
+             for r in COVERAGE_ROWS}
+    cheap = {r: scores[r]["cpu_minutes"] <= CPU_LIMIT for r in CONTRASTIVE}
+    goals = {"beat_vae": all(beat.values()), "coverage": all(cover.values()), "cpu": all(cheap.values())}
+    mark = {True: "met", False: "**not met**"}
+    return [
+        f"- Every contrastive row beats the VAE's Fréchet distance ({vae:.2f}): {mark[goals['beat_vae']]} "
+        "(" + ", ".join(f"{r} {scores[r]['frechet']:.2f}" for r in CONTRASTIVE) + ").",
+        f"- Beside it, the shipped `vae-mnist` (2-D latent) has {scores['vae_recipe']['frechet']:.2f}: "
+        f"{sum(scores[r]['frechet'] < scores['vae_recipe']['frechet'] for r in CONTRASTIVE)} of "
+        f"{len(CONTRASTIVE)} contrastive rows beat that.",
+        f"- EBGAN and WGAN-GP cover all ten classes within ±{COVERAGE_POINTS:g} points: "
+        f"{mark[goals['coverage']]} ("
+        + ", ".join(f"{r}: {scores[r]['classes_covered']} classes, max deviation "
+                    f"{scores[r]['max_class_deviation']:.1f}" for r in COVERAGE_ROWS) + ").",
+        f"- Each row trains in ≤ {CPU_LIMIT:g} CPU-minutes: {mark[goals['cpu']]} ("
+        + ", ".join(f"{r} {scores[r]['cpu_minutes']:.1f}" for r in CONTRASTIVE) + ").",
+    ], goals
+
+
+def train_cells(out: Path, args: argparse.Namespace, data: dict) -> dict:
+    """Train (or reuse) every GAN cell of every budget and the EBM cell; their folder names."""
+    common = {**data, "samples": args.samples}
+    names: dict = {"mcmc_ebm": f"mcmc_ebm-{args.ebm_steps}"}
+    for steps in args.steps:
+        for row, (recipe, overrides) in GAN_ROWS.items():
+            names[(row, steps)] = f"{row}-{steps}"
+            cells.run_cell(out, recipe, names[(row, steps)], {**common, **overrides, "steps": steps},
+                           "evaluation.json")
+    cells.run_cell(out, "mcmc-ebm-mnist", names["mcmc_ebm"], {**common, "steps": args.ebm_steps},
+                   "evaluation.json")
+    return names
+
+
+def cell(out: Path, row: str, name: str, shape: tuple[int, ...]) -> tuple[dict, torch.Tensor]:
+    """A finished cell's scores (from its ``evaluation.json``) and 36 of its samples."""
+    record = json.loads((out / name / "evaluation.json").read_text())
+    config, _ = read_run_config(out / name)
+    model, sampler = load_model(out / name, config, tuple(shape))
+    return record["rows"][row], draw_samples(model, sampler, config, 36, 0)
+
+
+def setting(args: argparse.Namespace) -> str:
+    return ("GAN rows: the same generator (DCGAN layout, z ∈ ℝ⁶⁴, width 16), batch 64, Adam 2e-4. EBGAN: "
+            "convolutional auto-encoder discriminator (code 32), energy = per-pixel mean squared "
+            "reconstruction error, margin 0.1 (pulling-away weight 0.1 in its second row); WGAN-GP: λ = 10, "
+            "5 critic updates per generator update, Adam β = (0, 0.9); DCGAN: non-saturating. EBM: the "
+            f"same 16-wide convolutional network as the energy, {args.ebm_steps} updates, 30 Langevin steps "
+            f"per negative, replay buffer of 5,000. VAE: MLP 784-512-256-16, {args.vae_epochs} epochs; "
+            "'VAE, recipe defaults': `genoise train vae-mnist` as shipped (2-D latent, 10 epochs). "
+            f"Scores: {args.samples} samples per row against the 10,000 MNIST test images, in the 84-D F6 "
+            "features of a LeNet-5 trained 2 epochs on the training set (the same network for every row); "
+            "'test images' scores held-out test images against the other half of the test set (the floor). "
+            "CPU-min: training only, one thread.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, nargs="+", default=[3000],
+                        help="generator updates of every GAN row; several budgets give one table each")
+    parser.add_argument("--ebm-steps", type=int, default=1500, help="energy updates of the MCMC EBM")
+    parser.add_argument("--vae-epochs", type=int, default=20)
+    parser.add_argument("--samples", type=int, default=5000, help="images generated and scored per row")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--out", default="benchmarks/results/generative_mnist")
+    parser.add_argument("--quick", action="store_true", help="tiny budgets: the pipeline, not the numbers")
+    args = parser.parse_args(argv)
+    command = "python benchmarks/generative_mnist.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.quick:
+        args.steps, args.ebm_steps, args.vae_epochs, args.samples = [20], 10, 1, 200
+    folder = _data.data_dir(args.data_dir)
+    data = {"dataset": "mnist", "data_dir": str(folder) if folder else None}
+    out = Path(args.out + ("_quick" if args.quick else ""))
+    out.mkdir(parents=True, exist_ok=True)
+    names = train_cells(out, args, data)
+    config, _ = read_run_config(out / names["mcmc_ebm"])
+    classifier, stats, train_images, floor = reference_scores(config, data["data_dir"], args.samples)
+    shared = {"mcmc_ebm": cell(out, "mcmc_ebm", names["mcmc_ebm"], train_images.shape[1:])}
+    vaes = {"vae": ("vae", {**VAE_CONFIG, **data, "epochs": args.vae_epochs}),
+            "vae_recipe": ("vae_recipe", {**data})}  # the vae-mnist recipe's defaults
+    for row, (name, overrides) in vaes.items():
+        images, minutes = vae_samples(out, name, overrides, args.samples)
+        shared[row] = ({**sample_quality(images, classifier, stats, train_images), "cpu_minutes": minutes},
+                       images[:36])
+    records = ROOT / "benchmarks" / "records"
+    stem = "generative_mnist" + ("_quick" if args.quick else "")
+    lines = [f"# Image generation on MNIST: GANs as energy-based models ({date.today().isoformat()})", "",
+             f"Command: `{command}`", "", setting(args), ""]
+    rows, met = [], {}
+    for steps in args.steps:
+        pairs = {row: cell(out, row, names[(row, steps)], train_images.shape[1:]) for row in GAN_ROWS}
+        pairs.update(shared)
+        scores = {row: score for row, (score, _) in pairs.items()}
+        scores["test_images"] = {**floor, "cpu_minutes": None}
+        goals, met[steps] = goal_lines(scores)
+        figure = f"{stem}.png" if steps == args.steps[-1] else f"{stem}_{steps}.png"
+        sample_figure({row: images for row, (_, images) in pairs.items()}, records / figure)
+        lines += [f"## {steps} generator updates per GAN row", "", score_table(scores), "", "Goals:", "",
+                  *goals, "", f"![samples]({figure})", ""]
+        rows += [{"row": row, "steps": steps if row in GAN_ROWS else None, **s} for row, s in scores.items()]
+    text = "\n".join(lines)
+    print(text)
+    (records / f"{stem}.md").write_text(text)
+    (records / f"{stem}.json").write_text(json.dumps(
+        {"command": command, "date": date.today().isoformat(), "goals": {str(k): v for k, v in met.items()},
+         "steps": args.steps,
+         "ebm_steps": args.ebm_steps, "samples": args.samples, "rows": rows}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    raise SystemExit(main())

@@ -1,0 +1,94 @@
+"""`genoise train ebgan-mnist` (and the other generative recipes) and `genoise eval
+generative`: tiny runs end to end and the one-line errors (the bit-for-bit resume is in
+tests/recipes/test_resume_generative.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from genoise.cli import main
+
+TINY = ["dataset=digits", "width=4", "latent_dim=4", "code=4", "steps=3", "batch_size=8", "samples=30"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    import os
+
+    root = tmp_path_factory.mktemp("generative")
+    old = os.environ.get("GENOISE_CACHE")
+    os.environ["GENOISE_CACHE"] = str(root / "cache")
+    try:
+        for recipe in ("ebgan-mnist", "mcmc-ebm-mnist"):
+            extra = ["pt_weight=0.1"] if recipe == "ebgan-mnist" else ["mcmc_steps=2", "buffer_size=16"]
+            args = ["train", recipe, *TINY, *extra, "--runs-dir", str(root), "--name", recipe,
+                    "--no-progress"]
+            assert main(args) == 0
+        yield root
+    finally:
+        if old is None:
+            os.environ.pop("GENOISE_CACHE", None)
+        else:
+            os.environ["GENOISE_CACHE"] = old
+
+
+@pytest.mark.parametrize(("recipe", "row"), [("ebgan-mnist", "ebgan_pt"), ("mcmc-ebm-mnist", "mcmc_ebm")])
+def test_training_writes_the_model_the_scores_and_the_samples(runs, recipe, row):
+    run_dir = runs / recipe
+    for name in ("model/last.pt", "evaluation.md", "evaluation.json", "samples.png", "summary.json"):
+        assert (run_dir / name).is_file(), name
+    record = json.loads((run_dir / "evaluation.json").read_text())
+    assert set(record["rows"]) == {row, "test_images"} and record["samples"] == 30
+    scores = record["rows"][row]
+    assert scores["cpu_minutes"] > 0 and len(scores["class_histogram"]) == 10
+    # three updates of a 4-channel generator are far from the data; the test images are not
+    assert scores["frechet"] > record["rows"]["test_images"]["frechet"]
+    assert "Fréchet" in (run_dir / "evaluation.md").read_text()
+
+
+def test_eval_generative_reloads_the_run(runs, capsys):
+    assert main(["eval", "generative", str(runs / "ebgan-mnist"), "samples=12", "seed=3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"scores", "floor"} and out["scores"]["cpu_minutes"] is None
+    assert json.loads((runs / "ebgan-mnist" / "evaluation.json").read_text())["samples"] == 12
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    ("colour=red", "unknown option"), ("samples=2", "samples=2 must be an integer >= 10")])
+def test_eval_generative_refuses_bad_options(runs, option, message, capsys):
+    assert main(["eval", "generative", str(runs / "ebgan-mnist"), option]) != 0
+    assert message in capsys.readouterr().err
+
+
+def test_eval_of_a_folder_without_a_model_is_one_line(tmp_path, capsys):
+    (tmp_path / "config.yaml").write_text("kind: dcgan\ndataset: digits\nseed: 0\nwidth: 4\nlatent_dim: 4\n"
+                                          "code: 4\n")
+    assert main(["eval", "generative", str(tmp_path)]) != 0
+    assert "no trained model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("override", "message"), [("margin=0", "margin"), ("kind=vae", "kind"),
+                                                    ("pt_weight=-1", "pt_weight")])
+def test_bad_config_values_are_refused_before_anything_is_written(tmp_path, override, message, capsys):
+    args = ["train", "ebgan-mnist", *TINY, override, "--runs-dir", str(tmp_path), "--name", "bad"]
+    assert main(args) != 0
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
+def test_pulling_away_with_another_gan_is_refused(tmp_path, capsys):
+    args = ["train", "dcgan-mnist", *TINY, "pt_weight=0.1", "--runs-dir", str(tmp_path), "--name", "bad"]
+    assert main(args) != 0
+    assert "pt_weight is EBGAN's pulling-away term" in capsys.readouterr().err
+
+
+def test_demo_panel_draws_the_three_energies_and_scores_the_samples(tmp_path):
+    from genoise.recipes.generative import toy_panel
+    from genoise.train.run import Run
+
+    text = toy_panel(Run(tmp_path / "demo", progress=False), steps=20)
+    assert (tmp_path / "demo" / "gan_energies.png").is_file()
+    assert "![GAN energies](gan_energies.png)" in text
+    assert all(name in text for name in ("EBGAN", "WGAN-GP", "DCGAN"))
