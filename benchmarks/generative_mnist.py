@@ -16,7 +16,7 @@ Every cell is a ``genoise train`` run folder under ``--out`` (reused when it fin
 Writes ``benchmarks/records/generative_mnist.{md,json,png}``.
 
     python benchmarks/generative_mnist.py                    # the default budget
-    python benchmarks/generative_mnist.py --steps 12000      # longer GAN training
+    python benchmarks/generative_mnist.py --steps 3000 4500 --matched   # the recorded tables
     python benchmarks/generative_mnist.py --quick            # a smoke run
 """
 
@@ -52,6 +52,8 @@ GAN_ROWS = {"ebgan": ("ebgan-mnist", {}), "ebgan_pt": ("ebgan-mnist", {"pt_weigh
             "wgan_gp": ("wgan-gp-mnist", {}), "dcgan": ("dcgan-mnist", {})}
 CONTRASTIVE = ("ebgan", "ebgan_pt", "wgan_gp", "dcgan", "mcmc_ebm")
 COVERAGE_ROWS, COVERAGE_POINTS, CPU_LIMIT = ("ebgan", "wgan_gp"), 3.0, 20.0
+# generator updates that cost about the same CPU time (≈ 13–20 minutes here) in every GAN row
+MATCHED = {"ebgan": 10000, "ebgan_pt": 10000, "wgan_gp": 4500, "dcgan": 12000}
 VAE_CONFIG = {"latent_dim": 16, "hidden": [512, 256], "kl_weight": 1.0, "batch_size": 128, "lr": 0.001}
 
 
@@ -107,12 +109,26 @@ def goal_lines(scores: dict[str, dict]) -> tuple[list[str], dict[str, bool]]:
     ], goals
 
 
+def budgets(args: argparse.Namespace) -> list[dict[str, int]]:
+    """Generator updates per GAN row: one table per ``--steps`` value (the same for every row),
+    and with ``--matched`` one at about equal CPU time."""
+    return [dict.fromkeys(GAN_ROWS, steps) for steps in args.steps] + ([MATCHED] if args.matched else [])
+
+
+def budget_title(budget: dict[str, int]) -> str:
+    if budget is MATCHED:
+        each = ", ".join(f"{ROW_TITLES[row]} {steps:,}" for row, steps in budget.items())
+        return f"About equal CPU time per GAN row (generator updates: {each})"
+    return f"{budget['ebgan']:,} generator updates per GAN row"
+
+
 def train_cells(out: Path, args: argparse.Namespace, data: dict) -> dict:
     """Train (or reuse) every GAN cell of every budget and the EBM cell; their folder names."""
     common = {**data, "samples": args.samples}
     names: dict = {"mcmc_ebm": f"mcmc_ebm-{args.ebm_steps}"}
-    for steps in args.steps:
+    for budget in budgets(args):
         for row, (recipe, overrides) in GAN_ROWS.items():
+            steps = budget[row]
             names[(row, steps)] = f"{row}-{steps}"
             cells.run_cell(out, recipe, names[(row, steps)], {**common, **overrides, "steps": steps},
                            "evaluation.json")
@@ -148,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, nargs="+", default=[3000],
                         help="generator updates of every GAN row; several budgets give one table each")
+    parser.add_argument("--matched", action="store_true",
+                        help="also a table at about equal CPU time per GAN row (MATCHED updates)")
     parser.add_argument("--ebm-steps", type=int, default=1500, help="energy updates of the MCMC EBM")
     parser.add_argument("--vae-epochs", type=int, default=20)
     parser.add_argument("--samples", type=int, default=5000, help="images generated and scored per row")
@@ -157,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = "python benchmarks/generative_mnist.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.quick:
-        args.steps, args.ebm_steps, args.vae_epochs, args.samples = [20], 10, 1, 200
+        args.steps, args.ebm_steps, args.vae_epochs, args.samples, args.matched = [20, 30], 10, 1, 200, False
     folder = _data.data_dir(args.data_dir)
     data = {"dataset": "mnist", "data_dir": str(folder) if folder else None}
     out = Path(args.out + ("_quick" if args.quick else ""))
@@ -167,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     classifier, stats, train_images, floor = reference_scores(config, data["data_dir"], args.samples)
     shared = {"mcmc_ebm": cell(out, "mcmc_ebm", names["mcmc_ebm"], train_images.shape[1:])}
     vaes = {"vae": ("vae", {**VAE_CONFIG, **data, "epochs": args.vae_epochs}),
-            "vae_recipe": ("vae_recipe", {**data})}  # the vae-mnist recipe's defaults
+            "vae_recipe": ("vae_recipe", {**data, **({"epochs": 1} if args.quick else {})})}  # as shipped
     for row, (name, overrides) in vaes.items():
         images, minutes = vae_samples(out, name, overrides, args.samples)
         shared[row] = ({**sample_quality(images, classifier, stats, train_images), "cpu_minutes": minutes},
@@ -177,22 +195,23 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"# Image generation on MNIST: GANs as energy-based models ({date.today().isoformat()})", "",
              f"Command: `{command}`", "", setting(args), ""]
     rows, met = [], {}
-    for steps in args.steps:
-        pairs = {row: cell(out, row, names[(row, steps)], train_images.shape[1:]) for row in GAN_ROWS}
+    for index, budget in enumerate(budgets(args)):
+        pairs = {row: cell(out, row, names[(row, budget[row])], train_images.shape[1:]) for row in GAN_ROWS}
         pairs.update(shared)
         scores = {row: score for row, (score, _) in pairs.items()}
         scores["test_images"] = {**floor, "cpu_minutes": None}
-        goals, met[steps] = goal_lines(scores)
-        figure = f"{stem}.png" if steps == args.steps[-1] else f"{stem}_{steps}.png"
+        name = "matched" if budget is MATCHED else str(budget["ebgan"])
+        goals, met[name] = goal_lines(scores)
+        figure = f"{stem}.png" if index == 0 else f"{stem}_{name}.png"
         sample_figure({row: images for row, (_, images) in pairs.items()}, records / figure)
-        lines += [f"## {steps} generator updates per GAN row", "", score_table(scores), "", "Goals:", "",
-                  *goals, "", f"![samples]({figure})", ""]
-        rows += [{"row": row, "steps": steps if row in GAN_ROWS else None, **s} for row, s in scores.items()]
+        lines += [f"## {budget_title(budget)}", "", score_table(scores), "", "Goals:", "", *goals, "",
+                  f"![samples]({figure})", ""]
+        rows += [{"row": row, "budget": name, "steps": budget.get(row), **s} for row, s in scores.items()]
     text = "\n".join(lines)
     print(text)
     (records / f"{stem}.md").write_text(text)
     (records / f"{stem}.json").write_text(json.dumps(
-        {"command": command, "date": date.today().isoformat(), "goals": {str(k): v for k, v in met.items()},
+        {"command": command, "date": date.today().isoformat(), "goals": met,
          "steps": args.steps,
          "ebm_steps": args.ebm_steps, "samples": args.samples, "rows": rows}, indent=1) + "\n")
     return 0
