@@ -212,7 +212,7 @@ def train_toy_gan(kind: str, toy: str = "two_moons", steps: int = 1500, seed: in
     generator = MLPGenerator(latent_dim=2, out_dim=2, hidden=(64, 64))
     energy = mlp_autoencoder_energy(2, (64, 64), code=8) if kind == "ebgan" else mlp_critic(2, (64, 64, 64))
     loss = {"ebgan": GANLoss("ebgan", margin=0.5), "dcgan": GANLoss("dcgan"),
-            "wgan_gp": GANLoss("wgan_gp", gp_weight=1.0, critic_steps=5)}[kind]
+            "wgan_gp": GANLoss("wgan_gp", gp_weight=1.0, critic_steps=3)}[kind]
     betas = (0.0, 0.9) if kind == "wgan_gp" else (0.5, 0.999)
     train_gan(generator, energy, points, steps, loss=loss, batch_size=128, lr=1e-3, betas=betas, seed=seed,
               run=run, progress=False, checkpoint_every=None, log_every=max(steps // 5, 1))
@@ -251,7 +251,7 @@ def toy_gan_figure(panels: dict[str, tuple[nn.Module, nn.Module, Tensor]], lim: 
 
 def demo(run: Run, full: bool) -> str:
     """2-D panel: EBGAN, WGAN-GP and DCGAN discriminators read as energies on two moons."""
-    return toy_panel(run, 3000 if full else 300)
+    return toy_panel(run, 3000 if full else 250)
 
 
 def toy_panel(run: Run, steps: int) -> str:
