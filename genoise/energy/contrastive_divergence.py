@@ -31,9 +31,9 @@ from torch import Tensor
 
 from genoise._checks import check_choice, check_finite, check_int, check_ndim, check_positive, has_nan
 from genoise.energy.base import Energy, check_answers, check_energy_output
-from genoise.energy.hmc import _energy_fn, hmc_sample
-from genoise.energy.minimize import EnergyFn, Projection, langevin_sample
-from genoise.energy.samplers import ReplayBuffer
+from genoise.energy.hmc import hmc_sample
+from genoise.energy.minimize import EnergyFn, Projection, draw_noise, langevin_sample
+from genoise.energy.samplers import ReplayBuffer, as_energy_fn
 
 __all__ = ["ContrastiveDivergence", "contrastive_divergence_loss", "gibbs_binary_sample"]
 
@@ -105,7 +105,7 @@ def gibbs_binary_sample(fn: Energy | EnergyFn, init: Tensor, *, sweeps: int = 1,
     check_int("sweeps", sweeps, min=0)
     check_answers("init", init)
     _check_binary("init", init)
-    fn = _energy_fn(fn)
+    fn = as_energy_fn(fn)
     y = init.detach().clone()
     batch = y.shape[0]
     flat = y.view(batch, -1)  # the sites; writes go through to y
@@ -121,8 +121,7 @@ def gibbs_binary_sample(fn: Energy | EnergyFn, init: Tensor, *, sweeps: int = 1,
                 if has_nan(prob_one):
                     raise ValueError(f"the conditional of site {site} is undefined: fn returned NaN, "
                                      "or +inf for both of its values")
-                uniform = torch.rand(batch, generator=generator, dtype=prob_one.dtype,
-                                     device=prob_one.device)
+                uniform = draw_noise((batch,), prob_one, generator, "uniform")
                 flat[:, site] = (uniform < prob_one).to(flat.dtype)
     return y
 
@@ -210,7 +209,7 @@ class ContrastiveDivergence:
             check_finite("y", y)
 
     def _run_chains(self, start: Tensor) -> Tensor:
-        fn = _energy_fn(self.energy)
+        fn = as_energy_fn(self.energy)
         if self.sampler == "gibbs":
             return gibbs_binary_sample(fn, start, sweeps=self.k, generator=self.generator)
         if self.sampler == "hmc":
@@ -245,7 +244,7 @@ class ContrastiveDivergence:
         (B, *shape), with gradient to the energy's parameters, and the detached mean energies
         of the data and of the samples."""
         samples = self.negatives(y)
-        fn = _energy_fn(self.energy)
+        fn = as_energy_fn(self.energy)
         energy_data = check_energy_output("energy", fn(y), y.shape[0], y=y)
         energy_samples = check_energy_output("energy", fn(samples), samples.shape[0], y=samples)
         return {"loss": contrastive_divergence_loss(energy_data, energy_samples),

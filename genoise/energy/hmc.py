@@ -35,8 +35,8 @@ from torch import Tensor
 
 from genoise._checks import check_finite, check_int, check_positive, has_nan
 from genoise.energy.base import Energy, check_answers, check_energy_output
-from genoise.energy.minimize import EnergyFn, Projection
-from genoise.energy.samplers import ReplayBuffer
+from genoise.energy.minimize import EnergyFn, Projection, draw_noise
+from genoise.energy.samplers import ReplayBuffer, as_energy_fn
 
 __all__ = ["DualAveraging", "HMCResult", "PersistentHMCSampler", "hmc_sample"]
 
@@ -116,13 +116,6 @@ class DualAveraging:
         self.count = int(state["count"])
 
 
-def _energy_fn(fn: Energy | EnergyFn) -> EnergyFn:
-    """An unconditional :class:`Energy` is sampled through its free energy F(y)."""
-    if isinstance(fn, Energy):
-        return lambda y: fn.free_energy(y)
-    return fn
-
-
 def _potential_and_grad(fn: EnergyFn, y: Tensor, beta: float) -> tuple[Tensor, Tensor]:
     """U(y) = β fn(y) (B,) and ∇U(y) (B, *shape), both detached."""
     with torch.enable_grad():
@@ -144,7 +137,7 @@ def _hmc_step(fn: EnergyFn, y: Tensor, potential: Tensor, grad: Tensor, *, step_
               leapfrog_steps: int, beta: float, generator: torch.Generator | None,
               projection: Projection | None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """One HMC iteration for all chains; returns (y, U(y), ∇U(y), acceptance probability (B,))."""
-    momentum = torch.randn(y.shape, generator=generator, dtype=y.dtype, device=y.device)
+    momentum = draw_noise(tuple(y.shape), y, generator)
     start_h = potential + _kinetic(momentum)
     q, p, q_grad = y, momentum - 0.5 * step_size * grad, grad
     for i in range(leapfrog_steps):
@@ -157,9 +150,7 @@ def _hmc_step(fn: EnergyFn, y: Tensor, potential: Tensor, grad: Tensor, *, step_
     # exp(min(0, H − H')): 1 from an infinite start, 0 (rejected) for a non-finite proposal
     accept_prob = torch.where(torch.isfinite(end_h), (start_h - end_h).clamp(max=0).exp(),
                               torch.zeros_like(end_h))
-    uniform = torch.rand(accept_prob.shape, generator=generator, dtype=accept_prob.dtype,
-                         device=accept_prob.device)
-    accept = uniform < accept_prob
+    accept = draw_noise(tuple(accept_prob.shape), accept_prob, generator, "uniform") < accept_prob
     rows = accept.view(-1, *[1] * (y.ndim - 1))
     return (torch.where(rows, q, y), torch.where(accept, q_potential, potential),
             torch.where(rows, q_grad, grad), accept_prob)
@@ -261,7 +252,7 @@ def hmc_sample(fn: Energy | EnergyFn, init: Tensor, *, steps: int = 10, leapfrog
     _check_hmc_arguments(init, steps, leapfrog_steps, step_size, beta, target_accept)
     adapt_steps = check_int("adapt_steps", adapt_steps, min=0, max=steps)
     adaptation = DualAveraging(step_size, target_accept) if adapt_steps else None
-    return _run_chains(_energy_fn(fn), init, steps=steps, leapfrog_steps=leapfrog_steps,
+    return _run_chains(as_energy_fn(fn), init, steps=steps, leapfrog_steps=leapfrog_steps,
                        step_size=float(step_size), beta=float(beta), generator=generator,
                        projection=projection, adaptation=adaptation, adapt_steps=adapt_steps)
 
@@ -345,7 +336,7 @@ class PersistentHMCSampler:
         start, index = self.buffer.sample(batch_size)
         _check_init("buffer samples", start)
         result = _run_chains(
-            _energy_fn(self.energy), start, steps=self.steps, leapfrog_steps=self.leapfrog_steps,
+            as_energy_fn(self.energy), start, steps=self.steps, leapfrog_steps=self.leapfrog_steps,
             step_size=self._step_size, beta=self.beta, generator=self.buffer.generator,
             projection=self.projection, adaptation=self.adaptation,
             adapt_steps=self.steps if self.adaptation is not None else 0)

@@ -25,6 +25,22 @@ EnergyFn = Callable[[Tensor], Tensor]
 Projection = Callable[[Tensor], Tensor]
 
 
+def draw_noise(shape: tuple[int, ...], like: Tensor, generator: torch.Generator | None,
+               kind: str = "gaussian") -> Tensor:
+    """Noise of ``shape`` with the dtype and device of ``like``: standard Gaussian,
+    uniform on [0, 1) or Rademacher (±1). Drawn on the generator's device and then moved, so a
+    CPU generator drives chains that live on a GPU (the same numbers as on the CPU)."""
+    device = like.device if generator is None else generator.device
+    if kind == "gaussian":
+        noise = torch.randn(shape, generator=generator, dtype=like.dtype, device=device)
+    elif kind == "uniform":
+        noise = torch.rand(shape, generator=generator, dtype=like.dtype, device=device)
+    else:
+        bits = torch.randint(0, 2, shape, generator=generator, device=device)
+        noise = bits.to(like.dtype).mul_(2).sub_(1)
+    return noise.to(like.device)
+
+
 def gradient_minimize(fn: EnergyFn, init: Tensor, *, steps: int = 100, lr: float = 0.1,
                       optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
                       projection: Projection | None = None, keep_best: bool = False,
@@ -97,8 +113,7 @@ def langevin_sample(fn: EnergyFn, init: Tensor, *, steps: int = 60, step_size: f
             (grad,) = torch.autograd.grad(fn(variable).sum(), variable)
             if grad_clip is not None:
                 grad = grad.clamp(-grad_clip, grad_clip)
-            noise = torch.randn(variable.shape, generator=generator, dtype=variable.dtype,
-                                device=variable.device)
+            noise = draw_noise(tuple(variable.shape), variable, generator)
             variable = (variable.detach() - 0.5 * step_size * beta * grad + sigma * noise)
             if projection is not None:
                 variable = projection(variable)

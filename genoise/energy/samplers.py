@@ -21,6 +21,7 @@ from torch import Tensor
 from genoise._checks import check_finite, check_positive
 from genoise.energy.base import Energy
 from genoise.energy.infer import Projection, langevin_sample
+from genoise.energy.minimize import EnergyFn, draw_noise
 
 InitFn = Callable[[int, torch.Generator | None], Tensor]
 
@@ -35,6 +36,14 @@ def uniform_init(*shape: int, low: float = -1.0, high: float = 1.0,
         return low + (high - low) * torch.rand((n, *shape), generator=generator, dtype=dtype)
 
     return init
+
+
+def as_energy_fn(energy: Energy | EnergyFn) -> EnergyFn:
+    """The function a sampler runs on: an unconditional :class:`Energy` through its free
+    energy F(y), any other callable ``fn(y) -> (B,)`` as it is."""
+    if isinstance(energy, Energy):
+        return lambda y: energy.free_energy(y)
+    return energy
 
 
 class ReplayBuffer:
@@ -81,18 +90,24 @@ class ReplayBuffer:
         Returns the starting points (B, *shape) — each re-initialised from ``init`` with
         probability ``reinit_fraction`` — and their buffer indices (B,) for :meth:`update`.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-        if batch_size <= self.capacity:
-            index = torch.randperm(self.capacity, generator=self.generator)[:batch_size]
-        else:
-            index = torch.randint(self.capacity, (batch_size,), generator=self.generator)
-        batch = self.samples[index.to(self.samples.device)].clone()
+        batch, index = self.draw(batch_size, self.generator)
         reinit = torch.rand(batch_size, generator=self.generator) < self.reinit_fraction
         count = int(reinit.sum())
         if count:
             batch[reinit.to(batch.device)] = self._fresh(count).to(batch)
         return batch, index
+
+    def draw(self, batch_size: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """``batch_size`` distinct stored samples (with replacement if larger than N), copied, and
+        their indices — no re-initialisation (what :meth:`sample` starts from; evaluation
+        continues stored chains with it, drawing with its own ``generator``)."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        if batch_size <= self.capacity:
+            index = torch.randperm(self.capacity, generator=generator)[:batch_size]
+        else:
+            index = torch.randint(self.capacity, (batch_size,), generator=generator)
+        return self.samples[index.to(self.samples.device)].clone(), index
 
     def update(self, index: Tensor, samples: Tensor) -> None:
         """Write ``samples`` (B, *shape) back at buffer positions ``index`` (B,)."""
@@ -162,16 +177,11 @@ class PersistentLangevinSampler:
         self.langevin_kwargs = {"step_size": step_size, "noise_std": noise_std, "beta": beta,
                                 "projection": projection, "grad_clip": grad_clip}
 
-    def _fn(self, y: Tensor) -> Tensor:
-        if isinstance(self.energy, Energy):
-            return self.energy.free_energy(y)
-        return self.energy(y)
-
     def sample(self, batch_size: int) -> Tensor:
         """Draw, run the chains, write back; returns samples (B, *shape), detached."""
         start, index = self.buffer.sample(batch_size)
-        samples = langevin_sample(self._fn, start, steps=self.steps, generator=self.buffer.generator,
-                                  **self.langevin_kwargs)
+        samples = langevin_sample(as_energy_fn(self.energy), start, steps=self.steps,
+                                  generator=self.buffer.generator, **self.langevin_kwargs)
         self.buffer.update(index, samples)
         return samples
 
@@ -188,8 +198,7 @@ def gaussian_corruption(y: Tensor, sigma: float, generator: torch.Generator | No
     score matching, Vincent 2011)."""
     check_positive("sigma", sigma, allow_zero=True)
     check_finite("y", y)
-    noise = torch.randn(y.shape, generator=generator, dtype=y.dtype, device=y.device)
-    return y + sigma * noise
+    return y + sigma * draw_noise(tuple(y.shape), y, generator)
 
 
 class MaskedCorruption(NamedTuple):

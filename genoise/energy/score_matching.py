@@ -27,7 +27,7 @@ from torch import Tensor
 from genoise._checks import check_choice, check_finite, check_int, check_positive
 from genoise.energy.base import check_energy_output
 from genoise.energy.losses import _REDUCTIONS, _reduce
-from genoise.energy.minimize import EnergyFn
+from genoise.energy.minimize import EnergyFn, draw_noise
 
 __all__ = ["denoising_score_matching_loss", "explicit_score_matching_loss", "ratio_matching_loss",
            "sliced_score_matching_loss"]
@@ -76,19 +76,6 @@ def _grad(outputs: Tensor, y: Tensor) -> Tensor:
 def _flat_dot(a: Tensor, b: Tensor) -> Tensor:
     """Per-sample inner product of (N, *shape) tensors: (N,)."""
     return (a * b).flatten(1).sum(1)
-
-
-def _draw(shape: tuple[int, ...], like: Tensor, generator: torch.Generator | None,
-          kind: str) -> Tensor:
-    """Standard Gaussian or Rademacher (±1) noise of ``shape`` with the dtype and device of
-    ``like``, drawn on the generator's device."""
-    device = like.device if generator is None else generator.device
-    if kind == "gaussian":
-        noise = torch.randn(shape, generator=generator, dtype=like.dtype, device=device)
-    else:
-        bits = torch.randint(0, 2, shape, generator=generator, device=device)
-        noise = bits.to(like.dtype).mul_(2).sub_(1)
-    return noise.to(like.device)
 
 
 # --------------------------------------------------------------------- continuous y
@@ -154,7 +141,7 @@ def _projections(y: Tensor, generator: torch.Generator | None, num_projections: 
     m·B + b belonging to sample b."""
     batch = y.shape[0]
     if directions is None:
-        return _draw((num_projections * batch, *y.shape[1:]), y, generator, projection)
+        return draw_noise((num_projections * batch, *y.shape[1:]), y, generator, projection)
     if not isinstance(directions, Tensor) or directions.shape[1:] != y.shape[1:] or directions.shape[0] < 1:
         got = tuple(directions.shape) if isinstance(directions, Tensor) else type(directions).__name__
         raise ValueError(f"directions must be (M, {', '.join(map(str, y.shape[1:]))}) with M >= 1 to "
@@ -251,7 +238,7 @@ def denoising_score_matching_loss(energy: EnergyFn, y: Tensor, sigma: float,
     _check_data(owner, y)
     sigma = check_positive("sigma", sigma)
     check_choice("reduction", reduction, _REDUCTIONS)
-    noise = _draw(tuple(y.shape), y, generator, "gaussian")
+    noise = draw_noise(tuple(y.shape), y, generator, "gaussian")
     with torch.enable_grad():
         y_tilde = _requires_grad(y + sigma * noise)
         grad = _grad(_energy(owner, energy, y_tilde), y_tilde)

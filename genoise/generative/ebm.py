@@ -24,7 +24,8 @@ from genoise._checks import check_int, check_positive
 from genoise.energy.base import Energy
 from genoise.energy.minimize import langevin_sample
 from genoise.energy.samplers import PersistentLangevinSampler, ReplayBuffer, uniform_init
-from genoise.train import NonFiniteLossError, Run, Trainer
+from genoise.generative.losses import check_finite_energies
+from genoise.train import Run, Trainer
 from genoise.train.checkpoint import ModelCard
 
 EBM_KIND = "generative-ebm"
@@ -77,10 +78,8 @@ class MCMCStep:
             raise ValueError(f"data samples {tuple(real.shape[1:])} do not match the sampler's "
                              f"{tuple(self.sampler.buffer.samples.shape[1:])}")
         fake = self.sampler.sample(real.shape[0]).to(real.device)
-        e_real, e_fake = energy(real), energy(fake)
-        if not bool(torch.isfinite(e_real).all() and torch.isfinite(e_fake).all()):
-            raise NonFiniteLossError(f"diverged: the energy is not finite at step {self.calls}; stopped "
-                                     "before the update (the last checkpoint is kept)")
+        e_real = check_finite_energies("energy of the data", energy(real), self.calls)
+        e_fake = check_finite_energies("energy of the negatives", energy(fake), self.calls)
         self.calls += 1
         gap = e_real.mean() - e_fake.mean()
         reg = self.alpha * (e_real.pow(2).mean() + e_fake.pow(2).mean())
@@ -99,6 +98,8 @@ def train_mcmc_ebm(energy: Energy, images: Tensor, steps: int, *, cfg: MCMCConfi
     check_int("steps", steps)
     shape = tuple(images.shape[1:]) if sample_shape is None else tuple(sample_shape)
     sampler = langevin_sampler(energy, shape, cfg, seed + 1)
+    device = run.device if run is not None else next(energy.parameters()).device
+    sampler.buffer.samples = sampler.buffer.samples.to(device)  # the chains run beside the energy
     extra: dict[str, Any] = {"sampler": sampler}
     if card is not None:
         extra["card"] = card
@@ -115,10 +116,8 @@ def sample_ebm(energy: Energy, sampler: PersistentLangevinSampler, n: int, cfg: 
                rng: torch.Generator | None = None) -> Tensor:
     """n samples: buffer chains continued for ``cfg.steps`` Langevin steps (no re-initialisation)."""
     check_int("n", n)
-    buffer = sampler.buffer
-    index = torch.randperm(buffer.capacity, generator=rng)[:n] if n <= buffer.capacity else \
-        torch.randint(buffer.capacity, (n,), generator=rng)
-    start = buffer.samples[index].to(next(energy.parameters()).device)
+    start, _ = sampler.buffer.draw(n, rng)
+    start = start.to(next(energy.parameters()).device)
     return langevin_sample(energy.free_energy, start, steps=cfg.steps, step_size=cfg.step_size,
                            noise_std=cfg.noise_std, grad_clip=cfg.grad_clip, generator=rng,
                            projection=lambda v: v.clamp(0.0, 1.0))

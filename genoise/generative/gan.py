@@ -17,9 +17,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from genoise._checks import check_choice, check_int, has_nan
+from genoise._checks import check_choice, check_int
 from genoise.energy.base import Energy
 from genoise.generative.losses import (
+    check_finite_energies,
     check_margin,
     check_weight,
     dcgan_discriminator_loss,
@@ -30,7 +31,7 @@ from genoise.generative.losses import (
     pulling_away_term,
     wgan_critic_loss,
 )
-from genoise.train import NonFiniteLossError, Run, Trainer
+from genoise.train import Run, Trainer
 from genoise.train.checkpoint import ModelCard
 
 KINDS = ("ebgan", "wgan_gp", "dcgan")
@@ -64,13 +65,6 @@ class GANLoss:
             raise ValueError(f"pt_weight is EBGAN's pulling-away term; kind={self.kind} has none")
 
 
-def _finite(name: str, energies: Tensor, step: int) -> Tensor:
-    if has_nan(energies) or not bool(torch.isfinite(energies).all()):
-        raise NonFiniteLossError(f"diverged: the discriminator's energy on {name} samples is not finite "
-                                 f"at step {step}; stopped before the update (the last checkpoint is kept)")
-    return energies
-
-
 class GANStep:
     """``step_fn`` of the Trainer: ``critic_steps`` discriminator updates, then the
     generator's loss (returned; the Trainer updates the generator)."""
@@ -81,7 +75,8 @@ class GANStep:
 
     def _discriminator_loss(self, real: Tensor, fake: Tensor, rng: torch.Generator) -> tuple[Tensor, dict]:
         d, loss = self.discriminator, self.loss
-        e_real, e_fake = _finite("real", d(real), self.calls), _finite("generated", d(fake), self.calls)
+        e_real = check_finite_energies("discriminator's energy on real samples", d(real), self.calls)
+        e_fake = check_finite_energies("discriminator's energy on generated samples", d(fake), self.calls)
         if loss.kind == "ebgan":
             value = ebgan_discriminator_loss(e_real, e_fake, loss.margin)
         elif loss.kind == "dcgan":
@@ -94,7 +89,7 @@ class GANStep:
         d, loss = self.discriminator, self.loss
         d.requires_grad_(False)
         try:
-            e_fake = _finite("generated", d(fake), self.calls)
+            e_fake = check_finite_energies("discriminator's energy on generated samples", d(fake), self.calls)
             if loss.kind == "dcgan":
                 return dcgan_generator_loss(e_fake)
             value = generator_energy_loss(e_fake)

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from genoise._checks import check_positive, has_nan
+from genoise.train import NonFiniteLossError
 
 
 def _check(name: str, energies: Tensor) -> Tensor:
@@ -29,6 +30,15 @@ def _check(name: str, energies: Tensor) -> Tensor:
     if has_nan(energies):
         raise ValueError(f"{name} contains {int(torch.isnan(energies).sum())} NaN value(s): "
                          "the discriminator's energy diverged")
+    return energies
+
+
+def check_finite_energies(what: str, energies: Tensor, step: int) -> Tensor:
+    """Stop a training step whose energies are NaN or infinite: ``NonFiniteLossError``
+    ("diverged"), raised before the update so the last checkpoint is the last good one."""
+    if not bool(torch.isfinite(energies).all()):
+        raise NonFiniteLossError(f"diverged: the {what} is not finite at step {step}; stopped before "
+                                 "the update (the last checkpoint is kept)")
     return energies
 
 

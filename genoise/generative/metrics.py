@@ -119,7 +119,8 @@ def nearest_distance(samples: Tensor, reference: Tensor, chunk: int = 10000) -> 
     a = samples.flatten(1).double()
     best = torch.full((a.shape[0],), float("inf"), dtype=torch.float64)
     a2 = a.pow(2).sum(1, keepdim=True)
-    for block in reference.flatten(1).double().split(chunk):
+    for block in reference.flatten(1).split(chunk):  # float64 one chunk at a time, not all M at once
+        block = block.double()
         d2 = a2 - 2 * a @ block.T + block.pow(2).sum(1)
         best = torch.minimum(best, d2.min(1).values)
     return best.clamp_min(0).sqrt()

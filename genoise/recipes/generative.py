@@ -159,11 +159,11 @@ def reference_scores(config: dict[str, Any], data_dir: Any, n: int) -> tuple[Any
     train_data = load_dataset(str(config["dataset"]), "train", data_dir=data_dir)
     test = load_dataset(str(config["dataset"]), "test", data_dir=data_dir)
     classifier = feature_classifier(train_data.images, train_data.labels)
-    stats = gaussian_stats(classify(classifier, test.images)[0])
+    features = classify(classifier, test.images)[0]
     half = test.images.shape[0] // 2
-    floor = sample_quality(test.images[half:half + n], classifier,
-                           gaussian_stats(classify(classifier, test.images[:half])[0]), train_data.images)
-    return classifier, stats, train_data.images, floor
+    floor = sample_quality(test.images[half:half + n], classifier, gaussian_stats(features[:half]),
+                           train_data.images)
+    return classifier, gaussian_stats(features), train_data.images, floor
 
 
 def evaluate(run_dir: str | Path, *, cpu_minutes: float | None = None, **options: Any) -> dict[str, Any]:
@@ -261,10 +261,10 @@ def toy_panel(run: Run, steps: int) -> str:
 
     panels = {kind: train_toy_gan(kind, steps=steps, run=run.subrun(f"toy-{kind}"))
               for kind in ("ebgan", "wgan_gp", "dcgan")}
-    run.save_figure(toy_gan_figure(panels, toy_limits("two_moons")), "gan_energies.png")
+    lim = toy_limits("two_moons")
+    run.save_figure(toy_gan_figure(panels, lim), "gan_energies.png")
     lines = ["| GAN | mean distance of G(z) to the nearest data point | of uniform points |",
              "|---|---:|---:|"]
-    lim = toy_limits("two_moons")
     uniform = (torch.rand(1000, 2, generator=torch.Generator().manual_seed(2)) * 2 - 1) * lim
     for kind, (generator, _, points) in panels.items():
         fake = generate(generator, 1000, torch.Generator().manual_seed(1))

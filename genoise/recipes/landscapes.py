@@ -204,8 +204,9 @@ def _negatives(method: str, energy: ScalarEnergy, cfg: LandscapeConfig, lim: flo
     """The source of contrastive points of ``method`` (or None) and its Trainer extra state."""
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     clamp = lambda v: v.clamp(-lim, lim)  # noqa: E731
-    if method == "hinge":
+    if method in ("hinge", "hmc_pcd"):  # persistent chains, started uniformly on the square
         buffer = ReplayBuffer(10_000, uniform_init(2, low=-lim, high=lim), generator=gen)
+    if method == "hinge":
         sampler = PersistentLangevinSampler(energy, buffer, steps=cfg.langevin_steps,
                                             step_size=cfg.langevin_step_size, projection=clamp)
         return sampler, {"sampler": sampler}
@@ -214,7 +215,6 @@ def _negatives(method: str, energy: ScalarEnergy, cfg: LandscapeConfig, lim: flo
                                    step_size=cfg.langevin_step_size, generator=gen)
         return cd.negatives, {"sampler": cd}
     if method == "hmc_pcd":
-        buffer = ReplayBuffer(10_000, uniform_init(2, low=-lim, high=lim), generator=gen)
         sampler = PersistentHMCSampler(energy, buffer, steps=1, leapfrog_steps=cfg.hmc_leapfrog,
                                        step_size=cfg.langevin_step_size, projection=clamp)
         return lambda y: sampler.sample(y.shape[0]), {"sampler": sampler}
