@@ -61,6 +61,7 @@ DEMO_SECTIONS: dict[str, str] = {
     "two-rooms": "jepa",
     "video": "video",
     "generative": "generative",
+    "check-reader": "structured",
 }
 # `genoise eval KIND RUN_DIR`: kind -> (recipe module, preset options of its `evaluate`)
 EVALUATORS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -71,6 +72,7 @@ EVALUATORS: dict[str, tuple[str, dict[str, Any]]] = {
     "planning": ("jepa", {}),
     "video": ("video", {}),
     "generative": ("generative", {}),
+    "amounts": ("structured", {}),
 }
 
 COMMON_DEFAULTS: dict[str, Any] = {"seed": 0, "device": "auto", "data_dir": None}

@@ -1,0 +1,188 @@
+"""Check amounts read through graphs: isolated-character training vs global string-level
+training (LeCun, Bottou, Bengio & Haffner 1998, Section VI and X), and an SDNN with CTC.
+
+    python benchmarks/gtn_amounts.py                  # the table of issue 17 (a)
+    python benchmarks/gtn_amounts.py --quick          # small: a few CPU-minutes
+
+Each row is one ``genoise train gtn-amounts loss=ROW`` cell (run folders under
+``benchmarks/results/gtn_amounts``, reused when finished): ``isolated`` trains the LeNet-5
+recognition transformer on segments only; every graph loss starts from those weights
+(``init=``) and trains globally on strings; ``sdnn_ctc`` trains a sliding-window ConvNet
+with ``nn.CTCLoss``. All read the same fixed test amounts (MNIST test digits), by Viterbi
+without and with the check-amount grammar (``*_grammar`` rows). Columns: string accuracy,
+character error rate, accepted-and-correct at ≤ 1 % string error on the reject curve of the
+discriminative forward confidence log P(ŷ | x), and CPU minutes (the isolated stage is
+counted once, in its own row).
+
+Goals (issue 17): discriminative-forward training cuts the string error by ≥ 24 %
+relative to isolated training; ≥ 82 % accepted-and-correct at 1 % error; the whole table
+in ≤ 30 CPU-minutes. Writes ``benchmarks/records/gtn_amounts.{md,json,png}`` (the figure: a
+test amount read by the discriminative-forward reader, its segmentation graph, the path).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._cells import run_cell  # noqa: E402
+from benchmarks._data import HELP, data_dir  # noqa: E402
+from genoise.io import atomic_write_text  # noqa: E402
+from genoise.recipes.structured import score_table  # noqa: E402
+
+GLOBAL = ("viterbi", "discriminative_viterbi", "forward", "discriminative_forward")
+EXTRA = ("hinge", "log")
+
+
+def cell_overrides(args: argparse.Namespace) -> dict:
+    shared = {
+        "train_strings": args.train_strings,
+        "test_strings": args.test_strings,
+        "isolated_steps": args.isolated_steps,
+        "steps": args.steps,
+        "sdnn_steps": args.sdnn_steps,
+        "seed": args.seed,
+        "min_gap": args.min_gap,
+    }
+    if args.data_dir:
+        shared["data_dir"] = str(args.data_dir)
+    return shared
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="1,000 strings, short stages")
+    parser.add_argument("--train-strings", type=int, default=20000)
+    parser.add_argument("--test-strings", type=int, default=1000)
+    parser.add_argument("--isolated-steps", type=int, default=2500)
+    parser.add_argument("--steps", type=int, default=800, help="global-stage updates of every graph loss")
+    parser.add_argument("--sdnn-steps", type=int, default=4000)
+    parser.add_argument("--margin-losses", action="store_true", help="also the hinge and log rows")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--min-gap", type=int, default=-2, help="smallest gap between characters (px)")
+    parser.add_argument("--data-dir", default=None, help=HELP)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "gtn_amounts"))
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.train_strings, args.test_strings = 1000, 300
+        args.isolated_steps, args.steps, args.sdnn_steps = 300, 100, 600
+    args.data_dir = data_dir(args.data_dir)
+    variant = ("quick" if args.quick else "full") + ("" if args.min_gap == -2 else f"_gap{args.min_gap}")
+    out = Path(args.out) / variant
+    shared = cell_overrides(args)
+    rows: dict[str, dict] = {}
+    cpu: dict[str, float] = {}
+    record, cpu["isolated"] = run_cell(
+        out, "gtn-amounts", "isolated", {**shared, "loss": "isolated"}, "evaluation.json"
+    )
+    rows.update(record["rows"])
+    for loss in GLOBAL + (EXTRA if args.margin_losses else ()):
+        record, cpu[loss] = run_cell(
+            out,
+            "gtn-amounts",
+            loss,
+            {**shared, "loss": loss, "init": str(out / "isolated")},
+            "evaluation.json",
+        )
+        rows.update(record["rows"])
+    record, cpu["sdnn_ctc"] = run_cell(
+        out, "gtn-amounts", "sdnn_ctc", {**shared, "loss": "sdnn_ctc"}, "evaluation.json"
+    )
+    rows.update(record["rows"])
+    for name, row in rows.items():
+        row["cpu_minutes"] = cpu[name.removesuffix("_grammar")] / 60
+    total = sum(cpu.values()) / 60
+
+    def error(name: str) -> float:
+        return 1 - rows[name]["string_accuracy"]
+
+    drops = {
+        suffix: 1 - error("discriminative_forward" + suffix) / max(error("isolated" + suffix), 1e-12)
+        for suffix in ("", "_grammar")
+    }
+    accepted = rows["discriminative_forward_grammar"]["accepted_correct"]
+    goals = {
+        "relative_string_error_drop": {
+            "want": ">= 0.24",
+            "measured": drops,
+            "met": min(drops.values()) >= 0.24,
+        },
+        "accepted_correct_at_1pct": {"want": ">= 0.82", "measured": accepted, "met": accepted >= 0.82},
+        "cpu_minutes": {"want": "<= 30", "measured": total, "met": total <= 30},
+    }
+    command = "python benchmarks/gtn_amounts.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    setting = (
+        f"{args.train_strings:,} training amounts (3–8 characters, gaps {args.min_gap}…6 px: touching and "
+        f"overlapping digits) from MNIST training digits; {args.test_strings:,} fixed test amounts from "
+        f"test digits. Isolated stage {args.isolated_steps} updates × 16 strings; global stage "
+        f"{args.steps} updates × 16 strings from the isolated weights; SDNN {args.sdnn_steps} CTC updates. "
+        "Reject curve: confidence = log P(ŷ | x) (discriminative forward score); accepted & correct = "
+        "share of all strings read correctly when wrongly read accepted strings are ≤ 1 % of all."
+    )
+    verdict = [
+        f"- string error drop, discriminative forward vs isolated: {drops[''] * 100:.0f} % without grammar, "
+        f"{drops['_grammar'] * 100:.0f} % with (goal ≥ 24 %) → "
+        f"{'met' if goals['relative_string_error_drop']['met'] else 'not met'}",
+        f"- accepted & correct at ≤ 1 % error (discriminative forward, grammar): {accepted * 100:.1f} % "
+        f"(goal ≥ 82 %) → {'met' if goals['accepted_correct_at_1pct']['met'] else 'not met'}",
+        f"- whole table: {total:.1f} CPU-minutes (goal ≤ 30) → {'met' if total <= 30 else 'not met'}",
+    ]
+    stem = (
+        "gtn_amounts"
+        + ("_quick" if args.quick else "")
+        + ("" if args.min_gap == -2 else f"_gap{-args.min_gap}")
+    )
+    text = (
+        "\n".join(
+            [
+                f"# Check amounts read through graphs ({date.today().isoformat()})",
+                "",
+                f"Command: `{command}`",
+                "",
+                setting,
+                "",
+                score_table(rows),
+                "",
+                *verdict,
+                "",
+                f"![a test amount, its segmentation graph and the Viterbi path]({stem}.png)",
+            ]
+        )
+        + "\n"
+    )
+    print(text)
+    records = ROOT / "benchmarks" / "records"
+    records.mkdir(parents=True, exist_ok=True)
+    figure = out / "discriminative_forward" / "reading.png"
+    if figure.is_file():  # (c): a test amount, its segmentation graph and the Viterbi path
+        shutil.copyfile(figure, records / f"{stem}.png")
+    atomic_write_text(records / f"{stem}.md", text)
+    atomic_write_text(
+        records / f"{stem}.json",
+        json.dumps(
+            {
+                "date": date.today().isoformat(),
+                "command": command,
+                "setting": setting,
+                "rows": rows,
+                "cpu_minutes": total,
+                "goals": goals,
+            },
+            indent=2,
+        )
+        + "\n",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

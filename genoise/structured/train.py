@@ -1,0 +1,165 @@
+"""Training the check reader and the SDNN with the :class:`~genoise.train.Trainer` (resumable,
+logged): isolated-character training of the recognition transformer, global string-level
+training through the graphs (LeCun et al. 1998, Section VI), and CTC training of the SDNN.
+
+The paper's protocol, kept here: the recogniser is first trained on isolated characters
+(segments the heuristic segmenter cut correctly, plus "rubbish" segments), then the whole
+reader is trained *globally* on strings, starting from those weights, with a graph loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from genoise._checks import check_choice, check_int
+from genoise.data.digit_strings import NUM_SYMBOLS, DigitStrings
+from genoise.structured.graph import Graph
+from genoise.structured.losses import GRAPH_LOSSES, graph_loss
+from genoise.structured.reader import RUBBISH, CheckReader, Reading, decode
+from genoise.structured.sdnn import SDNN, frame_lengths, sdnn_decode
+from genoise.train import Trainer
+from genoise.train.run import Run
+
+READER_LOSSES = ("isolated", *GRAPH_LOSSES)
+READER_KIND = "genoise.check_reader"
+SDNN_KIND = "genoise.sdnn"
+
+
+def string_tensors(strings: DigitStrings) -> tuple[Tensor, ...]:
+    """The Trainer's data: images, widths, labels, lengths and the pixel owners (int8)."""
+    return (strings.images, strings.widths, strings.labels, strings.lengths, strings.owner.to(torch.int8))
+
+
+class ReaderStep:
+    """``step_fn`` of the Trainer for a :class:`CheckReader` and one loss of
+    :data:`READER_LOSSES` (``isolated``: cross-entropy of every segment against its class)."""
+
+    def __init__(self, loss: str, margin: float = 1.0) -> None:
+        self.loss, self.margin = check_choice("loss", loss, READER_LOSSES), float(margin)
+
+    def __call__(
+        self, reader: CheckReader, batch: tuple[Tensor, ...], rng: torch.Generator
+    ) -> dict[str, Tensor]:
+        images, widths, labels, lengths, owner = batch
+        if self.loss == "isolated":
+            segmented = reader.segment(images, widths)
+            classes = reader.segment_classes(segmented, owner.long(), labels)
+            scores = reader.recognizer(segmented.crops)
+            return {"loss": F.cross_entropy(scores, classes), "rubbish": (classes == RUBBISH).float().mean()}
+        graph, _ = reader(images, widths)
+        result = graph_loss(
+            self.loss, graph, labels, lengths, num_labels=NUM_SYMBOLS, margin=self.margin, missing="ignore"
+        )
+        count = result.valid.sum()
+        return {"loss": result.loss.sum() / count.clamp_min(1), "reachable": result.valid.float().mean()}
+
+
+def ctc_step(model: SDNN, batch: tuple[Tensor, ...], rng: torch.Generator) -> Tensor:
+    """``step_fn`` of the SDNN: ``nn.CTCLoss`` (mean over the batch of per-label losses)."""
+    images, widths, labels, lengths = batch[:4]
+    log_probs = model(images)
+    targets = labels.clamp_min(0) + 1
+    return F.ctc_loss(log_probs, targets, frame_lengths(widths, log_probs.shape[0]), lengths)
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """What every training stage here shares: Adam at ``lr`` on batches of ``batch_size``
+    strings, the seed, the run folder (resumable; ``None``: in memory), progress and logging."""
+
+    batch_size: int = 16
+    lr: float = 1e-3
+    seed: int = 0
+    run: Run | None = None
+    progress: bool | None = None
+    log_every: int = 50
+    checkpoint_every: int | None = 500
+
+
+def _train(
+    model: nn.Module,
+    step: Callable,
+    strings: DigitStrings,
+    steps: int,
+    kind: str,
+    desc: str,
+    options: TrainOptions,
+) -> dict[str, Any]:
+    check_int("steps", steps)
+    run = options.run
+    trainer = Trainer(
+        model,
+        torch.optim.Adam(model.parameters(), lr=options.lr),
+        step,
+        string_tensors(strings),
+        run=run,
+        max_steps=steps,
+        batch_size=min(options.batch_size, len(strings)),
+        seed=options.seed,
+        log_every=options.log_every,
+        checkpoint_every=options.checkpoint_every,
+        progress=options.progress,
+        desc=desc,
+        kind=kind,
+        grad_clip=10.0,
+        config=run.config if run is not None else None,
+    )
+    return trainer.fit(resume=bool(run and run.resume))
+
+
+def train_reader(
+    reader: CheckReader, strings: DigitStrings, loss: str, steps: int, *, margin: float = 1.0, **options: Any
+) -> dict[str, Any]:
+    """Adam on the recognition transformer for ``steps`` batches of strings with ``loss``
+    (``options``: the fields of :class:`TrainOptions`); returns the Trainer's last metrics."""
+    return _train(
+        reader,
+        ReaderStep(loss, margin),
+        strings,
+        steps,
+        READER_KIND,
+        f"reader {loss}",
+        TrainOptions(**options),
+    )
+
+
+def train_sdnn(model: SDNN, strings: DigitStrings, steps: int, **options: Any) -> dict[str, Any]:
+    """Adam on the SDNN with the CTC loss for ``steps`` batches of strings (``options``: the
+    fields of :class:`TrainOptions`)."""
+    return _train(model, ctc_step, strings, steps, SDNN_KIND, "sdnn ctc", TrainOptions(**options))
+
+
+def _concat(readings: list[Reading]) -> Reading:
+    width = max(r.labels.shape[1] for r in readings)
+    labels = torch.cat([F.pad(r.labels, (0, width - r.labels.shape[1]), value=-1) for r in readings])
+    return Reading(
+        labels, torch.cat([r.lengths for r in readings]), torch.cat([r.confidence for r in readings])
+    )
+
+
+@torch.no_grad()
+def read_strings(
+    model: nn.Module, strings: DigitStrings, grammar: Graph | None = None, batch_size: int = 100
+) -> Reading:
+    """The reading and confidence of every string by a :class:`CheckReader` or an :class:`SDNN`."""
+    model.eval()
+    device = next(model.parameters()).device
+    readings = []
+    for lo in range(0, len(strings), batch_size):  # batches of strings, each vectorised
+        part = strings[lo : lo + batch_size]
+        width = int(part.widths.max())
+        images, widths = part.images[:, :, :width].to(device), part.widths.to(device)
+        if isinstance(model, SDNN):
+            log_probs = model(images)
+            readings.append(sdnn_decode(log_probs, frame_lengths(widths, log_probs.shape[0]), grammar))
+        else:
+            graph, _ = model(images, widths)
+            readings.append(decode(graph, grammar))
+    reading = _concat(readings)
+    return Reading(reading.labels.cpu(), reading.lengths.cpu(), reading.confidence.cpu())

@@ -1,0 +1,33 @@
+"""Resume of the check-amount recipe: stopped inside the isolated stage, the global stage or
+the SDNN's training and continued with ``--resume``, every checkpoint is bit-for-bit that of
+an uninterrupted run."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.recipes._resume import assert_resume_bit_for_bit
+
+_TINY = [
+    "dataset=digits",
+    "train_strings=24",
+    "test_strings=6",
+    "isolated_steps=3",
+    "steps=3",
+    "batch_size=4",
+    "max_length=5",
+]
+
+CASES = {"gtn-amounts": ([*_TINY, "loss=discriminative_forward"], 2)}
+
+
+@pytest.mark.parametrize("recipe", sorted(CASES))
+def test_structured_recipe_resumes_bit_for_bit(tmp_path, recipe: str) -> None:
+    overrides, stop_after = CASES[recipe]
+    assert_resume_bit_for_bit(tmp_path, recipe, overrides, stop_after)
+
+
+def test_sdnn_variant_resumes_bit_for_bit(tmp_path) -> None:
+    assert_resume_bit_for_bit(
+        tmp_path, "gtn-amounts", [*_TINY, "loss=sdnn_ctc", "sdnn_steps=4", "sdnn_width=2"], 2
+    )

@@ -1,0 +1,62 @@
+"""The gtn-amounts recipe end to end on scikit-learn's digits: train, evaluate with and
+without the grammar, ``genoise eval amounts``, ``init=`` and its errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from genoise.cli import main
+from genoise.recipes.structured import evaluate
+
+_TINY = [
+    "dataset=digits",
+    "train_strings=24",
+    "test_strings=6",
+    "isolated_steps=3",
+    "steps=2",
+    "batch_size=4",
+    "max_length=5",
+]
+
+
+def _train(tmp_path, name, *overrides):
+    return main(
+        [
+            "train",
+            "gtn-amounts",
+            *_TINY,
+            *overrides,
+            "--runs-dir",
+            str(tmp_path),
+            "--name",
+            name,
+            "--no-progress",
+        ]
+    )
+
+
+def test_train_init_and_evaluate(tmp_path):
+    assert _train(tmp_path, "iso", "loss=isolated") == 0
+    record = json.loads((tmp_path / "iso" / "evaluation.json").read_text())
+    assert set(record["rows"]) == {"isolated", "isolated_grammar"}
+    for row in record["rows"].values():
+        assert 0 <= row["string_accuracy"] <= 1 and row["character_error_rate"] >= 0
+        assert row["accepted_error"] <= 0.01 + 1e-9
+    assert (tmp_path / "iso" / "reading.png").stat().st_size > 1000
+    assert _train(tmp_path, "global", "loss=viterbi", f"init={tmp_path / 'iso'}") == 0
+    assert not (tmp_path / "global" / "isolated").exists()  # the isolated stage came from init=
+    rows = evaluate(tmp_path / "global", strings=3)
+    assert set(rows) == {"viterbi", "viterbi_grammar"}
+    assert main(["eval", "amounts", str(tmp_path / "global"), "strings=3"]) == 0
+
+
+def test_bad_init_and_options(tmp_path, capsys):
+    assert _train(tmp_path, "glob", "loss=forward") == 0
+    assert _train(tmp_path, "bad", "loss=viterbi", f"init={tmp_path / 'glob'}") != 0
+    assert "must be loss=isolated" in capsys.readouterr().err
+    assert _train(tmp_path, "bad2", "loss=sdnn_ctc", f"init={tmp_path / 'glob'}") != 0
+    assert "does not apply to loss=sdnn_ctc" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="strings"):
+        evaluate(tmp_path / "glob", strings=0)

@@ -1,0 +1,90 @@
+"""The check reader's graphs: interpretation graph layout, segment classes from pixel owners,
+decoding and its confidence, and bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from genoise.data.digit_strings import DigitStringConfig, digit_strings
+from genoise.structured.grammar import amount_grammar
+from genoise.structured.losses import graph_loss
+from genoise.structured.reader import NUM_CLASSES, RUBBISH, CheckReader, decode, interpretation_graph
+from genoise.structured.segmentation import Segments
+from genoise.structured.semiring import forward_score
+
+
+def _pool():
+    """28 × 28 'digits': class c is a filled rectangle 3 + c columns wide (separate strokes)."""
+    images = torch.zeros(10, 28, 28)
+    for c in range(10):
+        images[c, 6:22, 10 : 13 + c] = 1.0
+    return images, torch.arange(10)
+
+
+def test_interpretation_graph_layout():
+    segs = Segments(
+        string=torch.tensor([0, 0, 0, 1]),
+        start=torch.tensor([0, 0, 1, 0]),
+        end=torch.tensor([1, 2, 2, 1]),
+        x0=torch.zeros(4, dtype=torch.long),
+        x1=torch.ones(4, dtype=torch.long),
+    )
+    log_probs = torch.randn(4, NUM_CLASSES).log_softmax(-1)
+    graph = interpretation_graph(log_probs, segs, torch.tensor([3, 2]))
+    assert graph.num_arcs == 4 * 11 and graph.batch_size == 2
+    assert graph.start.tolist() == [0, 3] and graph.final.tolist() == [2, 4]
+    torch.testing.assert_close(graph.weight.view(4, 11), log_probs[:, :11])
+    assert graph.label.view(4, 11)[2].tolist() == list(range(11))
+    # readings of string 0: one segment (0→2) or two (0→1→2): log Σ = lse(one) ⊕ lse(two)
+    first = torch.logsumexp(log_probs[1, :11], 0)
+    second = torch.logsumexp(log_probs[0, :11], 0) + torch.logsumexp(log_probs[2, :11], 0)
+    assert forward_score(graph)[0].item() == pytest.approx(torch.logaddexp(first, second).item(), abs=1e-5)
+
+
+def test_segment_classes_follow_the_pixel_owners():
+    images, labels = _pool()
+    strings = digit_strings(
+        images, labels, 6, DigitStringConfig(min_length=3, max_length=4, min_gap=2, max_gap=4), seed=0
+    )
+    reader = CheckReader(max_span=2)
+    segmented = reader.segment(strings.images, strings.widths)
+    classes = reader.segment_classes(segmented, strings.owner, strings.labels)
+    # separate rectangles: every single piece is one character, every two-piece segment rubbish
+    span = segmented.segs.end - segmented.segs.start
+    single = span == 1
+    expected = strings.labels[segmented.segs.string, segmented.segs.start]
+    assert torch.equal(classes[single], expected[single])
+    assert bool((classes[~single] == RUBBISH).all())
+
+
+def test_decode_reads_through_the_grammar_with_a_log_probability_confidence():
+    images, labels = _pool()
+    strings = digit_strings(
+        images, labels, 4, DigitStringConfig(min_length=3, max_length=4, min_gap=2, max_gap=4), seed=1
+    )
+    reader = CheckReader(max_span=2)
+    graph, _ = reader(strings.images, strings.widths)
+    plain = decode(graph)
+    assert (plain.confidence <= 1e-5).all() and torch.isfinite(plain.confidence).all()
+    constrained = decode(graph, amount_grammar())
+    for b in range(4):
+        text = constrained.labels[b, : int(constrained.lengths[b])].tolist()
+        assert (text and text[0] != 0) or text[:2] == [0, 10]  # no leading zero under the grammar
+    # the confidence is log P(reading | x): readings' probabilities sum to ≤ 1
+    assert float(constrained.confidence.detach().exp().max()) <= 1 + 1e-5
+
+
+def test_bad_reader_input():
+    reader = CheckReader()
+    with pytest.raises(ValueError, match="string image 1 is empty"):
+        reader(torch.cat([torch.ones(1, 28, 30) * 0.9, torch.zeros(1, 28, 30)]))
+    images, labels = _pool()
+    strings = digit_strings(
+        images, labels, 2, DigitStringConfig(min_length=3, max_length=3, min_gap=2), seed=0
+    )
+    graph, _ = reader(strings.images, strings.widths)
+    bad = strings.labels.clone()
+    bad[0, 0] = 12
+    with pytest.raises(ValueError, match=r"label 12 is outside the alphabet 0..10"):
+        graph_loss("forward", graph, bad, strings.lengths, num_labels=11)
