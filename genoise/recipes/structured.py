@@ -120,16 +120,23 @@ def initial_reader(run: Run, strings: DigitStrings) -> CheckReader:
                 f"init={init_dir} is a loss={init_config.get('loss')} run; it must be loss=isolated"
             )
         return load_model(init_dir, init_config).train()
+    return train_isolated(run, strings, "isolated")
+
+
+def train_isolated(run: Run, strings: DigitStrings, folder: str) -> CheckReader:
+    """The isolated-segment stage of a fresh reader, in ``RUN_DIR/folder``."""
+    config = run.config
     reader = CheckReader(max_span=int(config["max_span"])).to(run.device)
     train_reader(
         reader,
         strings,
         "isolated",
         int(config["isolated_steps"]),
+        rubbish_weight=float(config["rubbish_weight"]),
         batch_size=int(config["batch_size"]),
         lr=float(config["isolated_lr"]),
         seed=int(config["seed"]),
-        run=run.subrun("isolated"),
+        run=run.subrun(folder),
         progress=run.progress,
     )
     return reader
@@ -155,14 +162,7 @@ def train(run: Run) -> dict[str, Any]:
             **common,
         )
     elif loss == "isolated":
-        train_reader(
-            CheckReader(max_span=int(config["max_span"])).to(run.device),
-            strings,
-            "isolated",
-            int(config["isolated_steps"]),
-            lr=float(config["isolated_lr"]),
-            **common,
-        )
+        train_isolated(run, strings, "model")
     else:
         reader = initial_reader(run, strings).to(run.device)
         train_reader(
@@ -289,13 +289,16 @@ def demo(run: Run, full: bool) -> str:
     }
     strings = make_strings(config, run.data_dir, "train")
     test = make_strings(config, run.data_dir, "test")
+    torch.manual_seed(0)  # the same reader whichever sections ran before
     reader, rows = CheckReader(), {}
-    # (loss, updates, batch of strings, learning rate): the isolated stage, then global training
+    # (loss, updates, batch of strings, learning rate, rubbish weight): the isolated stage (a short
+    # one weights the rubbish segments, 80 % of them, by 0.3: unweighted, 250 updates sometimes
+    # learn to call everything rubbish), then global training from its weights
     stages = (
-        ("isolated", 2500 if full else 250, 16 if full else 8, 1e-3 if full else 2e-3),
-        ("discriminative_forward", 800 if full else 80, 16 if full else 8, 3e-4 if full else 1e-3),
+        ("isolated", 2500 if full else 250, 16 if full else 8, 1e-3 if full else 2e-3, 1.0 if full else 0.3),
+        ("discriminative_forward", 800 if full else 80, 16 if full else 8, 3e-4 if full else 1e-3, 1.0),
     )
-    for loss, steps, batch_size, lr in stages:
+    for loss, steps, batch_size, lr, rubbish_weight in stages:
         train_reader(
             reader.train(),
             strings,
@@ -303,6 +306,7 @@ def demo(run: Run, full: bool) -> str:
             steps,
             batch_size=batch_size,
             lr=lr,
+            rubbish_weight=rubbish_weight,
             run=run.subrun(loss),
             progress=run.progress,
         )

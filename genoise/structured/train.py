@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genoise._checks import check_choice, check_int
+from genoise._checks import check_choice, check_int, check_positive
 from genoise.data.digit_strings import NUM_SYMBOLS, DigitStrings
 from genoise.structured.graph import Graph
 from genoise.structured.losses import GRAPH_LOSSES, graph_loss
@@ -38,10 +38,12 @@ def string_tensors(strings: DigitStrings) -> tuple[Tensor, ...]:
 
 class ReaderStep:
     """``step_fn`` of the Trainer for a :class:`CheckReader` and one loss of
-    :data:`READER_LOSSES` (``isolated``: cross-entropy of every segment against its class)."""
+    :data:`READER_LOSSES` (``isolated``: cross-entropy of every segment against its class,
+    the rubbish class weighted ``rubbish_weight`` — most segments are rubbish, about 80 %)."""
 
-    def __init__(self, loss: str, margin: float = 1.0) -> None:
+    def __init__(self, loss: str, margin: float = 1.0, rubbish_weight: float = 1.0) -> None:
         self.loss, self.margin = check_choice("loss", loss, READER_LOSSES), float(margin)
+        self.rubbish_weight = check_positive("rubbish_weight", rubbish_weight)
 
     def __call__(
         self, reader: CheckReader, batch: tuple[Tensor, ...], rng: torch.Generator
@@ -51,7 +53,10 @@ class ReaderStep:
             segmented = reader.segment(images, widths)
             classes = reader.segment_classes(segmented, owner.long(), labels)
             scores = reader.recognizer(segmented.crops)
-            return {"loss": F.cross_entropy(scores, classes), "rubbish": (classes == RUBBISH).float().mean()}
+            weight = torch.ones(scores.shape[1], dtype=scores.dtype, device=scores.device)
+            weight[RUBBISH] = self.rubbish_weight
+            loss = F.cross_entropy(scores, classes, weight=weight)
+            return {"loss": loss, "rubbish": (classes == RUBBISH).float().mean()}
         graph, _ = reader(images, widths)
         result = graph_loss(
             self.loss, graph, labels, lengths, num_labels=NUM_SYMBOLS, margin=self.margin, missing="ignore"
@@ -114,13 +119,21 @@ def _train(
 
 
 def train_reader(
-    reader: CheckReader, strings: DigitStrings, loss: str, steps: int, *, margin: float = 1.0, **options: Any
+    reader: CheckReader,
+    strings: DigitStrings,
+    loss: str,
+    steps: int,
+    *,
+    margin: float = 1.0,
+    rubbish_weight: float = 1.0,
+    **options: Any,
 ) -> dict[str, Any]:
     """Adam on the recognition transformer for ``steps`` batches of strings with ``loss``
-    (``options``: the fields of :class:`TrainOptions`); returns the Trainer's last metrics."""
+    (``margin``, ``rubbish_weight``: :class:`ReaderStep`'s; ``options``: the fields of
+    :class:`TrainOptions`); returns the Trainer's last metrics."""
     return _train(
         reader,
-        ReaderStep(loss, margin),
+        ReaderStep(loss, margin, rubbish_weight),
         strings,
         steps,
         READER_KIND,

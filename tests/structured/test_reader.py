@@ -88,3 +88,24 @@ def test_bad_reader_input():
     bad[0, 0] = 12
     with pytest.raises(ValueError, match=r"label 12 is outside the alphabet 0..10"):
         graph_loss("forward", graph, bad, strings.lengths, num_labels=11)
+
+
+def test_isolated_step_weights_the_rubbish_class():
+    from genoise.structured.train import ReaderStep, string_tensors
+
+    images, labels = _pool()
+    strings = digit_strings(
+        images, labels, 3, DigitStringConfig(min_length=3, max_length=3, min_gap=2, max_gap=3), seed=2
+    )
+    reader = CheckReader(max_span=2)
+    batch = string_tensors(strings)
+    segmented = reader.segment(strings.images, strings.widths)
+    classes = reader.segment_classes(segmented, strings.owner, strings.labels)
+    scores = reader.recognizer(segmented.crops)
+    weight = torch.ones(NUM_CLASSES)
+    weight[RUBBISH] = 0.3
+    step = ReaderStep("isolated", rubbish_weight=0.3)
+    expected = torch.nn.functional.cross_entropy(scores, classes, weight=weight)
+    torch.testing.assert_close(step(reader, batch, torch.Generator())["loss"], expected)
+    with pytest.raises(ValueError, match="rubbish_weight"):
+        ReaderStep("isolated", rubbish_weight=0.0)
