@@ -50,10 +50,17 @@ def cell_overrides(args: argparse.Namespace) -> dict:
         "sdnn_steps": args.sdnn_steps,
         "seed": args.seed,
         "min_gap": args.min_gap,
+        "rubbish_weight": args.rubbish_weight,
     }
     if args.data_dir:
         shared["data_dir"] = str(args.data_dir)
     return shared
+
+
+def suffix(args: argparse.Namespace) -> str:
+    """The name of a variant of the default setting (folders and records)."""
+    gap = "" if args.min_gap == -2 else f"_gap{-args.min_gap}"
+    return gap + ("" if args.rubbish_weight == 1.0 else f"_rubbish{args.rubbish_weight:g}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--margin-losses", action="store_true", help="also the hinge and log rows")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--min-gap", type=int, default=-2, help="smallest gap between characters (px)")
+    parser.add_argument(
+        "--rubbish-weight", type=float, default=1.0, help="rubbish class weight, isolated stage"
+    )
     parser.add_argument("--data-dir", default=None, help=HELP)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "gtn_amounts"))
     args = parser.parse_args(argv)
@@ -76,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         args.train_strings, args.test_strings = 1000, 300
         args.isolated_steps, args.steps, args.sdnn_steps = 300, 100, 600
     args.data_dir = data_dir(args.data_dir)
-    variant = ("quick" if args.quick else "full") + ("" if args.min_gap == -2 else f"_gap{args.min_gap}")
+    variant = ("quick" if args.quick else "full") + suffix(args)
     out = Path(args.out) / variant
     shared = cell_overrides(args)
     rows: dict[str, dict] = {}
@@ -106,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1 - rows[name]["string_accuracy"]
 
     drops = {
-        suffix: 1 - error("discriminative_forward" + suffix) / max(error("isolated" + suffix), 1e-12)
-        for suffix in ("", "_grammar")
+        tail: 1 - error("discriminative_forward" + tail) / max(error("isolated" + tail), 1e-12)
+        for tail in ("", "_grammar")
     }
     accepted = rows["discriminative_forward_grammar"]["accepted_correct"]
     goals = {
@@ -123,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     setting = (
         f"{args.train_strings:,} training amounts (3–8 characters, gaps {args.min_gap}…6 px: touching and "
         f"overlapping digits) from MNIST training digits; {args.test_strings:,} fixed test amounts from "
-        f"test digits. Isolated stage {args.isolated_steps} updates × 16 strings; global stage "
+        f"test digits. Isolated stage {args.isolated_steps} updates × 16 strings (rubbish weight "
+        f"{args.rubbish_weight:g}); global stage "
         f"{args.steps} updates × 16 strings from the isolated weights; SDNN {args.sdnn_steps} CTC updates. "
         "Reject curve: confidence = log P(ŷ | x) (discriminative forward score); accepted & correct = "
         "share of all strings read correctly when wrongly read accepted strings are ≤ 1 % of all."
