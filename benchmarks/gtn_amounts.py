@@ -147,11 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         f"(goal ≥ 82 %) → {'met' if goals['accepted_correct_at_1pct']['met'] else 'not met'}",
         f"- whole table: {total:.1f} CPU-minutes (goal ≤ 30) → {'met' if total <= 30 else 'not met'}",
     ]
-    stem = (
-        "gtn_amounts"
-        + ("_quick" if args.quick else "")
-        + ("" if args.min_gap == -2 else f"_gap{-args.min_gap}")
-    )
+    stem = "gtn_amounts" + ("_quick" if args.quick else "") + suffix(args)
     text = (
         "\n".join(
             [
