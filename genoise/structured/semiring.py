@@ -72,12 +72,9 @@ def _sweep_backward(w_ext: Tensor, alpha: Tensor, score: Tensor, grad: Tensor, g
     size = schedule.num_states + 1 + schedule.batch_size
     beta = w_ext.new_full((size,), float("-inf"))
     beta[schedule.superfinal] = 0.0
+    state_graph = graph.state_graph  # (one repeat_interleave over the states: keep it)
     owner = torch.cat(
-        [
-            graph.state_graph,
-            graph.state_graph.new_zeros(1),
-            torch.arange(schedule.batch_size, device=w_ext.device),
-        ]
+        [state_graph, state_graph.new_zeros(1), torch.arange(schedule.batch_size, device=w_ext.device)]
     )
     reached = torch.where(torch.isneginf(score), 0.0, score)  # graphs without a path get no gradient
     shift = alpha - reached[owner]
