@@ -21,7 +21,13 @@ import torch
 import torch.nn.functional as F
 
 from genoise.data import load_dataset
-from genoise.data.digit_strings import DigitStringConfig, DigitStrings, digit_strings
+from genoise.data.digit_strings import (
+    NUM_SYMBOLS,
+    DigitStringConfig,
+    DigitStrings,
+    amount_text,
+    digit_strings,
+)
 from genoise.io import atomic_write_text
 from genoise.recipes import OptionSpec, check_options, count
 from genoise.structured.grammar import amount_grammar, digits_grammar
@@ -57,9 +63,16 @@ def string_config(config: dict[str, Any]) -> DigitStringConfig:
 
 
 def validate(config: dict[str, Any]) -> None:
+    """Cross-key checks, before anything is written (``init=`` must be a ``loss=isolated`` run)."""
     string_config(config)
     if config["loss"] == "sdnn_ctc" and config.get("init"):
         raise ValueError("init= (isolated reader weights) does not apply to loss=sdnn_ctc")
+    if config.get("init"):
+        init_config, _ = read_run_config(Path(str(config["init"])))
+        if init_config.get("loss") != "isolated":
+            raise ValueError(
+                f"init={config['init']} is a loss={init_config.get('loss')} run; it must be loss=isolated"
+            )
 
 
 def digit_images(config: dict[str, Any], data_dir: Any, split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -112,14 +125,9 @@ def initial_reader(run: Run, strings: DigitStrings) -> CheckReader:
     """The isolated-character reader every global loss starts from: ``init=RUN_DIR``'s, or
     trained here in ``RUN_DIR/isolated``."""
     config = run.config
-    if config.get("init"):
+    if config.get("init"):  # validate() checked that it is a loss=isolated run
         init_dir = Path(str(config["init"]))
-        init_config, _ = read_run_config(init_dir)
-        if init_config.get("loss") != "isolated":
-            raise ValueError(
-                f"init={init_dir} is a loss={init_config.get('loss')} run; it must be loss=isolated"
-            )
-        return load_model(init_dir, init_config).train()
+        return load_model(init_dir, read_run_config(init_dir)[0]).train()
     return train_isolated(run, strings, "isolated")
 
 
@@ -242,7 +250,7 @@ def save_reading_figure(
     import matplotlib.pyplot as plt
 
     from genoise.io import atomic_savefig
-    from genoise.structured.figures import path_segments, reading_figure, symbol_text
+    from genoise.structured.figures import path_segments, reading_figure
     from genoise.structured.intersect import intersect
     from genoise.structured.semiring import viterbi
 
@@ -253,7 +261,7 @@ def save_reading_figure(
         graph, segmented = reader(images, one.widths)
         composed = intersect(graph, grammar)
         best = viterbi(composed, missing="ignore")
-    segment_of_arc = composed.arc_map // graph_symbols(graph, segmented)
+    segment_of_arc = composed.arc_map // NUM_SYMBOLS  # arc m · NUM_SYMBOLS + v reads segment m as v
     labels = best.labels[0, : int(best.lengths[0])].tolist()
     figure = reading_figure(
         images[0],
@@ -261,16 +269,11 @@ def save_reading_figure(
         0,
         path_segments(best.path[0], segment_of_arc),
         labels,
-        title=f"read: {symbol_text(labels)}",
+        title=f"read: {amount_text(best.labels[:1], best.lengths[:1])[0]}",
         truth=one.text(0),
     )
     atomic_savefig(figure, path, dpi=110, bbox_inches="tight")
     plt.close(figure)
-
-
-def graph_symbols(graph: Any, segmented: Any) -> int:
-    """Arcs per segment in the interpretation graph (one per symbol)."""
-    return graph.num_arcs // max(int(segmented.segs.string.shape[0]), 1)
 
 
 def demo(run: Run, full: bool) -> str:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from genoise.structured.graph import Graph, Schedule
+from genoise.structured.graph import Graph, Schedule, offsets_of
 from genoise.structured.semiring import forward_score, viterbi
 
 
@@ -48,7 +48,8 @@ def _targets_2d(targets: Tensor, target_lengths: Tensor) -> Tensor:
 
 def _check(
     log_probs: Tensor, targets: Tensor, input_lengths: Tensor, target_lengths: Tensor, blank: int
-) -> Tensor:
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(B, L) targets, (B,) input and target lengths as long tensors on the device, checked."""
     if log_probs.ndim != 3 or not log_probs.is_floating_point():
         raise ValueError(f"log_probs must be a (T, B, C) float tensor, got shape {tuple(log_probs.shape)}")
     steps, size, classes = log_probs.shape
@@ -72,7 +73,7 @@ def _check(
     used = targets[valid]
     if used.numel() and (int(used.min()) < 0 or int(used.max()) >= classes or bool((used == blank).any())):
         raise ValueError(f"target labels must be in 0..{classes - 1} and differ from the blank {blank}")
-    return targets
+    return targets, input_lengths, target_lengths
 
 
 def ctc_graph(
@@ -89,16 +90,14 @@ def ctc_graph(
     as an arc of weight −∞ (reading the start state where the grid has no source; padding
     positions are one extra *sink* state per graph that no path uses).
     """
-    targets = _check(log_probs, targets, input_lengths, target_lengths, blank)
+    targets, input_lengths, target_lengths = _check(log_probs, targets, input_lengths, target_lengths, blank)
     device = log_probs.device
-    input_lengths = torch.as_tensor(input_lengths, dtype=torch.long, device=device)
-    target_lengths = torch.as_tensor(target_lengths, dtype=torch.long, device=device)
     steps, size, _ = log_probs.shape
     width = 2 * targets.shape[1] + 1
     ext = torch.full((size, width), blank, dtype=torch.long, device=device)
     ext[:, 1::2] = targets
     ext_len = 2 * target_lengths + 1
-    offsets = torch.cat([input_lengths.new_zeros(1), torch.cumsum(2 + input_lengths * ext_len, 0)])
+    offsets = offsets_of(2 + input_lengths * ext_len)
     num_states = int(offsets[-1])
     start, sink = offsets[:-1], offsets[1:] - 1
     dummy = num_states  # the schedule's padding state

@@ -97,7 +97,3 @@ def path_segments(graph_path: Tensor, segment_of_arc: Tensor) -> list[int]:
     """Segment index of every arc of a Viterbi path (−1 padding dropped)."""
     arcs = graph_path[graph_path >= 0]
     return segment_of_arc[arcs].tolist()
-
-
-def symbol_text(labels: list[int]) -> str:
-    return "".join(SYMBOLS[v] for v in labels)

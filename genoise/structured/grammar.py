@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from genoise.data.digit_strings import NUM_SYMBOLS, SEPARATOR
-from genoise.structured.graph import Graph
+from genoise.structured.graph import Graph, offsets_of, pack_left
 
 
 def automaton(
@@ -89,7 +89,7 @@ def emission_graph(log_probs: Tensor, lengths: Tensor | None = None) -> Graph:
     lengths = torch.full((size,), steps, device=device) if lengths is None else lengths.to(device).long()
     if lengths.shape != (size,) or (lengths < 1).any() or (lengths > steps).any():
         raise ValueError(f"lengths must be ({size},) in 1..{steps}")
-    offsets = torch.cat([lengths.new_zeros(1), torch.cumsum(lengths + 1, 0)])
+    offsets = offsets_of(lengths + 1)
     frame, graph_of = (torch.arange(steps, device=device)[:, None] < lengths).nonzero(as_tuple=True)
     t, b = frame.repeat_interleave(classes), graph_of.repeat_interleave(classes)
     c = torch.arange(classes, device=device).repeat(frame.shape[0])
@@ -102,7 +102,4 @@ def collapse(frames: Tensor, blank: int = 0, shift: int = 1) -> tuple[Tensor, Te
     blanks, subtract ``shift``. Returns (B, L) labels padded with −1 and (B,) lengths."""
     previous = torch.cat([frames.new_full((frames.shape[0], 1), -1), frames[:, :-1]], 1)
     keep = (frames >= 0) & (frames != blank) & (frames != previous)
-    lengths = keep.sum(1)
-    order = torch.sort((~keep).to(torch.int8), dim=1, stable=True).indices
-    labels = torch.where(keep, frames - shift, -1).gather(1, order)
-    return labels[:, : int(lengths.max()) if lengths.numel() else 0], lengths
+    return pack_left(frames - shift, keep)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -180,9 +181,9 @@ class Graph:
     def device(self) -> torch.device:
         return self.weight.device
 
-    @property
+    @cached_property
     def state_graph(self) -> Tensor:
-        """(S,) the graph of every state."""
+        """(S,) the graph of every state (computed once per graph)."""
         sizes = self.state_offsets.diff()
         return torch.repeat_interleave(torch.arange(self.batch_size, device=sizes.device), sizes)
 
@@ -345,8 +346,18 @@ def build_schedule(graph: Graph) -> Schedule:
 
 
 # ----------------------------------------------------------------- small graph makers
-def _offsets(sizes: Tensor) -> Tensor:
+def offsets_of(sizes: Tensor) -> Tensor:
+    """(B + 1,) start of every block of a disjoint union with block sizes (B,), then the total."""
     return torch.cat([sizes.new_zeros(1), torch.cumsum(sizes, 0)])
+
+
+def pack_left(values: Tensor, keep: Tensor) -> tuple[Tensor, Tensor]:
+    """The kept entries of every row of (B, L) ``values`` moved to the front in order, −1
+    after them, trimmed to the longest row; and (B,) how many each row kept."""
+    lengths = keep.sum(1)
+    order = torch.sort((~keep).to(torch.int8), dim=1, stable=True).indices
+    packed = torch.where(keep, values, -1).gather(1, order)
+    return packed[:, : int(lengths.max()) if lengths.numel() else 0], lengths
 
 
 def check_label_batch(labels: Tensor, lengths: Tensor | None, num_labels: int | None = None) -> Tensor:
@@ -375,7 +386,7 @@ def linear_graph(
     """The acceptor of exactly one label sequence per batch element: a chain of L_b + 1
     states with arcs ``j → j+1`` labelled ``labels[b, j]`` (weights 0)."""
     lengths = check_label_batch(labels, lengths, num_labels)
-    offsets = _offsets(lengths + 1)
+    offsets = offsets_of(lengths + 1)
     positions = torch.arange(labels.shape[1], device=labels.device)
     valid = positions < lengths[:, None]
     b, j = valid.nonzero(as_tuple=True)
@@ -405,7 +416,7 @@ def all_but_graph(
     lengths = check_label_batch(labels, lengths, num_labels)
     device = labels.device
     sizes = lengths + 2
-    offsets = _offsets(sizes)
+    offsets = offsets_of(sizes)
     big_l = labels.shape[1]
     j = torch.arange(big_l + 1, device=device)
     v = torch.arange(num_labels, device=device)

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from genoise.data.digit_strings import NUM_SYMBOLS
 from genoise.nn.lenet import LeNet5
-from genoise.structured.graph import Graph, linear_graph
+from genoise.structured.graph import Graph, linear_graph, offsets_of
 from genoise.structured.intersect import intersect
 from genoise.structured.segment_images import character_pixels, crop_segments
 from genoise.structured.segmentation import Pieces, Segments, find_pieces, segments
@@ -68,7 +68,7 @@ def interpretation_graph(
     log_probs : (M, C ≥ num_symbols) the recogniser's log-probabilities of the M segments
     num_states : (B,) states of every string's segmentation graph
     """
-    offsets = torch.cat([num_states.new_zeros(1), torch.cumsum(num_states, 0)])
+    offsets = offsets_of(num_states)
     m = torch.arange(segs.string.shape[0], device=log_probs.device).repeat_interleave(num_symbols)
     v = torch.arange(num_symbols, device=log_probs.device).repeat(segs.string.shape[0])
     base = offsets[segs.string[m]]

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from genoise.structured.graph import EPSILON, Graph, Schedule
+from genoise.structured.graph import EPSILON, Graph, Schedule, pack_left
 
 
 class NoPathError(ValueError):
@@ -72,9 +72,12 @@ def _sweep_backward(w_ext: Tensor, alpha: Tensor, score: Tensor, grad: Tensor, g
     size = schedule.num_states + 1 + schedule.batch_size
     beta = w_ext.new_full((size,), float("-inf"))
     beta[schedule.superfinal] = 0.0
-    state_graph = graph.state_graph  # (one repeat_interleave over the states: keep it)
     owner = torch.cat(
-        [state_graph, state_graph.new_zeros(1), torch.arange(schedule.batch_size, device=w_ext.device)]
+        [
+            graph.state_graph,
+            graph.state_graph.new_zeros(1),
+            torch.arange(schedule.batch_size, device=w_ext.device),
+        ]
     )
     reached = torch.where(torch.isneginf(score), 0.0, score)  # graphs without a path get no gradient
     shift = alpha - reached[owner]
@@ -167,11 +170,7 @@ def _trace(best: Tensor, schedule: Schedule, graph: Graph) -> Tensor:
     if not steps:
         return torch.full((schedule.batch_size, 0), -1, dtype=torch.long, device=best.device)
     path = torch.stack(steps[::-1], 1)
-    # pack the real arcs to the left (virtual final arcs and finished rows are −1)
-    order = torch.sort((path < 0).to(torch.int8), dim=1, stable=True).indices
-    path = path.gather(1, order)
-    keep = int((path >= 0).sum(1).max())
-    return path[:, :keep]
+    return pack_left(path, path >= 0)[0]  # virtual final arcs and finished rows are −1
 
 
 def forward_score(graph: Graph, *, what: str = "graph", missing: str = "raise") -> Tensor:
@@ -197,11 +196,8 @@ def viterbi(graph: Graph, *, what: str = "graph", missing: str = "raise") -> Vit
     ``missing`` as in :func:`forward_score` (an ignored graph has an empty path)."""
     score, path = _ViterbiScore.apply(graph.weight, graph, what, missing)
     labels = torch.where(path >= 0, graph.label[path.clamp_min(0)], EPSILON)
-    keep = labels != EPSILON
-    order = torch.sort((~keep).to(torch.int8), dim=1, stable=True).indices
-    labels = torch.where(keep, labels, -1).gather(1, order)
-    lengths = keep.sum(1)
-    return ViterbiResult(score, path, labels[:, : int(lengths.max()) if lengths.numel() else 0], lengths)
+    labels, lengths = pack_left(labels, labels != EPSILON)
+    return ViterbiResult(score, path, labels, lengths)
 
 
 def viterbi_score(graph: Graph, *, what: str = "graph", missing: str = "raise") -> Tensor:

@@ -56,6 +56,7 @@ def test_bad_init_and_options(tmp_path, capsys):
     assert _train(tmp_path, "glob", "loss=forward") == 0
     assert _train(tmp_path, "bad", "loss=viterbi", f"init={tmp_path / 'glob'}") != 0
     assert "must be loss=isolated" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()  # rejected before anything is written
     assert _train(tmp_path, "bad2", "loss=sdnn_ctc", f"init={tmp_path / 'glob'}") != 0
     assert "does not apply to loss=sdnn_ctc" in capsys.readouterr().err
     with pytest.raises(ValueError, match="strings"):
