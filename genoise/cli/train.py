@@ -14,6 +14,7 @@ import argparse
 import importlib
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -36,13 +37,20 @@ def _saved_config(run_dir: Path, recipe: Recipe) -> tuple[dict[str, Any], dict[s
     return {k: saved.get(k, v) for k, v in recipe.config.items()}, info
 
 
+def follower_rank() -> int:
+    """This process's rank when ``torchrun`` started it and it is not rank 0 (else 0)."""
+    return int(os.environ.get("RANK", "0") or 0) if "WORLD_SIZE" in os.environ else 0
+
+
 def resolve_run(args: argparse.Namespace) -> tuple[Recipe, Path, dict[str, Any], dict[str, Any], list[str]]:
-    """Everything ``genoise train`` needs, validated, with nothing written yet."""
+    """Everything ``genoise train`` needs, validated, with nothing written yet (the folder
+    checks are rank 0's: under torchrun the other ranks never write)."""
     recipe = load_recipe(args.recipe)
     if args.stop_after is not None and args.stop_after < 1:
         raise ValueError(f"--stop-after must be >= 1, got {args.stop_after}")
     run_dir = run_folder.run_path(args.runs_dir, recipe.name if args.name is None else args.name)
-    run_folder.check_reuse(run_dir, resume=args.resume, overwrite=args.overwrite)
+    if not follower_rank():
+        run_folder.check_reuse(run_dir, resume=args.resume, overwrite=args.overwrite)
     overrides = list(args.overrides)
     if args.data_dir:
         overrides.append(f"data_dir={args.data_dir}")
@@ -93,6 +101,14 @@ def train(args: argparse.Namespace) -> int:
     recipe, run_dir, config, previous, changes = resolve_run(args)
     device = resolve_device(config["device"])
     data_dir = resolve_data_dir(config["data_dir"])
+    if follower_rank():  # torchrun's rank > 0: run the recipe, write nothing (rank 0 owns the folder)
+        run = Run(run_dir, config=config, device=device, data_dir=data_dir, resume=args.resume,
+                  progress=False, writer=False)
+        try:
+            recipe.load_entry()(run)
+        except RunInterrupted:
+            pass
+        return 0
     with run_folder.RunLock(run_dir) as lock:
         run_folder.check_reuse(run_dir, resume=args.resume, overwrite=args.overwrite)  # a racing writer
         if args.overwrite:

@@ -62,6 +62,7 @@ DEMO_SECTIONS: dict[str, str] = {
     "video": "video",
     "generative": "generative",
     "check-reader": "structured",
+    "distributed": "distributed",
 }
 # `genoise eval KIND RUN_DIR`: kind -> (recipe module, preset options of its `evaluate`)
 EVALUATORS: dict[str, tuple[str, dict[str, Any]]] = {

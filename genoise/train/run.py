@@ -46,6 +46,8 @@ class Run:
     progress : bool       show progress bars
     stop_after : int|None  every training loop stops (checkpoint, then ``RunInterrupted``)
                           after finishing this step (``genoise train --stop-after K``)
+    writer : bool         False on torchrun's ranks > 0: the folder is rank 0's, nothing is
+                          created and ``metrics`` is None
     """
 
     dir: Path
@@ -56,11 +58,14 @@ class Run:
     progress: bool = True
     tensorboard: bool = False
     stop_after: int | None = None
+    writer: bool = True
 
     def __post_init__(self) -> None:
         self.dir = Path(self.dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.metrics = MetricsWriter(self.dir, tensorboard=self.tensorboard)
+        self.metrics: MetricsWriter | None = None
+        if self.writer:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self.metrics = MetricsWriter(self.dir, tensorboard=self.tensorboard)
 
     @property
     def name(self) -> str:

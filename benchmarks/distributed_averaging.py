@@ -1,0 +1,463 @@
+"""Training beyond one machine: test error, bytes and communication rounds of SGD, DDP,
+DOWNPOUR, EASGD, EAMSGD, local SGD and DiLoCo at equal worker-gradient steps (issue 18).
+
+    python benchmarks/distributed_averaging.py               # the tables (a), (b), (c)
+    python benchmarks/distributed_averaging.py --quick       # a few CPU-minutes
+    python benchmarks/distributed_averaging.py --shard 0/2   # half of the cells (run two)
+
+Every cell is one ``genoise train averaging-DATASET`` run folder under
+``benchmarks/results/distributed_averaging`` (reused when finished, resumed when
+interrupted): LeNet-5 on MNIST and the small ConvNet on the CIFAR-10 subset, a budget of
+``--worker-steps`` gradient steps summed over the workers (batch 32 each), the p workers
+simulated in one process for p ∈ {4, 8, 16} and τ ∈ {1, 4, 16, 64}. EASGD and EAMSGD run
+synchronously (``easgd``, ``eamsgd``) and with a master (``easgd_async``,
+``eamsgd_async``, as in Zhang et al. 2015's experiments); DOWNPOUR always has a master.
+Learning rates: the recipe's defaults (docs/distributed.md).
+
+(c) Real processes: the same recipe under ``torchrun --nproc_per_node 2`` (3 for the
+methods with a master) at p = 2, τ = 4 on MNIST, beside the simulator's p = 2 cells; the
+synchronous methods must agree exactly (equal test error at every evaluation), and the
+wall-clock of both is reported (this machine has two cores: two workers and a master
+share them).
+
+Goals: EAMSGD at or below DOWNPOUR's error at equal worker-steps for τ ∈ {4, 16, 64}, and
+within 1.1× of DDP's error while sending ≥ 16× fewer bytes. Writes
+``benchmarks/records/distributed_averaging.{md,json}`` (one row per (data set, method, p,
+τ) with ``error``, ``bytes_per_worker``, ``rounds``) and ``distributed_averaging.png`` (the
+curves of (b)).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._cells import recipe_value, run_cell  # noqa: E402
+from benchmarks._data import HELP, data_dir  # noqa: E402
+from genoise.io import atomic_write_text  # noqa: E402
+
+PERIODIC = ("downpour", "easgd", "eamsgd", "easgd_async", "eamsgd_async", "localsgd", "diloco")
+ROWS = ("sgd", "ddp", *PERIODIC)
+WORKERS, TAUS = (4, 8, 16), (1, 4, 16, 64)
+REAL = ("ddp", "localsgd", "easgd", "eamsgd", "diloco", "easgd_async", "eamsgd_async", "downpour")
+DDP_LRS = (0.1, 0.2, 0.4, 0.8)  # DDP, the baseline of the goals, gets its best learning rate
+EAMSGD_LRS = (0.01, 0.04, 0.08)  # and EAMSGD (default 0.02) gets the same care at τ = 16
+
+
+def overrides(row: str, workers: int, tau: int, args: argparse.Namespace, lr: float | None = None) -> dict:
+    """The ``key=value`` settings of one cell."""
+    method, _, mode = row.partition("_")
+    cell = {"lr": lr} if lr is not None else {}
+    cell |= {
+        "distributed": method,
+        "workers": workers,
+        "tau": tau,
+        "asynchronous": mode == "async",
+        "worker_steps": args.worker_steps,
+        "eval_points": args.eval_points,
+        "seed": args.seed,
+    }
+    if args.quick:
+        cell.update(n_train=4000, n_test=1000)
+    if args.data_dir:
+        cell["data_dir"] = str(args.data_dir)
+    return cell
+
+
+def cells(args: argparse.Namespace) -> list[tuple[str, str, int, int]]:
+    """(data set, row, p, τ) of tables (a) and (b), in a fixed order."""
+    out = []
+    for dataset in args.datasets:
+        out.append((dataset, "sgd", 1, 1))
+        for p in args.workers:
+            out += [(dataset, f"ddp@{lr:g}", p, 1) for lr in DDP_LRS]
+            out += [(dataset, row, p, tau) for tau in args.taus for row in PERIODIC]
+    if 16 in args.taus:  # appended last, so that adding them kept the order of the others
+        out += [
+            (d, f"eamsgd@{lr:g}", p, 16) for d in args.datasets for p in args.workers for lr in EAMSGD_LRS
+        ]
+    return out
+
+
+def cell_name(dataset: str, row: str, p: int, tau: int, processes: int = 1) -> str:
+    return f"{dataset}-{row.replace('@', '-lr')}-p{p}-tau{tau}" + (
+        f"-real{processes}" if processes > 1 else ""
+    )
+
+
+def pick_best(
+    rows: list[dict], method: str, name: str, default: tuple[int, float] | None = None
+) -> list[dict]:
+    """For every (data set, p), the ``method@LR`` cell of the lowest error (and the default
+    ``method`` cell at τ = ``default[0]``, whose learning rate is ``default[1]``) as row
+    ``name``, with the whole grid in ``lr_grid``."""
+    grid: dict[tuple[str, int], list[tuple[float, dict]]] = {}
+    for r in rows:
+        head, _, lr = r["method"].partition("@")
+        if head == method and lr:
+            grid.setdefault((r["dataset"], r["workers"]), []).append((float(lr), r))
+        elif default is not None and r["method"] == method and r["tau"] == default[0]:
+            grid.setdefault((r["dataset"], r["workers"]), []).append((default[1], r))
+    out = []
+    for group in grid.values():
+        lr, best = min(group, key=lambda c: c[1]["error"])
+        out.append(
+            best | {"method": name, "lr": lr, "lr_grid": {f"{k:g}": c["error"] for k, c in sorted(group)}}
+        )
+    return out
+
+
+def tuned_rows(rows: list[dict]) -> list[dict]:
+    """The table's rows: DDP at its best learning rate (row ``ddp``), EAMSGD at its best at
+    τ = 16 (row ``eamsgd_tuned``); every grid cell stays as ``ddp_grid`` / ``eamsgd_grid``."""
+    plain = [r for r in rows if "@" not in r["method"]]
+    grids = [
+        r | {"method": r["method"].partition("@")[0] + "_grid", "lr": float(r["method"].partition("@")[2])}
+        for r in rows
+        if "@" in r["method"]
+    ]
+    return (
+        plain + pick_best(rows, "ddp", "ddp") + pick_best(rows, "eamsgd", "eamsgd_tuned", (16, 0.02)) + grids
+    )
+
+
+def run_real(out: Path, dataset: str, row: str, tau: int, args: argparse.Namespace) -> dict:
+    """One torchrun cell (p = 2; 3 processes with a master); its wall-clock is measured."""
+    processes = 3 if row.endswith("_async") or row == "downpour" else 2
+    name = cell_name(dataset, row, 2, tau, processes)
+    folder = out / name
+    if (folder / "summary.json").is_file():
+        return json.loads((folder / "summary.json").read_text())
+    cell = overrides(row, 2, tau, args)
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        str(processes),
+        "--master_port",
+        str(29500 + os.getpid() % 1000),
+        "-m",
+        "genoise",
+        "train",
+        f"averaging-{dataset}",
+        *(f"{k}={recipe_value(v)}" for k, v in cell.items()),
+        "--runs-dir",
+        str(out),
+        "--name",
+        name,
+        "--no-progress",
+        "--overwrite",
+    ]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    tic = time.perf_counter()
+    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+    record = json.loads((folder / "summary.json").read_text())
+    record["wall_seconds"] = time.perf_counter() - tic
+    (folder / "summary.json").write_text(json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def history(out: Path, name: str) -> list[dict]:
+    path = out / name / "history.json"
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def fmt_cell(r: dict | None) -> str:
+    if r is None:
+        return "–"
+    return f"{100 * r['error']:.2f} % · {r['bytes_per_worker'] / 1e6:.3g} MB · {r['rounds']}"
+
+
+def table_a(rows: list[dict], dataset: str, workers: tuple[int, ...], taus: tuple[int, ...]) -> list[str]:
+    index = {
+        (r["method"], r["workers"], r["tau"]): r
+        for r in rows
+        if r["dataset"] == dataset and r["processes"] == 1
+    }
+    lines = [
+        f"### {dataset}: test error · bytes sent per worker · communication rounds",
+        "",
+        "| method | p | " + " | ".join(f"τ = {t}" for t in taus) + " |",
+        "|---|---|" + "---|" * len(taus),
+    ]
+    sgd = index.get(("sgd", 1, 1))
+    lines.append(f"| sgd | 1 | {fmt_cell(sgd)} |" + " |" * (len(taus) - 1))
+    for p in workers:
+        lines.append(
+            f"| ddp | {p} | {fmt_cell(index.get(('ddp', p, 1)))} (every step) |" + " |" * (len(taus) - 1)
+        )
+        for method in PERIODIC:
+            lines.append(
+                f"| {method} | {p} | " + " | ".join(fmt_cell(index.get((method, p, t))) for t in taus) + " |"
+            )
+    return lines
+
+
+def goals(rows: list[dict], datasets: list[str], workers: tuple[int, ...]) -> tuple[list[str], dict]:
+    """EAMSGD vs DOWNPOUR (τ ∈ {4, 16, 64}) and vs DDP (error ≤ 1.1×, bytes ≥ 16× fewer)."""
+    index = {(r["dataset"], r["method"], r["workers"], r["tau"]): r for r in rows if r["processes"] == 1}
+    lines = [
+        "| data set | p | τ | EAMSGD async | EAMSGD sync | EAMSGD sync, lr tuned | DOWNPOUR | DDP (lr tuned) "
+        "| ≤ DOWNPOUR (async / sync) | ≤ 1.1 × DDP, ≥ 16× fewer bytes (async / sync / tuned) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    verdict = {"vs_downpour": [], "vs_ddp": []}
+    for dataset in datasets:
+        for p in workers:
+            ddp = index.get((dataset, "ddp", p, 1))
+            for tau in (4, 16, 64):
+                ea, es = index.get((dataset, "eamsgd_async", p, tau)), index.get((dataset, "eamsgd", p, tau))
+                et = index.get((dataset, "eamsgd_tuned", p, tau))
+                dp = index.get((dataset, "downpour", p, tau))
+                if None in (ea, es, dp, ddp):
+                    continue
+                below = [e["error"] <= dp["error"] for e in (ea, es)]
+                near = [
+                    e is not None
+                    and e["error"] <= 1.1 * ddp["error"]
+                    and 16 * e["bytes_per_worker"] <= ddp["bytes_per_worker"]
+                    for e in (ea, es, et)
+                ]
+                verdict["vs_downpour"].append(below[0])
+                if tau >= 16:  # 16x fewer bytes than DDP needs at least 16 steps per round
+                    verdict["vs_ddp"].append(any(near))
+                    versus_ddp = " / ".join(
+                        "yes" if b else ("–" if e is None else "no")
+                        for b, e in zip(near, (ea, es, et), strict=True)
+                    )
+                else:
+                    versus_ddp = "n/a (τ < 16)"
+                tuned = f"{100 * et['error']:.2f} (lr {et['lr']:g})" if et else "–"
+                lines.append(
+                    f"| {dataset} | {p} | {tau} | {100 * ea['error']:.2f} | {100 * es['error']:.2f} "
+                    f"| {tuned} | "
+                    f"{100 * dp['error']:.2f} | {100 * ddp['error']:.2f} (lr {ddp['lr']:g}) | "
+                    + " / ".join("yes" if b else "no" for b in below)
+                    + f" | {versus_ddp}"
+                    + " |"
+                )
+    return lines, verdict
+
+
+def curves_figure(
+    rows_by_name: dict[str, list[dict]], rows: list[dict], datasets: list[str], p: int, tau: int
+):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(datasets), 2, figsize=(10, 3.6 * len(datasets)), squeeze=False)
+    for i, dataset in enumerate(datasets):
+        for row in ("sgd", "ddp", *PERIODIC):
+            if row == "ddp":
+                best = [
+                    r for r in rows if r["method"] == "ddp" and r["dataset"] == dataset and r["workers"] == p
+                ]
+                row = f"ddp@{best[0]['lr']:g}" if best else row
+            name = cell_name(dataset, row, 1 if row == "sgd" else p, 1 if row.startswith("ddp") else tau)
+            points = [h for h in rows_by_name.get(name, []) if "error" in h]
+            if not points:
+                continue
+            for ax, key in ((axes[i][0], "worker_steps"), (axes[i][1], "rounds")):
+                if key == "rounds" and row == "sgd":
+                    continue
+                ax.plot([h[key] for h in points], [100 * h["error"] for h in points], marker=".", label=row)
+        for ax, label in ((axes[i][0], "worker gradient steps"), (axes[i][1], "communication rounds")):
+            ax.set_xlabel(label)
+            ax.set_ylabel("test error (%)")
+            ax.set_title(f"{dataset}, p = {p}, τ = {tau}")
+            ax.set_yscale("log" if dataset == "mnist" else "linear")
+            ax.grid(alpha=0.3)
+        axes[i][1].set_xscale("log")
+        axes[i][0].legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="4,000 training images, p = 4, τ ∈ {4, 16}, MNIST"
+    )
+    parser.add_argument(
+        "--worker-steps", type=int, default=4096, help="budget: gradient steps over all workers"
+    )
+    parser.add_argument("--eval-points", type=int, default=8)
+    parser.add_argument("--datasets", nargs="+", default=["mnist", "cifar10"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--shard", default="0/1", help="I/N: run every N-th cell from I (then run 0/1 for tables)"
+    )
+    parser.add_argument("--no-real", action="store_true", help="skip the torchrun cells of (c)")
+    parser.add_argument("--data-dir", type=Path, default=None, help=HELP)
+    args = parser.parse_args(argv)
+    args.data_dir = data_dir(args.data_dir)
+    args.workers, args.taus = WORKERS, TAUS
+    if args.quick:
+        args.worker_steps, args.datasets, args.workers, args.taus = 1024, ["mnist"], (4,), (4, 16)
+    shard, shards = (int(v) for v in args.shard.split("/"))
+    out = (
+        ROOT
+        / "benchmarks"
+        / "results"
+        / ("distributed_averaging_quick" if args.quick else "distributed_averaging")
+    )
+    out.mkdir(parents=True, exist_ok=True)
+
+    todo = cells(args)
+    rows, histories, cpu = [], {}, 0.0
+    for k, (dataset, row, p, tau) in enumerate(todo):
+        name = cell_name(dataset, row, p, tau)
+        if k % shards != shard and not (out / name / "summary.json").is_file():
+            continue
+        print(f"[{k + 1}/{len(todo)}] {name}", flush=True)
+        method, _, lr = row.partition("@")
+        record, seconds = run_cell(
+            out,
+            f"averaging-{dataset}",
+            name,
+            overrides(method, p, tau, args, float(lr) if lr else None),
+            "summary.json",
+        )
+        cpu += seconds
+        rows.append(
+            {
+                "dataset": dataset,
+                "method": row,
+                "workers": p,
+                "tau": tau,
+                "processes": 1,
+                "error": record["error"],
+                "bytes_per_worker": record["bytes_per_worker"],
+                "rounds": record["rounds"],
+                "worker_steps": record["worker_steps"],
+                "staleness_mean": record.get("staleness_mean", 0.0),
+                "cpu_seconds": record.get("cpu_seconds"),
+            }
+        )
+        histories[name] = history(out, name)
+    real = []
+    if not args.no_real and shard == 0:
+        for row in REAL:
+            dataset = args.datasets[0]
+            sim_name = cell_name(dataset, row, 2, 4)
+            print(f"(c) {row}: simulated and torchrun, p = 2", flush=True)
+            sim, _ = run_cell(
+                out, f"averaging-{dataset}", sim_name, overrides(row, 2, 4, args), "summary.json"
+            )
+            got = run_real(out, dataset, row, 4, args)
+            processes = got["processes"]
+            same = [h.get("error") for h in history(out, sim_name)] == [
+                h.get("error") for h in history(out, cell_name(dataset, row, 2, 4, processes))
+            ]
+            real.append(
+                {
+                    "dataset": dataset,
+                    "method": row,
+                    "workers": 2,
+                    "tau": 4,
+                    "processes": processes,
+                    "error": got["error"],
+                    "bytes_per_worker": got["bytes_per_worker"],
+                    "rounds": got["rounds"],
+                    "simulated_error": sim["error"],
+                    "same_curve": same,
+                    "wall_seconds": got["wall_seconds"],
+                    "simulated_wall_seconds": sim.get("wall_seconds"),
+                    "staleness_mean": got.get("staleness_mean", 0.0),
+                }
+            )
+    if shards > 1 and shard != 0:
+        return 0
+    rows = tuned_rows(rows)
+
+    lines = [
+        "# Training beyond one machine: the averaging family at equal worker steps",
+        "",
+        f"Command: `python benchmarks/distributed_averaging.py{' --quick' if args.quick else ''}`"
+        f" · date {date.today().isoformat()} · budget {args.worker_steps} worker-gradient steps "
+        f"(batch 32 per worker) · one seed · error of the center (EASGD, EAMSGD, DiLoCo, the "
+        "master's) or of the workers' mean (local SGD, DDP) on the whole test set. The CIFAR "
+        "subset's test set has 1,000 images: at ≈ 55 % error one run's standard error is ≈ 1.6 "
+        "points, so CIFAR differences of a few points are within the noise of one seed.",
+        "",
+        "## (a) Test error · bytes sent per worker · communication rounds",
+        "",
+    ]
+    for dataset in args.datasets:
+        lines += [*table_a(rows, dataset, args.workers, args.taus), ""]
+    goal_lines, verdict = goals(rows, args.datasets, args.workers)
+    lines += [
+        "## Goals",
+        "",
+        *goal_lines,
+        "",
+        f"EAMSGD (asynchronous, as in the paper) at or below DOWNPOUR: {sum(verdict['vs_downpour'])} of "
+        f"{len(verdict['vs_downpour'])} settings; EAMSGD (any variant) within 1.1× DDP's error with ≥ 16× "
+        f"fewer bytes: {sum(verdict['vs_ddp'])} of {len(verdict['vs_ddp'])}.",
+        "",
+    ]
+    if real:
+        lines += [
+            "## (c) Real processes (torchrun, gloo) vs the simulator, p = 2, τ = 4",
+            "",
+            "This machine has two cores: the two workers (and the master) share them, so the real "
+            "wall-clock is no speed-up over the simulator.",
+            "",
+            "| method | processes | error (real) | error (simulated) | same curve | bytes / worker | rounds "
+            "| wall s (real) | wall s (simulated) | mean staleness |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in real:
+            lines.append(
+                f"| {r['method']} | {r['processes']} | {100 * r['error']:.2f} | "
+                f"{100 * r['simulated_error']:.2f} | {'yes' if r['same_curve'] else 'no'} | "
+                f"{r['bytes_per_worker'] / 1e6:.3g} MB | {r['rounds']} | {r['wall_seconds']:.1f} | "
+                f"{r['simulated_wall_seconds'] or float('nan'):.1f} | {r['staleness_mean']:.2f} |"
+            )
+        lines.append("")
+    lines += [
+        f"(b) Curves: `distributed_averaging{'_quick' if args.quick else ''}.png` (p = "
+        f"{args.workers[min(1, len(args.workers) - 1)]}, τ = 16). CPU time of the simulated cells: "
+        f"{cpu / 60:.1f} min.",
+        "",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    records = ROOT / "benchmarks" / "records"
+    stem = "distributed_averaging" + ("_quick" if args.quick else "")
+    fig = curves_figure(histories, rows, args.datasets, args.workers[min(1, len(args.workers) - 1)], 16)
+    fig.savefig(records / f"{stem}.png", dpi=110)
+    atomic_write_text(records / f"{stem}.md", text + "\n")
+    atomic_write_text(
+        records / f"{stem}.json",
+        json.dumps(
+            {
+                "command": "python benchmarks/distributed_averaging.py" + (" --quick" if args.quick else ""),
+                "date": date.today().isoformat(),
+                "worker_steps": args.worker_steps,
+                "rows": rows + real,
+                "goals": verdict,
+            },
+            indent=1,
+        )
+        + "\n",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
