@@ -13,7 +13,7 @@ against communication rounds), ``metrics.jsonl`` and ``last.pt`` (resumable).
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
 from typing import Any
 
 import torch
@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genoise.data import load_dataset
+from genoise.io import atomic_write_text
 from genoise.nn.encoder import ConvEncoder
 from genoise.nn.lenet import LeNet5
 from genoise.train import distributed as D
@@ -191,7 +192,7 @@ def train(run: Run) -> dict[str, Any]:
         cfg = run.config
         fig = curve_figure(result["history"], f"{cfg['dataset']}: {cluster.desc}")
         run.save_figure(fig, "curve.png")
-        (Path(run.dir) / "history.json").write_text(__import__("json").dumps(result["history"]) + "\n")
+        atomic_write_text(run.path("history.json"), json.dumps(result["history"]) + "\n")
     return summary
 
 

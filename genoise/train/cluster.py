@@ -459,16 +459,19 @@ class Cluster:
         rows = torch.stack([flatten(state_tensors(w.model)) for w in self.workers])
         return rows[0] if self.collective is None else self.collective.mean(rows, count=count)
 
-    def center(self) -> nn.Module:
-        """The evaluated model (on rank 0 of a real run; a copy, in eval mode)."""
-        row = self.center_row()
-        if row is not None:
-            unflatten_(state_tensors(self.center_model), row)
+    def center(self, count: bool = False) -> nn.Module | None:
+        """The evaluated model as an ``nn.Module`` (a copy in eval mode), or ``None`` on a real
+        asynchronous worker (the master holds the center). Collective like
+        :meth:`center_row`."""
+        row = self.center_row(count)
+        if row is None:
+            return None
+        unflatten_(state_tensors(self.center_model), row)
         return self.center_model
 
     def _record(self, loss: float, final: bool = False) -> dict[str, float]:
         # local SGD's final model is the workers' mean: one more round unless the last step was one
-        row = self.center_row(
+        model = self.center(
             count=final and self.method.name == "localsgd" and self.step % self.method.tau != 0
         )
         entry: dict[str, float] = {
@@ -478,9 +481,8 @@ class Cluster:
             "bytes_per_worker": self.bytes_per_worker,
             "loss": loss,
         }
-        if self.evaluate is not None and row is not None and self.is_main:
-            unflatten_(state_tensors(self.center_model), row)
-            entry.update({k: float(v) for k, v in self.evaluate(self.center_model).items()})
+        if self.evaluate is not None and model is not None and self.is_main:
+            entry.update({k: float(v) for k, v in self.evaluate(model).items()})
         self.history.append(entry)
         if self.metrics is not None:
             self.metrics.write(dict(entry), step=self.step)
