@@ -285,6 +285,98 @@ def curves_figure(
     return fig
 
 
+def goal_seeds(out: Path, rows: list[dict], args: argparse.Namespace) -> int:
+    """Goal 2 over several seeds: at τ = 16, DDP and EAMSGD at the learning rates tuned on seed
+    ``--seed`` and asynchronous EAMSGD at its default, rerun with every seed of
+    ``--goal-seeds``; mean ± standard deviation and the EAMSGD / DDP ratio."""
+    import statistics
+
+    index = {
+        (r["dataset"], r["method"], r["workers"]): r
+        for r in rows
+        if r["processes"] == 1 and r["tau"] in (1, 16)
+    }
+    seeds = [args.seed, *args.goal_seeds]
+    table, record = [], []
+    for dataset in args.datasets:
+        for p in args.workers:
+            ddp, tuned = index.get((dataset, "ddp", p)), index.get((dataset, "eamsgd_tuned", p))
+            if ddp is None or tuned is None:
+                continue
+            cells = {
+                "ddp": ("ddp", 1, ddp["lr"]),
+                "eamsgd_tuned": ("eamsgd", 16, tuned["lr"]),
+                "eamsgd_async": ("eamsgd_async", 16, None),
+            }
+            errors: dict[str, list[float]] = {}
+            for label, (row, tau, lr) in cells.items():
+                errors[label] = [index[(dataset, label, p)]["error"]] if (dataset, label, p) in index else []
+                for seed in args.goal_seeds:
+                    name = cell_name(dataset, row if lr is None else f"{row}@{lr:g}", p, tau) + f"-seed{seed}"
+                    cell = overrides(row, p, tau, args, lr) | {"seed": seed}
+                    print(f"[seeds] {name}", flush=True)
+                    result, _ = run_cell(out, f"averaging-{dataset}", name, cell, "summary.json")
+                    errors[label].append(result["error"])
+            stats = {
+                k: (statistics.mean(v), statistics.stdev(v) if len(v) > 1 else 0.0) for k, v in errors.items()
+            }
+            ratios = [
+                min(a, t) / d
+                for a, t, d in zip(errors["eamsgd_async"], errors["eamsgd_tuned"], errors["ddp"], strict=True)
+            ]
+            record.append(
+                {
+                    "dataset": dataset,
+                    "workers": p,
+                    "tau": 16,
+                    "seeds": seeds,
+                    "errors": errors,
+                    "ddp_lr": ddp["lr"],
+                    "eamsgd_lr": tuned["lr"],
+                    "best_eamsgd_over_ddp": ratios,
+                }
+            )
+            table.append(
+                f"| {dataset} | {p} | "
+                + " | ".join(f"{100 * m:.2f} ± {100 * sd:.2f}" for m, sd in stats.values())
+                + f" | {' / '.join(f'{r:.2f}' for r in ratios)} "
+                + f"| {sum(r <= 1.1 for r in ratios)} of {len(ratios)} |"
+            )
+    text = "\n".join(
+        [
+            "# Goal 2 over seeds: EAMSGD vs DDP at τ = 16",
+            "",
+            "Command: `python benchmarks/distributed_averaging.py --goal-seeds "
+            f"{' '.join(map(str, args.goal_seeds))}` · "
+            f"date {date.today().isoformat()} · seeds {seeds} (seed {args.seed} from the main table) · "
+            f"{args.worker_steps} worker steps · learning rates tuned on seed {args.seed}.",
+            "",
+            "| data set | p | DDP (lr tuned) | EAMSGD sync, lr tuned | EAMSGD async "
+            "| best EAMSGD / DDP per seed | seeds within 1.1× |",
+            "|---|---|---|---|---|---|---|",
+            *table,
+            "",
+        ]
+    )
+    print(text)
+    records = ROOT / "benchmarks" / "records"
+    atomic_write_text(records / "distributed_averaging_seeds.md", text + "\n")
+    atomic_write_text(
+        records / "distributed_averaging_seeds.json",
+        json.dumps(
+            {
+                "command": "python benchmarks/distributed_averaging.py --goal-seeds "
+                + " ".join(map(str, args.goal_seeds)),
+                "date": date.today().isoformat(),
+                "rows": record,
+            },
+            indent=1,
+        )
+        + "\n",
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -302,6 +394,14 @@ def main(argv: list[str] | None = None) -> int:
         "--shard", default="0/1", help="I/N: run every N-th cell from I (then run 0/1 for tables)"
     )
     parser.add_argument("--no-real", action="store_true", help="skip the torchrun cells of (c)")
+    parser.add_argument(
+        "--goal-seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="rerun goal 2's cells (τ = 16: DDP and EAMSGD at their tuned lr, asynchronous EAMSGD) "
+        "with these extra seeds and write distributed_averaging_seeds.{md,json}",
+    )
     parser.add_argument("--data-dir", type=Path, default=None, help=HELP)
     args = parser.parse_args(argv)
     args.data_dir = data_dir(args.data_dir)
@@ -383,6 +483,8 @@ def main(argv: list[str] | None = None) -> int:
     if shards > 1 and shard != 0:
         return 0
     rows = tuned_rows(rows)
+    if args.goal_seeds:
+        return goal_seeds(out, rows, args)
 
     lines = [
         "# Training beyond one machine: the averaging family at equal worker steps",

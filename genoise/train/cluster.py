@@ -639,11 +639,14 @@ class Cluster:
         return self._finish(loss)
 
     def _finish(self, loss: float) -> dict[str, Any]:
-        final = self._record(loss, final=True)
-        if not (self.method.asynchronous and not self.simulate):
-            self.save_checkpoint()
-        elif self.is_master and self.checkpoint_path is not None:
-            save_checkpoint(self.state_dict(), self.checkpoint_path)
+        if self.history and self.history[-1]["step"] == self.step:  # resumed a finished run
+            final = self.history[-1]
+        else:
+            final = self._record(loss, final=True)
+            if not (self.method.asynchronous and not self.simulate):
+                self.save_checkpoint()
+            elif self.is_master and self.checkpoint_path is not None:
+                save_checkpoint(self.state_dict(), self.checkpoint_path)
         if self.metrics is not None:
             self.metrics.close()
         staleness = torch.tensor(self.staleness, dtype=torch.float64)

@@ -496,3 +496,13 @@ def test_easgd_communicates_parameters_and_floating_buffers_every_tau_steps(p):
 def test_localsgd_final_mean_counts_one_more_round_only_off_the_period():
     assert make_cluster(Method("localsgd", workers=2, tau=4)).fit(10)["rounds"] == 2 + 1
     assert make_cluster(Method("localsgd", workers=2, tau=4)).fit(8)["rounds"] == 2
+
+
+def test_resuming_a_finished_run_changes_nothing(tmp_path):
+    """--resume on a finished run: no step, no round, no second final evaluation."""
+    first = make_cluster(Method("localsgd", workers=2, tau=2, lr=0.1), run_dir=tmp_path)
+    done = first.fit(6)
+    again = make_cluster(Method("localsgd", workers=2, tau=2, lr=0.1), run_dir=tmp_path)
+    result = again.fit(6, resume=True)
+    assert result["history"] == done["history"] and result["rounds"] == done["rounds"]
+    assert torch.equal(again.center_row(), first.center_row())
