@@ -168,6 +168,11 @@ def _group_of(collective: Collective) -> Any:
 
 
 # ---------------------------------------------------------------------- synchronous rules
+def take_mean_(rows: Tensor, collective: Collective) -> None:
+    """Every row becomes the mean over the p workers (local SGD's parameters, DDP's gradients)."""
+    rows.copy_(collective.mean(rows).expand_as(rows))
+
+
 def elastic_round_(rows: Tensor, center: Tensor, alpha: float, mean: Tensor, beta: float) -> None:
     """One synchronous EASGD round in place: x_i ← x_i − α(x_i − x̃); x̃ ← x̃ + β(mean − x̃),
     both from the values before the round (``mean`` = mean_j x_j, computed by the caller)."""
@@ -207,7 +212,7 @@ class RowAverager(PeriodicModelAverager):
 
     def round_(self, rows: Tensor) -> None:
         """Local SGD: every worker takes the mean."""
-        rows.copy_(self.collective.mean(rows).expand_as(rows))
+        take_mean_(rows, self.collective)
 
     def average_parameters(self, params: Iterable[Any]) -> None:  # type: ignore[override]
         tensors = [t for item in params for t in (item["params"] if isinstance(item, Mapping) else [item])]
@@ -330,7 +335,7 @@ class GradientAverager:
         self.step = 0
 
     def average_rows(self, rows: Tensor) -> bool:
-        rows.copy_(self.collective.mean(rows).expand_as(rows))
+        take_mean_(rows, self.collective)
         self.step += 1
         return True
 

@@ -46,7 +46,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from genoise._checks import check_int, check_positive
+from genoise._checks import check_int, check_positive, check_same_batch
 from genoise.io import MetricsWriter
 from genoise.train import distributed as D
 from genoise.train.averaging import (
@@ -68,13 +68,13 @@ from genoise.train.averaging import (
 )
 from genoise.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from genoise.train.seed import derive_seed
-from genoise.train.trainer import NonFiniteLossError
+from genoise.train.trainer import NonFiniteLossError, epoch_permutation
 
 METHODS = ("sgd", "ddp", "localsgd", "easgd", "eamsgd", "diloco", "downpour")
 ELASTIC = ("easgd", "eamsgd")
 LossFn = Callable[[nn.Module, tuple[Tensor, ...], torch.Generator], Tensor]
 EvalFn = Callable[[nn.Module], Mapping[str, float]]
-_PERMUTATION, _WORKER = 2, 4  # derive_seed purposes (the Trainer's permutation purpose)
+_WORKER = 4  # derive_seed purpose of a worker's generator
 _HEADER = 3  # kind, pulled version, worker step
 
 
@@ -249,8 +249,9 @@ class Cluster:
         self.desc = desc or f"{method.name} p={method.workers} tau={method.tau}"
         self.config = dict(config or {})
         self.data = tuple(data)
-        if not self.data or any(t.shape[0] != self.data[0].shape[0] for t in self.data):
-            raise ValueError("data must be a non-empty tuple of tensors with one leading sample dimension")
+        if not self.data:
+            raise ValueError("data must be a non-empty tuple of tensors")
+        check_same_batch(**{f"data[{i}]": t for i, t in enumerate(self.data)})
         self.num_samples = self.data[0].shape[0]
         self.per_worker = self.num_samples // method.workers
         self.steps_per_epoch = self.per_worker // self.batch_size
@@ -333,8 +334,7 @@ class Cluster:
         ``step // steps_per_epoch``'s permutation (seeded by (seed, epoch))."""
         epoch, position = divmod(step, self.steps_per_epoch)
         if epoch != self._perm_epoch:  # one permutation per epoch, shared by the workers
-            gen = torch.Generator().manual_seed(derive_seed(self.seed, _PERMUTATION, epoch))
-            self._perm, self._perm_epoch = torch.randperm(self.num_samples, generator=gen), epoch
+            self._perm, self._perm_epoch = epoch_permutation(self.seed, epoch, self.num_samples), epoch
         start = worker * self.per_worker + position * self.batch_size
         return self._perm[start : start + self.batch_size]
 

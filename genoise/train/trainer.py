@@ -49,6 +49,14 @@ Callback = Callable[["Trainer", int, dict[str, float]], Mapping[str, Any] | None
 _GLOBAL, _GENERATOR, _PERMUTATION, _DATA = 0, 1, 2, 3
 
 
+def epoch_permutation(seed: int, epoch: int, num_samples: int) -> Tensor:
+    """The sample order of ``epoch``: ``randperm(N)`` from a CPU generator seeded by
+    ``derive_seed(seed, 2, epoch)`` — the data order of the Trainer and of
+    :class:`genoise.train.cluster.Cluster`, each rank or worker taking a contiguous slice."""
+    gen = torch.Generator().manual_seed(derive_seed(seed, _PERMUTATION, epoch))
+    return torch.randperm(num_samples, generator=gen)
+
+
 class NonFiniteLossError(ValueError):
     """The loss or the gradient norm became NaN/Inf; training stopped before the update."""
 
@@ -242,8 +250,7 @@ class Trainer:
         takes the r-th of ``world_size`` contiguous slices of it."""
         epoch, position = divmod(step, self.steps_per_epoch)
         if epoch != self._perm_epoch:
-            gen = torch.Generator().manual_seed(derive_seed(self.seed, _PERMUTATION, epoch))
-            perm = torch.randperm(self.num_samples, generator=gen)
+            perm = epoch_permutation(self.seed, epoch, self.num_samples)
             per_rank = self.num_samples // self.world_size
             self._perm = perm[self.rank * per_rank:(self.rank + 1) * per_rank]
             self._perm_epoch = epoch
