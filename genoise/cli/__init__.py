@@ -1,4 +1,5 @@
-"""The ``genoise`` command line: ``train``, ``eval``, ``recipes``, ``demo``, ``world``, ``plan``.
+"""The ``genoise`` command line: ``train``, ``eval``, ``recipes``, ``demo``, ``world``, ``plan``,
+``export``, ``bench-inference``.
 
 Thin: it parses, validates and dispatches to the recipe modules of :mod:`genoise.recipes`;
 nothing here is capability-specific. torch is imported only by the commands that need it,
@@ -67,9 +68,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
-    from genoise.cli.world import add_subcommands
+    from genoise.cli import deploy, world
 
-    add_subcommands(sub)
+    world.add_subcommands(sub)
+    deploy.add_subcommands(sub)
     return parser
 
 

@@ -20,7 +20,7 @@ from typing import Any
 _PLANNERS = {"mpc": "gradient", "cem": "cem", "mppi": "mppi"}  # command-line name -> planner
 
 
-def _number(kind: type, low: float, strict: bool = False):
+def number_arg(kind: type, low: float, strict: bool = False):
     """An argparse ``type`` accepting ``kind`` values >= ``low`` (> ``low`` if ``strict``)."""
 
     def parse(text: str) -> Any:
@@ -48,13 +48,13 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
         "(train/val/test split by time). Defaults: those of collect_traffic and RoadConfig "
         "(4 episodes of 1200 steps after 300 warm-up steps; 4 lanes, 500 m ring, 40 cars/km/lane).")
     collect.add_argument("out_dir", help="folder to write (manifest.json + .npz shards)")
-    collect.add_argument("--episodes", type=_number(int, 1), help="independent traffic episodes")
-    collect.add_argument("--steps", type=_number(int, 1), help="recorded steps per episode, dt = 0.1 s")
-    collect.add_argument("--seed", type=_number(int, 0), default=0, help="data-set seed (default 0)")
-    collect.add_argument("--warmup", type=_number(int, 0), help="steps simulated before recording")
-    collect.add_argument("--lanes", type=_number(int, 1), help="number of lanes")
-    collect.add_argument("--length", type=_number(float, 0, strict=True), help="ring length in metres")
-    collect.add_argument("--density", type=_number(float, 0, strict=True), help="cars per km per lane")
+    collect.add_argument("--episodes", type=number_arg(int, 1), help="independent traffic episodes")
+    collect.add_argument("--steps", type=number_arg(int, 1), help="recorded steps per episode, dt = 0.1 s")
+    collect.add_argument("--seed", type=number_arg(int, 0), default=0, help="data-set seed (default 0)")
+    collect.add_argument("--warmup", type=number_arg(int, 0), help="steps simulated before recording")
+    collect.add_argument("--lanes", type=number_arg(int, 1), help="number of lanes")
+    collect.add_argument("--length", type=number_arg(float, 0, strict=True), help="ring length in metres")
+    collect.add_argument("--density", type=number_arg(float, 0, strict=True), help="cars per km per lane")
     collect.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     collect.set_defaults(handler=collect_command)
 
@@ -66,17 +66,17 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     plan.add_argument("model_run", help="a world-model-traffic run folder (holding model/last.pt)")
     plan.add_argument("--planner", choices=tuple(_PLANNERS), default="mpc",
                       help="mpc = gradient MPC (default)")
-    plan.add_argument("--episodes", type=_number(int, 1), default=10,
+    plan.add_argument("--episodes", type=number_arg(int, 1), default=10,
                       help="held-out episodes (default 10)")
-    plan.add_argument("--horizon", type=_number(int, 1), default=8,
+    plan.add_argument("--horizon", type=number_arg(int, 1), default=8,
                       help="planning horizon in steps (default 8)")
-    plan.add_argument("--samples", type=_number(int, 2), default=32,
+    plan.add_argument("--samples", type=number_arg(int, 2), default=32,
                       help="CEM / MPPI candidates per iteration (default 32)")
-    plan.add_argument("--iterations", type=_number(int, 1), default=3,
+    plan.add_argument("--iterations", type=number_arg(int, 1), default=3,
                       help="planner iterations (default 3)")
-    plan.add_argument("--route-length", type=_number(float, 0, strict=True),
+    plan.add_argument("--route-length", type=number_arg(float, 0, strict=True),
                       help="route length in metres (default: the simulator's, 200)")
-    plan.add_argument("--max-steps", type=_number(int, 1),
+    plan.add_argument("--max-steps", type=number_arg(int, 1),
                       help="time limit in steps (default: the simulator's, 400)")
     plan.add_argument(
         "--rear-speed", choices=("current", "initial"),

@@ -21,7 +21,8 @@ C1…F6 hold exactly the paper's 60,000 trainable parameters. Choices, stated:
   bias, then the squashing function; we use the 2×2 *average* (a constant rescaling of
   the sum) times a per-map coefficient plus a per-map bias, then the activation.
 * **Activation**: ``"tanh"`` (default) or ``"scaled_tanh"``, the paper's
-  f(a) = A·tanh(S·a) with A = 1.7159, S = 2/3 (Appendix A).
+  f(a) = A·tanh(S·a) with A = 1.7159, S = 2/3 (Appendix A); ``"relu"`` is the modern variant
+  whose exact zeros event-driven inference can skip (:mod:`genoise.deploy.sparsity`).
 * **Output layer**: a linear layer (10 scores, higher = more likely, for cross-entropy)
   instead of the paper's Euclidean RBF units y_i = Σ_j (x_j − w_ij)², which are energies
   (840 parameters). :meth:`LeNet5.features` returns the F6 output for anyone who wants RBF
@@ -111,7 +112,7 @@ class LeNet5(nn.Module):
         Output units (10 in the paper).
     image_size : int
         Side of the square input, ≤ 32 (28 for MNIST, 8 for scikit-learn digits).
-    activation : {"tanh", "scaled_tanh"}
+    activation : {"tanh", "scaled_tanh", "relu"}
     c3_table : bool
         Use the paper's partial C3 connection table (default) or full connection.
 
@@ -132,7 +133,7 @@ class LeNet5(nn.Module):
         check_int("image_size", image_size)
         if image_size > 32:
             raise ValueError(f"LeNet5 takes images of side <= 32 (the paper's field), got {image_size}")
-        check_choice("activation", activation, ("tanh", "scaled_tanh"))
+        check_choice("activation", activation, ("tanh", "scaled_tanh", "relu"))
         self.in_channels, self.num_classes, self.image_size = in_channels, num_classes, image_size
         self.upsample = max(1, 28 // image_size) if image_size * 2 <= 28 else 1
         side = image_size * self.upsample
@@ -146,8 +147,11 @@ class LeNet5(nn.Module):
         self.c5 = nn.Conv2d(16, 120, 5)
         self.f6 = nn.Linear(120, 84)
         self.output = nn.Linear(84, num_classes)
-        # Every unit up to F6 squashes its weighted sum (Section II-B), subsampling included.
-        self.act = ScaledTanh() if activation == "scaled_tanh" else nn.Tanh()
+        # Every unit up to F6 squashes its weighted sum (Section II-B), subsampling included:
+        # six squashing stages, one module each (graph tools such as pt2e quantisation pair an
+        # operator with the module that called it, so a module is not reused).
+        make = {"scaled_tanh": ScaledTanh, "tanh": nn.Tanh, "relu": nn.ReLU}[activation]
+        self.acts = nn.ModuleList(make() for _ in range(6))
 
     def to_field(self, x: Tensor) -> Tensor:
         """(B, C, image_size, image_size) → (B, C, 32, 32): upsample, then zero-pad."""
@@ -158,11 +162,11 @@ class LeNet5(nn.Module):
 
     def features(self, x: Tensor) -> Tensor:
         """The F6 representation, (B, C, image_size, image_size) → (B, 84)."""
-        act = self.act
-        h = act(self.s2(act(self.c1(self.to_field(x)))))
-        h = act(self.s4(act(self.c3(h))))
-        h = act(self.c5(h)).flatten(1)
-        return act(self.f6(h))
+        a1, a2, a3, a4, a5, a6 = self.acts
+        h = a2(self.s2(a1(self.c1(self.to_field(x)))))
+        h = a4(self.s4(a3(self.c3(h))))
+        h = a5(self.c5(h)).flatten(1)
+        return a6(self.f6(h))
 
     def forward(self, x: Tensor) -> Tensor:
         """Class scores (B, num_classes)."""

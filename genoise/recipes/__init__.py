@@ -63,6 +63,7 @@ DEMO_SECTIONS: dict[str, str] = {
     "generative": "generative",
     "check-reader": "structured",
     "distributed": "distributed",
+    "deploy": "deploy",
 }
 # `genoise eval KIND RUN_DIR`: kind -> (recipe module, preset options of its `evaluate`)
 EVALUATORS: dict[str, tuple[str, dict[str, Any]]] = {

@@ -59,23 +59,24 @@ def _fit_logistic(x: Tensor, y: Tensor, num_classes: int, weight_decay: float, i
     return model
 
 
-def linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, *,
-                 weight_decays: tuple[float, ...] = (1e-5, 1e-4, 1e-3), iterations: int = 200,
-                 val_fraction: float = 0.1, seed: int = 0, progress: bool = False) -> dict[str, float]:
-    """Linear-probe accuracy (%) of frozen features.
+def fit_linear_probe(train_x: Tensor, train_y: Tensor, *,
+                     weight_decays: tuple[float, ...] = (1e-5, 1e-4, 1e-3), iterations: int = 200,
+                     val_fraction: float = 0.1, seed: int = 0, progress: bool = False,
+                     num_classes: int | None = None) -> tuple[nn.Linear, dict[str, float]]:
+    """The linear probe of frozen features as a float32 ``nn.Linear`` on *raw* features.
 
-    The penalty (½·wd·‖W‖² added to the mean cross-entropy) is selected on a seeded
-    ``val_fraction`` split of the training features; the probe is then refitted on all
-    training features. Returns ``{"linear_acc", "linear_val_acc", "linear_wd"}``.
-    ``progress`` shows a bar over the fits (one per penalty, then the refit).
+    Multinomial logistic regression on standardised features x̃ = (x − μ)/σ; the penalty
+    (½·wd·‖W‖² added to the mean cross-entropy) is selected on a seeded ``val_fraction``
+    split of the training features, then the probe is refitted on all of them. The
+    standardisation is folded into the layer — W' = W/σ, b' = b − W'μ — so the probe
+    deploys after the backbone as one layer. Returns (probe, {"linear_val_acc",
+    "linear_wd"}). ``progress`` shows a bar over the fits (one per penalty, then the refit).
     """
     check_ndim("train_x", train_x, 2)
-    check_ndim("test_x", test_x, 2)
     check_same_batch(train_x=train_x, train_y=train_y)
-    check_same_batch(test_x=test_x, test_y=test_y)
     mean, std = train_x.mean(0), train_x.std(0) + 1e-6
-    tr, te = (train_x - mean) / std, (test_x - mean) / std
-    num_classes = int(max(train_y.max(), test_y.max())) + 1
+    tr = (train_x - mean) / std
+    num_classes = num_classes or int(train_y.max()) + 1
     g = torch.Generator().manual_seed(seed)
     perm = torch.randperm(tr.shape[0], generator=g)
     n_val = max(1, int(val_fraction * tr.shape[0]))
@@ -94,9 +95,28 @@ def linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tenso
     model = _fit_logistic(tr, train_y, num_classes, best, iterations)
     bar.update()
     bar.close()
+    probe = nn.Linear(train_x.shape[1], num_classes)
     with torch.no_grad():
-        acc = float((model(te.double()).argmax(1) == test_y).float().mean())
-    return {"linear_acc": 100 * acc, "linear_val_acc": 100 * scores[best], "linear_wd": best}
+        weight = model.weight / std.double()
+        probe.weight.copy_(weight)
+        probe.bias.copy_(model.bias - weight @ mean.double())
+    return probe, {"linear_val_acc": 100 * scores[best], "linear_wd": best}
+
+
+def linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, *,
+                 weight_decays: tuple[float, ...] = (1e-5, 1e-4, 1e-3), iterations: int = 200,
+                 val_fraction: float = 0.1, seed: int = 0, progress: bool = False) -> dict[str, float]:
+    """Linear-probe accuracy (%) of frozen features (:func:`fit_linear_probe`, scored on the
+    test features). Returns ``{"linear_acc", "linear_val_acc", "linear_wd"}``."""
+    check_ndim("test_x", test_x, 2)
+    check_same_batch(test_x=test_x, test_y=test_y)
+    num_classes = int(max(train_y.max(), test_y.max())) + 1
+    probe, info = fit_linear_probe(train_x, train_y, weight_decays=weight_decays, iterations=iterations,
+                                   val_fraction=val_fraction, seed=seed, progress=progress,
+                                   num_classes=num_classes)
+    with torch.no_grad():
+        acc = float((probe.double()(test_x.double()).argmax(1) == test_y).float().mean())
+    return {"linear_acc": 100 * acc, **info}
 
 
 @torch.no_grad()

@@ -126,7 +126,7 @@ def test_bad_constructor_arguments():
     with pytest.raises(ValueError, match="side <= 32"):
         LeNet5(image_size=64)
     with pytest.raises(ValueError, match="activation must be one of"):
-        LeNet5(activation="relu")
+        LeNet5(activation="sigmoid")
 
 
 def test_lenet5_fits_a_small_digits_batch():
