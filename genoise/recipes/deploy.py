@@ -614,9 +614,9 @@ def demo(run: Run, full: bool) -> str:
         "dataset": dataset,
         "device": "cpu",
         "data_dir": None if run.data_dir is None else str(run.data_dir),
-        "train_subset": 0 if full or dataset == "digits" else 12000,
+        "train_subset": 0 if full or dataset == "digits" else 6000,
         "epochs": 3 if full else 1,
-        "test_subset": 0 if full or dataset == "digits" else 2000,
+        "test_subset": 0 if full or dataset == "digits" else 1000,
         "batch_size": 128 if full else 64,
         "lr": 0.001 if full else 0.003,  # the short setting: more, larger steps
     }
@@ -626,7 +626,7 @@ def demo(run: Run, full: bool) -> str:
     deployable = load_deployable(sub.dir)
     test = deployable.test_set
     if not full and dataset == "mnist":
-        test = ImageData(test.images[:2000], test.labels[:2000])
+        test = ImageData(test.images[:1000], test.labels[:1000])
     rows = inference_rows(
         deployable.model,
         deployable.train_set,
@@ -634,7 +634,7 @@ def demo(run: Run, full: bool) -> str:
         workdir=sub.dir / "export",
         rows=("fp32_eager", "onnx_fp32", "onnx_int8", "log8_elma", "posit8", "anna_6w3a", "sparse_event"),
         repeats=200 if full else 50,
-        emulation_limit=0 if full else 500,
+        emulation_limit=0 if full else 300,
         log=lambda *_: None,
         isolated=full,  # the short setting times in this process (no start-up of a fresh one)
         rounds=3 if full else 1,

@@ -92,6 +92,13 @@ def _traffic_dir(run: Run, config: dict[str, Any]) -> Path:
     return root
 
 
+def validate(config: dict[str, Any]) -> None:
+    """Checks across keys, run by ``genoise train`` before anything is written."""
+    if config.get("action_conditioned") and not config.get("ego_kinematics"):
+        raise ValueError("action_conditioned=true needs ego_kinematics=true (the fully learned model "
+                         "always reads the action)")
+
+
 def _fit_model(run: Run) -> tuple[ForwardModel, TrafficDataset, Path]:
     """Build and train (or resume) the forward model in ``run.dir/model``; returns it in eval
     mode, the training split and the traffic folder."""
@@ -105,6 +112,7 @@ def _fit_model(run: Run) -> tuple[ForwardModel, TrafficDataset, Path]:
         history=history, raster=raster, nz=int(config["nz"]), width=int(config["width"]),
         hidden=int(config["hidden"]), dropout=float(config["dropout"]),
         ego_kinematics=kinematics if config["ego_kinematics"] else None,
+        action_conditioned=bool(config["action_conditioned"]),
     ).to(run.device)
     obs_config = {"obs_mode": "raster", "raster": asdict(raster), "road": asdict(train.road),
                   "history": history}

@@ -78,6 +78,12 @@ class ForwardModel(nn.Module):
     nz : latent size; 0 makes the model deterministic.
     dropout : dropout on the hidden code (its masks give the uncertainty estimate).
     state_dim, action_dim : sizes of the ego state and the action.
+    ego_kinematics : {"dt", "n_lanes", "lane_width"} or None: the ego moves by the simulator's
+        integrator and the network predicts only the other cars (:meth:`kinematic_decode`).
+    action_conditioned : with ``ego_kinematics``, the network also sees the ego's action
+        (``h + W_a a``, as in Henaff et al. 2019, where the predictor conditions on the action):
+        its prediction of the ego-centred scene — and so its dropout uncertainty — can depend
+        on where the ego goes. Off by default: the invisible-car reference frame ignores it.
     """
 
     def __init__(
@@ -91,6 +97,7 @@ class ForwardModel(nn.Module):
         state_dim: int = 3,
         action_dim: int = 2,
         ego_kinematics: dict[str, float] | None = None,
+        action_conditioned: bool = False,
     ) -> None:
         super().__init__()
         self.raster = raster or RasterSpec()
@@ -107,6 +114,7 @@ class ForwardModel(nn.Module):
             state_dim=state_dim,
             action_dim=action_dim,
             ego_kinematics=None if ego_kinematics is None else dict(ego_kinematics),
+            action_conditioned=bool(action_conditioned),
         )
         if ego_kinematics is not None:
             missing = {"dt", "n_lanes", "lane_width"} - set(ego_kinematics)
@@ -116,6 +124,11 @@ class ForwardModel(nn.Module):
                     f"(acceleration, lateral velocity); missing {sorted(missing)}"
                 )
         self.kinematics = None if ego_kinematics is None else dict(ego_kinematics)
+        if action_conditioned and ego_kinematics is None:
+            raise ValueError(
+                "action_conditioned applies to ego_kinematics models (the others always see the action)"
+            )
+        self.action_conditioned = bool(action_conditioned)
         self.history, self.nz, self.state_dim, self.action_dim = history, nz, state_dim, action_dim
         self.grid = (2 * width, h // 8, w // 8)
         flat = 2 * width * (h // 8) * (w // 8)
@@ -159,8 +172,8 @@ class ForwardModel(nn.Module):
         s = (states - self.state_mean) / self.state_std
         a = (action - self.action_mean) / self.action_std
         h = self.encoder(images.reshape(b, -1, *images.shape[-2:])) + self.state_encoder(s.reshape(b, -1))
-        if self.kinematics is not None:  # other cars ignore the ego (invisible-car setting)
-            return h
+        if self.kinematics is not None and not self.action_conditioned:
+            return h  # other cars ignore the ego (invisible-car setting)
         return h + self.action_encoder(a)
 
     def infer_latent(self, h: Tensor, target_image: Tensor, target_state: Tensor) -> tuple[Tensor, Tensor]:
@@ -237,25 +250,44 @@ class ForwardModel(nn.Module):
         return torch.stack([lanes.unsqueeze(1).expand(n, h, w), cars, ego], 1)
 
     def reference_future(
-        self, images: Tensor, states: Tensor, steps: int, z: Tensor | None = None
+        self,
+        images: Tensor,
+        states: Tensor,
+        steps: int,
+        z: Tensor | None = None,
+        actions: Tensor | None = None,
     ) -> Tensor:
         """(``ego_kinematics`` models) The other cars (B, T, H, W) over ``steps`` steps in the
         frame of a reference ego that keeps its last speed and lateral position. In the
         invisible-car setting nobody reacts to the ego, so this does not depend on the
         ego's actions: any action sequence's rollout is this future shifted by the ego's
-        deviation from the reference (:func:`rollout`)."""
-        from genoise.world.raster import CARS
-
+        deviation from the reference (:func:`rollout`). An ``action_conditioned`` model
+        reads the ego's ``actions`` (B, T, A) in its code at every step (the frame stays the
+        reference one), so its future — and its uncertainty — depends on them."""
         if self.kinematics is None:
             raise ValueError("reference_future needs a model with ego_kinematics")
-        keep = torch.zeros(images.shape[0], self.action_dim, dtype=images.dtype, device=images.device)
         future = []
         for t in range(steps):
-            image, state = self(images, states, keep, None if z is None else z[:, t])
-            future.append(image[:, CARS])
-            images = torch.cat([images[:, 1:], image.unsqueeze(1)], 1)
-            states = torch.cat([states[:, 1:], state.unsqueeze(1)], 1)
+            step_action = None if actions is None else actions[:, t]
+            step_z = None if z is None else z[:, t]
+            cars, images, states = self.reference_step(images, states, step_action, step_z)
+            future.append(cars)
         return torch.stack(future, 1)
+
+    def reference_step(
+        self, images: Tensor, states: Tensor, action: Tensor | None, z: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """One step of :meth:`reference_future`: the other cars (B, H, W) at the next step and
+        the reference histories moved on by one frame. The code sees ``action`` (an
+        ``action_conditioned`` model; zeros when None); the frame is the reference ego's."""
+        from genoise.world.raster import CARS
+
+        keep = torch.zeros(images.shape[0], self.action_dim, dtype=images.dtype, device=images.device)
+        h = self.encode(images, states, keep if action is None else action)
+        image, state = self.decode(h, images[:, -1], states[:, -1], z, keep)
+        images = torch.cat([images[:, 1:], image.unsqueeze(1)], 1)
+        states = torch.cat([states[:, 1:], state.unsqueeze(1)], 1)
+        return image[:, CARS], images, states
 
     def forward(
         self, images: Tensor, states: Tensor, action: Tensor, z: Tensor | None = None
@@ -291,7 +323,9 @@ def rollout(
     predictions: measured, 3 s of braking at 3 m/s² then brought the followers almost no
     closer.) For one step both are the same."""
     if model.kinematics is not None:
-        reference = model.reference_future(images, states, actions.shape[1], z)
+        reference = model.reference_future(
+            images, states, actions.shape[1], z, actions if model.action_conditioned else None
+        )
         return kinematic_rollout(model, reference, images, states, actions)
     predicted_images, predicted_states = [], []
     for t in range(actions.shape[1]):

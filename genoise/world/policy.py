@@ -108,23 +108,33 @@ def unroll_policy(
     """Let the policy drive inside the model for ``horizon`` steps: actions (B, T, 2),
     predicted rasters (B, T, 3, H, W) and states (B, T, S). With an ``ego_kinematics``
     model the other cars' future is predicted once (it does not depend on the actions) and
-    each step shifts it by the ego's deviation, as :func:`genoise.world.forward.rollout`."""
+    each step shifts it by the ego's deviation, as :func:`genoise.world.forward.rollout`;
+    an ``action_conditioned`` one predicts it step by step, each step reading the action the
+    policy just chose (gradients flow through both)."""
     reference = None
-    if model.kinematics is not None:
+    kinematic = model.kinematics is not None
+    if kinematic and not model.action_conditioned:
         with torch.no_grad():  # action-independent; the model is frozen during policy training
             reference = model.reference_future(images, states, horizon, z)
+    if kinematic:
         dt = float(model.kinematics["dt"])
         y0, v0 = states[:, -1, 0], states[:, -1, 1]
         speed, y, along, ego = v0, y0, torch.zeros_like(v0), images[:, -1, EGO]
+        ref_images, ref_states = images, states  # the reference ego's histories
     actions, pred_images, pred_states = [], [], []
     for t in range(horizon):
         action = policy(images, states)
-        if reference is None:
-            image, state = model(images, states, action, None if z is None else z[:, t])
+        z_t = None if z is None else z[:, t]
+        if not kinematic:
+            image, state = model(images, states, action, z_t)
         else:  # one step of kinematic_rollout (the same integrator and composition)
+            if reference is None:  # action-conditioned: the other cars' step reads this action
+                cars, ref_images, ref_states = model.reference_step(ref_images, ref_states, action, z_t)
+            else:
+                cars = reference[:, t]
             speed, y = ego_step(speed, y, action, dt)
             along = along + (speed - v0) * dt
-            image = model.compose(reference[:, t], along, y - y0, y, ego)
+            image = model.compose(cars, along, y - y0, y, ego)
             state = torch.stack([y, speed, action[:, 1]], -1)
         actions.append(action)
         pred_images.append(image)

@@ -1,0 +1,209 @@
+"""Does the driving world model's uncertainty depend on the action? (issue 20, part 1)
+
+    python benchmarks/world_uncertainty.py [--quick] [--states 256] [--horizon 20]
+
+MPUR (Henaff, Canziani & LeCun, ICLR 2019) keeps a policy where its forward model is
+reliable with an uncertainty cost U(a): the variance, over dropout masks, of the predicted
+driving cost of the action sequence a. That can only work if U is larger for actions
+unlike the data's. This benchmark trains (or reuses, under ``--out-dir``) two forward models
+on the same traffic data with ``genoise train world-model-traffic`` — today's kinematic model,
+whose network does not see the action (``blind``), and the same with
+``action_conditioned=true`` — and measures on held-out test states, with the same latents
+and the same dropout masks for every action set:
+
+- U for the recorded (data) actions, for the same actions shuffled across states, and for
+  out-of-distribution actions: hard braking (−6 m/s²), hard acceleration (+3 m/s²), a
+  swerve (+2 m/s lateral) and a zig-zag (+2 then −2 m/s);
+- the ratio U(kind) / U(data) (of the means, and the median per-state ratio) — the issue's
+  goal is ≥ 10 for out-of-distribution actions;
+- the prediction error against the horizon of both models (the issue: no worse than today).
+
+Writes ``benchmarks/records/world_uncertainty.{md,json}`` (rows, command, date).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+
+from benchmarks._cells import run_cell
+from benchmarks._data import ROOT
+from genoise.io import atomic_write_text
+from genoise.world.checkpoints import find_forward_model, load_forward_model
+from genoise.world.costs import CostConfig
+from genoise.world.dataset import TrafficDataset
+from genoise.world.uncertainty import uncertainty_cost
+
+KINDS = ("data", "shuffled", "brake", "accelerate", "swerve", "zigzag")
+OOD = ("brake", "accelerate", "swerve", "zigzag")
+
+
+def action_sets(data: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Every action set (B, T, 2) of the measurement, in the simulator's units."""
+    b, steps = data.shape[:2]
+
+    def constant(accel: float, lateral: float) -> torch.Tensor:
+        return torch.tensor([accel, lateral]).expand(b, steps, 2).clone()
+
+    zigzag = constant(0.0, 2.0)
+    zigzag[:, steps // 2 :, 1] = -2.0
+    return {
+        "data": data,
+        "shuffled": data[torch.randperm(b, generator=generator)],
+        "brake": constant(-6.0, 0.0),
+        "accelerate": constant(3.0, 0.0),
+        "swerve": constant(0.0, 2.0),
+        "zigzag": zigzag,
+    }
+
+
+def measure(run_dir: Path, states: int, horizon: int, samples: int, chunk: int, seed: int) -> dict:
+    """U of every action set on ``states`` held-out states of the run's test split."""
+    model = load_forward_model(find_forward_model(run_dir)).eval()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    test = TrafficDataset(
+        summary["traffic_dir"], "test", history=model.history, n_future=horizon, raster=model.raster
+    )
+    costs = CostConfig.from_config(config, test.road.lane_width)
+    g = torch.Generator().manual_seed(seed)
+    batch = test.sample_batch(states, g)
+    sets = action_sets(batch["actions"], g)
+    z = model.sample_prior((states, horizon), torch.Generator().manual_seed(seed + 1))
+    u: dict[str, list[torch.Tensor]] = {kind: [] for kind in KINDS}
+    for start in range(0, states, chunk):
+        part = slice(start, start + chunk)
+        for kind in KINDS:
+            torch.manual_seed(seed + 2 + start)  # the same dropout masks for every action set
+            with torch.no_grad():
+                u[kind].append(
+                    uncertainty_cost(
+                        model,
+                        batch["images"][part],
+                        batch["states"][part],
+                        sets[kind][part],
+                        None if z is None else z[part],
+                        samples,
+                        costs,
+                    )
+                )
+    values = {kind: torch.cat(v) for kind, v in u.items()}
+    data = values["data"]
+    rows = {
+        kind: {
+            "u_mean": float(v.mean()),
+            "ratio_of_means": float(v.mean() / data.mean()),
+            # many states have U = 0 for every action (no car near the ego's cost window), so a
+            # per-state ratio is mostly 0/0: report how often U rises above the data's instead
+            "share_above_data": float((v > data).double().mean()),
+            "share_zero": float((v == 0).double().mean()),
+        }
+        for kind, v in values.items()
+    }
+    return {
+        "rows": rows,
+        "error_vs_horizon": summary["error_vs_horizon"]["model"],
+        "copy_last": summary["error_vs_horizon"]["copy_last"],
+        "action_conditioned": bool(config.get("action_conditioned")),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="300 training steps, 64 states")
+    parser.add_argument("--states", type=int, default=256, help="held-out test states")
+    parser.add_argument("--horizon", type=int, default=20, help="rollout steps T of U")
+    parser.add_argument("--samples", type=int, default=8, help="dropout masks M")
+    parser.add_argument("--chunk", type=int, default=64)
+    parser.add_argument("--train-steps", type=int, default=1500)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out-dir", default=str(ROOT / "benchmarks" / "results" / "world_uncertainty"))
+    parser.add_argument("--records", default=str(ROOT / "benchmarks" / "records"))
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.train_steps, args.states = 300, 64
+    torch.set_num_threads(1)
+    out = Path(args.out_dir)
+    base = {"seed": args.seed, "train_steps": args.train_steps}
+    run_cell(out, "world-model-traffic", "blind", base, "summary.json")
+    traffic = json.loads((out / "blind" / "summary.json").read_text())["traffic_dir"]
+    run_cell(
+        out,
+        "world-model-traffic",
+        "conditioned",
+        {**base, "action_conditioned": True, "traffic_dir": traffic},
+        "summary.json",
+    )
+    results = {
+        name: measure(out / name, args.states, args.horizon, args.samples, args.chunk, args.seed)
+        for name in ("blind", "conditioned")
+    }
+    date = datetime.date.today().isoformat()
+    command = "python benchmarks/world_uncertainty.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    lines = [
+        f"## Does U depend on the action? ({date})",
+        "",
+        f"`{command.strip()}` — {args.states} held-out states, T = {args.horizon}, M = {args.samples} "
+        f"dropout masks, {args.train_steps} training steps per model; the same latents and masks for "
+        "every action set. Reference: today's kinematic model (`blind`, the network does not see the "
+        "action); ours: `action_conditioned=true`.",
+        "",
+        "| action set | blind: U | blind: U / U(data) | blind: states with U > U(data) | conditioned: U | "
+        "conditioned: U / U(data) | conditioned: states with U > U(data) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for kind in KINDS:
+        b, c = results["blind"]["rows"][kind], results["conditioned"]["rows"][kind]
+        lines.append(
+            f"| {kind} | {b['u_mean']:.3g} | {b['ratio_of_means']:.2f} | "
+            f"{100 * b['share_above_data']:.0f} % | "
+            f"{c['u_mean']:.3g} | {c['ratio_of_means']:.2f} | {100 * c['share_above_data']:.0f} % |"
+        )
+    ood = {name: min(results[name]["rows"][k]["ratio_of_means"] for k in OOD) for name in results}
+    lines += [
+        "",
+        f"Smallest out-of-distribution ratio (goal ≥ 10): blind {ood['blind']:.2f}, "
+        f"conditioned {ood['conditioned']:.2f}.",
+        "",
+        "| step | blind MSE | conditioned MSE | copy-last MSE |",
+        "|---:|---:|---:|---:|",
+    ]
+    for i, (b, c, k) in enumerate(
+        zip(
+            results["blind"]["error_vs_horizon"],
+            results["conditioned"]["error_vs_horizon"],
+            results["blind"]["copy_last"],
+            strict=False,
+        ),
+        1,
+    ):
+        lines.append(f"| {i} | {b:.5f} | {c:.5f} | {k:.5f} |")
+    text = "\n".join(lines) + "\n"
+    records = Path(args.records)
+    records.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(records / "world_uncertainty.md", text)
+    payload = {
+        "date": date,
+        "command": command.strip(),
+        "states": args.states,
+        "horizon": args.horizon,
+        "samples": args.samples,
+        "train_steps": args.train_steps,
+        "models": results,
+        "u_ratio": ood,
+    }
+    atomic_write_text(records / "world_uncertainty.json", json.dumps(payload, indent=1) + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
