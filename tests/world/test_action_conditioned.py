@@ -1,7 +1,8 @@
 """An action-conditioned forward model (``ForwardModel(ego_kinematics=..., action_conditioned=True)``):
 the network's code reads the ego's action, so its prediction — and its dropout uncertainty U —
-can depend on where the ego goes (Henaff, Canziani & LeCun 2019); the kinematic ego motion,
-the policy unroll and the default (action-blind) model are unchanged."""
+can depend on where the ego goes (Henaff, Canziani & LeCun 2019); the kinematic ego motion and
+the default (action-blind) model are unchanged (the policy unroll = rollout invariant is tested
+for both in ``test_forward_ego_kinematics.py``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 from torch import nn
 
 from genoise.world.dataset import TrafficDataset
-from genoise.world.forward import ForwardModel, rollout
+from genoise.world.forward import ForwardModel
 from genoise.world.policy import DrivingPolicy, unroll_policy
 from genoise.world.uncertainty import uncertainty_cost
 from tests.world.conftest import HIGH, KIN, LOW, SPEC
@@ -49,19 +50,6 @@ def test_the_code_reads_the_action_only_when_conditioned(batch) -> None:
         m = model(conditioned)
         same = torch.equal(m.encode(images, states, a), m.encode(images, states, b))
         assert same is not conditioned
-
-
-def test_policy_unroll_equals_the_rollout_of_its_actions(batch) -> None:
-    m = model(True, nz=2)
-    nn.init.normal_(m.decoder[-1].weight, std=0.1)  # a network that predicts something
-    torch.manual_seed(3)
-    policy = DrivingPolicy.from_model(m, LOW, HIGH, width=4, hidden=16)
-    z = torch.randn(16, 4, 2, generator=torch.Generator().manual_seed(4))
-    with torch.no_grad():
-        actions, images, states = unroll_policy(policy, m, batch["images"], batch["states"], 4, z)
-        again, moved = rollout(m, batch["images"], batch["states"], actions, z)
-    torch.testing.assert_close(images, again)
-    torch.testing.assert_close(states, moved)
 
 
 def test_policy_gradient_reaches_through_the_conditioned_prediction(batch) -> None:
