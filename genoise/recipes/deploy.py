@@ -466,7 +466,11 @@ def inference_rows(
                 [ort_run(session, test_set.images[i : i + 500]).argmax(1) for i in range(0, n_test, 500)]
             )
             acc = 100.0 * float((preds == test_set.labels).float().mean())
-            row(name, acc, time_path("onnx", onnx=path), bits, dense_macs, n_test)
+            extra = {}
+            if name == "onnx_int8":  # its first layer stays fp32 (quantize_onnx_int8's default)
+                first = next(p for p in model.parameters() if p.ndim >= 2).numel()
+                extra["weight_bytes"] = weight_bytes(model, 8) + first * 3
+            row(name, acc, time_path("onnx", onnx=path), bits, dense_macs, n_test, **extra)
         elif name == "pt2e_int8":
             if not has_extra("torchao"):
                 row(name, None, None, 8, dense_macs, 0, status="skipped: torchao not installed")
