@@ -136,6 +136,7 @@ def event_layers(model: torch.nn.Module, images: torch.Tensor, repeats: int = 20
 
     import torch.nn.functional as F
 
+    from genoise.deploy.latency import time_calls
     from genoise.deploy.sparsity import event_linear, record_layer_inputs
 
     per_layer: dict[str, list] = {}
@@ -155,11 +156,8 @@ def event_layers(model: torch.nn.Module, images: torch.Tensor, repeats: int = 20
         times = {"dense": [], "event": []}
         for x, w, b in samples:
             for label, fn in (("dense", F.linear), ("event", event_linear)):
-                fn(x, w, b)
-                start = time.perf_counter_ns()
-                for _ in range(repeats):
-                    fn(x, w, b)
-                times[label].append((time.perf_counter_ns() - start) / repeats / 1e3)
+                seconds = time_calls(fn, (x, w, b), warmup=1, repeats=repeats)
+                times[label].append(1e6 * statistics.fmean(seconds))
         w = samples[0][1]
         nonzero = statistics.mean(float((x != 0).sum()) for x, _, _ in samples)
         rows.append(
@@ -289,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         if dataset == "mnist":  # ANNA after quantisation-aware training (the qat cell's weights)
             qat = load_deployable(folders["lenet5_qat"], args.data_dir).model
             mode = NumberFormatMode("anna_6w3a")
-            mode.calibrate(qat, [deployable.train_set.images[i : i + 256] for i in range(0, 1024, 256)])
+            mode.calibrate(qat, deployable.train_set.images[:1024].split(256))
             test = (
                 deployable.test_set
                 if not limit

@@ -67,12 +67,9 @@ def export_command(args: argparse.Namespace) -> int:
 def bench_command(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from genoise.recipes.deploy import ROWS, bench_run
+    from genoise.recipes.deploy import ROWS, bench_run, check_rows
 
-    rows = ROWS if not args.rows else tuple(r.strip() for r in args.rows.split(",") if r.strip())
-    unknown = [r for r in rows if r not in ROWS]
-    if unknown:
-        raise ValueError(f"unknown row(s) {', '.join(unknown)}; choose from {', '.join(ROWS)}")
+    rows = check_rows(ROWS if not args.rows else tuple(r.strip() for r in args.rows.split(",") if r.strip()))
     bench_run(args.run_dir, sparse_run=args.sparse_run, data_dir=args.data_dir, threads=args.threads,
               repeats=args.repeats, batch=args.batch, emulation_limit=args.emulation_limit, rows=rows,
               rounds=args.rounds)

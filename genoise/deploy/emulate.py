@@ -165,8 +165,7 @@ class NumberFormatMode(TorchFunctionMode):
         signed = low < 0
         fmt = FixedPoint(self.activation_bits, signed=signed)
         top = max(abs(low), abs(high)) if signed else high
-        qmax = 2 ** (self.activation_bits - 1) - 1 if signed else 2**self.activation_bits - 1
-        return fmt, torch.tensor(max(top, 1e-12) / qmax)
+        return fmt, torch.tensor(max(top, 1e-12) / fmt.qmax)
 
     def _inputs(self, x: Tensor, weight: Tensor) -> tuple[Tensor, Tensor]:
         """(input, weight) converted to the format (float tensors of the represented values)."""

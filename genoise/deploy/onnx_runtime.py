@@ -27,7 +27,6 @@ import contextlib
 import importlib
 import io
 import logging
-import os
 import re
 import tempfile
 import warnings
@@ -37,6 +36,8 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from genoise.io import atomic_output
 
 EXTRA = "pip install 'genoise[deploy]'"
 
@@ -61,19 +62,6 @@ def has_extra(*packages: str) -> bool:
     except ImportError:
         return False
     return True
-
-
-@contextlib.contextmanager
-def _temporary_sibling(path: Path) -> Iterator[Path]:
-    """A temporary file name beside ``path`` (same folder, so ``os.replace`` is atomic);
-    removed on failure."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -143,7 +131,7 @@ def export_onnx(
         batch = torch.export.Dim("batch")
         dims = tuple({0: batch} for _ in inputs)
     try:
-        with _temporary_sibling(path) as tmp, quiet_torch_logs():
+        with atomic_output(path) as tmp, quiet_torch_logs():
             try:
                 torch.onnx.export(
                     model,
@@ -158,7 +146,6 @@ def export_onnx(
             except Exception as err:  # the exporter wraps every torch.export failure
                 raise _export_failure(model, err) from err
             onnx.checker.check_model(str(tmp))
-            os.replace(tmp, path)
     finally:
         model.train(was_training)
     return path
@@ -238,7 +225,8 @@ def quantize_onnx_int8(
             return None if start is None else {name: data[start : start + batch_size]}
 
     out_path = Path(out_path)
-    with _temporary_sibling(out_path) as pre, _temporary_sibling(out_path) as tmp:
+    with tempfile.TemporaryDirectory(prefix="genoise-int8-") as scratch, atomic_output(out_path) as tmp:
+        pre = Path(scratch) / "preprocessed.onnx"
         quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
         exclude = first_multiply_add(pre) if keep_first_float else []
         quantize_static(
@@ -251,5 +239,4 @@ def quantize_onnx_int8(
             weight_type=QuantType.QInt8,
             nodes_to_exclude=exclude,
         )
-        os.replace(tmp, out_path)
     return out_path

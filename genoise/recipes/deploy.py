@@ -143,11 +143,6 @@ def fit_classifier(
     ).fit(resume=bool(run is not None and run.resume))
 
 
-def _calibration(images: Tensor, samples: int, batch_size: int = 256) -> list[Tensor]:
-    head = images[:samples]
-    return [head[i : i + batch_size] for i in range(0, head.shape[0], batch_size)]
-
-
 def train(run: Run) -> dict[str, Any]:
     """``genoise train lenet5-mnist``: Adam on cross-entropy (+ the L1 activity penalty),
     then, with ``qat``, quantisation-aware epochs through that format (sub-run ``qat/``);
@@ -183,7 +178,7 @@ def train(run: Run) -> dict[str, Any]:
     }
     if cfg["qat"] != "none":
         mode = NumberFormatMode(str(cfg["qat"]))
-        calibration = _calibration(train_set.images.to(run.device), int(cfg["calibration_samples"]))
+        calibration = train_set.images[: int(cfg["calibration_samples"])].to(run.device).split(256)
         if mode.needs_calibration:
             mode.calibrate(model, calibration)
         summary[f"{cfg['qat']}_acc_before_qat"] = accuracy(model, test_set, mode=mode)
@@ -222,15 +217,11 @@ class Deployable:
 
 
 def _ssl_classifier(run_dir: Path, config: dict[str, Any], train_set: ImageData) -> nn.Module:
+    """An SSL run's backbone (built on :mod:`genoise.recipes.ssl`'s loader) and its probe."""
+    from genoise.recipes.ssl import load_backbone
     from genoise.ssl.evaluate import extract_features, fit_linear_probe
-    from genoise.ssl.methods import build_from_config
 
-    method, _ = build_from_config(config, train_set.images)
-    state = load_checkpoint(run_dir / CHECKPOINT_NAME)["model"]
-    prefix = "method.backbone."
-    backbone = method.backbone
-    backbone.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
-    backbone.eval()
+    backbone = load_backbone(run_dir, config, train_set.images).eval()
     cache = run_dir / "probe.pt"
     probe = nn.Linear(backbone.feature_dim, 10)
     if cache.is_file():
@@ -254,18 +245,15 @@ def load_deployable(run_dir: str | Path, data_dir: Any = None) -> Deployable:
     config, _ = read_run_config(run_dir)
     if not (run_dir / CHECKPOINT_NAME).is_file():
         raise FileNotFoundError(f"{run_dir / CHECKPOINT_NAME}: no checkpoint to deploy")
-    data_dir = data_dir if data_dir is not None else config.get("data_dir")
     dataset = config.get("dataset")
     if dataset not in ("digits", "mnist", "cifar10"):
         raise ValueError(
             f"{run_dir}: cannot deploy this run (dataset {dataset!r}); supported: lenet5-* runs and "
             "SSL runs (<method>-<dataset>)"
         )
-    seed = int(config.get("seed", 0))
-    train_set = load_dataset(
-        dataset, "train", data_dir=data_dir, subset=int(config.get("train_subset") or 0), seed=seed
-    )
-    test_set = load_dataset(dataset, "test", data_dir=data_dir)
+    from genoise.recipes.ssl import load_data  # the split rule (train_subset, seed) of the image recipes
+
+    train_set, test_set = load_data(config, data_dir)
     if "activity_l1" in config and "activation" in config:
         model = build_lenet(config)
         final = run_dir / "qat" / CHECKPOINT_NAME
@@ -362,6 +350,14 @@ def _event_accuracy(model: nn.Module, data: ImageData) -> float:
     return 100.0 * correct / data.images.shape[0]
 
 
+def check_rows(rows: tuple[str, ...]) -> tuple[str, ...]:
+    """``rows`` if every one is a row of :data:`ROWS`; else a one-line ``ValueError``."""
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown:
+        raise ValueError(f"unknown row(s) {', '.join(unknown)}; choose from {', '.join(ROWS)}")
+    return rows
+
+
 def inference_rows(
     model: nn.Module,
     train_set: ImageData,
@@ -391,6 +387,7 @@ def inference_rows(
     ``isolated=False`` times in this process (the demo's short setting). The paths are timed
     in ``rounds`` interleaved rounds and each statistic is the median over the rounds.
     """
+    check_rows(rows)
     workdir = Path(workdir)
     model = fold_batchnorm(model).eval()
     one, many = test_set.images[:1], test_set.images[:batch]
@@ -484,7 +481,7 @@ def inference_rows(
         elif name in FORMATS:
             mode = NumberFormatMode(name)
             if mode.needs_calibration:
-                mode.calibrate(model, [calibration[i : i + 256] for i in range(0, calibration.shape[0], 256)])
+                mode.calibrate(model, calibration.split(256))
             start = time.perf_counter()
             acc = accuracy(model, emulated, mode=mode, batch_size=100)
             seconds = time.perf_counter() - start
@@ -527,8 +524,6 @@ def inference_rows(
                 event_macs_all_layers=sum(r.event_macs for r in layers),
                 layers=[r.to_dict() for r in layers],
             )
-        else:
-            raise ValueError(f"unknown row {name!r}; choose from {', '.join(ROWS)}")
     # Interleaved rounds (each path once per round, the median over rounds): a drift of this
     # shared machine's speed hits every path alike instead of the one measured at that time.
     measured: list[list[Any]] = [[] for _ in timings]

@@ -149,6 +149,16 @@ def _run_config(run_dir: Path) -> dict[str, Any]:
     return config
 
 
+def load_backbone(run_dir: Path, config: dict[str, Any], train_images: torch.Tensor) -> torch.nn.Module:
+    """The pre-trained backbone of the SSL run folder ``run_dir`` (its ``last.pt``), built
+    from the run's ``config``; ``train_images`` are what the method is built on (as in training)."""
+    method, _ = build_from_config(config, train_images)
+    state = load_checkpoint(Path(run_dir) / CHECKPOINT_NAME)["model"]
+    prefix = "method.backbone."
+    method.backbone.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+    return method.backbone
+
+
 def evaluate(run_dir: str | Path, **options: Any) -> dict[str, float]:
     """Offline evaluation of a run's frozen backbone (``last.pt``): ``kind="linear"`` (linear
     probe, L2 chosen on a 10 % split of train; option ``iterations``) or ``kind="knn"``
@@ -166,12 +176,8 @@ def evaluate(run_dir: str | Path, **options: Any) -> dict[str, float]:
     config = _run_config(run_dir)
     device = resolve_device(opts["device"])
     train_set, test_set = load_data(config, opts["data_dir"])
-    method, _ = build_from_config(config, train_set.images)
-    state = load_checkpoint(run_dir / CHECKPOINT_NAME)["model"]
-    prefix = "method.backbone."
-    method.backbone.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
-    method.backbone.to(device)
-    result = frozen_eval(method.backbone, train_set, test_set, device, kinds=(opts["kind"],),
+    backbone = load_backbone(run_dir, config, train_set.images).to(device)
+    result = frozen_eval(backbone, train_set, test_set, device, kinds=(opts["kind"],),
                          ks=opts["k"], temperature=float(opts["temperature"]),
                          iterations=opts["iterations"], progress=opts["progress"])
     atomic_write_text(run_dir / f"eval_{opts['kind']}.json", json.dumps(result, indent=2) + "\n")
