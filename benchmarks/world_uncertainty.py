@@ -32,13 +32,15 @@ from pathlib import Path
 import torch
 import yaml
 
-from benchmarks._cells import run_cell
-from benchmarks._data import ROOT
-from genoise.io import atomic_write_text
-from genoise.world.checkpoints import find_forward_model, load_forward_model
-from genoise.world.costs import CostConfig
-from genoise.world.dataset import TrafficDataset
-from genoise.world.uncertainty import uncertainty_cost
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._cells import run_cell  # noqa: E402
+from genoise.io import atomic_write_text  # noqa: E402
+from genoise.world.checkpoints import find_forward_model, load_forward_model  # noqa: E402
+from genoise.world.costs import CostConfig  # noqa: E402
+from genoise.world.dataset import TrafficDataset  # noqa: E402
+from genoise.world.uncertainty import uncertainty_cost  # noqa: E402
 
 KINDS = ("data", "shuffled", "brake", "accelerate", "swerve", "zigzag")
 OOD = ("brake", "accelerate", "swerve", "zigzag")

@@ -27,11 +27,23 @@ def _check_pair(mu: Tensor, logvar: Tensor) -> None:
                          f"and {tuple(logvar.shape)}")
 
 
-def kl_divergence(mu: Tensor, logvar: Tensor) -> Tensor:
+def kl_divergence(
+    mu: Tensor, logvar: Tensor, prior_mu: Tensor | None = None, prior_logvar: Tensor | None = None
+) -> Tensor:
     """KL(N(μ, diag exp(logvar)) ‖ N(0, I)) = ½ Σ_j (μ_j² + σ_j² − 1 − log σ_j²), summed over
-    the last dimension: (..., K) → (...), e.g. (B, K) → (B,)."""
+    the last dimension: (..., K) → (...), e.g. (B, K) → (B,).
+
+    With ``prior_mu`` / ``prior_logvar`` (a learned prior p = N(m, diag s²), as the
+    conditional prior p(z | x) of a forward model, Henaff et al. 2019), the closed form of
+    KL(q ‖ p) = ½ Σ_j (log s_j² − log σ_j² + (σ_j² + (μ_j − m_j)²) / s_j² − 1)."""
     _check_pair(mu, logvar)
-    return 0.5 * (mu**2 + logvar.exp() - 1.0 - logvar).sum(-1)
+    if prior_mu is None and prior_logvar is None:
+        return 0.5 * (mu**2 + logvar.exp() - 1.0 - logvar).sum(-1)
+    if prior_mu is None or prior_logvar is None:
+        raise ValueError("give both prior_mu and prior_logvar (or neither, for N(0, I))")
+    _check_pair(prior_mu, prior_logvar)
+    ratio = (logvar - prior_logvar).exp() + (mu - prior_mu) ** 2 / prior_logvar.exp()
+    return 0.5 * (prior_logvar - logvar + ratio - 1.0).sum(-1)
 
 
 def reparameterize(mu: Tensor, logvar: Tensor, generator: torch.Generator | None = None) -> Tensor:

@@ -10,8 +10,15 @@ states (Henaff, Canziani & LeCun, ICLR 2019; pytorch-PPUU ``FwdCNN`` / ``FwdCNN_
 - Stochastic (``nz > 0``): a conditional VAE. In training ``z ~ q(z | h, s[t+1]) =
   N(mu, diag sigma^2)`` is inferred from the target (reparameterised), and with probability
   ``z_dropout`` (0.5 in the paper) a sample's ``z`` is set to 0 so that the model also
-  predicts well without it; the loss adds ``beta * KL(q || N(0, I))``. At test time ``z`` is
-  drawn from the prior ``N(0, I)``.
+  predicts well without it; the loss adds ``beta * KL(q || p)``. At test time ``z`` is
+  drawn from the prior ``p``: ``N(0, I)``, or (``learned_prior``) a conditional prior
+  ``p(z | h) = N(m(h), diag s(h)^2)`` trained by the same KL term (the paper's learned prior).
+
+Latents in rollouts are given as the prior's standard noise ``eps ~ N(0, I)``
+(:meth:`ForwardModel.sample_prior`): each step maps it to ``z = m(h) + s(h) eps``
+(:meth:`ForwardModel.latent`; ``z = eps`` for the ``N(0, I)`` prior). Latents inferred from a
+data sequence (:func:`posterior_noise`) are expressed in the same coordinates, so every
+rollout, planner and policy takes either.
 
 The energy view: ``E(x, y, z) = ||y - G(x, z)||^2`` with ``x`` the past and action, ``y``
 the next frame; the VAE's KL term is the latent regulariser ``R(z)``.
@@ -84,6 +91,8 @@ class ForwardModel(nn.Module):
         (``h + W_a a``, as in Henaff et al. 2019, where the predictor conditions on the action):
         its prediction of the ego-centred scene — and so its dropout uncertainty — can depend
         on where the ego goes. Off by default: the invisible-car reference frame ignores it.
+    learned_prior : (``nz > 0``) a conditional prior ``p(z | h) = N(m(h), diag s(h)^2)``
+        instead of ``N(0, I)``; its head starts at zero, i.e. at ``N(0, I)``.
     """
 
     def __init__(
@@ -98,6 +107,7 @@ class ForwardModel(nn.Module):
         action_dim: int = 2,
         ego_kinematics: dict[str, float] | None = None,
         action_conditioned: bool = False,
+        learned_prior: bool = False,
     ) -> None:
         super().__init__()
         self.raster = raster or RasterSpec()
@@ -115,6 +125,7 @@ class ForwardModel(nn.Module):
             action_dim=action_dim,
             ego_kinematics=None if ego_kinematics is None else dict(ego_kinematics),
             action_conditioned=bool(action_conditioned),
+            learned_prior=bool(learned_prior),
         )
         if ego_kinematics is not None:
             missing = {"dt", "n_lanes", "lane_width"} - set(ego_kinematics)
@@ -129,6 +140,9 @@ class ForwardModel(nn.Module):
                 "action_conditioned applies to ego_kinematics models (the others always see the action)"
             )
         self.action_conditioned = bool(action_conditioned)
+        if learned_prior and nz == 0:
+            raise ValueError("learned_prior needs a latent (nz > 0)")
+        self.learned_prior = bool(learned_prior)
         self.history, self.nz, self.state_dim, self.action_dim = history, nz, state_dim, action_dim
         self.grid = (2 * width, h // 8, w // 8)
         flat = 2 * width * (h // 8) * (w // 8)
@@ -154,6 +168,10 @@ class ForwardModel(nn.Module):
             self.target_encoder = conv_encoder(3, width, self.raster.shape, hidden)
             self.posterior = nn.Sequential(nn.ReLU(), nn.Linear(2 * hidden + state_dim, 2 * nz))
             self.z_encoder = nn.Linear(nz, hidden)
+        if self.learned_prior:
+            self.prior_head = nn.Sequential(nn.ReLU(), nn.Linear(hidden, 2 * nz))
+            nn.init.zeros_(self.prior_head[-1].weight)  # starts at N(0, I)
+            nn.init.zeros_(self.prior_head[-1].bias)
         for name in ("state_mean", "action_mean"):
             self.register_buffer(name, torch.zeros(state_dim if "state" in name else action_dim))
         for name in ("state_std", "action_std"):
@@ -181,6 +199,23 @@ class ForwardModel(nn.Module):
         s = (target_state - self.state_mean) / self.state_std
         stats = self.posterior(torch.cat([h, self.target_encoder(target_image), s], -1))
         return stats.chunk(2, dim=-1)
+
+    def prior(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and log-variance (B, nz) of the prior ``p(z | h)`` (zeros for ``N(0, I)``)."""
+        if self.nz == 0:
+            raise ValueError("a deterministic model (nz = 0) has no latent prior")
+        if not self.learned_prior:
+            zeros = h.new_zeros(h.shape[0], self.nz)
+            return zeros, zeros
+        return self.prior_head(h).chunk(2, dim=-1)
+
+    def latent(self, h: Tensor, noise: Tensor | None) -> Tensor | None:
+        """The latent ``z = m(h) + exp(logvar(h) / 2) * noise`` of the prior's standard
+        ``noise`` (B, nz) (``z = noise`` for ``N(0, I)``; None stays None, i.e. ``z = 0``)."""
+        if noise is None or not self.learned_prior:
+            return noise
+        mu, logvar = self.prior(h)
+        return mu + (0.5 * logvar).exp() * noise
 
     def decode(
         self,
@@ -284,7 +319,7 @@ class ForwardModel(nn.Module):
 
         keep = torch.zeros(images.shape[0], self.action_dim, dtype=images.dtype, device=images.device)
         h = self.encode(images, states, keep if action is None else action)
-        image, state = self.decode(h, images[:, -1], states[:, -1], z, keep)
+        image, state = self.decode(h, images[:, -1], states[:, -1], self.latent(h, z), keep)
         images = torch.cat([images[:, 1:], image.unsqueeze(1)], 1)
         states = torch.cat([states[:, 1:], state.unsqueeze(1)], 1)
         return image[:, CARS], images, states
@@ -292,11 +327,14 @@ class ForwardModel(nn.Module):
     def forward(
         self, images: Tensor, states: Tensor, action: Tensor, z: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
-        """One step: (B, 3, H, W) next raster and (B, S) next state."""
-        return self.decode(self.encode(images, states, action), images[:, -1], states[:, -1], z, action)
+        """One step: (B, 3, H, W) next raster and (B, S) next state; ``z`` is the prior's
+        standard noise (see :meth:`latent`)."""
+        h = self.encode(images, states, action)
+        return self.decode(h, images[:, -1], states[:, -1], self.latent(h, z), action)
 
     def sample_prior(self, shape: tuple[int, ...], generator: torch.Generator | None = None) -> Tensor | None:
-        """``z ~ N(0, I)`` of shape (*shape, nz), or None for a deterministic model."""
+        """The prior's standard noise ``eps ~ N(0, I)`` of shape (*shape, nz) (each rollout step
+        maps it through :meth:`latent`), or None for a deterministic model."""
         if self.nz == 0:
             return None
         return torch.randn(*shape, self.nz, generator=generator, device=self.state_mean.device)
@@ -377,7 +415,8 @@ def forward_model_loss(
             z = reparameterize(mu, logvar, generator)
             keep = (torch.rand(mu.shape[0], 1, generator=generator, device=mu.device) >= z_dropout).float()
             z = z * keep
-            kl = kl + kl_divergence(mu, logvar).mean()
+            prior = model.prior(h) if model.learned_prior else (None, None)
+            kl = kl + kl_divergence(mu, logvar, *prior).mean()
         image, state = model.decode(h, images[:, -1], states[:, -1], z, actions[:, t])
         image_loss = image_loss + F.mse_loss(image, target_image)
         state_loss = state_loss + F.mse_loss(
@@ -388,6 +427,32 @@ def forward_model_loss(
     n = actions.shape[1]
     total = (image_loss + state_loss) / n + beta * kl / n
     return {"loss": total, "image_mse": image_loss / n, "state_mse": state_loss / n, "kl": kl / n}
+
+
+def posterior_noise(
+    model: ForwardModel, batch: dict[str, Tensor], generator: torch.Generator | None = None
+) -> Tensor:
+    """Latents (B, T, nz) sampled from the posterior ``q(z_t | h_t, s_{t+1})`` of the batch's
+    data sequences (its ``T = F`` future steps, teacher-forced: ``h_t`` encodes the recorded
+    history and action at ``t``), expressed as the prior's standard noise
+    ``(z_t - m(h_t)) / s(h_t)`` (:meth:`ForwardModel.latent`), so that a one-step prediction
+    from the recorded history and action uses the sampled ``z_t`` exactly. Henaff et al.
+    (2019) train MPUR with latents inferred from data sequences rather than drawn from the
+    prior. No gradient; deterministic given ``generator``."""
+    if model.nz == 0:
+        raise ValueError("posterior latents need a stochastic model (nz > 0)")
+    images, states, actions = batch["images"], batch["states"], batch["actions"]
+    noise = []
+    with torch.no_grad():
+        for t in range(actions.shape[1]):
+            target_image, target_state = batch["target_images"][:, t], batch["target_states"][:, t]
+            h = model.encode(images, states, actions[:, t])
+            z = reparameterize(*model.infer_latent(h, target_image, target_state), generator)
+            mu, logvar = model.prior(h)
+            noise.append((z - mu) * (-0.5 * logvar).exp())
+            images = torch.cat([images[:, 1:], target_image.unsqueeze(1)], 1)
+            states = torch.cat([states[:, 1:], target_state.unsqueeze(1)], 1)
+    return torch.stack(noise, 1)
 
 
 def prediction_error(

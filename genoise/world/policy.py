@@ -3,8 +3,11 @@ ICLR 2019) and their training losses. (The controllers that drive the simulator 
 :mod:`genoise.world.control`, the closed-loop evaluation in :mod:`genoise.world.evaluate`.)
 
 - MPUR: ``min_pi E_z sum_t [C(G(s_t, pi(s_t), z_t))] + lambda_U * U(pi)`` — the policy
-  acts inside the stochastic model, ``z`` drawn from the prior, ``U`` the dropout variance
-  of the predicted cost (:func:`genoise.world.uncertainty.uncertainty_cost`).
+  acts inside the stochastic model, ``z`` drawn from the prior or (as in the paper) inferred
+  from the posterior of the recorded sequence that starts at the same context
+  (:func:`genoise.world.forward.posterior_noise`), ``U`` the dropout variance of the predicted
+  cost, raw or normalised by its range on data and hinged
+  (:func:`genoise.world.uncertainty.uncertainty_cost`).
 - MPUR without ``U`` (``lambda_U = 0``): the paper's ablation.
 - MPER: make the model's rollout under the policy match the expert's future states.
 - Behaviour cloning: regress the expert's action.
@@ -19,9 +22,11 @@ import torch
 from torch import Tensor, nn
 
 from genoise.world.costs import DEFAULT_COSTS, CostConfig, driving_cost
-from genoise.world.forward import ForwardModel, conv_encoder, ego_step
+from genoise.world.forward import ForwardModel, conv_encoder, ego_step, posterior_noise
 from genoise.world.raster import EGO, RasterSpec
-from genoise.world.uncertainty import uncertainty_cost
+from genoise.world.uncertainty import UncertaintyStats, uncertainty_cost
+
+LATENTS = ("prior", "posterior")
 
 
 class DrivingPolicy(nn.Module):
@@ -154,21 +159,35 @@ def mpur_loss(
     config: CostConfig = DEFAULT_COSTS,
     generator: torch.Generator | None = None,
     action_weight: float = 0.0,
+    latents: str = "prior",
+    u_stats: UncertaintyStats | None = None,
+    u_hinge: float = 0.5,
 ) -> dict[str, Tensor]:
     """MPUR objective on a batch of initial contexts (``u_weight = 0``: the ablation).
-    The model is run without dropout for the cost and with ``n_dropout`` masks for ``U``;
+    The model is run without dropout for the cost and with ``n_dropout`` masks for ``U``
+    (raw, or normalised by ``u_stats`` and hinged at ``u_hinge``);
     ``action_weight * mean ||a / a_scale||^2`` regularises the actions (``a_scale`` the
-    half-width of the action box)."""
+    half-width of the action box). ``latents="posterior"`` infers ``z`` from the batch's
+    recorded future (which must cover ``horizon`` steps) instead of the prior."""
+    if latents not in LATENTS:
+        raise ValueError(f"latents must be one of {', '.join(LATENTS)}, got {latents!r}")
     model.eval()
     b = batch["images"].shape[0]
-    z = model.sample_prior((b, horizon), generator)
+    if latents == "posterior" and model.nz > 0:
+        if batch["actions"].shape[1] < horizon:
+            raise ValueError(f"posterior latents need {horizon} recorded future steps, "
+                             f"the batch has {batch['actions'].shape[1]}")
+        future = {k: batch[k][:, :horizon] for k in ("actions", "target_images", "target_states")}
+        z = posterior_noise(model, {**batch, **future}, generator)
+    else:
+        z = model.sample_prior((b, horizon), generator)
     actions, images, states = unroll_policy(policy, model, batch["images"], batch["states"], horizon, z)
     speed0 = batch["states"][:, -1, 1:2]
     cost = driving_cost(images, states[..., 1], model.raster, config, speed0)["total"].sum(-1).mean()
     out = {"cost": cost, "uncertainty": cost.new_zeros(())}
     if u_weight > 0:
         out["uncertainty"] = uncertainty_cost(
-            model, batch["images"], batch["states"], actions, z, n_dropout, config
+            model, batch["images"], batch["states"], actions, z, n_dropout, config, u_stats, u_hinge
         ).mean()
     scale = (policy.high - policy.low) / 2
     out["action"] = (actions / scale).pow(2).sum(-1).mean()

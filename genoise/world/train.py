@@ -14,7 +14,7 @@ constructor arguments and the observation format it was trained on, so that
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -29,7 +29,8 @@ from genoise.world.checkpoints import FORWARD_MODEL_KIND, POLICY_KIND
 from genoise.world.costs import CostConfig
 from genoise.world.dataset import TrafficDataset
 from genoise.world.forward import ForwardModel, forward_model_loss, prediction_error
-from genoise.world.policy import DrivingPolicy, bc_loss, mper_loss, mpur_loss
+from genoise.world.policy import LATENTS, DrivingPolicy, bc_loss, mper_loss, mpur_loss
+from genoise.world.uncertainty import UncertaintyStats, uncertainty_stats
 
 POLICY_METHODS = ("mpur", "mpur_no_u", "mper", "bc")
 _KEYS = ("images", "states", "actions", "target_images", "target_states")
@@ -101,15 +102,54 @@ def train_forward_model(
     return trainer.fit()
 
 
-def _policy_loss(method: str, config: Mapping[str, Any], costs: CostConfig):
-    """``loss(policy, model, batch, generator) -> dict`` of one policy method."""
+# optional MPUR keys and their defaults (today's behaviour; the paper's: posterior, true)
+MPUR_DEFAULTS = {"latents": "prior", "u_normalise": False, "u_hinge": 0.5, "u_warmup": 0,
+                 "u_stats_batches": 8}
+
+
+def u_weight_at(step: int, u_weight: float, warmup: int) -> float:
+    """The ``u_reg`` schedule: ``u_weight`` ramped linearly over the first ``warmup`` updates
+    (``min(1, (step + 1) / warmup)``; constant when ``warmup = 0``), so that the policy first
+    learns to drive through the model and is then held where the model is certain."""
+    return float(u_weight) if warmup <= 0 else float(u_weight) * min(1.0, (step + 1) / warmup)
+
+
+def mpur_uncertainty_stats(
+    model: ForwardModel, expert_data: TrafficDataset, config: Mapping[str, Any], costs: CostConfig, seed: int
+) -> UncertaintyStats:
+    """The normal range of the dropout variances (:func:`uncertainty_stats`) on
+    ``u_stats_batches`` batches of recorded ``horizon``-step sequences of ``expert_data``,
+    drawn and sampled with generators derived from ``seed`` (so a resumed run recomputes the
+    same statistics)."""
+    horizon, n = int(config["horizon"]), int(config.get("u_stats_batches", MPUR_DEFAULTS["u_stats_batches"]))
+    if expert_data.n_future < horizon:
+        raise ValueError(f"the uncertainty statistics need {horizon}-step sequences, the data has "
+                         f"{expert_data.n_future}")
+    data_gen = torch.Generator().manual_seed(derive_seed(int(seed), 11))
+    device = model.state_mean.device
+    source = TrafficBatches(expert_data, int(config["policy_batch"]))
+    batches = [as_batch(source(0, data_gen), device) for _ in range(n)]
+    batches = [{**b, "actions": b["actions"][:, :horizon]} for b in batches]
+    z_gen = torch.Generator(device).manual_seed(derive_seed(int(seed), 12))
+    return uncertainty_stats(model, batches, int(config["n_dropout"]), costs, z_gen)
+
+
+def _policy_loss(method: str, config: Mapping[str, Any], costs: CostConfig,
+                 u_stats: UncertaintyStats | None = None, step: Callable[[], int] = lambda: 0):
+    """``loss(policy, model, batch, generator) -> dict`` of one policy method (``step()``:
+    the current update, for the ``u_warmup`` schedule)."""
     if method in ("mpur", "mpur_no_u"):
         u_weight = float(config["u_weight"]) if method == "mpur" else 0.0
+        opt = {k: config.get(k, v) for k, v in MPUR_DEFAULTS.items()}
 
         def loss(policy, model, batch, generator):
-            return mpur_loss(policy, model, batch, int(config["horizon"]), u_weight, int(config["n_dropout"]),
-                             config=costs, generator=generator,
-                             action_weight=float(config["action_weight"]))
+            weight = u_weight_at(step(), u_weight, int(opt["u_warmup"]))
+            out = mpur_loss(policy, model, batch, int(config["horizon"]), weight, int(config["n_dropout"]),
+                            config=costs, generator=generator,
+                            action_weight=float(config["action_weight"]), latents=str(opt["latents"]),
+                            u_stats=u_stats, u_hinge=float(opt["u_hinge"]))
+            out["u_weight"] = torch.tensor(weight)
+            return out
 
         return loss
     if method == "mper":
@@ -148,14 +188,24 @@ def train_policy(
         missing += [k for k in ("horizon", "u_weight", "n_dropout", "action_weight") if k not in config]
     if missing:
         raise ValueError(f"train_policy({method!r}) needs config keys {', '.join(missing)}")
+    opt = {k: config.get(k, v) for k, v in MPUR_DEFAULTS.items()}
+    if method in ("mpur", "mpur_no_u") and opt["latents"] not in LATENTS:
+        raise ValueError(f"latents must be one of {', '.join(LATENTS)}, got {opt['latents']!r}")
     model.eval()
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     torch.manual_seed(derive_seed(int(seed), POLICY_METHODS.index(method)))
     policy = DrivingPolicy.from_model(model, low, high)
-    loss = _policy_loss(method, config, CostConfig.from_config(config, data.road.lane_width))
-    source = TrafficBatches(expert_data if method == "mper" else data, int(config["policy_batch"]))
-    card = ModelCard(kwargs=policy.kwargs, obs_config=dict(obs_config or {}), method=method)
+    costs = CostConfig.from_config(config, data.road.lane_width)
+    u_stats = None
+    if method == "mpur" and opt["u_normalise"] and float(config["u_weight"]) > 0:
+        u_stats = mpur_uncertainty_stats(model, expert_data, config, costs, seed)
+    trainer: Trainer | None = None
+    loss = _policy_loss(method, config, costs, u_stats, lambda: 0 if trainer is None else trainer.step)
+    sequences = method == "mper" or (method in ("mpur", "mpur_no_u") and opt["latents"] == "posterior")
+    source = TrafficBatches(expert_data if sequences else data, int(config["policy_batch"]))
+    card = ModelCard(kwargs=policy.kwargs, obs_config=dict(obs_config or {}), method=method,
+                     **({} if u_stats is None else {"u_stats": u_stats.as_dict()}))
 
     def step_fn(net: DrivingPolicy, batch: tuple[Tensor, ...], generator: torch.Generator) -> dict:
         return loss(net, model, as_batch(batch, net.low.device), generator)

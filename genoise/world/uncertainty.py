@@ -1,19 +1,37 @@
 """Model-predicted driving cost and its epistemic uncertainty (Henaff, Canziani & LeCun,
 ICLR 2019, Sec. 3): the uncertainty of a forward model at an action sequence is the
-variance of its predictions over ``M`` dropout masks::
+variance of its predictions over ``M`` dropout masks, per step ``t``::
 
-    U(a) = sum_t [ Var_m C(G_m(s, a, z)_t) + mean_j Var_m (s_m)_{t, j} / std_j^2 ]
+    u_cost[t]  = Var_m C(G_m(s, a, z)_t)
+    u_state[t] = mean_j Var_m (s_m)_{t, j} / std_j^2
+    u_image[t] = mean_pixels Var_m (x_m)_t
 
 computed in one batched, differentiable pass (the batch is repeated ``M`` times with
-dropout active). Penalising ``U`` keeps a planner or policy where the model was trained.
+dropout active). Penalising them keeps a planner or policy where the model was trained.
+
+Two forms of the penalty ``U``:
+
+- raw: ``U = sum_t (u_cost[t] + u_state[t])``;
+- normalised (the paper's released code, pytorch-PPUU ``compute_uncertainty_batch``): each
+  term is standardised by its mean and standard deviation per step on *data* actions
+  (:func:`uncertainty_stats`) and hinged, ``U = sum_terms mean_t relu((u[t] - mean[t]) /
+  std[t] - hinge)`` (``hinge = 0.5``) — zero while the policy is as certain as the data, and
+  in units of the data's spread when it is not, whatever the absolute scale of the variances
+  (1e-5 here against a cost ≈ 2).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
 from torch import Tensor
 
 from genoise.world.costs import DEFAULT_COSTS, CostConfig, driving_cost
 from genoise.world.forward import ForwardModel, rollout
+
+TERMS = ("cost", "state", "image")
 
 
 def predicted_cost(
@@ -34,7 +52,7 @@ def predicted_cost(
     return out
 
 
-def uncertainty_cost(
+def uncertainty_terms(
     model: ForwardModel,
     images: Tensor,
     states: Tensor,
@@ -42,8 +60,9 @@ def uncertainty_cost(
     z: Tensor | None = None,
     n_samples: int = 10,
     config: CostConfig = DEFAULT_COSTS,
-) -> Tensor:
-    """``U(a)`` of shape (B,) (see module docstring), differentiable w.r.t. ``actions``.
+) -> dict[str, Tensor]:
+    """The per-step variances ``u_cost``, ``u_state``, ``u_image`` (each (B, T), see the module
+    docstring) over ``n_samples`` dropout masks, differentiable w.r.t. ``actions`` (B, T, A).
 
     Dropout is switched on for the call (and restored after)."""
     if n_samples < 2:
@@ -57,7 +76,90 @@ def uncertainty_cost(
     model.train(was_training)
     speed0 = states[:, -1, 1:2]
     costs = driving_cost(pred_images, pred_states[..., 1], model.raster, config, speed0)["total"]  # (M*B, T)
-    cost_var = costs.view(n_samples, b, -1).var(0).sum(-1)
-    state_var = (pred_states / model.state_std).view(n_samples, b, *pred_states.shape[1:]).var(0)
-    return cost_var + state_var.mean(-1).sum(-1)
+    per_mask = lambda t: t.view(n_samples, b, *t.shape[1:]).var(0)  # noqa: E731
+    return {
+        "cost": per_mask(costs),
+        "state": per_mask(pred_states / model.state_std).mean(-1),
+        "image": per_mask(pred_images).flatten(2).mean(-1),
+    }
 
+
+@dataclass
+class UncertaintyStats:
+    """Mean and standard deviation (T,) of each per-step variance of
+    :func:`uncertainty_terms` on data actions; ``as_dict`` / ``from_dict`` store them in a
+    checkpoint (lists of floats)."""
+
+    mean: dict[str, Tensor]
+    std: dict[str, Tensor]
+
+    def to(self, device: torch.device | str) -> UncertaintyStats:
+        return UncertaintyStats({k: v.to(device) for k, v in self.mean.items()},
+                                {k: v.to(device) for k, v in self.std.items()})
+
+    def as_dict(self) -> dict[str, dict[str, list[float]]]:
+        return {"mean": {k: v.tolist() for k, v in self.mean.items()},
+                "std": {k: v.tolist() for k, v in self.std.items()}}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> UncertaintyStats:
+        return cls({k: torch.tensor(v) for k, v in d["mean"].items()},
+                   {k: torch.tensor(v) for k, v in d["std"].items()})
+
+
+def uncertainty_stats(
+    model: ForwardModel,
+    batches: Iterable[dict[str, Tensor]],
+    n_samples: int = 10,
+    config: CostConfig = DEFAULT_COSTS,
+    generator: torch.Generator | None = None,
+) -> UncertaintyStats:
+    """Per-step mean and standard deviation of the dropout variances for the *recorded*
+    actions of ``batches`` (dicts with ``images``, ``states``, ``actions`` (B, T, A)), latents
+    from the prior (pytorch-PPUU ``estimate_uncertainty_stats``: "an idea of what normal
+    ranges are using actions the forward model was trained on"). The std is floored at
+    1e-3 × the term's overall mean (and 1e-12): on states where no car is near, the cost
+    has no variance at all."""
+    collected: dict[str, list[Tensor]] = {k: [] for k in TERMS}
+    with torch.no_grad():
+        for batch in batches:
+            b, t = batch["actions"].shape[:2]
+            z = model.sample_prior((b, t), generator)
+            terms = uncertainty_terms(model, batch["images"], batch["states"], batch["actions"], z,
+                                      n_samples, config)
+            for k in TERMS:
+                collected[k].append(terms[k])
+    if not collected["cost"]:
+        raise ValueError("uncertainty_stats needs at least one batch")
+    values = {k: torch.cat(v) for k, v in collected.items()}
+    mean = {k: v.mean(0) for k, v in values.items()}
+    std = {k: v.std(0).clamp(min=max(1e-3 * float(v.mean()), 1e-12)) for k, v in values.items()}
+    return UncertaintyStats(mean, std)
+
+
+def uncertainty_cost(
+    model: ForwardModel,
+    images: Tensor,
+    states: Tensor,
+    actions: Tensor,
+    z: Tensor | None = None,
+    n_samples: int = 10,
+    config: CostConfig = DEFAULT_COSTS,
+    stats: UncertaintyStats | None = None,
+    hinge: float = 0.5,
+) -> Tensor:
+    """``U(a)`` of shape (B,), differentiable w.r.t. ``actions``: raw
+    (``sum_t u_cost + u_state``) without ``stats``, normalised and hinged with them (module
+    docstring; ``stats`` from :func:`uncertainty_stats` over the same horizon)."""
+    terms = uncertainty_terms(model, images, states, actions, z, n_samples, config)
+    if stats is None:
+        return (terms["cost"] + terms["state"]).sum(-1)
+    steps = actions.shape[1]
+    if any(stats.mean[k].shape[0] < steps for k in TERMS):
+        raise ValueError(f"the uncertainty stats cover {stats.mean['cost'].shape[0]} steps, "
+                         f"fewer than the {steps} of the actions")
+    total = actions.new_zeros(actions.shape[0])
+    for k in TERMS:
+        mean, std = stats.mean[k][:steps].to(actions), stats.std[k][:steps].to(actions)
+        total = total + torch.relu((terms[k] - mean) / std - hinge).mean(-1)
+    return total

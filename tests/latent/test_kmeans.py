@@ -82,3 +82,14 @@ def test_kmeans_bad_input(digits):
         KMeans(3).predict(digits)
     with pytest.raises(ValueError, match="n_clusters must be a positive integer"):
         KMeans(0).fit(digits)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_the_tolerance_scale_is_the_mean_feature_variance(digits, dtype):
+    from genoise.latent.kmeans import mean_variance
+
+    y = torch.from_numpy(digits).to(dtype) + 100.0  # an offset: the one-pass formula must not cancel
+    expected = float(torch.from_numpy(digits).var(0, unbiased=False).mean())
+    # float32 row norms of offset data lose ~1e-4 to rounding: ample for a stopping threshold
+    rel = 1e-3 if dtype == torch.float32 else 1e-10
+    assert mean_variance(y, (y * y).sum(-1)) == pytest.approx(expected, rel=rel)

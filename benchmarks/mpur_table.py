@@ -1,0 +1,612 @@
+"""The MPUR table of Henaff, Canziani & LeCun (ICLR 2019) on genoise's traffic simulator
+(issue 20, parts 2 and 3): every controller on the same 20 held-out episodes, the trained
+policies over several training seeds (mean ± std of the success rate), the curve of success
+against policy updates for MPUR and its no-uncertainty ablation, and the U-ratio diagnostic
+that says whether the uncertainty term was active.
+
+    python benchmarks/mpur_table.py --seeds 0 1 2 3            # one process per core:
+    python benchmarks/mpur_table.py --seeds 4 5 6 7            #   the cells are shared
+    python benchmarks/mpur_table.py --report                   # table + JSON + PNG from the cells
+
+The forward model is one ``genoise train world-model-traffic`` cell (seed 0, 1500 steps,
+``action_conditioned=true learned_prior=true``: the learned part reads the ego's action, so
+its dropout uncertainty depends on it; the paper's learned prior). The policies are trained
+through it with the paper's training details: latents inferred from the posterior of the
+recorded sequence (``latents=posterior``), the uncertainty cost standardised by its range on
+recorded actions and hinged at 0.5 (``u_normalise=true``, pytorch-PPUU's
+``compute_uncertainty_batch``), ``u_weight`` = 0.05 × H: the paper's ``u_reg = 0.05`` against
+a cost *averaged* over the H unrolled steps, ours is summed. Rows:
+
+- ``mpur``, ``mpur_no_u``, ``mper``, ``bc``: trained policies, one per training seed;
+- ``mpc_gradient``, ``cem``, ``mppi``: planners over the same model (``--planner-episodes``,
+  one planner seed: ≈ 1 CPU-minute per episode each);
+- ``keep_speed``, ``idm`` (replay of the recorded driver), ``true_future_cem`` (CEM on the
+  simulator's true future: the reference an ideal model would give): deterministic, one run.
+
+Every cell (a policy's checkpoint, an evaluation) is kept under ``--out``: an interrupted run
+continues where it stopped (a policy resumes from its last checkpoint, bit for bit), and the
+curve's budgets are one training run evaluated at each budget. Writes
+``benchmarks/records/mpur_table.{md,json,png}`` (rows, command, date).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._cells import run_cell  # noqa: E402
+from benchmarks.world_uncertainty import KINDS, OOD, action_sets  # noqa: E402
+from genoise.io import atomic_write_text  # noqa: E402
+from genoise.recipes import load_recipe, resolve_config  # noqa: E402
+from genoise.train.run import Run  # noqa: E402
+from genoise.world.checkpoints import find_forward_model, load_forward_model, observation_config  # noqa: E402
+from genoise.world.control import expert, keep_speed, planner_controller, policy_controller  # noqa: E402
+from genoise.world.costs import CostConfig  # noqa: E402
+from genoise.world.dataset import TrafficDataset  # noqa: E402
+from genoise.world.evaluate import eval_seeds, evaluation_table  # noqa: E402
+from genoise.world.highway_env import HighwayTrafficEnv  # noqa: E402
+from genoise.world.planners import planner_options  # noqa: E402
+from genoise.world.policy import unroll_policy  # noqa: E402
+from genoise.world.train import mpur_uncertainty_stats, train_policy  # noqa: E402
+from genoise.world.uncertainty import uncertainty_cost  # noqa: E402
+
+ROWS = (
+    "mpur",
+    "mpur_no_u",
+    "mper",
+    "bc",
+    "mpc_gradient",
+    "cem",
+    "mppi",
+    "keep_speed",
+    "idm",
+    "true_future_cem",
+)
+POLICIES = ("mpur", "mpur_no_u", "mper", "bc")
+PLANNERS = {"mpc_gradient": "gradient", "cem": "cem", "mppi": "mppi"}
+NAMES = {
+    "mpur": "MPUR",
+    "mpur_no_u": "MPUR without uncertainty",
+    "mper": "MPER",
+    "bc": "behaviour cloning",
+    "mpc_gradient": "MPC-gradient over the model",
+    "cem": "CEM over the model",
+    "mppi": "MPPI over the model",
+    "keep_speed": "no action (keep speed)",
+    "idm": "IDM driver (replay)",
+    "true_future_cem": "CEM on the true future (reference)",
+}
+MODEL = {"seed": 0, "train_steps": 1500, "action_conditioned": True, "learned_prior": True}
+
+
+def policy_config(args: argparse.Namespace, steps: int) -> dict:
+    """The world-mpur-traffic recipe's configuration with the paper's MPUR settings."""
+    horizon = int(args.horizon)
+    paper = {
+        "horizon": horizon,
+        "latents": "posterior",
+        "u_normalise": True,
+        "u_hinge": 0.5,
+        "u_weight": 0.05 * horizon if args.u_weight is None else float(args.u_weight),
+        "policy_steps": int(steps),
+        "n_dropout": 4,
+    }
+    items = [
+        f"{k}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}"
+        for k, v in paper.items()
+    ]
+    return resolve_config(load_recipe("world-mpur-traffic"), items)
+
+
+class Setting:
+    """The forward model, the data, the environment of every cell."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        out = Path(args.out)
+        run_cell(out, "world-model-traffic", "model", MODEL, "summary.json")
+        self.model = load_forward_model(find_forward_model(out / "model")).eval()
+        summary = json.loads((out / "model" / "summary.json").read_text())
+        self.error_vs_horizon = summary["error_vs_horizon"]
+        root, m = summary["traffic_dir"], self.model
+        self.data = TrafficDataset(root, "train", history=m.history, n_future=1, raster=m.raster)
+        self.sequences = TrafficDataset(
+            root, "train", history=m.history, n_future=args.horizon, raster=m.raster
+        )
+        self.test = TrafficDataset(root, "test", history=m.history, n_future=args.horizon, raster=m.raster)
+        self.config = policy_config(args, args.steps)
+        self.env_kwargs = dict(
+            road=self.data.road,
+            raster=m.raster,
+            route_length=float(self.config["route_length"]),
+            max_steps=int(self.config["max_steps"]),
+            warmup=int(self.config["warmup"]),
+        )
+        probe = HighwayTrafficEnv(**self.env_kwargs)
+        self.obs = observation_config(probe, m.history)
+        self.low, self.high = probe.action_space.low, probe.action_space.high
+        self.costs = CostConfig.from_config(self.config, self.data.road.lane_width)
+        self.seeds = eval_seeds(args.episodes)
+        self._stats = None
+
+    @property
+    def stats(self):
+        """The normal range of U on recorded actions (MPUR's, training seed 0)."""
+        if self._stats is None:
+            self._stats = mpur_uncertainty_stats(self.model, self.sequences, self.config, self.costs, seed=0)
+        return self._stats
+
+
+def own_uncertainty(args: argparse.Namespace, s: Setting, policy=None) -> float:
+    """Mean normalised U (MPUR's training measure) of the policy's own unroll through the
+    model from 64 fixed held-out contexts — or of the recorded actions when ``policy`` is
+    None: is the trained policy where the model is as certain as on data?"""
+    batch = s.test.sample_batch(64, torch.Generator().manual_seed(5))
+    z = s.model.sample_prior((64, args.horizon), torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        if policy is None:
+            actions = batch["actions"][:, : args.horizon]
+        else:
+            actions = unroll_policy(policy, s.model, batch["images"], batch["states"], args.horizon, z)[0]
+        torch.manual_seed(7)
+        u = uncertainty_cost(s.model, batch["images"], batch["states"], actions, z, 8, s.costs, s.stats)
+    return float(u.mean())
+
+
+def _cached(path: Path, compute) -> dict:
+    if path.is_file():
+        return json.loads(path.read_text())
+    value = compute()
+    atomic_write_text(path, json.dumps(value, indent=1) + "\n")
+    return value
+
+
+def policy_cells(args: argparse.Namespace, s: Setting, method: str, seed: int) -> None:
+    """Train ``method`` with training seed ``seed`` to each budget of the curve (one resumed
+    run) and evaluate it after each on the held-out episodes."""
+    out = Path(args.out)
+    name = method if args.u_weight is None or method != "mpur" else f"mpur_uw{args.u_weight:g}"
+    budgets = (
+        sorted({b for b in args.curve if b < args.steps} | {args.steps})
+        if name in ("mpur", "mpur_no_u")
+        else [args.steps]
+    )
+    for steps in budgets:
+        cell = out / "cells" / f"{name}_s{seed}_n{steps}.json"
+        if cell.is_file():
+            continue
+        config = policy_config(args, steps)
+        run = Run(out / "policies" / f"{name}_s{seed}", config=config, resume=True, progress=False)
+        policy = train_policy(
+            method,
+            s.model,
+            s.data,
+            s.sequences,
+            s.low,
+            s.high,
+            config,
+            seed=seed,
+            run=run,
+            obs_config=s.obs,
+            progress=False,
+        )
+        result = evaluation_table(
+            {method: policy_controller(policy)}, s.seeds, s.env_kwargs, s.model.history, record=None
+        )["results"][method]
+        row = {k: result[k] for k in ("success_rate", "collision_rate", "offroad_rate", "mean_distance")}
+        row["u_own"] = own_uncertainty(args, s, policy)
+        _cached(cell, lambda row=row, steps=steps: {**row, "method": method, "seed": seed, "steps": steps})
+        print(f"{method} seed {seed} {steps} updates: success {100 * row['success_rate']:.0f} %", flush=True)
+
+
+def diagnose(args: argparse.Namespace, s: Setting) -> None:
+    """Add ``u_own`` to the table's cells measured before it existed, where the policy's
+    checkpoint is still the one of the table's budget (a longer curve run moves it on)."""
+    from genoise.train.checkpoint import load_checkpoint
+    from genoise.world.checkpoints import load_policy
+
+    out = Path(args.out)
+    for path in sorted((out / "cells").glob(f"*_s*_n{args.steps}.json")):
+        cell = json.loads(path.read_text())
+        checkpoint = out / "policies" / f"{path.name.rsplit('_n', 1)[0]}" / "last.pt"
+        if "u_own" in cell or not checkpoint.is_file():
+            continue
+        if int(load_checkpoint(checkpoint, map_location="cpu")["step"]) != args.steps:
+            continue
+        cell["u_own"] = own_uncertainty(args, s, load_policy(checkpoint)[0])
+        atomic_write_text(path, json.dumps(cell, indent=1) + "\n")
+    data = out / "cells" / "u_data.json"
+    _cached(data, lambda: {"u_data": own_uncertainty(args, s)})
+
+
+def reference_cells(args: argparse.Namespace, s: Setting) -> None:
+    """keep speed, IDM, the planners over the model and CEM on the true future."""
+    from genoise.world.oracle import oracle_controller
+
+    out = Path(args.out) / "cells"
+    keep = ("success_rate", "collision_rate", "offroad_rate", "mean_distance")
+
+    def drive(controllers: dict, seeds: list[int], history: int) -> dict:
+        results = evaluation_table(controllers, seeds, s.env_kwargs, history, record=None)["results"]
+        return {k: {**{f: v[f] for f in keep}, "episodes": len(seeds)} for k, v in results.items()}
+
+    _cached(
+        out / "references.json",
+        lambda: drive({"keep_speed": keep_speed, "idm": expert}, s.seeds, s.model.history),
+    )
+    options = dict(population=64, n_elites=8, iterations=3)
+    _cached(
+        out / "true_future_cem.json",
+        lambda: drive(
+            {"true_future_cem": oracle_controller("cem", 20, options, s.costs, seed=0)}, s.seeds, 1
+        ),
+    )
+    c = s.config
+    for row, method in PLANNERS.items():
+        episodes = s.seeds[: args.planner_episodes]
+        controller = planner_controller(
+            s.model,
+            method,
+            s.low,
+            s.high,
+            int(c["planner_horizon"]),
+            planner_options(method, int(c["planner_samples"]), int(c["planner_iterations"])),
+            s.costs,
+        )
+        _cached(
+            out / f"{row}.json",
+            lambda row=row, controller=controller, episodes=episodes: drive(
+                {row: controller}, episodes, s.model.history
+            ),
+        )
+
+
+def u_ratio(args: argparse.Namespace, s: Setting) -> dict:
+    """U of recorded vs out-of-distribution actions on held-out test states, raw and normalised
+    (the statistics MPUR's training seed 0 uses), same latents and dropout masks per set."""
+
+    def compute() -> dict:
+        m, n = s.model, args.ratio_states
+        g = torch.Generator().manual_seed(0)
+        batch = s.test.sample_batch(n, g)
+        sets = action_sets(batch["actions"], g)
+        z = m.sample_prior((n, args.horizon), torch.Generator().manual_seed(1))
+        stats = mpur_uncertainty_stats(m, s.sequences, s.config, s.costs, seed=0)
+        result = {}
+        for form, form_stats in (("raw", None), ("normalised", stats)):
+            values = {}
+            for kind in KINDS:
+                torch.manual_seed(2)
+                with torch.no_grad():
+                    values[kind] = torch.cat(
+                        [
+                            uncertainty_cost(
+                                m,
+                                batch["images"][i : i + 32],
+                                batch["states"][i : i + 32],
+                                sets[kind][i : i + 32],
+                                z[i : i + 32],
+                                8,
+                                s.costs,
+                                form_stats,
+                            )
+                            for i in range(0, n, 32)
+                        ]
+                    )
+            data = float(values["data"].mean())
+            rows = {
+                k: {
+                    "u_mean": float(v.mean()),
+                    "share_above_data": float((v > values["data"]).double().mean()),
+                    "ratio_of_means": float(v.mean()) / data if data > 0 else None,
+                }
+                for k, v in values.items()
+            }
+            ratios = [rows[k]["ratio_of_means"] for k in OOD]
+            result[form] = {"rows": rows, "min_ood_ratio": None if None in ratios else min(ratios)}
+        return result
+
+    return _cached(Path(args.out) / "cells" / "u_ratio.json", compute)
+
+
+def summarise(args: argparse.Namespace) -> dict:
+    """Rows (mean ± std over training seeds), the curve, from the cells on disk."""
+    cells = Path(args.out) / "cells"
+    rows: dict[str, dict] = {}
+    variants = sorted({p.name.split("_s")[0] for p in cells.glob(f"mpur_uw*_s*_n{args.steps}.json")})
+    for method in (*POLICIES, *variants):
+        found = [json.loads(p.read_text()) for p in sorted(cells.glob(f"{method}_s*_n{args.steps}.json"))]
+        if found:
+            success = np.array([100 * c["success_rate"] for c in found])
+            rows[method] = {
+                "success_mean": float(success.mean()),
+                "success_std": float(success.std()),
+                "seeds": len(found),
+                "episodes": args.episodes,
+                "collision_mean": float(np.mean([100 * c["collision_rate"] for c in found])),
+                "offroad_mean": float(np.mean([100 * c["offroad_rate"] for c in found])),
+                "distance_mean": float(np.mean([c["mean_distance"] for c in found])),
+                "per_seed": {str(c["seed"]): 100 * c["success_rate"] for c in found},
+            }
+            own = [c["u_own"] for c in found if "u_own" in c]
+            if own:
+                rows[method].update(u_own_mean=float(np.mean(own)), u_own_seeds=len(own))
+    for name in ("references", "true_future_cem", *PLANNERS):
+        path = cells / f"{name}.json"
+        if path.is_file():
+            for row, r in json.loads(path.read_text()).items():
+                rows[row] = {
+                    "success_mean": 100 * r["success_rate"],
+                    "success_std": 0.0,
+                    "seeds": 1,
+                    "episodes": r["episodes"],
+                    "collision_mean": 100 * r["collision_rate"],
+                    "offroad_mean": 100 * r["offroad_rate"],
+                    "distance_mean": r["mean_distance"],
+                }
+    curve: dict[str, dict] = {}
+    for method in ("mpur", "mpur_no_u"):
+        by_steps: dict[int, list[float]] = {}
+        for p in cells.glob(f"{method}_s*_n*.json"):
+            c = json.loads(p.read_text())
+            by_steps.setdefault(int(c["steps"]), []).append(100 * c["success_rate"])
+        curve[method] = {
+            str(k): {"mean": float(np.mean(v)), "std": float(np.std(v)), "seeds": len(v)}
+            for k, v in sorted(by_steps.items())
+        }
+    return {"rows": rows, "curve": curve}
+
+
+def report(args: argparse.Namespace, argv: list[str]) -> str:
+    summary = summarise(args)
+    ratio_path = Path(args.out) / "cells" / "u_ratio.json"
+    ratio = json.loads(ratio_path.read_text()) if ratio_path.is_file() else None
+    rows, curve = summary["rows"], summary["curve"]
+    date = datetime.date.today().isoformat()
+    command = "python benchmarks/mpur_table.py " + " ".join(argv)
+    lines = [
+        f"## MPUR and the other controllers on the traffic simulator ({date})",
+        "",
+        f"`{command.strip()}` — forward model: `world-model-traffic` {MODEL}; policies: {args.steps} updates "
+        f"of batch 16, H = {args.horizon}, latents from the posterior, normalised hinged U "
+        f"(u_weight {0.05 * args.horizon:g} = 0.05 × H); {args.episodes} held-out episodes (seeds 100000…). "
+        "Success % is mean ± std over training seeds; the paper's goal: MPUR ≥ 80 % and ≥ 20 points above "
+        "its no-uncertainty ablation.",
+        "",
+        "| controller | success % (mean ± std) | training seeds | episodes | collision % | off-road % | "
+        "distance (m) | U of its own unroll |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def line(label: str, r: dict) -> str:
+        own = f"{r['u_own_mean']:.2f} ({r['u_own_seeds']} seeds)" if "u_own_mean" in r else "–"
+        return (
+            f"| {label} | {r['success_mean']:.1f} ± {r['success_std']:.1f} | {r['seeds']} | "
+            f"{r['episodes']} | {r['collision_mean']:.1f} | {r['offroad_mean']:.1f} | "
+            f"{r['distance_mean']:.1f} | {own} |"
+        )
+
+    for row in ROWS:
+        if row in rows:
+            lines.append(line(f"{NAMES[row]} (`{row}`)", rows[row]))
+        else:
+            lines.append(f"| {NAMES[row]} (`{row}`) | not measured | | | | | | |")
+    for row in sorted(r for r in rows if r.startswith("mpur_uw")):
+        weight = row.removeprefix("mpur_uw")
+        lines.append(line(f"MPUR with u_weight {weight} (sensitivity, `{row}`)", rows[row]))
+    data_u = Path(args.out) / "cells" / "u_data.json"
+    if data_u.is_file():
+        lines += [
+            "",
+            "U of its own unroll: the normalised uncertainty cost MPUR trains with, of the trained policy "
+            "driving the model from 64 fixed held-out contexts (mean over those contexts and the seeds "
+            f"measured); the recorded actions of the same contexts: "
+            f"{json.loads(data_u.read_text())['u_data']:.2f}.",
+        ]
+    if curve["mpur"] or curve["mpur_no_u"]:
+        budgets = sorted({int(k) for c in curve.values() for k in c})
+        lines += [
+            "",
+            "Success % against policy updates (mean ± std over the seeds measured at that budget):",
+            "",
+            "| updates | MPUR | seeds | MPUR without U | seeds |",
+            "|---:|---:|---:|---:|---:|",
+        ]
+        for b in budgets:
+            cells = [curve[m].get(str(b)) for m in ("mpur", "mpur_no_u")]
+            text = [f"{c['mean']:.1f} ± {c['std']:.1f} | {c['seeds']}" if c else "– | 0" for c in cells]
+            lines.append(f"| {b} | {text[0]} | {text[1]} |")
+    if ratio:
+        lines += [
+            "",
+            "U-ratio diagnostic (held-out test states, T = H, 8 dropout masks): mean U per action set "
+            "and U / U(data):",
+            "",
+            "| action set | raw U | raw ratio | normalised U | normalised ratio |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        fmt = lambda v: "∞ (U(data) = 0)" if v is None else f"{v:.2f}"  # noqa: E731
+        for kind in KINDS:
+            a, b = ratio["raw"]["rows"][kind], ratio["normalised"]["rows"][kind]
+            lines.append(
+                f"| {kind} | {a['u_mean']:.3g} | {fmt(a['ratio_of_means'])} | {b['u_mean']:.3g} | "
+                f"{fmt(b['ratio_of_means'])} |"
+            )
+    text = "\n".join(lines) + "\n"
+    records = Path(args.records)
+    records.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(records / "mpur_table.md", text)
+    payload = {
+        "date": date,
+        "command": command.strip(),
+        "model": MODEL,
+        "policy_steps": args.steps,
+        "horizon": args.horizon,
+        "episodes": args.episodes,
+        "rows": rows,
+        "curve": curve,
+        "u_ratio": ratio,
+    }
+    atomic_write_text(records / "mpur_table.json", json.dumps(payload, indent=1) + "\n")
+    _plot(curve, records / "mpur_table.png")
+    return text
+
+
+def _plot(curve: dict, path: Path) -> None:
+    if not (curve["mpur"] or curve["mpur_no_u"]):
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from genoise.io import atomic_savefig
+
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for method, label in (("mpur", "MPUR"), ("mpur_no_u", "MPUR without U")):
+        steps = sorted(int(k) for k in curve[method])
+        if steps:
+            mean = np.array([curve[method][str(k)]["mean"] for k in steps])
+            std = np.array([curve[method][str(k)]["std"] for k in steps])
+            ax.errorbar(steps, mean, yerr=std, marker="o", capsize=3, label=label)
+    ax.set_xlabel("policy updates")
+    ax.set_ylabel("success % (held-out episodes)")
+    ax.set_ylim(0, 100)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    atomic_savefig(fig, path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def figure(args: argparse.Namespace, s: Setting, path: Path) -> None:
+    """Issue 20, part 4: (top) the real future of a held-out sequence next to the model's
+    predictions along the recorded actions with the posterior latents of that sequence and
+    with three latent samples of the learned prior; (bottom) the normalised uncertainty per
+    step along the recorded actions and along the same actions with a swerve (+2 m/s lateral)
+    from step H/2 on — the trajectory leaves the data where the swerve starts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from genoise.io import atomic_savefig
+    from genoise.world.forward import posterior_noise, rollout
+    from genoise.world.uncertainty import uncertainty_terms
+
+    m, horizon = s.model, args.horizon
+    g = torch.Generator().manual_seed(args.figure_seed)
+    batch = s.test.sample_batch(64, g)
+    # the sequence with the most traffic in its future: other cars visibly move
+    index = int(batch["target_images"][:, :, 1].flatten(1).sum(-1).argmax())
+    one = {k: v[index : index + 1] for k, v in batch.items()}
+    futures = {"real future": one["target_images"][0]}
+    with torch.no_grad():
+        z = posterior_noise(m, one, torch.Generator().manual_seed(1))
+        futures["posterior z"] = rollout(m, one["images"], one["states"], one["actions"], z)[0][0]
+        for k in range(3):
+            z = m.sample_prior((1, horizon), torch.Generator().manual_seed(10 + k))
+            futures[f"prior z #{k + 1}"] = rollout(m, one["images"], one["states"], one["actions"], z)[0][0]
+    steps = [t for t in range(0, horizon, max(1, horizon // 5))][:5]
+    fig = plt.figure(figsize=(9, 8.5))
+    grid = fig.add_gridspec(2, 1, height_ratios=[1.6, 1])
+    top = grid[0].subgridspec(len(futures), len(steps), wspace=0.05, hspace=0.25)
+    for r, (name, frames) in enumerate(futures.items()):
+        for c, t in enumerate(steps):
+            ax = fig.add_subplot(top[r, c])
+            ax.imshow(frames[t].permute(1, 2, 0).clamp(0, 1).numpy().transpose(1, 0, 2), aspect="auto")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(name, fontsize=7)
+            if r == 0:
+                ax.set_title(f"t + {(t + 1) * 0.1:.1f} s", fontsize=8)
+    stats = mpur_uncertainty_stats(m, s.sequences, s.config, s.costs, seed=0)
+    swerve = one["actions"].clone()
+    swerve[:, horizon // 2 :, 1] = 2.0
+    ax = fig.add_subplot(grid[1])
+    for name, actions in (("recorded actions", one["actions"]), ("swerve from step H/2", swerve)):
+        torch.manual_seed(3)
+        with torch.no_grad():
+            z = m.sample_prior((1, horizon), torch.Generator().manual_seed(2))
+            terms = uncertainty_terms(m, one["images"], one["states"], actions, z, 16, s.costs)
+        per_step = sum(torch.relu((terms[k][0] - stats.mean[k]) / stats.std[k] - 0.5) for k in terms)
+        ax.plot(range(1, horizon + 1), per_step.numpy(), marker="o", ms=3, label=name)
+    ax.axvline(horizon // 2 + 0.5, color="grey", ls="--", lw=1)
+    ax.set_xlabel("step (0.1 s)")
+    ax.set_ylabel("normalised uncertainty (sum of hinged terms)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    atomic_savefig(fig, path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--seeds", type=int, nargs="*", default=[], help="training seeds to run in this process"
+    )
+    parser.add_argument("--methods", nargs="*", default=list(POLICIES), choices=POLICIES)
+    parser.add_argument("--steps", type=int, default=400, help="policy updates of the table")
+    parser.add_argument("--curve", type=int, nargs="*", default=[100, 200], help="extra budgets of the curve")
+    parser.add_argument("--horizon", type=int, default=20)
+    parser.add_argument(
+        "--u-weight",
+        type=float,
+        default=None,
+        help="MPUR's u_weight (default 0.05 x H); another value is a sensitivity row mpur_uw<value>",
+    )
+    parser.add_argument("--episodes", type=int, default=20)
+    parser.add_argument(
+        "--references",
+        action="store_true",
+        help="drive keep speed, IDM, the planners, true-future CEM and the U-ratio diagnostic",
+    )
+    parser.add_argument("--planner-episodes", type=int, default=5)
+    parser.add_argument("--ratio-states", type=int, default=128)
+    parser.add_argument("--report", action="store_true")
+    parser.add_argument(
+        "--diagnose",
+        action="store_true",
+        help="add the U of each policy's own unroll to the cells that lack it",
+    )
+    parser.add_argument(
+        "--figure",
+        action="store_true",
+        help="predicted futures + U along a swerve -> records/mpur_futures.png",
+    )
+    parser.add_argument("--figure-seed", type=int, default=0)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "mpur_table"))
+    parser.add_argument("--records", default=str(ROOT / "benchmarks" / "records"))
+    args = parser.parse_args(argv)
+    argv = argv if argv is not None else sys.argv[1:]
+    torch.set_num_threads(1)
+    if args.seeds or args.references or args.figure or args.diagnose:
+        setting = Setting(args)
+        if args.figure:
+            figure(args, setting, Path(args.records) / "mpur_futures.png")
+        if args.diagnose:
+            diagnose(args, setting)
+        if args.references:
+            u_ratio(args, setting)
+            reference_cells(args, setting)
+        for seed in args.seeds:
+            for method in args.methods:
+                policy_cells(args, setting, method, seed)
+    if args.report:
+        print(report(args, argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

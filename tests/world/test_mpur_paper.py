@@ -1,0 +1,195 @@
+"""The training details of Henaff, Canziani & LeCun (2019) that MPUR was missing: the learned
+latent prior (its KL against the closed form), latents from the posterior of data sequences
+(shapes, determinism, the one-step identity), the normalised and hinged uncertainty cost
+(closed form, sensitivity to the action) and the ``u_reg`` warm-up schedule; the resumed run
+with all of them on is bit-for-bit the uninterrupted one."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.distributions import Normal
+from torch.distributions import kl_divergence as torch_kl
+
+from genoise.latent.regularizers import kl_divergence, reparameterize
+from genoise.world.dataset import TrafficDataset
+from genoise.world.forward import ForwardModel, forward_model_loss, posterior_noise
+from genoise.world.policy import DrivingPolicy, mpur_loss
+from genoise.world.train import u_weight_at
+from genoise.world.uncertainty import TERMS, UncertaintyStats, uncertainty_cost, uncertainty_terms
+from tests.recipes._resume import assert_resume_bit_for_bit
+from tests.world.conftest import HIGH, KIN, LOW, SPEC, TINY_MPUR
+from tests.world.test_action_conditioned import certain_at_rest
+
+
+@pytest.fixture(scope="module")
+def batch(traffic_root):
+    data = TrafficDataset(traffic_root, "train", history=2, n_future=4, raster=SPEC)
+    return data.sample_batch(6, torch.Generator().manual_seed(0))
+
+
+def stochastic(learned_prior: bool = True) -> ForwardModel:
+    torch.manual_seed(0)
+    return ForwardModel(
+        history=2,
+        raster=SPEC,
+        nz=3,
+        width=4,
+        hidden=16,
+        dropout=0.2,
+        ego_kinematics=KIN,
+        action_conditioned=True,
+        learned_prior=learned_prior,
+    ).eval()
+
+
+def test_kl_to_a_gaussian_prior_matches_torch_distributions() -> None:
+    g = torch.Generator().manual_seed(0)
+    mu, logvar, pmu, plogvar = (torch.randn(5, 4, generator=g) for _ in range(4))
+    reference = torch_kl(Normal(mu, (0.5 * logvar).exp()), Normal(pmu, (0.5 * plogvar).exp())).sum(-1)
+    torch.testing.assert_close(kl_divergence(mu, logvar, pmu, plogvar), reference)
+    zeros = torch.zeros_like(mu)
+    torch.testing.assert_close(kl_divergence(mu, logvar, zeros, zeros), kl_divergence(mu, logvar))
+    with pytest.raises(ValueError, match="both prior_mu and prior_logvar"):
+        kl_divergence(mu, logvar, pmu)
+
+
+def test_the_learned_prior_starts_at_the_standard_normal_and_maps_the_noise(batch) -> None:
+    model = stochastic()
+    h = model.encode(batch["images"], batch["states"], batch["actions"][:, 0])
+    eps = torch.randn(6, 3, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(model.latent(h, eps), eps)  # zero-initialised head: N(0, I)
+    nn.init.normal_(model.prior_head[-1].weight, std=0.3)
+    mu, logvar = model.prior(h)
+    torch.testing.assert_close(model.latent(h, eps), mu + (0.5 * logvar).exp() * eps)
+    assert model.latent(h, None) is None
+    with pytest.raises(ValueError, match="learned_prior needs a latent"):
+        ForwardModel(history=2, raster=SPEC, nz=0, width=4, hidden=16, learned_prior=True)
+
+
+def test_the_kl_term_trains_the_prior(batch) -> None:
+    model = stochastic().train()
+    loss = forward_model_loss(
+        model,
+        {k: v[:, :2] if k.startswith(("actions", "target")) else v for k, v in batch.items()},
+        beta=1.0,
+        z_dropout=0.0,
+        generator=torch.Generator().manual_seed(0),
+    )
+    loss["kl"].backward()
+    assert float(model.prior_head[-1].weight.grad.abs().sum()) > 0
+    blind = stochastic(learned_prior=False)
+    assert not hasattr(blind, "prior_head")
+
+
+def test_posterior_latents_shapes_determinism_and_the_one_step_identity(batch) -> None:
+    model = stochastic()
+    nn.init.normal_(model.prior_head[-1].weight, std=0.3)
+    nn.init.normal_(model.posterior[-1].weight, std=0.3)
+    noise = posterior_noise(model, batch, torch.Generator().manual_seed(4))
+    assert noise.shape == (6, 4, 3)
+    assert torch.equal(noise, posterior_noise(model, batch, torch.Generator().manual_seed(4)))
+    assert not torch.equal(noise, posterior_noise(model, batch, torch.Generator().manual_seed(5)))
+    # the first step's latent is the posterior sample drawn first from the same generator
+    h = model.encode(batch["images"], batch["states"], batch["actions"][:, 0])
+    stats = model.infer_latent(h, batch["target_images"][:, 0], batch["target_states"][:, 0])
+    z = reparameterize(*stats, torch.Generator().manual_seed(4))
+    torch.testing.assert_close(model.latent(h, noise[:, 0]), z)
+    with pytest.raises(ValueError, match="posterior latents need a stochastic model"):
+        posterior_noise(ForwardModel(history=2, raster=SPEC, width=4, hidden=16), batch)
+
+
+def test_mpur_with_posterior_latents_needs_and_uses_the_recorded_future(batch) -> None:
+    model = stochastic()
+    nn.init.normal_(model.decoder[-1].weight, std=0.1)
+    nn.init.normal_(model.posterior[-1].weight, std=1.0)
+    policy = DrivingPolicy.from_model(model, LOW, HIGH, width=4, hidden=16)
+
+    def run(latents: str, seed: int) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(seed)
+        return mpur_loss(policy, model, batch, 3, 0.0, latents=latents, generator=generator)["cost"]
+
+    assert run("posterior", 0).item() == run("posterior", 0).item()
+    assert run("posterior", 0).item() != run("prior", 0).item()
+    with pytest.raises(ValueError, match="posterior latents need 5 recorded future steps"):
+        mpur_loss(policy, model, batch, 5, 0.0, latents="posterior")
+    with pytest.raises(ValueError, match="latents must be one of prior, posterior"):
+        mpur_loss(policy, model, batch, 3, 0.0, latents="mean")
+
+
+def test_normalised_uncertainty_is_the_hinge_of_the_standardised_variances(batch) -> None:
+    model = certain_at_rest(True)
+    images, states = batch["images"], batch["states"]
+    actions = torch.zeros(6, 3, 2)
+    actions[..., 0] = -2.0
+    torch.manual_seed(3)
+    with torch.no_grad():
+        terms = uncertainty_terms(model, images, states, actions, None, n_samples=8)
+    assert set(terms) == set(TERMS) and all(v.shape == (6, 3) for v in terms.values())
+    ones = torch.ones(3)
+    for shift, expected in ((0.0, 0.0), (2.0, 3 * 1.5)):  # relu(shift - 0.5) summed over 3 terms
+        # stats whose mean is the measured variance (per step, averaged over the batch) minus shift
+        stats = UncertaintyStats({k: v.mean(0) - shift for k, v in terms.items()}, {k: ones for k in TERMS})
+        per_sample = {k: v - v.mean(0) for k, v in terms.items()}  # what relu sees beyond the shift
+        torch.manual_seed(3)
+        with torch.no_grad():
+            u = uncertainty_cost(model, images, states, actions, None, n_samples=8, stats=stats)
+        closed = sum(torch.relu(per_sample[k] + shift - 0.5).mean(-1) for k in TERMS)
+        torch.testing.assert_close(u, closed)
+        if shift:
+            assert float(u.mean()) >= expected - 1e-6  # relu is convex: at least its value at the mean
+    restored = UncertaintyStats.from_dict(stats.as_dict())
+    assert all(torch.equal(restored.mean[k], stats.mean[k].float()) for k in TERMS)
+    with pytest.raises(ValueError, match="cover 2 steps, fewer than the 3"):
+        short = UncertaintyStats({k: v[:2] for k, v in stats.mean.items()}, {k: ones[:2] for k in TERMS})
+        uncertainty_cost(model, images, states, actions, None, n_samples=8, stats=short)
+
+
+def test_normalised_uncertainty_stays_zero_on_data_and_rises_off_it(batch) -> None:
+    from genoise.world.uncertainty import uncertainty_stats
+
+    model = certain_at_rest(True)
+    images, states = batch["images"], batch["states"]
+    data_like = torch.zeros(6, 3, 2)
+    data_like[..., 0] = 0.05
+    brake = torch.zeros(6, 3, 2)
+    brake[..., 0] = -2.0
+    torch.manual_seed(7)
+    data = [{"images": images, "states": states, "actions": data_like}]
+    stats = uncertainty_stats(model, data, n_samples=8)
+    u = {}
+    for name, actions in (("data", data_like), ("brake", brake)):
+        torch.manual_seed(7)
+        with torch.no_grad():
+            u[name] = uncertainty_cost(model, images, states, actions, None, n_samples=8, stats=stats)
+    assert float(u["brake"].min()) > 10 * float(u["data"].mean()) + 1.0
+
+
+def test_the_u_reg_schedule_ramps_linearly_then_holds() -> None:
+    assert u_weight_at(0, 0.05, 0) == 0.05
+    assert [u_weight_at(s, 1.0, 4) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+
+
+def test_mpur_with_the_paper_settings_resumes_bit_for_bit(tmp_path) -> None:
+    """Stopped inside the MPUR loop (after 2 of 4 updates, mid-warm-up), then resumed."""
+    import yaml
+
+    settings = dict(
+        TINY_MPUR,
+        nz=2,
+        action_conditioned=True,
+        learned_prior=True,
+        train_steps=1,
+        policies=["mpur"],
+        policy_steps=4,
+        latents="posterior",
+        u_normalise=True,
+        u_warmup=3,
+        u_stats_batches=2,
+    )
+    overrides = [
+        f"{k}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}"
+        for k, v in settings.items()
+    ]
+    assert_resume_bit_for_bit(tmp_path, "world-mpur-traffic", overrides, 2)
