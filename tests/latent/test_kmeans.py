@@ -93,3 +93,34 @@ def test_the_tolerance_scale_is_the_mean_feature_variance(digits, dtype):
     # float32 row norms of offset data lose ~1e-4 to rounding: ample for a stopping threshold
     rel = 1e-3 if dtype == torch.float32 else 1e-10
     assert mean_variance(y, (y * y).sum(-1)) == pytest.approx(expected, rel=rel)
+
+
+@pytest.mark.parametrize("k", [10, 64])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_elkan_bounds_give_lloyds_iterations_exactly(digits, k, dtype):
+    """The bounded path skips distances, never changes the result: labels and centres equal
+    Lloyd's after every iteration, from the same initialisation."""
+    init = digits[np.random.default_rng(k).choice(len(digits), k, replace=False)]
+    fits = {name: KMeans(k, init=init, dtype=dtype, algorithm=name, tol=0.0, max_iter=40)
+            for name in ("lloyd", "elkan")}
+    for model in fits.values():
+        model.init_fit(digits, torch.Generator().manual_seed(0))
+    skipped = 0
+    while not fits["lloyd"].converged_:
+        rows = {name: model.fit_step(digits) for name, model in fits.items()}
+        assert fits["elkan"].converged_ == fits["lloyd"].converged_
+        if fits["lloyd"].converged_:
+            break
+        assert torch.equal(fits["elkan"]._centers, fits["lloyd"]._centers)
+        assert torch.equal(fits["elkan"]._labels_old, fits["lloyd"]._labels_old)
+        assert rows["elkan"]["energy"] == pytest.approx(rows["lloyd"]["energy"], rel=1e-5)
+        if fits["elkan"]._bounds is not None:  # rows whose next distances the bounds skip
+            labels, upper, lower = fits["elkan"]._bounds
+            open_ = lower * (1 - 1e-5) < upper[:, None] * (1 + 1e-5)
+            open_[torch.arange(len(labels)), labels] = False
+            skipped += int((~open_.any(1)).sum())
+    assert torch.equal(fits["elkan"].labels_, fits["lloyd"].labels_)
+    assert fits["elkan"].n_iter_ == fits["lloyd"].n_iter_
+    assert skipped > 0  # the bounds did prune distance computations
+    with pytest.raises(ValueError, match="algorithm must be 'auto', 'elkan' or 'lloyd'"):
+        KMeans(k, algorithm="hamerly").fit(digits)
