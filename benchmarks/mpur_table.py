@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._cells import run_cell  # noqa: E402
+from benchmarks._records import write_records  # noqa: E402
 from benchmarks.world_uncertainty import KINDS, OOD, action_sets  # noqa: E402
 from genoise.io import atomic_write_text  # noqa: E402
 from genoise.recipes import load_recipe, resolve_config  # noqa: E402
@@ -442,9 +443,6 @@ def report(args: argparse.Namespace, argv: list[str]) -> str:
                 f"{fmt(b['ratio_of_means'])} |"
             )
     text = "\n".join(lines) + "\n"
-    records = Path(args.records)
-    records.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(records / "mpur_table.md", text)
     payload = {
         "date": date,
         "command": command.strip(),
@@ -456,7 +454,7 @@ def report(args: argparse.Namespace, argv: list[str]) -> str:
         "curve": curve,
         "u_ratio": ratio,
     }
-    atomic_write_text(records / "mpur_table.json", json.dumps(payload, indent=1) + "\n")
+    records = write_records(args.records, "mpur_table", text, payload)
     _plot(curve, records / "mpur_table.png")
     return text
 

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._cells import run_cell  # noqa: E402
-from genoise.io import atomic_write_text  # noqa: E402
+from benchmarks._records import write_records  # noqa: E402
 from genoise.world.checkpoints import find_forward_model, load_forward_model  # noqa: E402
 from genoise.world.costs import CostConfig  # noqa: E402
 from genoise.world.dataset import TrafficDataset  # noqa: E402
@@ -189,9 +189,6 @@ def main(argv: list[str] | None = None) -> int:
     ):
         lines.append(f"| {i} | {b:.5f} | {c:.5f} | {k:.5f} |")
     text = "\n".join(lines) + "\n"
-    records = Path(args.records)
-    records.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(records / "world_uncertainty.md", text)
     payload = {
         "date": date,
         "command": command.strip(),
@@ -202,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         "models": results,
         "u_ratio": ood,
     }
-    atomic_write_text(records / "world_uncertainty.json", json.dumps(payload, indent=1) + "\n")
+    write_records(args.records, "world_uncertainty", text, payload)
     print(text)
     return 0
 

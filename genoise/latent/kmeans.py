@@ -334,8 +334,8 @@ class KMeans(Energy):
         self.cluster_centers_, self.labels_, self.inertia_, self.n_iter_ = self._best
         self.converged_ = True
 
-    _STATE = ("_centers", "_iter", "_labels_old", "_bounds", "_elkan", "_best", "_restart", "_restarts",
-              "_tol", "converged_", "cluster_centers_", "labels_", "inertia_", "n_iter_", "n_features_in_")
+    _STATE = ("_centers", "_iter", "_labels_old", "_bounds", "_best", "_restart", "_restarts", "_tol",
+              "converged_", "cluster_centers_", "labels_", "inertia_", "n_iter_", "n_features_in_")
 
     def state_dict(self) -> dict[str, Any]:
         """The fit in progress (not the data, not the generator)."""

@@ -29,7 +29,7 @@ from genoise.world.checkpoints import FORWARD_MODEL_KIND, POLICY_KIND
 from genoise.world.costs import CostConfig
 from genoise.world.dataset import TrafficDataset
 from genoise.world.forward import ForwardModel, forward_model_loss, prediction_error
-from genoise.world.policy import LATENTS, DrivingPolicy, bc_loss, mper_loss, mpur_loss
+from genoise.world.policy import DrivingPolicy, bc_loss, mper_loss, mpur_loss
 from genoise.world.uncertainty import UncertaintyStats, uncertainty_stats
 
 POLICY_METHODS = ("mpur", "mpur_no_u", "mper", "bc")
@@ -134,20 +134,20 @@ def mpur_uncertainty_stats(
     return uncertainty_stats(model, batches, int(config["n_dropout"]), costs, z_gen)
 
 
-def _policy_loss(method: str, config: Mapping[str, Any], costs: CostConfig,
+def _policy_loss(method: str, config: Mapping[str, Any], options: Mapping[str, Any], costs: CostConfig,
                  u_stats: UncertaintyStats | None = None, step: Callable[[], int] = lambda: 0):
-    """``loss(policy, model, batch, generator) -> dict`` of one policy method (``step()``:
-    the current update, for the ``u_warmup`` schedule)."""
+    """``loss(policy, model, batch, generator) -> dict`` of one policy method (``options``:
+    the keys of :data:`MPUR_DEFAULTS`; ``step()``: the current update, for the ``u_warmup``
+    schedule)."""
     if method in ("mpur", "mpur_no_u"):
         u_weight = float(config["u_weight"]) if method == "mpur" else 0.0
-        opt = {k: config.get(k, v) for k, v in MPUR_DEFAULTS.items()}
 
         def loss(policy, model, batch, generator):
-            weight = u_weight_at(step(), u_weight, int(opt["u_warmup"]))
+            weight = u_weight_at(step(), u_weight, int(options["u_warmup"]))
             out = mpur_loss(policy, model, batch, int(config["horizon"]), weight, int(config["n_dropout"]),
                             config=costs, generator=generator,
-                            action_weight=float(config["action_weight"]), latents=str(opt["latents"]),
-                            u_stats=u_stats, u_hinge=float(opt["u_hinge"]))
+                            action_weight=float(config["action_weight"]), latents=str(options["latents"]),
+                            u_stats=u_stats, u_hinge=float(options["u_hinge"]))
             out["u_weight"] = torch.tensor(weight)
             return out
 
@@ -188,9 +188,7 @@ def train_policy(
         missing += [k for k in ("horizon", "u_weight", "n_dropout", "action_weight") if k not in config]
     if missing:
         raise ValueError(f"train_policy({method!r}) needs config keys {', '.join(missing)}")
-    opt = {k: config.get(k, v) for k, v in MPUR_DEFAULTS.items()}
-    if method in ("mpur", "mpur_no_u") and opt["latents"] not in LATENTS:
-        raise ValueError(f"latents must be one of {', '.join(LATENTS)}, got {opt['latents']!r}")
+    options = {k: config.get(k, v) for k, v in MPUR_DEFAULTS.items()}
     model.eval()
     for parameter in model.parameters():
         parameter.requires_grad_(False)
@@ -198,11 +196,12 @@ def train_policy(
     policy = DrivingPolicy.from_model(model, low, high)
     costs = CostConfig.from_config(config, data.road.lane_width)
     u_stats = None
-    if method == "mpur" and opt["u_normalise"] and float(config["u_weight"]) > 0:
+    if method == "mpur" and options["u_normalise"] and float(config["u_weight"]) > 0:
         u_stats = mpur_uncertainty_stats(model, expert_data, config, costs, seed)
     trainer: Trainer | None = None
-    loss = _policy_loss(method, config, costs, u_stats, lambda: 0 if trainer is None else trainer.step)
-    sequences = method == "mper" or (method in ("mpur", "mpur_no_u") and opt["latents"] == "posterior")
+    loss = _policy_loss(method, config, options, costs, u_stats,
+                        lambda: 0 if trainer is None else trainer.step)
+    sequences = method == "mper" or (method in ("mpur", "mpur_no_u") and options["latents"] == "posterior")
     source = TrafficBatches(expert_data if sequences else data, int(config["policy_batch"]))
     card = ModelCard(kwargs=policy.kwargs, obs_config=dict(obs_config or {}), method=method,
                      **({} if u_stats is None else {"u_stats": u_stats.as_dict()}))

@@ -23,7 +23,9 @@ def batch(traffic_root):
     return data.sample_batch(16, torch.Generator().manual_seed(0))
 
 
-def model(action_conditioned: bool, nz: int = 0, dropout: float = 0.1) -> ForwardModel:
+def model(
+    action_conditioned: bool, nz: int = 0, dropout: float = 0.1, learned_prior: bool = False
+) -> ForwardModel:
     torch.manual_seed(0)
     return ForwardModel(
         history=2,
@@ -34,6 +36,7 @@ def model(action_conditioned: bool, nz: int = 0, dropout: float = 0.1) -> Forwar
         dropout=dropout,
         ego_kinematics=KIN,
         action_conditioned=action_conditioned,
+        learned_prior=learned_prior,
     ).eval()
 
 

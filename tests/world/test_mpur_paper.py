@@ -19,8 +19,9 @@ from genoise.world.policy import DrivingPolicy, mpur_loss
 from genoise.world.train import u_weight_at
 from genoise.world.uncertainty import TERMS, UncertaintyStats, uncertainty_cost, uncertainty_terms
 from tests.recipes._resume import assert_resume_bit_for_bit
-from tests.world.conftest import HIGH, KIN, LOW, SPEC, TINY_MPUR
+from tests.world.conftest import HIGH, LOW, SPEC, TINY_MPUR
 from tests.world.test_action_conditioned import certain_at_rest
+from tests.world.test_action_conditioned import model as forward_model
 
 
 @pytest.fixture(scope="module")
@@ -30,18 +31,7 @@ def batch(traffic_root):
 
 
 def stochastic(learned_prior: bool = True) -> ForwardModel:
-    torch.manual_seed(0)
-    return ForwardModel(
-        history=2,
-        raster=SPEC,
-        nz=3,
-        width=4,
-        hidden=16,
-        dropout=0.2,
-        ego_kinematics=KIN,
-        action_conditioned=True,
-        learned_prior=learned_prior,
-    ).eval()
+    return forward_model(True, nz=3, dropout=0.2, learned_prior=learned_prior)
 
 
 def test_kl_to_a_gaussian_prior_matches_torch_distributions() -> None:
