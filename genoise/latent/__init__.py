@@ -13,6 +13,7 @@ from genoise.latent.autoencoders import (
     MaskedAutoEncoder,
     fit_autoencoder,
 )
+from genoise.latent.backtracking import backtracking_fista
 from genoise.latent.dictionary import DictionaryLearner, SparseCoder
 from genoise.latent.gmm import GaussianMixture
 from genoise.latent.ista import (
@@ -46,6 +47,7 @@ __all__ = [
     "MaskedAutoEncoder",
     "SparseCoder",
     "SparseCodingEnergy",
+    "backtracking_fista",
     "code_prediction_error",
     "coordinate_descent",
     "fista",

@@ -134,7 +134,10 @@ class DictionaryLearner:
                                  cancellation, so atoms become parts (strokes on MNIST).
     n_eval : int                 training samples on which ``objective_`` is measured.
     transform_algorithm, transform_max_iter, transform_tol
-                                 the solver of :meth:`transform` and :meth:`score`.
+                                 the solver of :meth:`transform` and :meth:`score` (any
+                                 :func:`~genoise.latent.ista.sparse_encode` name; ``"auto"``
+                                 certifies the duality gap to 1e-4 relative with the fastest
+                                 solver for the device).
     seed : int                   seeds the initial atoms, the minibatch order, re-draws.
     dtype : torch.dtype          computation dtype (float32 default).
     device : str or torch.device
@@ -164,7 +167,7 @@ class DictionaryLearner:
                  update: str = "bcd", init: str = "random", dict_init: Tensor | None = None,
                  update_steps: int = 5, forget: float = 0.9, code_max_iter: int = 100,
                  code_tol: float | None = 1e-4, positive: bool = False, positive_dictionary: bool = False,
-                 n_eval: int = 2000, transform_algorithm: str = "fista", transform_max_iter: int = 500,
+                 n_eval: int = 2000, transform_algorithm: str = "auto", transform_max_iter: int = 500,
                  transform_tol: float | None = 1e-7, seed: int = 0, dtype: torch.dtype = torch.float32,
                  device: str | torch.device = "cpu") -> None:
         self.n_atoms, self.lam, self.max_iter, self.batch_size = n_atoms, lam, max_iter, batch_size
@@ -326,15 +329,19 @@ class DictionaryLearner:
 class SparseCoder:
     """Sparse codes against a fixed dictionary (scikit-learn's ``SparseCoder``, in torch).
 
-    ``SparseCoder(components (K, D), lam, algorithm="fista"|"ista"|"cd").transform(y)``
-    returns argmin_Z ½‖Y − Z·components‖² + λ‖Z‖₁ row by row, batched; ``max_iter`` and
-    ``tol`` bound the solver.
+    ``SparseCoder(components (K, D), lam, algorithm="auto"|"fista_bt"|"fista"|"ista"|"cd")
+    .transform(y)`` returns argmin_Z ½‖Y − Z·components‖² + λ‖Z‖₁ row by row, batched;
+    ``max_iter`` and ``tol`` bound the solver. ``"auto"`` (default) certifies each code to
+    the relative duality gap ``gap_tol`` (None: 1e-4) with the fastest solver for the
+    device (:func:`~genoise.latent.ista.sparse_encode`); a ``gap_tol`` given is also used by
+    ``"fista"`` and ``"fista_bt"``.
     """
 
-    def __init__(self, components: Tensor, lam: float, *, algorithm: str = "fista",
-                 max_iter: int = 500, tol: float | None = 1e-7) -> None:
+    def __init__(self, components: Tensor, lam: float, *, algorithm: str = "auto",
+                 max_iter: int = 500, tol: float | None = 1e-7, gap_tol: float | None = None) -> None:
         self.components = components
         self.lam, self.algorithm, self.max_iter, self.tol = lam, algorithm, max_iter, tol
+        self.gap_tol = gap_tol
 
     def fit(self, y: Tensor | None = None) -> SparseCoder:
         """Nothing to learn (scikit-learn's convention); returns self."""
@@ -343,5 +350,6 @@ class SparseCoder:
     def transform(self, y: Tensor) -> Tensor:
         components = torch.as_tensor(self.components)
         check_ndim("components", components, 2)
+        extra = {} if self.gap_tol is None else {"gap_tol": self.gap_tol}
         return sparse_encode(torch.as_tensor(y).to(components.dtype), components.T, self.lam,
-                             self.algorithm, steps=self.max_iter, tol=self.tol)
+                             self.algorithm, steps=self.max_iter, tol=self.tol, **extra)

@@ -115,15 +115,29 @@ def diag_em_step(features: Tensor, weights: Tensor, means: Tensor, prec_chol: Te
 
     E-step: log π_k + log N(y_n; μ_k, σ_k²) = φ(y_n) A (one matmul into ``buffer``), then
     e_nk = exp(· − max_k ·) in place (:func:`exp_normalise_`); the responsibilities
-    r_nk = e_nk / s_n are never formed. M-step: Σ_n r_nk φ(y_n) = eᵀ (φ / s), one matmul,
-    scaling the (N, 2D + 1) features instead of the (N, K) responsibilities (Dempster,
-    Laird & Rubin 1977; Bishop 2006, §9.2). Returns (mean log-likelihood at the E-step,
+    r_nk = e_nk / s_n are formed only when K < 2D + 1. M-step: Σ_n r_nk φ(y_n) = eᵀ (φ / s),
+    accumulated block by block right after each block's E-step (one pass over φ), scaling
+    whichever of the exponentials and the features is narrower (Dempster, Laird & Rubin
+    1977; Bishop 2006, §9.2). Returns (mean log-likelihood at the E-step,
     new parameters).
     """
-    torch.mm(features, diag_log_joint_matrix(weights.log(), means, prec_chol), out=buffer)
-    e, s, log_prob = exp_normalise_(buffer)
-    sums = e.T @ (features / s)
-    return float(log_prob.mean()), diag_parameters(sums, features.shape[0], reg_covar)
+    n, width = features.shape
+    a = diag_log_joint_matrix(weights.log(), means, prec_chol)
+    sums = features.new_zeros(a.shape[1], width)
+    total = features.new_zeros(())
+    # Row blocks of ≈ 2 MB of features: the M-step reads each block while it is still in cache
+    # from the E-step, so φ (N, 2D + 1) crosses the memory bus once per iteration, not twice.
+    rows = max(1, (1 << 18) // width)
+    for start in range(0, n, rows):
+        block, out = features[start:start + rows], buffer[start:start + rows]
+        e, s, log_prob = exp_normalise_(torch.mm(block, a, out=out))
+        total += log_prob.sum()
+        # Divide the narrower operand by s: e (rows, K) when K < 2D + 1, else the features.
+        if e.shape[1] < width:
+            sums.addmm_(e.div_(s).T, block)
+        else:
+            sums.addmm_(e.T, block / s)
+    return float(total) / n, diag_parameters(sums, n, reg_covar)
 
 
 def estimate_parameters(y: Tensor, resp: Tensor, reg_covar: float,
