@@ -7,7 +7,9 @@ each a resumable :class:`~genoise.train.Trainer`, then run the planning protocol
 rows of ``rows`` (``planning.md`` / ``planning.json``, ``planning.png``, ``episode.gif``).
 
 Rows: ``mppi``, ``cem``, ``gradient`` (planning in the latent space with the summed cost),
-``mppi_last`` (MPPI with the last-step cost), ``gcbc``, ``random``, ``oracle``.
+``mppi_last`` (MPPI with the last-step cost), ``gcbc``, ``random``, ``oracle``, and
+``mppi_true_dynamics`` (the same MPPI on the arena's exact physics in world units: the
+planner's ceiling).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from genoise.train.run import Run
 from genoise.train.run_folder import read_run_config
 from genoise.train.seed import derive_seed
 from genoise.world.jepa import ActionConditionedJEPA, JEPAConfig, JEPALossWeights
+from genoise.world.jepa_diagnostics import transition_errors, wall_hallucination
 from genoise.world.jepa_train import (
     GoalConditionedPolicy,
     denormalise_positions,
@@ -41,14 +44,17 @@ from genoise.world.latent_planning import (
     PolicyController,
     Protocol,
     RandomController,
+    TrueDynamicsPlanner,
     run_episodes,
 )
-from genoise.world.two_rooms import clip_norm, render
+from genoise.world.two_rooms import GEOMETRY, clip_norm, render
 from genoise.world.two_rooms_data import MANIFEST, RoomsDataConfig, load_trajectories, write_trajectories
 from genoise.world.two_rooms_render import save_episode_gif, trajectory_figure
 
-ROWS = ("mppi", "cem", "gradient", "mppi_last", "gcbc", "random", "oracle")
-PLANNER_KEYS = ("horizon", "iterations", "samples", "elites", "replan_every", "temperature")
+ROWS = ("mppi", "cem", "gradient", "mppi_last", "gcbc", "random", "oracle", "mppi_true_dynamics")
+PLANNER_KEYS = (
+    "horizon", "iterations", "samples", "elites", "replan_every", "temperature", "noise_beta", "select"
+)
 
 
 def data_config(config: dict[str, Any]) -> RoomsDataConfig:
@@ -83,6 +89,8 @@ def loss_weights(config: dict[str, Any]) -> JEPALossWeights:
         sigreg=float(config["sigreg_weight"]),
         regularizer=str(config["regularizer"]),
         rollout=int(config["rollout"]),
+        hard=float(config["hard_weight"]),
+        hard_fraction=float(config["hard_fraction"]),
     )
 
 
@@ -135,6 +143,8 @@ def controllers(
             out[row] = OracleController()
         elif row == "random":
             out[row] = RandomController(seed=int(config["seed"]))
+        elif row == "mppi_true_dynamics":
+            out[row] = TrueDynamicsPlanner(planner_config(config, "mppi"), seed=int(config["seed"]))
         elif row == "gcbc":
             if gcbc is None:
                 raise ValueError("row gcbc needs a trained GCBC policy (gcbc_steps > 0)")
@@ -275,6 +285,8 @@ EVALUATE_OPTIONS: OptionSpec = {
     "episodes": ("planning episodes (default: the run's)", count(1), "an integer >= 1"),
     "seed": ("seed of the evaluation tasks (default: the run's eval_seed)", count(0), "an integer >= 0"),
     "figures": ("write planning.png and episode.gif (default true)", None, "true or false"),
+    "diagnose": ("also measure where the model is wrong about the wall (diagnostics.md / .json)", None,
+                 "true or false"),
     **{key: (f"planner key {key} (default: the run's)", None, "see `genoise recipes jepa-two-rooms`")
        for key in PLANNER_KEYS},
 }
@@ -286,7 +298,9 @@ def evaluate(run_dir: str | Path, **options: Any) -> dict[str, Any]:
     writes ``planning.md`` / ``planning.json`` in the run folder."""
     check_options(options, EVALUATE_OPTIONS, "planning evaluation")
     run_dir = Path(run_dir)
-    config, _ = read_run_config(run_dir)
+    saved, _ = read_run_config(run_dir)
+    # keys added to the recipe after the run was trained take their defaults (the old behaviour)
+    config = {**load_recipe("jepa-two-rooms").config, **saved}
     for key in PLANNER_KEYS:
         if key in options:
             config[key] = options[key]
@@ -303,6 +317,8 @@ def evaluate(run_dir: str | Path, **options: Any) -> dict[str, Any]:
         raise FileNotFoundError(f"row gcbc asked but {gcbc_file} does not exist")
     jepa = load_jepa(jepa_file, image_size=size)
     gcbc = load_gcbc(gcbc_file, image_size=size) if "gcbc" in rows else None
+    if options.get("diagnose", False):
+        diagnose(run_dir, jepa)
     return evaluate_rows(
         run_dir,
         config,
@@ -313,6 +329,38 @@ def evaluate(run_dir: str | Path, **options: Any) -> dict[str, Any]:
         seed=options.get("seed"),
         figures=bool(options.get("figures", True)),
     )
+
+
+def diagnose(run_dir: Path, jepa: ActionConditionedJEPA) -> dict[str, Any]:
+    """Wall hallucination at the data's step (1) and at the planner's largest (2.45), and the
+    one-step error on wall vs free transitions of the run's data → ``diagnostics.{md,json}``."""
+    pushes = {f"speed {s:g}": wall_hallucination(jepa, speed=s) for s in (1.0, GEOMETRY.max_norm)}
+    data_root = run_dir / "data"
+    has_data = (data_root / MANIFEST).is_file()
+    errors = transition_errors(jepa, load_trajectories(data_root)) if has_data else None
+    lines = [
+        "12 actions straight into the wall from 200 held-out states 6 units in front of it and 15 from "
+        "the door; fraction whose final position, decoded by the probe, lies beyond the wall:",
+        "",
+        "| push | model rollout | encoder on the true states | true | mean decoded overshoot |",
+        "|---|---:|---:|---:|---:|",
+        *(
+            f"| {name} | {r['model']:.0%} | {r['encoder']:.0%} | {r['true']:.0%} "
+            f"| {r['model_overshoot']:.1f} |"
+            for name, r in pushes.items()
+        ),
+    ]
+    if errors is not None:
+        lines += [
+            "",
+            f"One-step prediction error per dimension: wall transitions {errors['wall']:.4f} "
+            f"({errors['wall_transitions']}), free {errors['free']:.4f} ({errors['free_transitions']}), "
+            f"ratio {errors['ratio']:.1f}.",
+        ]
+    record = {"wall_hallucination": pushes, "transition_errors": errors}
+    atomic_write_text(run_dir / "diagnostics.md", "\n".join(lines) + "\n")
+    atomic_write_text(run_dir / "diagnostics.json", json.dumps(record, indent=1) + "\n")
+    return record
 
 
 def demo_overrides(full: bool) -> dict[str, Any]:

@@ -68,11 +68,15 @@ class JEPALossWeights:
     sigreg: float = 1.0
     regularizer: str = "vc"
     rollout: int = 4
+    hard: float = 0.0  # weight of the mean error of the hardest transitions (0: off)
+    hard_fraction: float = 0.05
 
     def __post_init__(self) -> None:
         check_choice("regularizer", self.regularizer, REGULARIZERS)
         check_int("rollout", self.rollout, min=1)
-        for name in ("cov", "var", "time_sim", "idm", "sigreg"):
+        if not 0 < self.hard_fraction <= 1:
+            raise ValueError(f"hard_fraction must lie in (0, 1], got {self.hard_fraction}")
+        for name in ("cov", "var", "time_sim", "idm", "sigreg", "hard"):
             if getattr(self, name) < 0:
                 raise ValueError(f"loss weight {name} must be >= 0, got {getattr(self, name)}")
 
@@ -204,10 +208,30 @@ def multistep_predictions(predictor: nn.Module, z: Tensor, actions: Tensor, step
     return out
 
 
+def prediction_errors(predictor: nn.Module, z: Tensor, actions: Tensor, steps: int) -> list[Tensor]:
+    """Per-transition errors ‖ẑ^{(k)}_t − z_{t+k}‖² / D of the k-step predictions: element
+    ``k − 1`` is (B, T + 1 − k)."""
+    preds = multistep_predictions(predictor, z, actions, steps)
+    return [(p - z[:, k:]).square().mean(-1) for k, p in enumerate(preds, 1)]
+
+
 def prediction_loss(predictor: nn.Module, z: Tensor, actions: Tensor, steps: int) -> Tensor:
     """Mean over k = 1 … steps of the mean squared error of the k-step predictions."""
-    preds = multistep_predictions(predictor, z, actions, steps)
-    return sum(F.mse_loss(p, z[:, k:]) for k, p in enumerate(preds, 1)) / len(preds)
+    return mean_error(prediction_errors(predictor, z, actions, steps))
+
+
+def mean_error(errors: list[Tensor]) -> Tensor:
+    """Mean over k of the mean k-step error (each k weighs the same)."""
+    return sum(e.mean() for e in errors) / len(errors)
+
+
+def hard_mean(errors: list[Tensor], fraction: float) -> Tensor:
+    """Mean of the largest ``fraction`` of all the per-transition errors — online hard-example
+    mining (Shrivastava et al. 2016) on the prediction energy. Rare transitions (a dot
+    stopped by the wall: ≈ 5 % of the data) weigh ≈ 5 % of :func:`prediction_loss`; this
+    term lets them weigh as much as the rest. It uses no label."""
+    flat = torch.cat([e.reshape(-1) for e in errors])
+    return flat.topk(max(1, round(fraction * flat.numel()))).values.mean()
 
 
 def covariance_loss_dd1(z: Tensor) -> Tensor:
@@ -235,7 +259,10 @@ def jepa_losses(
     (B, T, A), optional true positions (B, T + 1, 2) (normalised) for the probe. Returns
     ``loss`` (what is minimised: weighted terms + probe) and each term unweighted."""
     z = model.encode(observations)
-    terms = {"pred": prediction_loss(model.predictor, z, actions, weights.rollout)}
+    errors = prediction_errors(model.predictor, z, actions, weights.rollout)
+    terms = {"pred": mean_error(errors)}
+    if weights.hard > 0:
+        terms["hard"] = hard_mean(errors, weights.hard_fraction)
     flat = model.projector(z.reshape(-1, z.shape[-1]))
     if weights.regularizer == "vc":
         terms["var"] = variance_loss(flat)
@@ -245,6 +272,7 @@ def jepa_losses(
         terms["idm"] = F.mse_loss(model.idm(pairs), actions)
         loss = (
             terms["pred"]
+            + weights.hard * terms.get("hard", 0.0)
             + weights.cov * terms["cov"]
             + weights.var * terms["var"]
             + weights.time_sim * terms["time_sim"]
@@ -252,7 +280,7 @@ def jepa_losses(
         )
     else:
         terms["sigreg"] = sigreg_loss(flat, seed=seed)
-        loss = terms["pred"] + weights.sigreg * terms["sigreg"]
+        loss = terms["pred"] + weights.hard * terms.get("hard", 0.0) + weights.sigreg * terms["sigreg"]
     if positions is not None:
         terms["probe"] = F.mse_loss(model.probe(z.detach()), positions)
         loss = loss + terms["probe"]

@@ -84,13 +84,16 @@ class PlannerConfig:
     samples: int = 200
     elites: int = 20
     replan_every: int = 4
-    temperature: float = 0.05
+    temperature: float = 10.0  # ≫ the cost differences: the elites' plain mean (eb_jepa's)
     init_std: float = 1.0
     lr: float = 0.3
+    noise_beta: float = 2.0  # MPPI/CEM perturbations coloured along the horizon, PSD ∝ 1/f^β
+    select: str = "best"  # MPPI: execute the cheapest sample ("best") or the weighted mean ("mean")
 
     def __post_init__(self) -> None:
         check_choice("method", self.method, METHODS)
         check_choice("objective", self.objective, OBJECTIVES)
+        check_choice("select", self.select, ("best", "mean"))
         for name in ("horizon", "iterations", "samples", "elites", "replan_every"):
             check_int(name, getattr(self, name), min=1)
         if self.replan_every > self.horizon:
@@ -100,6 +103,8 @@ class PlannerConfig:
         check_positive("temperature", self.temperature)
         check_positive("init_std", self.init_std)
         check_positive("lr", self.lr)
+        if not 0 <= self.noise_beta <= 4:
+            raise ValueError(f"noise_beta must lie in [0, 4], got {self.noise_beta}")
 
 
 class Controller(ABC):
@@ -158,16 +163,59 @@ class LatentPlanner(Controller):
         low, high = np.full(2, -m, np.float32), np.full(2, m, np.float32)
         if c.method == "mppi":
             options = dict(samples=c.samples, temperature=c.temperature, noise_std=c.init_std,
-                           iterations=c.iterations, n_elites=c.elites, adapt_std=True)
+                           iterations=c.iterations, n_elites=c.elites, adapt_std=True,
+                           noise_beta=c.noise_beta, select=c.select)
         elif c.method == "cem":
             options = dict(population=c.samples, n_elites=c.elites, iterations=c.iterations,
-                           init_std=c.init_std)
+                           init_std=c.init_std, noise_beta=c.noise_beta)
         else:
             options = dict(iterations=c.iterations, lr=c.lr)
         # gradient descent differentiates through the predictor; the episodes run without grad
         with torch.enable_grad() if c.method == "gradient" else contextlib.nullcontext():
             self.plan, _ = plan_actions(c.method, cost, warm, low, high, generator=self.generator, **options)
         return clip_norm(self.plan[:, :k], m)
+
+
+class TrueDynamicsPlanner(LatentPlanner):
+    """The planner's ceiling: the same receding-horizon planner and cost, with the arena's
+    exact physics (no bounce noise) as the model and the dot's position (world units) as the
+    "representation" — C(a) = (1/H) Σ_t ‖p_t − p_goal‖. What it misses, the planner misses;
+    what it reaches and the JEPA planner does not, the learned model gets wrong."""
+
+    def __init__(self, config: PlannerConfig, geometry: RoomsGeometry = GEOMETRY, seed: int = 0) -> None:
+        super().__init__(_Positions(geometry), config, geometry.max_norm, seed)
+
+    def reset(self, tasks: dict[str, Tensor], goal_obs: Tensor) -> None:
+        self.model.tasks = tasks
+        self.model.here = tasks["goal"]
+        super().reset(tasks, goal_obs)
+
+    def __call__(self, obs: Tensor, positions: Tensor, t: int) -> Tensor:
+        self.model.here = positions
+        return super().__call__(obs, positions, t)
+
+
+class _Positions(nn.Module):
+    """The model of :class:`TrueDynamicsPlanner`: ``encode`` returns the current true
+    positions, ``unroll`` the exact physics of (E, N, H, 2) plans from them."""
+
+    def __init__(self, geometry: RoomsGeometry) -> None:
+        super().__init__()
+        self.geometry = geometry
+
+    def encode(self, obs: Tensor) -> Tensor:
+        return self.here
+
+    def unroll(self, z0: Tensor, actions: Tensor) -> Tensor:
+        e, n, h, _ = actions.shape
+        wall_x = self.tasks["wall_x"][:, None].expand(e, n).reshape(-1)
+        door_y = self.tasks["door_y"][:, None].expand(e, n).reshape(-1)
+        pos, out = z0.reshape(-1, 2), []
+        for t in range(h):  # the horizon is sequential; the E·N plans are one batch
+            pos = step_positions(pos, actions[:, :, t].reshape(-1, 2), wall_x, door_y,
+                                 geometry=self.geometry, bounce_std=0.0)
+            out.append(pos)
+        return torch.stack(out, 1).reshape(e, n, h, 2)
 
 
 class RandomController(Controller):

@@ -11,6 +11,11 @@ costs (unroll the model from the current state, sum the cost). Receding-horizon 
   refit it to the ``n_elites`` cheapest sequences.
 - ``plan_mppi`` — model-predictive path integral control (Williams et al. 2017): move the
   mean to the exp(-J / temperature)-weighted average of sampled perturbations.
+
+CEM and MPPI draw their perturbations white in time by default; ``noise_beta = β > 0``
+draws them *coloured* along the horizon, with power spectral density ∝ 1/f^β (iCEM,
+Pinneri et al. 2020): β = 2 gives smooth, Brownian-like sequences that explore detours
+(around a wall) that independent per-step noise averages away.
 """
 
 from __future__ import annotations
@@ -133,6 +138,24 @@ def _keep_best(candidates: Tensor, costs: Tensor, best: Tensor,
     return best, torch.where(better, low_cost, best_cost), low_cost
 
 
+def colored_noise(shape: tuple[int, ...], beta: float, generator: torch.Generator | None = None) -> Tensor:
+    """Standard Gaussian noise of ``shape`` (..., H, A), coloured along the horizon axis H:
+    power spectral density ∝ 1/f^β (β = 0: white), every (…, A) series rescaled to unit
+    variance (the sampling of Pinneri et al. 2020, via the real FFT)."""
+    *lead, h, a = shape
+    if beta == 0 or h < 2:
+        return torch.randn(*shape, generator=generator)
+    freqs = torch.fft.rfftfreq(h)
+    scale = freqs.clamp(min=1.0 / h).pow(-beta / 2)  # the f = 0 term gets the lowest frequency's weight
+    spectrum = torch.complex(
+        torch.randn(*lead, a, freqs.numel(), generator=generator),
+        torch.randn(*lead, a, freqs.numel(), generator=generator),
+    ) * scale
+    series = torch.fft.irfft(spectrum, n=h)  # (..., A, H)
+    series = (series - series.mean(-1, keepdim=True)) / series.std(-1, keepdim=True).clamp(min=1e-12)
+    return series.transpose(-1, -2).contiguous()
+
+
 def plan_cem(
     rollout_cost: RolloutCost,
     horizon: int,
@@ -144,9 +167,11 @@ def plan_cem(
     init_mean: Tensor | None = None,
     init_std: float = 0.5,
     generator: torch.Generator | None = None,
+    noise_beta: float = 0.0,
 ) -> tuple[Tensor, Tensor]:
     """Cross-entropy method. ``init_std`` is relative to the half-width of the bounds;
-    ``init_mean`` (H, A) or (E, H, A) (batched problems, as in :func:`plan_gradient`)."""
+    ``init_mean`` (H, A) or (E, H, A) (batched problems, as in :func:`plan_gradient`);
+    ``noise_beta``: coloured noise (:func:`colored_noise`)."""
     low, high = _bounds(low, high)
     half = (high - low) / 2
     mean, batched = _init_mean(init_mean, horizon, low, high)
@@ -156,7 +181,7 @@ def plan_cem(
     best, best_cost = mean.clone(), torch.full((e,), float("inf"))
     with torch.no_grad():
         for _ in range(iterations):
-            noise = torch.randn(e, population, *mean.shape[1:], generator=generator)
+            noise = colored_noise((e, population, *mean.shape[1:]), noise_beta, generator)
             samples = torch.maximum(torch.minimum(mean.unsqueeze(1) + std.unsqueeze(1) * noise, high), low)
             samples[:, 0] = mean
             costs = _check_costs(cost_fn(samples), (e, population))
@@ -180,13 +205,20 @@ def plan_mppi(
     generator: torch.Generator | None = None,
     n_elites: int | None = None,
     adapt_std: bool = False,
+    noise_beta: float = 0.0,
+    select: str = "best",
 ) -> tuple[Tensor, Tensor]:
     """MPPI: ``mean <- sum_i w_i a_i`` with ``w ∝ exp(-(J_i - min J) / temperature)``;
     returns the better of the final mean and the best sample.
 
     ``noise_std`` is relative to the half-width of the bounds. With ``n_elites = K`` only
     the K cheapest samples are weighted, and with ``adapt_std`` the sampling std becomes
-    their weighted standard deviation (the MPPI of eb_jepa's planner)."""
+    their weighted standard deviation (the MPPI of eb_jepa's planner). ``noise_beta``:
+    perturbations coloured along the horizon (:func:`colored_noise`). ``select="mean"``
+    returns the final weighted mean instead of the cheapest sample seen: the sample wins by
+    its noise as much as by its cost, and executing a noisy plan jitters the system (a dot
+    that reached its goal wanders off it)."""
+    check_choice("select", select, ("best", "mean"))
     low, high = _bounds(low, high)
     half = (high - low) / 2
     mean, batched = _init_mean(init_mean, horizon, low, high)
@@ -196,7 +228,7 @@ def plan_mppi(
     best, best_cost = mean.clone(), torch.full((e,), float("inf"))
     with torch.no_grad():
         for _ in range(iterations + 1):
-            noise = torch.randn(e, samples, *mean.shape[1:], generator=generator) * std.unsqueeze(1)
+            noise = colored_noise((e, samples, *mean.shape[1:]), noise_beta, generator) * std.unsqueeze(1)
             candidates = torch.maximum(torch.minimum(mean.unsqueeze(1) + noise, high), low)
             candidates[:, 0] = mean  # the current mean is always evaluated
             costs = _check_costs(cost_fn(candidates), (e, samples))
@@ -210,6 +242,8 @@ def plan_mppi(
             if adapt_std:
                 spread = (weights * (candidates - mean.unsqueeze(1)).square()).sum(1).sqrt()
                 std = spread.clamp(min=1e-3 * float(half.min()))
+        if select == "mean":
+            best, best_cost = mean, _check_costs(cost_fn(mean.unsqueeze(1)), (e, 1))[:, 0]
     return (best, best_cost) if batched else (best[0], best_cost[0])
 
 

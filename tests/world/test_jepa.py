@@ -14,8 +14,10 @@ from genoise.world.jepa import (
     JEPAConfig,
     JEPALossWeights,
     covariance_loss_dd1,
+    hard_mean,
     jepa_losses,
     multistep_predictions,
+    prediction_errors,
     prediction_loss,
     time_similarity_loss,
 )
@@ -96,6 +98,36 @@ def test_losses_have_every_term_and_flow_gradients(regularizer: str) -> None:
     assert set(terms) == expected
     terms["loss"].backward()
     assert model.encoder[0][0].weight.grad.abs().sum() > 0
+
+
+def test_hard_term_is_the_mean_of_the_largest_transition_errors() -> None:
+    """Brute force: sort every per-transition error of every k-step prediction, average the
+    top ``fraction``; the term enters the loss with its weight and nothing else changes."""
+    torch.manual_seed(5)
+    data = generate_trajectories(RoomsDataConfig(n_trajectories=6, length=5, seed=1))
+    model = ActionConditionedJEPA(TINY)
+    obs = render(data["positions"], data["wall_x"], data["door_y"], 17)
+    with torch.no_grad():
+        z = model.encode(obs)
+    errors = []
+    with torch.no_grad():
+        preds = multistep_predictions(model.predictor, z, data["actions"], 3)
+    for k, pred in enumerate(preds, 1):
+        for b in range(z.shape[0]):
+            for t in range(pred.shape[1]):
+                errors.append(float((pred[b, t] - z[b, t + k]).square().mean()))
+    top = sorted(errors, reverse=True)[: round(0.1 * len(errors))]
+    with torch.no_grad():
+        got = hard_mean(prediction_errors(model.predictor, z, data["actions"], 3), 0.1)
+    assert float(got) == pytest.approx(sum(top) / len(top), rel=1e-5)
+    with torch.no_grad():
+        plain = jepa_losses(model, obs, data["actions"], JEPALossWeights(rollout=3))
+        weights = JEPALossWeights(rollout=3, hard=2.0, hard_fraction=0.1)
+        hard = jepa_losses(model, obs, data["actions"], weights)
+    assert float(hard["hard"]) == pytest.approx(float(got), rel=1e-5) and "hard" not in plain
+    assert float(hard["loss"] - plain["loss"]) == pytest.approx(2.0 * float(got), rel=1e-4)
+    with pytest.raises(ValueError, match="hard_fraction"):
+        JEPALossWeights(hard_fraction=0.0)
 
 
 def test_encoding_another_image_size_is_refused() -> None:
@@ -190,3 +222,25 @@ def test_jepa_trains_resumes_and_reloads(tmp_path) -> None:
         assert torch.equal(p, q), name
     with pytest.raises(ValueError, match="trained on 17 px images"):
         load_jepa(tmp_path / "a" / "last.pt", image_size=65)
+
+
+def test_true_dynamics_planner_unrolls_the_exact_physics_and_reaches_goals() -> None:
+    from genoise.world.latent_planning import TrueDynamicsPlanner
+    from genoise.world.two_rooms import rollout_positions, sample_tasks
+
+    tasks = sample_tasks(3, np.random.default_rng(4))
+    planner = TrueDynamicsPlanner(PlannerConfig(horizon=6, iterations=1, samples=8, elites=2))
+    planner.model.tasks = tasks
+    plans = torch.randn(3, 5, 6, 2, generator=torch.Generator().manual_seed(0))
+    start = tasks["start"][:, None].expand(3, 5, 2)
+    got = planner.model.unroll(start, plans)
+    for n in range(5):
+        exact = rollout_positions(
+            tasks["start"], plans[:, n], tasks["wall_x"], tasks["door_y"], bounce_std=0.0
+        )
+        torch.testing.assert_close(got[:, n], exact[:, 1:])
+    config = PlannerConfig(horizon=32, iterations=4, samples=100, elites=10, temperature=10.0, noise_beta=2.0)
+    protocol = Protocol(episodes=4, seed=2)
+    reached = run_episodes(TrueDynamicsPlanner(config), protocol, 17)
+    wandered = run_episodes(RandomController(), protocol, 17)
+    assert reached["final_distance"] < 0.5 * wandered["final_distance"]

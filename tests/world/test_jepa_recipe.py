@@ -89,3 +89,32 @@ def test_train_refuses_inconsistent_keys_before_writing(tmp_path, capsys) -> Non
     )
     assert "window=20 exceeds the trajectory length=4" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_eval_planning_reads_a_run_trained_before_the_newer_keys(run_dir, tmp_path, capsys) -> None:
+    """A run folder written before ``noise_beta``/``select``/``hard_weight`` existed is
+    evaluated with their defaults (which reproduce the old planner and loss)."""
+    import shutil
+
+    import yaml
+
+    old = tmp_path / "old"
+    shutil.copytree(run_dir, old)
+    saved = yaml.safe_load((old / "config.yaml").read_text())
+    for key in ("noise_beta", "select", "hard_weight", "hard_fraction"):
+        saved.pop(key)
+    (old / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert main(["eval", "planning", str(old), "rows=[oracle]", "episodes=2", "figures=false"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["results"]["oracle"]["success"] == 100.0
+
+
+def test_eval_planning_diagnose_writes_the_wall_measurements(run_dir, capsys) -> None:
+    assert main(["eval", "planning", str(run_dir), "rows=[oracle]", "episodes=2", "figures=false",
+                 "diagnose=true"]) == 0
+    record = json.loads((run_dir / "diagnostics.json").read_text())
+    assert set(record["wall_hallucination"]) == {"speed 1", "speed 2.45"}
+    for r in record["wall_hallucination"].values():
+        assert 0.0 <= r["model"] <= 1.0 and r["true"] == 0.0
+    assert record["transition_errors"]["free_transitions"] > 0
+    assert "beyond the wall" in (run_dir / "diagnostics.md").read_text()

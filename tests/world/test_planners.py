@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from genoise.world.dynamics import MLPDynamics, model_rollout_cost, pendulum_cost
-from genoise.world.planners import MPC, plan_cem, plan_gradient, plan_mppi, planner_options
+from genoise.world.planners import MPC, colored_noise, plan_cem, plan_gradient, plan_mppi, planner_options
 
 DT = 0.3
 A = torch.tensor([[1.0, DT], [0.0, 1.0]])  # double integrator: position, velocity
@@ -65,7 +65,8 @@ def test_gradient_mpc_reaches_the_closed_form_optimum() -> None:
 
 
 @pytest.mark.parametrize("planner", ["cem", "mppi"])
-def test_sampling_planners_improve_a_random_plan(planner: str) -> None:
+@pytest.mark.parametrize("beta", [0.0, 2.0])
+def test_sampling_planners_improve_a_random_plan(planner: str, beta: float) -> None:
     _, best = optimum()
     initial = float(ROLLOUT(random_plan().unsqueeze(0))[0])
     generator = torch.Generator().manual_seed(1)
@@ -81,6 +82,7 @@ def test_sampling_planners_improve_a_random_plan(planner: str) -> None:
             init_mean=random_plan(),
             init_std=0.2,
             generator=generator,
+            noise_beta=beta,
         )
     else:
         plan, cost = plan_mppi(
@@ -94,10 +96,45 @@ def test_sampling_planners_improve_a_random_plan(planner: str) -> None:
             iterations=15,
             init_mean=random_plan(),
             generator=generator,
+            noise_beta=beta,
         )
     assert float(ROLLOUT(plan.unsqueeze(0))[0]) == pytest.approx(float(cost), rel=1e-5)
     assert float(cost) < 0.5 * initial
     assert float(cost) >= best * (1 - 1e-4)  # nobody beats the optimum
+
+
+def test_mppi_can_return_its_weighted_mean_with_that_mean_s_cost() -> None:
+    kwargs = dict(samples=300, temperature=1.0, noise_std=0.1, iterations=15, init_mean=random_plan())
+    seeded = torch.Generator().manual_seed
+    plan, cost = plan_mppi(ROLLOUT, H, LOW, HIGH, generator=seeded(1), select="mean", **kwargs)
+    assert float(ROLLOUT(plan.unsqueeze(0))[0]) == pytest.approx(float(cost), rel=1e-5)
+    best, _ = plan_mppi(ROLLOUT, H, LOW, HIGH, generator=seeded(1), **kwargs)
+    assert not torch.equal(plan, best)  # the mean is a blend of elites, not a sample
+    assert float(cost) < 0.5 * float(ROLLOUT(random_plan().unsqueeze(0))[0])
+    with pytest.raises(ValueError, match="select"):
+        plan_mppi(ROLLOUT, H, LOW, HIGH, select="median")
+
+
+@pytest.mark.parametrize("beta", [1.0, 2.0])
+def test_colored_noise_has_unit_variance_and_the_asked_spectrum(beta: float) -> None:
+    """Periodogram slope of many coloured series ≈ −β on log-log axes (Pinneri et al. 2020)."""
+    h = 256
+    noise = colored_noise((400, h, 2), beta, torch.Generator().manual_seed(0))
+    assert noise.shape == (400, h, 2)
+    torch.testing.assert_close(noise.std(1), torch.ones(400, 2), atol=1e-4, rtol=0)
+    power = torch.fft.rfft(noise.transpose(1, 2), dim=-1).abs().square().mean((0, 1))[1:]
+    freqs = torch.fft.rfftfreq(h)[1:]
+    slope = np.polyfit(np.log(freqs.numpy()), np.log(power.numpy()), 1)[0]
+    assert slope == pytest.approx(-beta, abs=0.15)
+    white = colored_noise((400, h, 2), 0.0, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(white, torch.randn(400, h, 2, generator=torch.Generator().manual_seed(0)))
+
+
+def test_colored_noise_is_smooth_where_white_noise_is_not() -> None:
+    lag1 = lambda x: float((x[:, 1:] * x[:, :-1]).mean() / x.square().mean())  # noqa: E731
+    smooth = colored_noise((200, 48, 2), 2.0, torch.Generator().manual_seed(0))
+    white = colored_noise((200, 48, 2), 0.0, torch.Generator().manual_seed(0))
+    assert lag1(smooth) > 0.8 and abs(lag1(white)) < 0.05
 
 
 def test_batched_problems_are_solved_independently() -> None:
