@@ -261,8 +261,10 @@ def jepa_losses(
     z = model.encode(observations)
     errors = prediction_errors(model.predictor, z, actions, weights.rollout)
     terms = {"pred": mean_error(errors)}
+    pred = terms["pred"]
     if weights.hard > 0:
         terms["hard"] = hard_mean(errors, weights.hard_fraction)
+        pred = pred + weights.hard * terms["hard"]
     flat = model.projector(z.reshape(-1, z.shape[-1]))
     if weights.regularizer == "vc":
         terms["var"] = variance_loss(flat)
@@ -271,8 +273,7 @@ def jepa_losses(
         pairs = torch.cat([z[:, :-1], z[:, 1:]], -1)
         terms["idm"] = F.mse_loss(model.idm(pairs), actions)
         loss = (
-            terms["pred"]
-            + weights.hard * terms.get("hard", 0.0)
+            pred
             + weights.cov * terms["cov"]
             + weights.var * terms["var"]
             + weights.time_sim * terms["time_sim"]
@@ -280,7 +281,7 @@ def jepa_losses(
         )
     else:
         terms["sigreg"] = sigreg_loss(flat, seed=seed)
-        loss = terms["pred"] + weights.hard * terms.get("hard", 0.0) + weights.sigreg * terms["sigreg"]
+        loss = pred + weights.sigreg * terms["sigreg"]
     if positions is not None:
         terms["probe"] = F.mse_loss(model.probe(z.detach()), positions)
         loss = loss + terms["probe"]

@@ -130,9 +130,8 @@ def transition_errors(
     a = data["actions"][rows, t]
     wall_x, door_y = data["wall_x"][rows], data["door_y"][rows]
     stopped = ((p1 - p0) - a).norm(dim=-1) > 1e-3
-    near_wall = (torch.minimum(p0[:, 0], p1[:, 0]) - wall_x).abs().minimum(
-        (torch.maximum(p0[:, 0], p1[:, 0]) - wall_x).abs()
-    ) <= geometry.half_wall + 2.5
+    gap = torch.minimum((p0[:, 0] - wall_x).abs(), (p1[:, 0] - wall_x).abs())
+    near_wall = gap <= geometry.half_wall + 2.5
     crossed = (p0[:, 0] - wall_x).sign() != (p1[:, 0] - wall_x).sign()
     wall = stopped & (near_wall | crossed)
     free = ~stopped

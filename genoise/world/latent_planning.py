@@ -30,12 +30,13 @@ import torch
 from torch import Tensor, nn
 
 from genoise._checks import check_choice, check_int, check_positive
-from genoise.world.planners import plan_actions
+from genoise.world.planners import MPPI_SELECT, plan_actions
 from genoise.world.two_rooms import (
     GEOMETRY,
     RoomsGeometry,
     clip_norm,
     render,
+    rollout_positions,
     room_of,
     sample_tasks,
     step_positions,
@@ -93,7 +94,7 @@ class PlannerConfig:
     def __post_init__(self) -> None:
         check_choice("method", self.method, METHODS)
         check_choice("objective", self.objective, OBJECTIVES)
-        check_choice("select", self.select, ("best", "mean"))
+        check_choice("select", self.select, MPPI_SELECT)
         for name in ("horizon", "iterations", "samples", "elites", "replan_every"):
             check_int(name, getattr(self, name), min=1)
         if self.replan_every > self.horizon:
@@ -210,12 +211,9 @@ class _Positions(nn.Module):
         e, n, h, _ = actions.shape
         wall_x = self.tasks["wall_x"][:, None].expand(e, n).reshape(-1)
         door_y = self.tasks["door_y"][:, None].expand(e, n).reshape(-1)
-        pos, out = z0.reshape(-1, 2), []
-        for t in range(h):  # the horizon is sequential; the E·N plans are one batch
-            pos = step_positions(pos, actions[:, :, t].reshape(-1, 2), wall_x, door_y,
-                                 geometry=self.geometry, bounce_std=0.0)
-            out.append(pos)
-        return torch.stack(out, 1).reshape(e, n, h, 2)
+        visited = rollout_positions(z0.reshape(-1, 2), actions.reshape(-1, h, 2), wall_x, door_y,
+                                    geometry=self.geometry, bounce_std=0.0)
+        return visited[:, 1:].reshape(e, n, h, 2)
 
 
 class RandomController(Controller):

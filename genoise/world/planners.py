@@ -31,6 +31,7 @@ from genoise._checks import check_choice, check_positive
 from genoise.energy.infer import gradient_minimize
 
 RolloutCost = Callable[[Tensor], Tensor]
+MPPI_SELECT = ("best", "mean")  # what plan_mppi returns: the cheapest sample seen, or its final mean
 
 
 def _bounds(low, high, device=None) -> tuple[Tensor, Tensor]:
@@ -218,7 +219,7 @@ def plan_mppi(
     returns the final weighted mean instead of the cheapest sample seen: the sample wins by
     its noise as much as by its cost, and executing a noisy plan jitters the system (a dot
     that reached its goal wanders off it)."""
-    check_choice("select", select, ("best", "mean"))
+    check_choice("select", select, MPPI_SELECT)
     low, high = _bounds(low, high)
     half = (high - low) / 2
     mean, batched = _init_mean(init_mean, horizon, low, high)
