@@ -17,12 +17,18 @@ the state posterior per frame: the same numbers ``torch.nn.CTCLoss`` computes wi
 hand-written recursion (checked to 1e-5 in the tests).
 
 The generic schedule builder (Kahn's algorithm in NumPy) is too slow for graphs of
-millions of arcs; the topology here is known, so :func:`ctc_graph` writes the level
-tables directly, vectorised over (T, 3, B, 2L + 1). A target longer than its input can
-produce (L + repeats > T) has no path and raises instead of returning inf.
+millions of arcs; the topology here is known and the same at every frame, so each level
+table is an affine function of the frame (``base + t·delta`` over (K, B, 2L + 1), with
+the rows of ended inputs redirected), made when a sweep reaches it; the arc arrays
+(``src``, ``dst``, ``label``) are made only if read (the loss never reads them). A target
+longer than its input can produce (L + repeats > T) has no path and raises instead of
+returning inf.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
 
 import torch
 from torch import Tensor
@@ -76,6 +82,175 @@ def _check(
     return targets, input_lengths, target_lengths
 
 
+class _Lattice:
+    """The CTC grid of a batch in closed form: every level table is ``base + t·delta`` (one
+    ``torch.add`` of (K, B, S) integer tables), with the rows of the graphs whose input has
+    ended redirected; no integer table of size T·B·S exists before a sweep reaches it.
+
+    State of (frame t + 1, position s) of graph b: ``start_b + 1 + t·(2L_b + 1) + s``, or
+    the graph's *sink* past its lengths. Arc of (t, move k, b, s): ``t·3BS + k·BS + b·S + s``.
+    """
+
+    def __init__(
+        self, targets: Tensor, input_lengths: Tensor, target_lengths: Tensor, steps: int, blank: int
+    ):
+        device = targets.device
+        size = targets.shape[0]
+        self.steps, self.size, self.width = steps, size, 2 * targets.shape[1] + 1
+        self.plane = size * self.width
+        self.num_arcs = steps * 3 * self.plane
+        self.input_lengths = input_lengths
+        self.shortest = int(input_lengths.min()) if size else steps
+        self.last_frames = set((input_lengths - 1).tolist())
+        ext = torch.full((size, self.width), blank, dtype=torch.long, device=device)
+        ext[:, 1::2] = targets
+        self.ext = ext
+        ext_len = 2 * target_lengths + 1
+        self.ext_len = ext_len
+        self.offsets = offsets_of(2 + input_lengths * ext_len)
+        self.num_states = int(self.offsets[-1])
+        self.start, self.sink = self.offsets[:-1], self.offsets[1:] - 1
+        dummy = self.num_states  # the schedule's padding state
+        self.dummy = dummy
+        s = torch.arange(self.width, device=device)
+        first, step = self.start[:, None] + 1, ext_len[:, None]
+        on_grid = s < step  # (B, S)
+        sink, start = (
+            self.sink[:, None].expand(size, self.width),
+            self.start[:, None].expand(size, self.width),
+        )
+        # states of frame t + 1
+        self.state_base = torch.where(on_grid, first + s, sink)
+        self.state_delta = torch.where(on_grid, step, 0)
+        # forward: the source of move k into (t + 1, s) is (t, s − k), or the start off the grid
+        shifted = [(s - k).clamp_min(0) for k in range(3)]
+        valid = torch.stack([(s >= k) & (s - k < step) for k in range(3)])  # (3, B, S)
+        self.source_base = torch.where(valid, torch.stack([first - step + x for x in shifted]), start)
+        self.source_delta = torch.where(valid, step, 0)
+        self.first_sources = start.expand(3, size, self.width).contiguous().view(3, -1)
+        # backward: move k leaves (t + 1, s) for (t + 2, s + k), by arc (t + 1, k, b, s + k)
+        inside = torch.stack([s + k < self.width for k in range(3)] + [s < 0])[:, None]  # (4, 1, S)
+        ahead = torch.stack([s + k for k in range(3)] + [s])[:, None]  # (4, 1, S)
+        reach = inside & (ahead < step)
+        self.target_base = torch.where(reach, first + step + ahead, torch.where(inside, sink, dummy))
+        self.target_delta = torch.where(reach, step, 0)
+        self.target_dead = torch.where(inside, sink, dummy)  # into an ended input: the sink
+        rows = torch.arange(size, device=device)[:, None]
+        moves = torch.arange(4, device=device)[:, None, None] * self.plane
+        arc_next = 3 * self.plane + moves + rows * self.width + ahead
+        self.arc_base = torch.where(inside, arc_next, self.num_arcs).view(4, -1)
+        self.arc_delta = torch.where(inside, 3 * self.plane, 0).expand(4, size, self.width).reshape(4, -1)
+        # the final states (T_b, 2L_b) and (T_b, 2L_b − 1) and their virtual arcs
+        self.two = target_lengths > 0
+        present = torch.stack([torch.ones_like(self.two), self.two], 1)
+        counts = present.sum(1)
+        self.first_final = self.num_arcs + 1 + torch.cumsum(counts, 0) - counts
+        last = self.start + input_lengths * ext_len
+        self.ends = torch.stack([last, last - 1], 1)
+        self.present = present
+        self.superfinal = self.num_states + 1 + torch.arange(size, device=device)
+
+    def states(self, t: int) -> Tensor:
+        out = torch.add(self.state_base, self.state_delta, alpha=t)
+        if t >= self.shortest:
+            out = torch.where((t >= self.input_lengths)[:, None], self.sink[:, None], out)
+        return out.view(-1)
+
+    def forward_level(self, t: int) -> tuple[Tensor, Tensor, Tensor]:
+        if t == self.steps:  # the super-finals, from the final states by the virtual arcs
+            arcs = self.first_final[:, None] + torch.arange(2, device=self.first_final.device)
+            return (
+                self.superfinal,
+                torch.where(self.present, self.ends, self.dummy).T.contiguous(),
+                torch.where(self.present, arcs, self.num_arcs).T.contiguous(),
+            )
+        if t == 0:
+            sources = self.first_sources
+        else:
+            sources = torch.add(self.source_base, self.source_delta, alpha=t)
+            if t - 1 >= self.shortest:
+                sources = torch.where((t - 1 >= self.input_lengths)[:, None], self.start[:, None], sources)
+            sources = sources.view(3, -1)
+        arcs = torch.arange(t * 3 * self.plane, (t + 1) * 3 * self.plane, device=sources.device)
+        return self.states(t), sources, arcs.view(3, -1)
+
+    def backward_level(self, t: int) -> tuple[Tensor, Tensor, Tensor]:
+        if t < 0:  # the start states, left by the arcs into (1, 0) and (1, 1)
+            s0 = self.state_base[:, :2].T.contiguous()
+            rows = torch.arange(self.size, device=s0.device) * self.width
+            return self.start, s0, torch.stack([rows, rows + self.plane + 1])
+        if t == self.steps - 1:
+            targets = torch.full((4, self.size, self.width), self.dummy, device=self.ext.device)
+            arcs = torch.full((4, self.plane), self.num_arcs, device=self.ext.device)
+        else:
+            targets = torch.add(self.target_base, self.target_delta, alpha=t)
+            if t + 1 >= self.shortest:
+                targets = torch.where((t + 1 >= self.input_lengths)[:, None], self.target_dead, targets)
+            arcs = torch.add(self.arc_base, self.arc_delta, alpha=t)
+        if t in self.last_frames:  # row 3: the virtual arcs of the final states
+            ending = (self.input_lengths - 1 == t).nonzero().flatten()
+            arcs3 = arcs.view(4, self.size, self.width)[3]
+            tails = self.ext_len[ending] - 1
+            targets[3, ending, tails] = self.superfinal[ending]
+            arcs3[ending, tails] = self.first_final[ending]
+            two = ending[self.two[ending]]
+            targets[3, two, self.ext_len[two] - 2] = self.superfinal[two]
+            arcs3[two, self.ext_len[two] - 2] = self.first_final[two] + 1
+        return self.states(t), targets.view(4, -1), arcs
+
+
+class _Levels(Sequence):
+    """A read-only sequence of level tables made on demand by ``make(index)``."""
+
+    def __init__(self, count: int, make) -> None:
+        self.count, self.make = count, make
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor, Tensor]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self.count))]
+        if not -self.count <= index < self.count:
+            raise IndexError(f"level {index} of {self.count}")
+        return self.make(index % self.count)
+
+
+class _CTCGraph(Graph):
+    """A CTC alignment graph whose arc arrays (``src``, ``dst``, ``label``: 3·T·B·(2L + 1)
+    entries each) are made on first use: the loss needs only the schedule and the weights."""
+
+    @classmethod
+    def of(cls, lattice: _Lattice, weight: Tensor) -> _CTCGraph:
+        graph = cls.__new__(cls)
+        graph.lattice, graph.weight = lattice, weight
+        graph.start, graph.final = lattice.start, lattice.ends[lattice.present]
+        graph.state_offsets, graph.arc_map, graph.check = lattice.offsets, None, False
+        steps = lattice.steps
+        graph.schedule = Schedule(
+            lattice.num_states,
+            lattice.num_arcs,
+            lattice.start,
+            _Levels(steps + 1, lattice.forward_level),
+            _Levels(steps + 1, lambda i: lattice.backward_level(steps - 1 - i)),
+        )
+        return graph
+
+    @cached_property
+    def src(self) -> Tensor:
+        return torch.stack([self.lattice.forward_level(t)[1] for t in range(self.lattice.steps)]).flatten()
+
+    @cached_property
+    def dst(self) -> Tensor:
+        lattice = self.lattice
+        states = torch.stack([lattice.states(t) for t in range(lattice.steps)])  # (T, B·S)
+        return states[:, None].expand(-1, 3, -1).flatten()
+
+    @cached_property
+    def label(self) -> Tensor:
+        return self.lattice.ext.view(-1).repeat(3 * self.lattice.steps)
+
+
 def ctc_graph(
     log_probs: Tensor, targets: Tensor, input_lengths: Tensor, target_lengths: Tensor, *, blank: int = 0
 ) -> Graph:
@@ -88,94 +263,26 @@ def ctc_graph(
     so every array is a reshape and nothing is compacted: a move the topology forbids (a
     skip between equal labels, a position or frame past a graph's length) stays in the grid
     as an arc of weight −∞ (reading the start state where the grid has no source; padding
-    positions are one extra *sink* state per graph that no path uses).
+    positions are one extra *sink* state per graph that no path uses). The level tables
+    are affine in the frame (:class:`_Lattice`) and made when a sweep reaches them; the arc
+    arrays ``src``, ``dst``, ``label`` when first read.
     """
     targets, input_lengths, target_lengths = _check(log_probs, targets, input_lengths, target_lengths, blank)
-    device = log_probs.device
-    steps, size, _ = log_probs.shape
-    width = 2 * targets.shape[1] + 1
-    ext = torch.full((size, width), blank, dtype=torch.long, device=device)
-    ext[:, 1::2] = targets
-    ext_len = 2 * target_lengths + 1
-    offsets = offsets_of(2 + input_lengths * ext_len)
-    num_states = int(offsets[-1])
-    start, sink = offsets[:-1], offsets[1:] - 1
-    dummy = num_states  # the schedule's padding state
-
-    t = torch.arange(steps, device=device)[:, None, None]  # frame t + 1
+    steps = log_probs.shape[0]
+    lattice = _Lattice(targets, input_lengths, target_lengths, steps, blank)
+    device, size, width, ext = log_probs.device, lattice.size, lattice.width, lattice.ext
+    t = torch.arange(steps, device=device)[:, None, None]
     s = torch.arange(width, device=device)[None, None, :]
-    live = (t < input_lengths[:, None]) & (s < ext_len[:, None])  # (T, B, S)
-    numbered = start[:, None] + 1 + t * ext_len[:, None] + s
-    state = torch.where(live, numbered, sink[:, None])  # padding → the sink
+    live = (t < input_lengths[:, None]) & (s < lattice.ext_len[:, None])  # (T, B, S)
     skip_ok = torch.zeros(size, width, dtype=torch.bool, device=device)
     skip_ok[:, 2:] = (ext[:, 2:] != blank) & (ext[:, 2:] != ext[:, :-2])
     first = t == 0
     arc_ok = torch.stack(
         [live & (~first | (s == 0)), live & (s >= 1) & (~first | (s == 1)), live & ~first & skip_ok[None]], 1
     )  # (T, 3, B, S): move k = stay, advance, skip
-    prev = start[None, :, None].expand(steps, size, width + 2).clone()  # off the grid: the start
-    prev[1:, :, 2:] = torch.where(live, numbered, start[:, None])[:-1]
-    sources = torch.stack([prev[:, :, 2:], prev[:, :, 1:-1], prev[:, :, :-2]], 1)  # (T, 3, B, S)
     emission = log_probs.gather(2, ext[None].expand(steps, size, width))  # (T, B, S)
-    num_arcs = arc_ok.numel()
-    arc_id = torch.arange(num_arcs, device=device).view(arc_ok.shape)
-
-    last = start + input_lengths * ext_len  # (T, 2L): the last position
-    two = target_lengths > 0  # (T, 2L − 1) is final too
-    present = torch.stack([torch.ones_like(two), two], 1)
-    counts = present.sum(1)
-    first_final = num_arcs + 1 + torch.cumsum(counts, 0) - counts
-    ends = torch.stack([last, last - 1], 1)
-    graph = Graph(
-        sources.flatten(),
-        state[:, None].expand(-1, 3, -1, -1).flatten(),
-        ext[None, None].expand(steps, 3, -1, -1).flatten(),
-        torch.where(arc_ok, emission[:, None], float("-inf")).flatten(),
-        start,
-        ends[present],
-        offsets,
-        check=False,
-    )
-
-    # forward tables (K = 3, n = B·S): the sources of (t, s); a forbidden arc weighs −∞
-    superfinal = num_states + 1 + torch.arange(size, device=device)
-    forward_levels = [(state[k].flatten(), sources[k].flatten(1), arc_id[k].flatten(1)) for k in range(steps)]
-    forward_levels.append(
-        (
-            superfinal,
-            torch.where(present, ends, dummy).T.contiguous(),
-            torch.where(
-                present, first_final[:, None] + torch.arange(2, device=device), num_arcs
-            ).T.contiguous(),
-        )
-    )
-    # backward tables (K = 4): (t, s) → (t + 1, s + k) by move k (arc id + 3·B·S + k·(B·S + 1)),
-    # then (row 3) its final arc
-    plane = size * width
-    out_arcs = torch.empty((steps, 4, size, width), dtype=torch.long, device=device)
-    out_states = torch.empty((steps, 4, size, width), dtype=torch.long, device=device)
-    for k in range(3):  # fill each move's table, then pad its last frame and last k positions
-        out_arcs[:-1, k, :, : width - k] = arc_id[:-1, 0, :, : width - k] + (3 * plane + k * (plane + 1))
-        out_states[:-1, k, :, : width - k] = state[1:, :, k:]
-        out_arcs[:-1, k, :, width - k :] = num_arcs
-        out_states[:-1, k, :, width - k :] = dummy
-    out_arcs[-1, :3] = num_arcs
-    out_states[-1, :3] = dummy
-    out_arcs[:, 3] = num_arcs
-    out_states[:, 3] = dummy
-    rows = torch.arange(size, device=device)
-    out_arcs[input_lengths - 1, 3, rows, ext_len - 1] = first_final
-    out_arcs[(input_lengths - 1)[two], 3, rows[two], (ext_len - 2)[two]] = first_final[two] + 1
-    out_states[input_lengths - 1, 3, rows, ext_len - 1] = superfinal
-    out_states[(input_lengths - 1)[two], 3, rows[two], (ext_len - 2)[two]] = superfinal[two]
-    backward_levels = [
-        (state[k].flatten(), out_states[k].flatten(1), out_arcs[k].flatten(1))
-        for k in range(steps - 1, -1, -1)
-    ]
-    start_arcs = torch.stack([arc_id[0, 0, :, 0], arc_id[0, 1, :, 1]])  # frame 1: s = 0 by stay, 1 by advance
-    backward_levels.append((start, state[0, :, :2].T.contiguous(), start_arcs))
-    graph.schedule = Schedule(num_states, num_arcs, start, forward_levels, backward_levels)
-    return graph
+    weight = torch.where(arc_ok, emission[:, None], float("-inf")).flatten()
+    return _CTCGraph.of(lattice, weight)
 
 
 def ctc_loss(

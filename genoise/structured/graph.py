@@ -55,8 +55,8 @@ class Schedule:
     num_states: int
     num_arcs: int
     start: Tensor
-    forward_levels: list[LevelTable]
-    backward_levels: list[LevelTable]
+    forward_levels: Sequence[LevelTable]
+    backward_levels: Sequence[LevelTable]
 
     @property
     def batch_size(self) -> int:
@@ -175,7 +175,7 @@ class Graph:
 
     @property
     def num_arcs(self) -> int:
-        return int(self.src.shape[0])
+        return int(self.weight.shape[0])
 
     @property
     def device(self) -> torch.device:

@@ -72,20 +72,11 @@ def _sweep_backward(w_ext: Tensor, alpha: Tensor, score: Tensor, grad: Tensor, g
     size = schedule.num_states + 1 + schedule.batch_size
     beta = w_ext.new_full((size,), float("-inf"))
     beta[schedule.superfinal] = 0.0
-    owner = torch.cat(
-        [
-            graph.state_graph,
-            graph.state_graph.new_zeros(1),
-            torch.arange(schedule.batch_size, device=w_ext.device),
-        ]
-    )
+    ends = graph.state_offsets[1:]  # the graph of a state: searchsorted over the offsets, per level
     reached = torch.where(torch.isneginf(score), 0.0, score)  # graphs without a path get no gradient
-    shift = alpha - reached[owner]
     positive = bool((grad > 0).all())
     if positive:  # the usual case (a loss summed or averaged): fold g_b into the exponent
-        shift = shift + torch.log(grad)[owner]
-    else:
-        scale = grad[owner]
+        reached = reached - torch.log(grad)
     lowest = torch.finfo(w_ext.dtype).min  # a row whose arcs are all −∞ keeps exp(−∞ − lowest) = 0
     grad_ext = torch.zeros_like(w_ext)
     for states, targets, arcs in schedule.backward_levels:
@@ -93,9 +84,10 @@ def _sweep_backward(w_ext: Tensor, alpha: Tensor, score: Tensor, grad: Tensor, g
         top = partial.amax(0).clamp_min(lowest)
         shares = torch.exp(partial - top)  # one exponential serves β and the posteriors
         beta.index_copy_(0, states, top + torch.log(shares.sum(0)))
-        factor = torch.exp(top + shift.index_select(0, states))
+        owner = torch.searchsorted(ends, states, right=True)
+        factor = torch.exp(top + alpha.index_select(0, states) - reached.index_select(0, owner))
         if not positive:
-            factor = factor * scale.index_select(0, states)
+            factor = factor * grad.index_select(0, owner)
         grad_ext.index_copy_(0, arcs.view(-1), (shares * factor).view(-1))
     return grad_ext[: graph.num_arcs]
 

@@ -6,11 +6,15 @@ A trajectory is a wall, a start and ``length`` random-walk actions (eb_jepa's
 [0.2, 1.8] (the reference's ``truncnorm``; its README says U[0.2, 1.8]). A fraction
 ``cross_wall_rate`` (0.35) of the trajectories is built to pass through the door: a walk
 biased to ±x within ±45° is anchored so that it reaches a point in the door at a random
-step. The dot then moves with the arena's physics (bounces included).
+step. A fraction ``wall_bump_rate`` (0 by default, as the reference's ``data_config.yaml``)
+is built the same way to hit the middle wall's face at a point outside the door (eb_jepa's
+``generate_wall_bump_state_and_actions`` also bumps into the borders half of the time; ours
+bumps only the middle wall). The dot then moves with the arena's physics (bounces included).
 
 The knobs PLDM studies are the arguments: number of trajectories, length, wall-crossing
-rate, action noise. Trajectories are stored as positions, actions and walls (images are
-rendered from them when a batch is drawn: a few MB instead of GB), in shards of
+rate, action noise; and the wall-bump rate. Trajectories are stored as positions, actions
+and walls (images are rendered from them when a batch is drawn: a few MB instead of GB),
+in shards of
 ``shard_size`` with ``manifest.json`` (the knobs, the shard files and their SHA-256), like
 the traffic data of :mod:`genoise.world.dataset`.
 """
@@ -41,6 +45,7 @@ class RoomsDataConfig:
     n_trajectories: int = 4000
     length: int = 16
     cross_wall_rate: float = 0.35
+    wall_bump_rate: float = 0.0
     angle_noise: float = 0.2
     step_mean: float = 1.0
     step_std: float = 0.4
@@ -54,6 +59,11 @@ class RoomsDataConfig:
         check_int("length", self.length, min=1)
         if not 0 <= self.cross_wall_rate <= 1:
             raise ValueError(f"cross_wall_rate must lie in [0, 1], got {self.cross_wall_rate}")
+        if not 0 <= self.wall_bump_rate <= 1 - self.cross_wall_rate:
+            raise ValueError(
+                f"wall_bump_rate must lie in [0, 1 - cross_wall_rate] = [0, {1 - self.cross_wall_rate:g}], "
+                f"got {self.wall_bump_rate}"
+            )
         check_positive("angle_noise", self.angle_noise)
         if not 0 < self.step_low < self.step_high:
             raise ValueError(f"need 0 < step_low < step_high, got {self.step_low}, {self.step_high}")
@@ -83,6 +93,42 @@ def random_walk_actions(
     return np.stack([np.cos(angles), np.sin(angles)], -1) * steps[..., None]
 
 
+def _walk_along_x(
+    toward_left: np.ndarray, length: int, rng: np.random.Generator, config: RoomsDataConfig
+) -> np.ndarray:
+    """Random walks whose first heading is ±x within ±45° (−x where ``toward_left``)."""
+    m = toward_left.shape[0]
+    heading = rng.uniform(-math.pi / 4, math.pi / 4, m) + np.where(toward_left, math.pi, 0.0)
+    return random_walk_actions(m, length, rng, config, heading=heading)
+
+
+def _anchor(
+    start: np.ndarray,
+    actions: np.ndarray,
+    rows: np.ndarray,
+    walk: np.ndarray,
+    target: np.ndarray,
+    at: np.ndarray,
+    wall_x: Tensor,
+    door_y: Tensor,
+    g: RoomsGeometry,
+) -> None:
+    """Give the trajectories ``rows`` the actions ``walk`` and a start from which the free
+    walk would be at ``target`` after ``at`` steps (clipped to the arena; a start clipped
+    into the wall is stepped out of it along x)."""
+    before = np.cumsum(walk, 1)[np.arange(walk.shape[0]), at - 1]
+    start[rows] = np.clip(target - before, g.lo + 0.01, g.hi - 0.01)
+    actions[rows] = walk
+    fix = in_wall(torch.from_numpy(start[rows]).float(), wall_x[rows], door_y[rows], g).numpy()
+    if fix.any():
+        index = np.flatnonzero(rows)[fix]
+        start[index, 0] = np.where(
+            start[index, 0] < wall_x.numpy()[index],
+            wall_x.numpy()[index] - g.half_wall - 0.5,
+            wall_x.numpy()[index] + g.half_wall + 0.5,
+        )
+
+
 def generate_trajectories(
     config: RoomsDataConfig,
     geometry: RoomsGeometry = GEOMETRY,
@@ -93,7 +139,9 @@ def generate_trajectories(
     g, n, length = geometry, config.n_trajectories, config.length
     rng = np.random.default_rng(config.seed)
     wall_x, door_y = sample_layouts(n, rng, fixed=config.fixed_wall, geometry=g)
-    crossing = rng.random(n) < config.cross_wall_rate
+    kind = rng.random(n)
+    crossing = kind < config.cross_wall_rate
+    bumping = (kind >= config.cross_wall_rate) & (kind < config.cross_wall_rate + config.wall_bump_rate)
     # free trajectories: a start uniform in the arena, moved out of the wall into a random room
     start = rng.uniform(g.lo, g.hi, (n, 2))
     inside = in_wall(torch.from_numpy(start).float(), wall_x, door_y, g).numpy()
@@ -106,25 +154,23 @@ def generate_trajectories(
     m = int(crossing.sum())
     if m:
         toward_left = rng.random(m) < 0.5
-        heading = rng.uniform(-math.pi / 4, math.pi / 4, m) + np.where(toward_left, math.pi, 0.0)
-        walk = random_walk_actions(m, length, rng, config, heading=heading)
+        walk = _walk_along_x(toward_left, length, rng, config)
         door_x = wall_x.numpy()[crossing] + rng.uniform(-g.half_wall, g.half_wall, m)
         door_pt = door_y.numpy()[crossing] + np.clip(rng.normal(0, 1.4, m), -g.door_half, g.door_half)
         at = rng.integers(1, length, m)
-        before = np.cumsum(walk, 1)[np.arange(m), at - 1]
-        anchor = np.stack([door_x, door_pt], -1) - before
-        start[crossing] = np.clip(anchor, g.lo + 0.01, g.hi - 0.01)
-        actions[crossing] = walk
-        fix = in_wall(
-            torch.from_numpy(start[crossing]).float(), wall_x[crossing], door_y[crossing], g
-        ).numpy()
-        if fix.any():  # an anchor clipped into the wall: step it out along x
-            rows = np.flatnonzero(crossing)[fix]
-            start[rows, 0] = np.where(
-                start[rows, 0] < wall_x.numpy()[rows],
-                wall_x.numpy()[rows] - g.half_wall - 0.5,
-                wall_x.numpy()[rows] + g.half_wall + 0.5,
-            )
+        _anchor(start, actions, crossing, walk, np.stack([door_x, door_pt], -1), at, wall_x, door_y, g)
+    # wall bumps: the same walks aimed at a point of the middle wall's face outside the door
+    m = int(bumping.sum())
+    if m:
+        toward_left = rng.random(m) < 0.5
+        walk = _walk_along_x(toward_left, length, rng, config)
+        face = wall_x.numpy()[bumping] + np.where(toward_left, 1.0, -1.0) * (g.half_wall + 0.01)
+        door = door_y.numpy()[bumping]
+        below, above = door - g.door_half - g.lo, g.hi - door - g.door_half  # wall y outside the door
+        offset = rng.random(m) * (below + above)
+        wall_pt = np.where(offset < below, g.lo + offset, door + g.door_half + (offset - below))
+        at = rng.integers(1, length, m)
+        _anchor(start, actions, bumping, walk, np.stack([face, wall_pt], -1), at, wall_x, door_y, g)
     generator = torch.Generator().manual_seed(config.seed)
     actions_t = torch.from_numpy(actions).float()
     positions = rollout_positions(

@@ -10,7 +10,7 @@ import torch
 
 from genoise.structured.ctc import ctc_graph, ctc_loss, forced_align
 from genoise.structured.graph import build_schedule
-from genoise.structured.semiring import NoPathError, forward_score
+from genoise.structured.semiring import NoPathError, forward_score, viterbi
 
 
 def _case(seed: int, steps: int = 14, size: int = 6, classes: int = 5, width: int = 4):
@@ -52,12 +52,55 @@ def test_concatenated_targets_and_float32():
     )
 
 
-def test_prebuilt_schedule_equals_generic_schedule():
-    logits, targets, input_lengths, target_lengths = _case(4)
+@pytest.mark.parametrize("seed", [4, 5, 6])
+def test_prebuilt_schedule_equals_generic_schedule(seed):
+    """The closed-form level tables (made lazily, frame by frame) against Kahn's schedule
+    of the same arcs: forward score, its gradient (the backward tables), Viterbi path."""
+    logits, targets, input_lengths, target_lengths = _case(seed)
+    if seed == 6:
+        input_lengths[:] = logits.shape[0]  # every input ends on the last frame
     graph = ctc_graph(logits.log_softmax(-1), targets, input_lengths, target_lengths)
-    generic = graph.with_weight(graph.weight)
+    graph = graph.with_weight(graph.weight.requires_grad_(True))
+    generic = graph.with_weight(graph.weight.detach().clone().requires_grad_(True))
     generic.schedule = build_schedule(generic)
-    torch.testing.assert_close(forward_score(generic), forward_score(graph))
+    ours, reference = forward_score(graph), forward_score(generic)
+    torch.testing.assert_close(ours, reference)
+    upstream = torch.linspace(0.5, 2.0, ours.shape[0], dtype=ours.dtype)
+    upstream[1] = -1.0  # a negative upstream gradient takes the unfolded path of the sweep
+    (g_ours,) = torch.autograd.grad(ours, graph.weight, upstream)
+    (g_ref,) = torch.autograd.grad(reference, generic.weight, upstream)
+    torch.testing.assert_close(g_ours, g_ref)
+    best, best_ref = viterbi(graph), viterbi(generic)
+    torch.testing.assert_close(best.score, best_ref.score)
+    assert torch.equal(best.labels, best_ref.labels)
+
+
+def test_loss_never_builds_the_arc_arrays():
+    """ctc_loss reads only the schedule and the weights: src, dst and label (3·T·B·(2L + 1)
+    entries each) are made on first read, and then equal the grid they describe."""
+    logits, targets, input_lengths, target_lengths = _case(7, steps=10, size=3, width=3)
+    lp = logits.log_softmax(-1).requires_grad_(True)
+    graph = ctc_graph(lp, targets, input_lengths, target_lengths)
+    forward_score(graph).sum().backward()
+    assert not {"src", "dst", "label"} & set(vars(graph))
+    steps, size = lp.shape[:2]
+    width = 2 * targets.shape[1] + 1
+    assert graph.src.shape == graph.dst.shape == graph.label.shape == (steps * 3 * size * width,)
+    dst = graph.dst.view(steps, 3, size, width)
+    src = graph.src.view(steps, 3, size, width)
+    live = graph.weight.view(steps, 3, size, width) > float("-inf")
+    start = graph.start[None, None, :, None].expand_as(src)
+    # a live arc enters frame 1 from the start, else a state of the frame before (same graph)
+    assert torch.equal(src[0][live[0]], start[0][live[0]])
+    offsets = graph.state_offsets
+    owner = torch.searchsorted(offsets[1:], dst, right=True)
+    assert torch.equal(torch.searchsorted(offsets[1:], src, right=True)[live], owner[live])
+    assert bool((dst[1:] > src[1:])[live[1:]].all())
+    blank_pos = torch.arange(width) % 2 == 0
+    assert bool((graph.label.view(steps, 3, size, width)[..., blank_pos] == 0).all())
+    with pytest.raises(IndexError):
+        graph.get_schedule().forward_levels[steps + 1]
+    assert len(graph.get_schedule().backward_levels[-2:]) == 2
 
 
 def test_forced_alignment_is_the_best_alignment_by_enumeration():

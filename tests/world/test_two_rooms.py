@@ -4,6 +4,8 @@ knobs, the shards, and the environment's bad-input errors."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -138,6 +140,37 @@ def test_generator_is_deterministic_and_its_knobs_act() -> None:
         )
 
     assert turn(straight) < 0.5 * turn(a)
+
+
+def test_wall_bumps_hit_the_middle_wall_outside_the_door() -> None:
+    def stopped_at_wall(d):
+        """(N, T) a step the middle wall cut short; and the dot's x never inside the wall."""
+        p, a = d["positions"], d["actions"]
+        cut = ((p[:, 1:] - p[:, :-1]) - a).norm(dim=-1) > 1e-3
+        gap = (p[:, 1:, 0] - d["wall_x"][:, None]).abs()
+        return cut & (gap <= GEOMETRY.half_wall + 2.5)
+
+    base = RoomsDataConfig(n_trajectories=600, cross_wall_rate=0.0, seed=5)
+    free = generate_trajectories(base)
+    bumps = generate_trajectories(replace(base, wall_bump_rate=1.0))
+    hit = stopped_at_wall(bumps).any(1).float().mean()
+    assert float(hit) > 0.8 > 3 * float(stopped_at_wall(free).any(1).float().mean())
+    # a bump stops the dot outside the door, on the side it came from: few room changes
+    assert crossing_rate(bumps["positions"], bumps["wall_x"]) < 0.1
+    assert not bool(
+        in_wall(
+            bumps["positions"].reshape(-1, 2),
+            *(t.repeat_interleave(bumps["positions"].shape[1]) for t in (bumps["wall_x"], bumps["door_y"])),
+        ).any()
+    )
+    # wall_bump_rate = 0 leaves the data of a seed unchanged (same random stream)
+    again = generate_trajectories(replace(base, wall_bump_rate=0.0))
+    assert torch.equal(again["positions"], free["positions"])
+    mixed = generate_trajectories(RoomsDataConfig(n_trajectories=600, wall_bump_rate=0.3, seed=5))
+    default = generate_trajectories(RoomsDataConfig(n_trajectories=600, seed=5))
+    assert torch.equal(mixed["crossing"], default["crossing"])  # the crossing walks are kept
+    with pytest.raises(ValueError, match=r"wall_bump_rate must lie in \[0, 1 - cross_wall_rate\]"):
+        RoomsDataConfig(cross_wall_rate=0.35, wall_bump_rate=0.7)
 
 
 def test_shards_round_trip_and_corruption_is_named(tmp_path) -> None:
