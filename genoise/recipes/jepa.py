@@ -62,7 +62,7 @@ def data_config(config: dict[str, Any]) -> RoomsDataConfig:
         n_trajectories=int(config["trajectories"]),
         length=int(config["length"]),
         cross_wall_rate=float(config["cross_wall_rate"]),
-        wall_bump_rate=float(config.get("wall_bump_rate", 0.0)),
+        wall_bump_rate=float(config["wall_bump_rate"]),
         angle_noise=float(config["angle_noise"]),
         fixed_wall=bool(config["fixed_wall"]),
         seed=int(derive_seed(int(config["seed"]), 11)),

@@ -164,15 +164,18 @@ class _Lattice:
                 torch.where(self.present, self.ends, self.dummy).T.contiguous(),
                 torch.where(self.present, arcs, self.num_arcs).T.contiguous(),
             )
-        if t == 0:
-            sources = self.first_sources
-        else:
-            sources = torch.add(self.source_base, self.source_delta, alpha=t)
-            if t - 1 >= self.shortest:
-                sources = torch.where((t - 1 >= self.input_lengths)[:, None], self.start[:, None], sources)
-            sources = sources.view(3, -1)
+        sources = self.sources(t)
         arcs = torch.arange(t * 3 * self.plane, (t + 1) * 3 * self.plane, device=sources.device)
         return self.states(t), sources, arcs.view(3, -1)
+
+    def sources(self, t: int) -> Tensor:
+        """(3, B·S): the source of each move into frame t + 1."""
+        if t == 0:
+            return self.first_sources
+        sources = torch.add(self.source_base, self.source_delta, alpha=t)
+        if t - 1 >= self.shortest:
+            sources = torch.where((t - 1 >= self.input_lengths)[:, None], self.start[:, None], sources)
+        return sources.view(3, -1)
 
     def backward_level(self, t: int) -> tuple[Tensor, Tensor, Tensor]:
         if t < 0:  # the start states, left by the arcs into (1, 0) and (1, 1)
@@ -238,7 +241,7 @@ class _CTCGraph(Graph):
 
     @cached_property
     def src(self) -> Tensor:
-        return torch.stack([self.lattice.forward_level(t)[1] for t in range(self.lattice.steps)]).flatten()
+        return torch.stack([self.lattice.sources(t) for t in range(self.lattice.steps)]).flatten()
 
     @cached_property
     def dst(self) -> Tensor:

@@ -14,9 +14,8 @@ bumps only the middle wall). The dot then moves with the arena's physics (bounce
 The knobs PLDM studies are the arguments: number of trajectories, length, wall-crossing
 rate, action noise; and the wall-bump rate. Trajectories are stored as positions, actions
 and walls (images are rendered from them when a batch is drawn: a few MB instead of GB),
-in shards of
-``shard_size`` with ``manifest.json`` (the knobs, the shard files and their SHA-256), like
-the traffic data of :mod:`genoise.world.dataset`.
+in shards of ``shard_size`` with ``manifest.json`` (the knobs, the shard files and their
+SHA-256), like the traffic data of :mod:`genoise.world.dataset`.
 """
 
 from __future__ import annotations
