@@ -10,7 +10,11 @@ images per data set (a fixed random subset) and k ∈ {10, 64}; ``--n N``: at mo
 Every (data set, model, k) is measured at each ``--threads`` count in the same run, both
 libraries limited to that many threads (torch.set_num_threads + threadpoolctl).
 
-K-means runs on the raw pixels (float32, both libraries); the diagonal GMM on a PCA-50
+K-means runs on the raw pixels, in float32 and again in float64 (both libraries in the same
+precision; ``--kmeans-precision``): float32 is genoise's default and scikit-learn's on
+float32 input, and float64 is the precision in which the two trajectories can be compared
+exactly (in float32 they part at distance ties and rounding, and scikit-learn's inertia
+differs by 2–4e-6 between its own 1- and 2-thread runs). The diagonal GMM on a PCA-50
 projection (float64, both: on raw pixels the constant border pixels collapse the diagonal
 variances to reg_covar); PCA-50 is an exact thin SVD on both sides (genoise's PCA always is;
 scikit-learn ``svd_solver="full"``, not its default randomized solver). Both sides get the
@@ -35,7 +39,8 @@ the arithmetic against the machine's limit. Floating-point operations counted:
   least arithmetic of an exact PCA (a thin SVD performs several times that), so the fraction
   is against the cheapest exact method.
 
-GFLOP/s are divided by this machine's float32 (K-means) or float64 (GMM, PCA) matmul peak at
+GFLOP/s are divided by this machine's matmul peak in the row's precision (K-means float32 or
+float64, GMM and PCA float64) at
 the same thread count, measured once per thread count at the start of the run
 (``benchmarks/_peak.py``). Writes ``benchmarks/records/kmeans_gmm.{md,json}`` (one JSON row
 per data set, method, k and thread count, with the command and the date); ``--quick`` or
@@ -141,9 +146,12 @@ def _row(
     }
 
 
-def bench_kmeans(y: np.ndarray, k: int, max_iter: int, device: str) -> dict:
+def bench_kmeans(y: np.ndarray, k: int, max_iter: int, device: str, precision: str = "float32") -> dict:
+    """Both libraries on ``y`` cast to ``precision`` (scikit-learn computes in its input's dtype,
+    genoise's KMeans keeps its input's dtype), from the same ``k`` initial centres."""
     from sklearn import cluster
 
+    y = y.astype(precision)
     init = y[np.random.default_rng(k).choice(len(y), k, replace=False)]
     data, ours_init = torch.from_numpy(y).to(device), torch.from_numpy(init).to(device)
     ours, sec, cpu = timed(lambda: KMeans(k, init=ours_init, max_iter=max_iter, tol=1e-4).fit(data), device)
@@ -159,7 +167,7 @@ def bench_kmeans(y: np.ndarray, k: int, max_iter: int, device: str) -> dict:
         (ours.inertia_, ref.inertia_),
         (ours.n_iter_, ref.n_iter_),
         2.0 * n * k * d,
-        "float32",
+        precision,
     )
 
 
@@ -218,8 +226,10 @@ def warm_up(y: np.ndarray, y64: np.ndarray, y50: np.ndarray, device: str) -> Non
 
     rows = min(200, len(y))
     data = torch.from_numpy(y[:rows]).to(device)
-    KMeans(2, init=data[:2], max_iter=2).fit(data)
-    cluster.KMeans(2, init=y[:2], n_init=1, max_iter=2).fit(y[:rows])
+    for part in (y[:rows], y64[:rows]):  # both K-means precisions
+        data = torch.from_numpy(part).to(device)
+        KMeans(2, init=data[:2], max_iter=2).fit(data)
+        cluster.KMeans(2, init=part[:2], n_init=1, max_iter=2).fit(part)
     init = gmm_init(y50[:rows], 2)
     GaussianMixture(
         2,
@@ -260,18 +270,19 @@ def finish(row: dict, dataset: str, threads: int, peaks: dict, device: str) -> d
 
 
 HEADER = (
-    "| data set | model | k | threads | n × d | genoise s | sklearn s | speed-up vs sklearn "
+    "| data set | model | precision | k | threads | n × d | genoise s | sklearn s | speed-up vs sklearn "
     "| genoise CPU s | sklearn CPU s | CPU speed-up | genoise objective | sklearn objective | rel. diff "
     "| iterations ours / sk | GFLOP ours / sk | GFLOP/s ours / sk | of peak ours / sk |"
 )
-SEPARATOR = "|---|---|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|---|---|"
+SEPARATOR = "|---|---|---|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|---|---|"
 
 
 def table_row(r: dict) -> str:
     ours_peak = "–" if r["peak_fraction"] is None else f"{r['peak_fraction']:.0%}"
     cpu_speedup = "–" if r["cpu_speedup_vs_sklearn"] is None else f"{r['cpu_speedup_vs_sklearn']:.2f}×"
     return (
-        f"| {r['dataset']} | {r['method']} | {r['k']} | {r['threads']} | {r['n']} × {r['d']} "
+        f"| {r['dataset']} | {r['method']} | {r['precision']} | {r['k']} | {r['threads']} "
+        f"| {r['n']} × {r['d']} "
         f"| {r['seconds']:.3f} | {r['sklearn_seconds']:.3f} | {r['speedup_vs_sklearn']:.2f}× "
         f"| {r['cpu']:.2f} | {r['sklearn_cpu']:.2f} | {cpu_speedup} "
         f"| {r['objective']:.7g} | {r['sklearn_objective']:.7g} | {r['rel_diff']:.1e} "
@@ -300,6 +311,13 @@ def main() -> None:
     parser.add_argument("--max-iter", type=int, default=50, help="Lloyd / EM iteration cap (both)")
     parser.add_argument(
         "--models", nargs="+", default=["kmeans", "gmm", "pca"], choices=["kmeans", "gmm", "pca"]
+    )
+    parser.add_argument(
+        "--kmeans-precision",
+        nargs="+",
+        default=["float32", "float64"],
+        choices=["float32", "float64"],
+        help="K-means precisions, each measured (both libraries in that precision)",
     )
     parser.add_argument("--ks", type=int, nargs="+", default=None, help="numbers of clusters/components")
     parser.add_argument("--device", default="cpu", help="device of genoise's side (e.g. cuda); sklearn: CPU")
@@ -344,12 +362,17 @@ def main() -> None:
             torch.set_num_threads(threads)
             with threadpool_limits(threads):
                 warm_up(y, y64, y50, args.device)
-                jobs = [("kmeans", k) for k in ks if "kmeans" in args.models]
-                jobs += [("gmm", k) for k in ks if "gmm" in args.models]
-                jobs += [("pca", components)] if "pca" in args.models else []
-                for model, k in jobs:
+                jobs = [
+                    ("kmeans", k, precision)
+                    for precision in args.kmeans_precision
+                    for k in ks
+                    if "kmeans" in args.models
+                ]
+                jobs += [("gmm", k, "float64") for k in ks if "gmm" in args.models]
+                jobs += [("pca", components, "float64")] if "pca" in args.models else []
+                for model, k, precision in jobs:
                     if model == "kmeans":
-                        row = bench_kmeans(y, k, args.max_iter, args.device)
+                        row = bench_kmeans(y, k, args.max_iter, args.device, precision)
                     elif model == "gmm":
                         row = bench_gmm(y50, k, args.max_iter, args.device)
                     else:
@@ -372,8 +395,8 @@ def main() -> None:
         f"K-means / GMM (diag) / PCA, genoise vs scikit-learn from the same initialisation, one run "
         f"(`{command}`, {date}, torch {torch.__version__}, scikit-learn {sklearn_version}, "
         f"max_iter={args.max_iter}{', at most ' + str(n_max) + ' images per data set' if short else ''})."
-        f"{device} Measured matmul peak (GFLOP/s): {peak_text}; K-means rows against the float32 peak, "
-        f"GMM and PCA rows against the float64 peak. Floating-point operations counted: {counts}.\n\n"
+        f"{device} Measured matmul peak (GFLOP/s): {peak_text}; each row against the peak of its "
+        f"precision. Floating-point operations counted: {counts}.\n\n"
         + HEADER
         + "\n"
         + SEPARATOR

@@ -31,6 +31,23 @@ def test_kmeans_inertia_matches_sklearn_from_same_init(digits, dtype, k):
     assert ours.inertia_ == pytest.approx(float(explicit), rel=1e-4)
 
 
+@pytest.mark.parametrize("k", [10, 32, 64])
+def test_float64_kmeans_follows_sklearns_trajectory_exactly(digits, k):
+    """In float64 no distance ties to round-off: from the same centres genoise (Elkan's bounds,
+    running sums) and scikit-learn (Lloyd) take the same steps, so labels, iteration count and
+    final inertia agree (the benchmark's float64 rows: 1e-14 on MNIST and CIFAR). The digits are
+    small integers, whose distances tie exactly; a little noise makes every tie a real choice."""
+    rng = np.random.default_rng(k)
+    digits = digits + 1e-3 * rng.standard_normal(digits.shape)
+    init = digits[rng.choice(len(digits), k, replace=False)]
+    ours = KMeans(k, init=init, max_iter=50, tol=1e-4, dtype="float64").fit(digits)
+    ref = cluster.KMeans(k, init=init, n_init=1, max_iter=50, tol=1e-4).fit(digits)
+    assert ours.n_iter_ == ref.n_iter_
+    assert np.array_equal(ours.labels_.numpy(), ref.labels_)
+    assert ours.inertia_ == pytest.approx(ref.inertia_, rel=1e-12)
+    np.testing.assert_allclose(ours.cluster_centers_.numpy(), ref.cluster_centers_, rtol=0, atol=1e-10)
+
+
 def test_kmeans_recovers_separated_blobs_with_kmeanspp_restarts():
     gen = torch.Generator().manual_seed(1)
     centres = torch.tensor([[-6.0, 0.0], [0.0, 6.0], [6.0, 0.0]])
