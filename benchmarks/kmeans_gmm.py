@@ -43,7 +43,7 @@ GFLOP/s are divided by this machine's matmul peak in the row's precision (K-mean
 float64, GMM and PCA float64) at
 the same thread count, measured once per thread count at the start of the run
 (``benchmarks/_peak.py``). Writes ``benchmarks/records/kmeans_gmm.{md,json}`` (one JSON row
-per data set, method, k and thread count, with the command and the date); ``--quick`` or
+per data set, method, precision, k and thread count, with the command and the date); ``--quick`` or
 ``--n``: ``kmeans_gmm_quick``, so that a short run never overwrites the full record.
 
 ``--device cuda`` runs genoise's side there (the estimators keep their input's device; the
@@ -225,7 +225,6 @@ def warm_up(y: np.ndarray, y64: np.ndarray, y50: np.ndarray, device: str) -> Non
     from sklearn import cluster, decomposition, mixture
 
     rows = min(200, len(y))
-    data = torch.from_numpy(y[:rows]).to(device)
     for part in (y[:rows], y64[:rows]):  # both K-means precisions
         data = torch.from_numpy(part).to(device)
         KMeans(2, init=data[:2], max_iter=2).fit(data)
