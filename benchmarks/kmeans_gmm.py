@@ -16,8 +16,12 @@ float32 input, and float64 is the precision in which the two trajectories can be
 exactly (in float32 they part at distance ties and rounding, and scikit-learn's inertia
 differs by 2–4e-6 between its own 1- and 2-thread runs). The diagonal GMM on a PCA-50
 projection (float64, both: on raw pixels the constant border pixels collapse the diagonal
-variances to reg_covar); PCA-50 is an exact thin SVD on both sides (genoise's PCA always is;
-scikit-learn ``svd_solver="full"``, not its default randomized solver). Both sides get the
+variances to reg_covar; the projection is the exact ``full`` one). PCA-50 (float64) is
+measured once per ``--pca-solvers`` value, the same ``svd_solver`` on both sides: row
+``pca`` is ``full`` (the exact thin SVD; genoise: the R-SVD, QR then the SVD of R),
+``pca_covariance_eigh`` the eigen-decomposition of the Gram matrix (exact to ε·σ₁²),
+``pca_randomized`` Halko et al.'s approximate range finder (each library its own random
+test matrix, so their objectives differ by the approximation). Both sides get the
 same explicit initial centres / weights / means / precisions, the same max_iter and tol.
 scikit-learn's GMM is given ``init_params="random_from_data"``: its default ("kmeans") runs a
 whole K-means inside ``fit`` whose result the explicit initialisation then overwrites.
@@ -35,9 +39,11 @@ the arithmetic against the machine's limit. Floating-point operations counted:
 * GMM (diagonal): 8·n·k·d per EM iteration, the four n×d×k products both libraries perform:
   E-step log-densities y²·(−P/2) and y·(Pμ), M-step Σ r·y and Σ r·y² (elementwise work,
   exp and logsumexp not counted).
-* PCA: 2·n·d·min(n, d), the Gram product XᵀX (or XXᵀ when n < d) of the centred data: the
-  least arithmetic of an exact PCA (a thin SVD performs several times that), so the fraction
-  is against the cheapest exact method.
+* PCA, exact solvers: n·d·min(n, d), one triangle of the Gram matrix XᵀX (or XXᵀ when
+  n < d) of the centred data (a symmetric rank-k update): the least arithmetic of an exact
+  PCA (a thin SVD performs several times that), so the fraction is against the cheapest
+  exact method. Randomized: (2q + 2)·2·n·d·(k + 10), its products with the data (q = 7
+  power iterations when k < 0.1·min(n, d), else 4).
 
 GFLOP/s are divided by this machine's matmul peak in the row's precision (K-means float32 or
 float64, GMM and PCA float64) at
@@ -78,10 +84,12 @@ from genoise.latent.pca import PCA  # noqa: E402
 RECORDS = ROOT / "benchmarks" / "records"
 QUICK_IMAGES = 5000
 PCA_COMPONENTS = 50
+PCA_SOLVERS = ("full", "covariance_eigh", "randomized")
 FLOP_COUNTS = {
     "kmeans": "2·n·k·d per Lloyd iteration (distance GEMM; dense-equivalent for genoise's Elkan bounds)",
     "gmm_diag": "8·n·k·d per EM iteration (E-step y²·P and y·Pμ, M-step Σr·y and Σr·y²)",
-    "pca": "2·n·d·min(n, d) (the Gram product XᵀX or XXᵀ, the least work of an exact PCA)",
+    "pca": "n·d·min(n, d) for the exact solvers (one triangle of the Gram matrix XᵀX or XXᵀ, the least "
+    "work of an exact PCA); randomized: (2q + 2)·2·n·d·(k + 10), its products with the data",
 }
 
 
@@ -199,21 +207,30 @@ def bench_gmm(y50: np.ndarray, k: int, max_iter: int, device: str) -> dict:
     )
 
 
-def bench_pca(y64: np.ndarray, k: int, device: str) -> dict:
+def bench_pca(y64: np.ndarray, k: int, solver: str, device: str) -> dict:
+    """PCA-k with the same ``svd_solver`` on both sides (row ``pca`` is ``full``, the exact
+    thin SVD; ``pca_covariance_eigh`` and ``pca_randomized`` the others)."""
     from sklearn import decomposition
 
     data = torch.from_numpy(y64).to(device)
-    ours, sec, cpu = timed(lambda: PCA(k).fit(data), device)
-    ref, ref_sec, ref_cpu = timed(lambda: decomposition.PCA(k, svd_solver="full").fit(y64), "cpu")
+    ours, sec, cpu = timed(lambda: PCA(k, svd_solver=solver, seed=0).fit(data), device)
+    ref, ref_sec, ref_cpu = timed(
+        lambda: decomposition.PCA(k, svd_solver=solver, random_state=0).fit(y64), "cpu"
+    )
     n, d = y64.shape
+    if solver == "randomized":  # (2q + 2) products with the n × d data, l = k + 10 columns wide
+        q = 7 if k < 0.1 * min(n, d) else 4
+        flop = (2 * q + 2) * 2.0 * n * d * min(k + 10, n, d)
+    else:
+        flop = 1.0 * n * d * min(n, d)
     return _row(
-        "pca",
+        "pca" if solver == "full" else f"pca_{solver}",
         k,
         (n, d),
         ((sec, cpu), (ref_sec, ref_cpu)),
         (ours.explained_variance_.sum(), ref.explained_variance_.sum()),
         (1, 1),
-        2.0 * n * d * min(n, d),
+        flop,
         "float64",
     )
 
@@ -238,8 +255,9 @@ def warm_up(y: np.ndarray, y64: np.ndarray, y50: np.ndarray, device: str) -> Non
     mixture.GaussianMixture(
         2, covariance_type="diag", max_iter=2, init_params="random_from_data", random_state=0, **init
     ).fit(y50[:rows])
-    PCA(2).fit(torch.from_numpy(y64[:rows]).to(device))
-    decomposition.PCA(2, svd_solver="full").fit(y64[:rows])
+    for solver in PCA_SOLVERS:
+        PCA(2, svd_solver=solver, seed=0).fit(torch.from_numpy(y64[:rows]).to(device))
+        decomposition.PCA(2, svd_solver=solver, random_state=0).fit(y64[:rows])
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -317,6 +335,13 @@ def main() -> None:
         choices=["float32", "float64"],
         help="K-means precisions, each measured (both libraries in that precision)",
     )
+    parser.add_argument(
+        "--pca-solvers",
+        nargs="+",
+        default=list(PCA_SOLVERS),
+        choices=list(PCA_SOLVERS),
+        help="PCA svd_solver values, each measured (the same solver on both sides)",
+    )
     parser.add_argument("--ks", type=int, nargs="+", default=None, help="numbers of clusters/components")
     parser.add_argument("--device", default="cpu", help="device of genoise's side (e.g. cuda); sklearn: CPU")
     args = parser.parse_args()
@@ -355,7 +380,7 @@ def main() -> None:
         with threadpool_limits(1):  # the GMM's input, untimed
             torch.set_num_threads(1)
             y64 = y.astype(np.float64)
-            y50 = PCA(components).fit_transform(y64).numpy()
+            y50 = PCA(components, svd_solver="full").fit_transform(y64).numpy()
         for threads in args.threads:
             torch.set_num_threads(threads)
             with threadpool_limits(threads):
@@ -367,15 +392,15 @@ def main() -> None:
                     if "kmeans" in args.models
                 ]
                 jobs += [("gmm", k, "float64") for k in ks if "gmm" in args.models]
-                jobs += [("pca", components, "float64")] if "pca" in args.models else []
-                for model, k, precision in jobs:
+                jobs += [("pca", components, solver) for solver in args.pca_solvers if "pca" in args.models]
+                for model, k, variant in jobs:  # variant: K-means' precision, PCA's solver
                     if model == "kmeans":
-                        data = y64 if precision == "float64" else y  # both made once per data set
+                        data = y64 if variant == "float64" else y  # both made once per data set
                         row = bench_kmeans(data, k, args.max_iter, args.device)
                     elif model == "gmm":
                         row = bench_gmm(y50, k, args.max_iter, args.device)
                     else:
-                        row = bench_pca(y64, k, args.device)
+                        row = bench_pca(y64, k, variant, args.device)
                     rows.append(finish(row, name, threads, peaks, args.device))
                     print(table_row(rows[-1]), flush=True)
     command = "python " + " ".join(sys.argv)

@@ -25,11 +25,18 @@ from torch import Tensor
 
 from genoise.energy.base import Energy
 from genoise.energy.functional import _check_beta
-from genoise.latent._estimator import as_data, check_features, check_fitted, resolve_dtype
+from genoise.latent._estimator import as_data, check_features, check_fitted, make_generator, resolve_dtype
+from genoise.latent.pca_solvers import (
+    SOLVERS,
+    choose_solver,
+    svd_covariance_eigh,
+    svd_full,
+    svd_randomized,
+)
 
 
 class PCA(Energy):
-    """PCA fitted by a thin SVD of the centred data (torch.linalg), scikit-learn style.
+    """PCA fitted by an SVD of the centred data (torch.linalg), scikit-learn style.
 
     Parameters
     ----------
@@ -40,6 +47,17 @@ class PCA(Energy):
         Scale codes to unit variance: z = W (y − μ) / sqrt(explained_variance_).
     dtype : torch.dtype or "float32"/"float64" or None
         Compute precision (``None`` keeps the input's).
+    svd_solver : "auto", "full", "covariance_eigh" or "randomized"
+        How the SVD is computed (:mod:`genoise.latent.pca_solvers`): ``full`` exact (the
+        R-SVD of a tall matrix: QR, then the SVD of R), ``covariance_eigh`` the
+        eigen-decomposition of the centred d × d Gram matrix (fastest for n ≫ d; variances
+        accurate to ε·σ₁² absolutely), ``randomized`` Halko et al.'s range finder (an
+        integer ``n_components`` only; approximate). ``auto`` picks as scikit-learn ≥ 1.5
+        does (:func:`~genoise.latent.pca_solvers.choose_solver`); the choice is kept in
+        ``svd_solver_``.
+    seed : int, torch.Generator or None
+        The random test matrix of ``randomized`` (``None``: a fresh seed). The other
+        solvers draw nothing.
 
     Attributes
     ----------
@@ -54,8 +72,9 @@ class PCA(Energy):
     References
     ----------
     Pearson (1901); Hotelling (1933); LeCun et al. (2006), "A Tutorial on Energy-Based
-    Learning". Component signs follow scikit-learn ≥ 1.5 (largest-magnitude entry of
-    every component positive).
+    Learning"; Halko, Martinsson & Tropp (2011), "Finding structure with randomness"
+    (the randomized solver). Component signs follow scikit-learn ≥ 1.5 (largest-magnitude
+    entry of every component positive).
 
     Examples
     --------
@@ -69,85 +88,119 @@ class PCA(Energy):
     has_latent = True
 
     def __init__(self, n_components: int | float | None = None, *, whiten: bool = False,
-                 dtype: torch.dtype | str | None = None) -> None:
+                 dtype: torch.dtype | str | None = None, svd_solver: str = "auto",
+                 seed: int | torch.Generator | None = None) -> None:
         super().__init__()
         self.n_components = n_components
         self.whiten = whiten
         self.dtype = dtype
+        self.svd_solver = svd_solver
+        self.seed = seed
         self.components_: Tensor | None = None
         self._fit_cache: tuple[Any, Tensor] | None = None
 
     # ------------------------------------------------------------------ fitting
-    def _n_keep(self, ratio: Tensor, max_k: int) -> int:
+    def _count(self, max_k: int) -> int | None:
+        """``n_components`` as a validated integer count, or None for a fraction or None."""
         k = self.n_components
         if k is None:
-            return max_k
+            return None
         if isinstance(k, bool) or not isinstance(k, (int, float)):
             raise ValueError(f"n_components must be an int, a float in (0, 1) or None; got {k!r}")
         if isinstance(k, float) and not k.is_integer():
             if not 0 < k < 1:
                 raise ValueError(f"n_components as a fraction must be in (0, 1), got {k}")
-            return min(int(torch.searchsorted(ratio.cumsum(0), torch.tensor(k, dtype=ratio.dtype))) + 1,
-                       max_k)
+            return None
         k = int(k)
         if not 1 <= k <= max_k:
             raise ValueError(f"n_components={k} must be between 1 and min(n_samples, n_features)={max_k}")
         return k
 
+    def _n_keep(self, ratio: Tensor, max_k: int) -> int:
+        """The number of components to keep, given the variance ratios of all min(n, d)."""
+        count = self._count(max_k)
+        if count is not None:
+            return count
+        if self.n_components is None:
+            return max_k
+        fraction = torch.tensor(self.n_components, dtype=ratio.dtype, device=ratio.device)
+        return min(int(torch.searchsorted(ratio.cumsum(0), fraction)) + 1, max_k)
+
     def fit(self, y: Any) -> PCA:
         """Fit on data y (N, D): mean, then SVD of y − μ = U S Vᵀ; W = first k rows of Vᵀ."""
         from genoise.train.estimator import run_steps
 
-        run_steps(self, y, torch.Generator())
+        run_steps(self, y, make_generator(self.seed))
         return self
 
     # ------------------------------------------------------------------ step-wise fit (one step)
     def init_fit(self, y: Any, generator: torch.Generator) -> None:
-        """Validate y (N, D); PCA draws nothing from ``generator``."""
+        """Validate y (N, D) and the solver; only ``randomized`` draws from ``generator``."""
+        if self.svd_solver not in SOLVERS:
+            names = ", ".join(map(repr, SOLVERS))
+            raise ValueError(f"svd_solver must be one of {names}; got {self.svd_solver!r}")
         data = as_data("y", y, dtype=resolve_dtype(self.dtype))
         if data.shape[0] < 2:
             raise ValueError(f"y needs at least 2 samples to estimate a variance, got {data.shape[0]}")
         self._fit_cache = (y, data)
+        self._generator = generator
         self.converged_ = False
 
     def fit_step(self, y: Any) -> dict[str, float]:
         """The whole fit (one SVD); returns the explained variance ratio of the k components."""
         data = self._fit_cache[1] if self._fit_cache is not None and self._fit_cache[0] is y else \
             as_data("y", y, dtype=resolve_dtype(self.dtype))
-        self._fit_svd(data)
+        generator = getattr(self, "_generator", None)
+        self._fit_svd(data, generator if generator is not None else make_generator(self.seed))
         self.converged_ = True
         return {"explained_variance": float(self.explained_variance_ratio_.sum())}
 
     _STATE = ("mean_", "components_", "singular_values_", "explained_variance_",
-              "explained_variance_ratio_", "n_components_", "noise_variance_", "n_features_in_", "converged_")
+              "explained_variance_ratio_", "n_components_", "noise_variance_", "n_features_in_", "converged_",
+              "svd_solver_")
 
     def state_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name, None) for name in self._STATE}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name in self._STATE:
-            setattr(self, name, state[name])
+        for name in self._STATE:  # files written before svd_solver_ existed lack it
+            setattr(self, name, state.get(name) if name == "svd_solver_" else state[name])
 
-    def _fit_svd(self, y: Tensor) -> None:
+    def _fit_svd(self, y: Tensor, generator: torch.Generator) -> None:
         n, d = y.shape
+        wanted = self._count(min(n, d))  # an integer k: covariance_eigh and randomized compute only k
+        solver = self.svd_solver if self.svd_solver != "auto" else \
+            choose_solver(n, d, wanted if wanted is not None else self.n_components)
         mean = y.mean(0)
-        _, s, vh = torch.linalg.svd(y - mean, full_matrices=False)
+        if solver == "randomized":
+            if wanted is None:
+                raise ValueError(f"svd_solver='randomized' needs an integer n_components, "
+                                 f"got {self.n_components!r}")
+            s, vh, total = svd_randomized(y, mean, wanted, generator)
+        elif solver == "covariance_eigh":
+            s, vh, total = svd_covariance_eigh(y, mean, wanted)
+        else:
+            s, vh, total = svd_full(y, mean)
         # sklearn >= 1.5 sign convention: the largest-|.| entry of each component is positive
         pivot = vh.abs().argmax(dim=1)
         signs = torch.sign(vh.gather(1, pivot[:, None]))
         vh = vh * torch.where(signs == 0, torch.ones_like(signs), signs)
         variance = s**2 / (n - 1)
-        ratio = variance / variance.sum()
+        ratio = s**2 / total
         k = self._n_keep(ratio, min(n, d))
+        if s.numel() > k:  # all min(n, d) values at hand: the mean of the discarded ones
+            self.noise_variance_ = float(variance[k:].mean())
+        else:  # only k computed: what the total leaves, spread over the other min(n, d) − k
+            left = min(n, d) - k
+            self.noise_variance_ = float((total - s.square().sum()) / (n - 1) / left) if left else 0.0
         self.mean_ = mean
         self.components_ = vh[:k]
         self.singular_values_ = s[:k]
         self.explained_variance_ = variance[:k]
         self.explained_variance_ratio_ = ratio[:k]
         self.n_components_ = k
-        rest = variance[k:]
-        self.noise_variance_ = float(rest.mean()) if rest.numel() else 0.0
         self.n_features_in_ = d
+        self.svd_solver_ = solver
 
     def _input(self, y: Any) -> Tensor:
         check_fitted(self, "components_")
