@@ -110,29 +110,32 @@ def centred_gram(y: Tensor, mean: Tensor, *, scipy: bool | None = None) -> Tenso
     The rounding error of a Gram matrix is bounded by a multiple of ε·trace of what is
     multiplied, so forming YᵀY and subtracting n μμᵀ (no pass over the centred data) loses a
     factor κ = ‖Y‖²_F / ‖Y − 1μᵀ‖²_F against centring first. That is done when κ ≤ 4 (less
-    than one digit; image pixels have κ ≈ 1.5); data far from the origin (large κ, where
+    than one digit; MNIST's pixels have κ ≈ 1.7); data far from the origin (large κ, where
     the subtraction would cancel catastrophically) are centred ``_ROWS`` rows at a time.
     ``scipy=None``: scipy's ``syrk`` for float32/float64 CPU tensors, torch otherwise.
     """
     n, d = y.shape
     blas = _scipy_backed(y) if scipy is None else scipy
-    if y.is_contiguous() and _shift_is_safe(y, mean):
+    if y.is_contiguous() and _shortcut_total(y, mean) is not None:
         return torch.addr(_gram((y,), d, y.dtype, y.device, blas), mean, mean, alpha=-n)
     return _gram(_centred_chunks(y, mean), d, y.dtype, y.device, blas)
 
 
-def _shift_is_safe(y: Tensor, mean: Tensor) -> bool:
-    """κ = ‖Y‖²_F / ‖Y − 1μᵀ‖²_F ≤ ``_MAX_SHIFT``: quantities of the centred data may be
-    formed from the uncentred ones minus the mean's share (``centred_gram``)."""
+def _shortcut_total(y: Tensor, mean: Tensor) -> Tensor | None:
+    """‖Y − 1μᵀ‖²_F as ‖Y‖²_F − n‖μ‖² when κ = ‖Y‖²_F / ‖Y − 1μᵀ‖²_F ≤ ``_MAX_SHIFT``, i.e.
+    when quantities of the centred data may be formed from the uncentred ones minus the
+    mean's share (``centred_gram``); None when that would cancel."""
     squares = torch.linalg.vector_norm(y).square()
-    return bool(squares <= _MAX_SHIFT * (squares - y.shape[0] * mean.square().sum()))
+    total = squares - y.shape[0] * mean.square().sum()
+    return total if bool(squares <= _MAX_SHIFT * total) else None
 
 
 def centred_sum_of_squares(y: Tensor, mean: Tensor) -> Tensor:
     """‖Y − 1μᵀ‖²_F without an n × d copy: ‖Y‖²_F − n‖μ‖² when that cannot cancel (as in
     ``centred_gram``), else summed over centred row chunks."""
-    if _shift_is_safe(y, mean):
-        return torch.linalg.vector_norm(y).square() - y.shape[0] * mean.square().sum()
+    total = _shortcut_total(y, mean)
+    if total is not None:
+        return total
     return sum((torch.linalg.vector_norm(chunk).square() for chunk in _centred_chunks(y, mean)),
                y.new_zeros(()))
 
