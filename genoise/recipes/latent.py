@@ -63,7 +63,8 @@ def purity(labels: Tensor, clusters: Tensor, k: int) -> float:
 
 # ---------------------------------------------------------------------- PCA
 def train_pca(run: Run) -> dict[str, Any]:
-    """PCA by SVD (one step): components grid, explained-variance curve, test reconstruction energy."""
+    """PCA (one step, ``svd_solver`` as scikit-learn's): components grid, explained-variance curve,
+    test reconstruction energy."""
     import matplotlib.pyplot as plt
 
     cfg = run.config
@@ -71,7 +72,7 @@ def train_pca(run: Run) -> dict[str, Any]:
     shape = train.images.shape[1:]
     y = train.images.flatten(1).to(run.device)
     k = min(int(cfg["n_components"]), *y.shape)
-    pca = PCA(k, whiten=bool(cfg["whiten"]))
+    pca = PCA(k, whiten=bool(cfg["whiten"]), svd_solver=str(cfg["svd_solver"]))
     start = time.perf_counter()
     fit_estimator(pca, y, run=run, max_steps=1, desc="pca", kind="estimator-pca", seed=int(cfg["seed"]))
     seconds = time.perf_counter() - start
@@ -87,7 +88,7 @@ def train_pca(run: Run) -> dict[str, Any]:
     ax.grid(alpha=0.3)
     run.save_figure(fig, "explained_variance.png")
     return {"n_train": y.shape[0], "n_components": k, "explained_variance": float(cumulative[-1]),
-            "test_reconstruction_energy": test_energy, "fit_seconds": seconds}
+            "test_reconstruction_energy": test_energy, "fit_seconds": seconds, "svd_solver": pca.svd_solver_}
 
 
 # ---------------------------------------------------------------------- K-means
@@ -226,7 +227,8 @@ def demo_config(dataset: str, full: bool) -> dict[str, dict[str, Any]]:
     # about 1,500 VAE steps on the subset / the small digits set, 20 epochs on full MNIST
     epochs = 20 if full and dataset == "mnist" else (30 if dataset == "mnist" else 120)
     return {"kmeans": {**base, "n_clusters": 32, "n_init": 1, "max_iter": 100},
-            "pca": {**base, "n_components": 64 if dataset == "mnist" else 16, "whiten": False},
+            "pca": {**base, "n_components": 64 if dataset == "mnist" else 16, "whiten": False,
+                    "svd_solver": "auto"},
             "vae": {**base, "latent_dim": 2, "hidden": [256], "kl_weight": 1.0, "epochs": epochs,
                     "batch_size": 128, "lr": 1e-3}}
 

@@ -143,7 +143,7 @@ TINY_DEMOS = {
     "latent": {"kmeans": {"dataset": "digits", "seed": 0, "train_subset": 300, "n_clusters": 4, "n_init": 1,
                           "max_iter": 5},
                "pca": {"dataset": "digits", "seed": 0, "train_subset": 300, "n_components": 4,
-                       "whiten": False},
+                       "whiten": False, "svd_solver": "auto"},
                "vae": {"dataset": "digits", "seed": 0, "train_subset": 300, "latent_dim": 2, "hidden": [16],
                        "kl_weight": 1.0, "epochs": 1, "batch_size": 64, "lr": 1e-3}},
     "sparse_coding": {"dataset": "digits", "seed": 0, "n_atoms": 8, "lam": 0.1, "positive": True,
