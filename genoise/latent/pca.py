@@ -98,6 +98,7 @@ class PCA(Energy):
         self.seed = seed
         self.components_: Tensor | None = None
         self._fit_cache: tuple[Any, Tensor] | None = None
+        self._generator: torch.Generator | None = None
 
     # ------------------------------------------------------------------ fitting
     def _count(self, max_k: int) -> int | None:
@@ -142,6 +143,9 @@ class PCA(Energy):
         data = as_data("y", y, dtype=resolve_dtype(self.dtype))
         if data.shape[0] < 2:
             raise ValueError(f"y needs at least 2 samples to estimate a variance, got {data.shape[0]}")
+        if self.svd_solver == "randomized" and self._count(min(data.shape)) is None:
+            raise ValueError(f"svd_solver='randomized' needs an integer n_components, "
+                             f"got {self.n_components!r}")
         self._fit_cache = (y, data)
         self._generator = generator
         self.converged_ = False
@@ -150,8 +154,7 @@ class PCA(Energy):
         """The whole fit (one SVD); returns the explained variance ratio of the k components."""
         data = self._fit_cache[1] if self._fit_cache is not None and self._fit_cache[0] is y else \
             as_data("y", y, dtype=resolve_dtype(self.dtype))
-        generator = getattr(self, "_generator", None)
-        self._fit_svd(data, generator if generator is not None else make_generator(self.seed))
+        self._fit_svd(data, self._generator if self._generator is not None else make_generator(self.seed))
         self.converged_ = True
         return {"explained_variance": float(self.explained_variance_ratio_.sum())}
 
@@ -172,10 +175,7 @@ class PCA(Energy):
         solver = self.svd_solver if self.svd_solver != "auto" else \
             choose_solver(n, d, wanted if wanted is not None else self.n_components)
         mean = y.mean(0)
-        if solver == "randomized":
-            if wanted is None:
-                raise ValueError(f"svd_solver='randomized' needs an integer n_components, "
-                                 f"got {self.n_components!r}")
+        if solver == "randomized":  # an integer k: init_fit checked it, auto picks it for one only
             s, vh, total = svd_randomized(y, mean, wanted, generator)
         elif solver == "covariance_eigh":
             s, vh, total = svd_covariance_eigh(y, mean, wanted)
@@ -185,14 +185,15 @@ class PCA(Energy):
         pivot = vh.abs().argmax(dim=1)
         signs = torch.sign(vh.gather(1, pivot[:, None]))
         vh = vh * torch.where(signs == 0, torch.ones_like(signs), signs)
-        variance = s**2 / (n - 1)
-        ratio = s**2 / total
+        power = s.square()
+        variance = power / (n - 1)
+        ratio = power / total
         k = self._n_keep(ratio, min(n, d))
         if s.numel() > k:  # all min(n, d) values at hand: the mean of the discarded ones
             self.noise_variance_ = float(variance[k:].mean())
         else:  # only k computed: what the total leaves, spread over the other min(n, d) − k
             left = min(n, d) - k
-            self.noise_variance_ = float((total - s.square().sum()) / (n - 1) / left) if left else 0.0
+            self.noise_variance_ = float((total - power.sum()) / (n - 1) / left) if left else 0.0
         self.mean_ = mean
         self.components_ = vh[:k]
         self.singular_values_ = s[:k]
