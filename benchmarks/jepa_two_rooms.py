@@ -21,6 +21,7 @@ no_time_sim, sigreg, plus data_<N>; the command; the date).
     python benchmarks/jepa_two_rooms.py                      # (a) 3 seeds, (b) and (c) 1 seed
     python benchmarks/jepa_two_rooms.py --seeds 0 1 2 --ablation-seeds 0 1 2
     python benchmarks/jepa_two_rooms.py --quick              # a smoke run in a few minutes
+    python benchmarks/jepa_two_rooms.py --skip ablations sizes --record jepa_two_rooms_main   # (a) only
 """
 
 from __future__ import annotations
@@ -101,6 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--skip", nargs="*", default=[], choices=["ablations", "sizes"])
     parser.add_argument("--out", default="benchmarks/results/jepa_two_rooms")
+    parser.add_argument(
+        "--record",
+        default="jepa_two_rooms",
+        help="file stem of the record under benchmarks/records (another stem keeps the full record "
+        "when only part of the tables is refreshed)",
+    )
     parser.add_argument(
         "--quick", action="store_true", help="tiny budgets: checks the pipeline, not the numbers"
     )
@@ -284,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     lines.append("")
     records = ROOT / "benchmarks" / "records"
     records.mkdir(parents=True, exist_ok=True)
-    stem = "jepa_two_rooms" + ("_quick" if args.quick else "")
+    stem = args.record + ("_quick" if args.quick else "")
     figure = out / f"main-s{args.seeds[0]}" / "planning.png"
     if figure.is_file():
         shutil.copyfile(figure, records / f"{stem}.png")

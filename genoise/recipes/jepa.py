@@ -78,6 +78,8 @@ def jepa_config(config: dict[str, Any]) -> JEPAConfig:
         predictor=str(config["predictor"]),
         projector=int(config["projector"]),
         coords=bool(config["coords"]),
+        map_channels=int(config["map_channels"]),
+        map_hidden=int(config["map_hidden"]),
     )
 
 
@@ -183,7 +185,7 @@ def decoded_plan(
     with torch.no_grad():
         z0 = jepa.encode(start)
         z = jepa.unroll(z0, clip_norm(planner.plan, planner.max_norm))[0]
-        return denormalise_positions(jepa.probe(z))
+        return denormalise_positions(jepa.probe(jepa.represent(z)))
 
 
 def evaluate_rows(

@@ -33,7 +33,7 @@ from genoise._checks import check_choice, check_int
 from genoise.ssl.infomax import variance_loss
 from genoise.ssl.sigreg import sigreg_loss
 
-PREDICTORS = ("mlp", "gru")
+PREDICTORS = ("mlp", "gru", "conv")
 REGULARIZERS = ("vc", "sigreg")
 
 
@@ -46,6 +46,8 @@ class JEPAConfig:
     predictor: str = "mlp"
     coords: bool = False
     projector: int = 0  # 0: regularise z itself; > 0: an MLP projector of that width
+    map_channels: int = 8  # predictor="conv": channels C of the C × h × w state map
+    map_hidden: int = 16  # predictor="conv": hidden channels of its 3 × 3 convolutions
 
     def __post_init__(self) -> None:
         check_int("image_size", self.image_size, min=9)
@@ -54,6 +56,8 @@ class JEPAConfig:
         check_int("hidden", self.hidden, min=1)
         check_choice("predictor", self.predictor, PREDICTORS)
         check_int("projector", self.projector, min=0)
+        check_int("map_channels", self.map_channels, min=1)
+        check_int("map_hidden", self.map_hidden, min=1)
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,60 @@ def conv_encoder(image_size: int, channels: int, width: int, dim: int, coords: b
     return nn.Sequential(body, nn.Linear(flat, dim), nn.LayerNorm(dim))
 
 
+def map_encoder(
+    image_size: int, channels: int, width: int, map_channels: int, coords: bool = False
+) -> nn.Sequential:
+    """ConvNet keeping space: [CoordConv channels] → 2 stride-2 stages (w, 2w channels) → a
+    3 × 3 convolution to C channels → the C × h × w map (h = w = 8 at 33 px, 16 at 65 px),
+    flattened and normalised over all its C·h·w entries (a LayerNorm without gain): the
+    state of :class:`ConvPredictor`."""
+    body = nn.Sequential(
+        *([AddCoords()] if coords else []),
+        nn.Conv2d(channels + 2 * coords, width, 4, 2, 1),
+        nn.GELU(),
+        nn.Conv2d(width, 2 * width, 4, 2, 1),
+        nn.GELU(),
+        nn.Conv2d(2 * width, map_channels, 3, 1, 1),
+        nn.Flatten(),
+    )
+    with torch.no_grad():
+        flat = body(torch.zeros(1, channels, image_size, image_size)).shape[-1]
+    return nn.Sequential(body, nn.LayerNorm(flat, elementwise_affine=False))
+
+
+def map_side(image_size: int) -> int:
+    """h = w of :func:`map_encoder`'s map: two stride-2, kernel-4, padding-1 convolutions."""
+    side = image_size
+    for _ in range(2):
+        side = (side + 2 - 4) // 2 + 1
+    return side
+
+
+class ConvPredictor(nn.Module):
+    """s_{t+1} = N(s_t + Conv₃ₓ₃(GELU(Conv₃ₓ₃([s_t, a_t·1])))) on the C × h × w state map,
+    the action broadcast as A constant channels; N normalises over the whole map, like the
+    encoder's output. A 3 × 3 neighbourhood sees a wall next to the dot wherever they are
+    (weights shared over space), where an MLP on a flat vector must learn each wall and
+    door position from the data. States travel flattened, (..., C·h·w)."""
+
+    def __init__(self, channels: int, side: int, action_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.channels, self.side = channels, side
+        self.net = nn.Sequential(
+            nn.Conv2d(channels + action_dim, hidden, 3, padding=1),
+            nn.GELU(),
+            nn.Conv2d(hidden, channels, 3, padding=1),
+        )
+
+    def forward(self, s: Tensor, action: Tensor) -> Tensor:
+        lead, c, h = s.shape[:-1], self.channels, self.side
+        maps = s.reshape(-1, c, h, h)
+        a = action.reshape(-1, action.shape[-1], 1, 1).expand(-1, -1, h, h)
+        x = torch.cat([maps, a], 1).contiguous(memory_format=torch.channels_last)
+        out = (maps + self.net(x)).reshape(*lead, -1)
+        return F.layer_norm(out, out.shape[-1:])
+
+
 class MLPPredictor(nn.Module):
     """ẑ_{t+1} = LayerNorm(ẑ_t + MLP([ẑ_t, a_t])) — the final LayerNorm keeps predictions on
     the encoder's output manifold (eb_jepa's predictor also ends in one)."""
@@ -152,8 +210,16 @@ class ActionConditionedJEPA(nn.Module):
         super().__init__()
         self.config = config or JEPAConfig()
         c = self.config
-        self.encoder = conv_encoder(c.image_size, channels, c.width, c.dim, c.coords)
-        self.predictor = (MLPPredictor if c.predictor == "mlp" else GRUPredictor)(c.dim, action_dim, c.hidden)
+        if c.predictor == "conv":
+            side = map_side(c.image_size)
+            self.encoder = map_encoder(c.image_size, channels, c.width, c.map_channels, c.coords)
+            self.predictor = ConvPredictor(c.map_channels, side, action_dim, c.map_hidden)
+            self.head = nn.Sequential(nn.Linear(c.map_channels * side * side, c.dim), nn.LayerNorm(c.dim))
+        else:
+            self.encoder = conv_encoder(c.image_size, channels, c.width, c.dim, c.coords)
+            predictor = MLPPredictor if c.predictor == "mlp" else GRUPredictor
+            self.predictor = predictor(c.dim, action_dim, c.hidden)
+            self.head = nn.Identity()
         self.idm = nn.Sequential(nn.Linear(2 * c.dim, c.hidden), nn.GELU(), nn.Linear(c.hidden, action_dim))
         self.projector = (
             nn.Sequential(nn.Linear(c.dim, c.projector), nn.GELU(), nn.Linear(c.projector, c.projector))
@@ -172,7 +238,8 @@ class ActionConditionedJEPA(nn.Module):
         self.obs_std.copy_(observations.std((0, 2, 3)).clamp(min=1e-6))
 
     def encode(self, observations: Tensor) -> Tensor:
-        """(..., C, S, S) → (..., D)."""
+        """(..., C, S, S) → (..., state): the predictor's state, z itself (D) for the
+        ``mlp`` and ``gru`` predictors, the flattened C × h × w map for ``conv``."""
         c = self.config
         if observations.shape[-2:] != (c.image_size, c.image_size):
             raise ValueError(
@@ -183,6 +250,12 @@ class ActionConditionedJEPA(nn.Module):
         flat = observations.reshape(-1, *observations.shape[-3:])
         flat = (flat - self.obs_mean[:, None, None]) / self.obs_std[:, None, None]
         return self.encoder(flat).reshape(*lead, -1)
+
+    def represent(self, state: Tensor) -> Tensor:
+        """The representation z (..., D) of predictor states: what the regularisers, the
+        probe and the planning cost see (the identity except for ``conv``, whose linear
+        head reads the whole map)."""
+        return self.head(state)
 
     def step(self, z: Tensor, action: Tensor) -> Tensor:
         return self.predictor(z, action)
@@ -258,8 +331,9 @@ def jepa_losses(
     """Every term for a batch of trajectories: observations (B, T + 1, C, S, S), actions
     (B, T, A), optional true positions (B, T + 1, 2) (normalised) for the probe. Returns
     ``loss`` (what is minimised: weighted terms + probe) and each term unweighted."""
-    z = model.encode(observations)
-    errors = prediction_errors(model.predictor, z, actions, weights.rollout)
+    states = model.encode(observations)
+    errors = prediction_errors(model.predictor, states, actions, weights.rollout)
+    z = model.represent(states)
     terms = {"pred": mean_error(errors)}
     pred = terms["pred"]
     if weights.hard > 0:

@@ -87,10 +87,9 @@ def wall_hallucination(
     true = rollout_positions(s["start"], actions, s["wall_x"], s["door_y"], geometry=geometry, generator=gen)
     size = model.config.image_size
     z0 = model.encode(render(s["start"], s["wall_x"], s["door_y"], size, geometry))
-    rolled = denormalise_positions(model.probe(model.unroll(z0, actions)[:, -1]))
-    encoded = denormalise_positions(
-        model.probe(model.encode(render(true[:, -1], s["wall_x"], s["door_y"], size, geometry)))
-    )
+    rolled = denormalise_positions(model.probe(model.represent(model.unroll(z0, actions)[:, -1])))
+    true_states = model.encode(render(true[:, -1], s["wall_x"], s["door_y"], size, geometry))
+    encoded = denormalise_positions(model.probe(model.represent(true_states)))
 
     def beyond(pos: Tensor) -> Tensor:  # past the wall's axis, on the far side
         return (pos[:, 0] - s["wall_x"]) * s["side"] < 0
@@ -117,7 +116,9 @@ def transition_errors(
     seed: int = 0,
     geometry: RoomsGeometry = GEOMETRY,
 ) -> dict[str, float]:
-    """One-step prediction error per dimension on ``n`` random transitions of ``data``
+    """One-step prediction error per dimension of the representation z (what the planning
+    cost compares; the state itself for the ``mlp`` and ``gru`` predictors) on ``n`` random
+    transitions of ``data``
     (trajectories: ``positions`` (N, T + 1, 2), ``actions`` (N, T, 2), ``wall_x``, ``door_y``),
     for transitions that touch the middle wall (the step is shorter than the action: the
     dot was stopped) and for free ones away from every wall; their ratio."""
@@ -138,7 +139,7 @@ def transition_errors(
     size = model.config.image_size
     z0 = model.encode(render(p0, wall_x, door_y, size, geometry))
     z1 = model.encode(render(p1, wall_x, door_y, size, geometry))
-    err = (model.step(z0, a) - z1).square().mean(-1)
+    err = (model.represent(model.step(z0, a)) - model.represent(z1)).square().mean(-1)
     wall_err = float(err[wall].mean()) if bool(wall.any()) else float("nan")
     free_err = float(err[free].mean()) if bool(free.any()) else float("nan")
     return {

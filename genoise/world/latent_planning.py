@@ -123,11 +123,12 @@ class Controller(ABC):
 def latent_rollout_cost(
     model: nn.Module, z0: Tensor, z_goal: Tensor, objective: str, max_norm: float
 ) -> Callable[[Tensor], Tensor]:
-    """(E, N, H, A) candidate plans → (E, N) costs, unrolling ``model.predictor`` from z0 (E, D)."""
+    """(E, N, H, A) candidate plans → (E, N) costs, unrolling ``model.predictor`` from the
+    states z0 (E, state) and comparing their representations with z_goal (E, D)."""
 
     def cost(actions: Tensor) -> Tensor:
         e, n = actions.shape[:2]
-        z = model.unroll(z0[:, None].expand(e, n, -1), clip_norm(actions, max_norm))
+        z = model.represent(model.unroll(z0[:, None].expand(e, n, -1), clip_norm(actions, max_norm)))
         dist = (z - z_goal[:, None, None]).norm(dim=-1)
         return dist.mean(-1) if objective == "sum" else dist[..., -1]
 
@@ -147,7 +148,7 @@ class LatentPlanner(Controller):
     def reset(self, tasks: dict[str, Tensor], goal_obs: Tensor) -> None:
         super().reset(tasks, goal_obs)
         with torch.no_grad():
-            self.z_goal = self.model.encode(goal_obs)
+            self.z_goal = self.model.represent(self.model.encode(goal_obs))
         self.plan: Tensor | None = None
 
     def __call__(self, obs: Tensor, positions: Tensor, t: int) -> Tensor:
@@ -206,6 +207,9 @@ class _Positions(nn.Module):
 
     def encode(self, obs: Tensor) -> Tensor:
         return self.here
+
+    def represent(self, positions: Tensor) -> Tensor:
+        return positions
 
     def unroll(self, z0: Tensor, actions: Tensor) -> Tensor:
         e, n, h, _ = actions.shape

@@ -145,6 +145,9 @@ class PointModel(nn.Module):
     def unroll(self, z0: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         return z0.unsqueeze(-2) + actions.cumsum(-2)
 
+    def represent(self, state: torch.Tensor) -> torch.Tensor:
+        return state
+
 
 @pytest.mark.parametrize("method", ["mppi", "cem", "gradient"])
 def test_every_planner_lowers_the_cost_of_a_random_plan(method: str) -> None:

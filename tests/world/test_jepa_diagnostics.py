@@ -49,6 +49,9 @@ class PositionModel(nn.Module):
             out.append(z)
         return torch.stack(out, -2)
 
+    def represent(self, state: Tensor) -> Tensor:
+        return state
+
     def probe(self, z: Tensor) -> Tensor:
         return normalise_positions(z)
 

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from genoise.cli import main
+from genoise.world.jepa_train import load_jepa
 from tests.recipes.test_resume_jepa import _TINY
 
 
@@ -92,8 +93,8 @@ def test_train_refuses_inconsistent_keys_before_writing(tmp_path, capsys) -> Non
 
 
 def test_eval_planning_reads_a_run_trained_before_the_newer_keys(run_dir, tmp_path, capsys) -> None:
-    """A run folder written before ``noise_beta``/``select``/``hard_weight`` existed is
-    evaluated with their defaults (which reproduce the old planner and loss)."""
+    """A run folder written before ``noise_beta``/``select``/``hard_weight``/``map_*``
+    existed is evaluated with their defaults (which reproduce the old planner and loss)."""
     import shutil
 
     import yaml
@@ -101,7 +102,7 @@ def test_eval_planning_reads_a_run_trained_before_the_newer_keys(run_dir, tmp_pa
     old = tmp_path / "old"
     shutil.copytree(run_dir, old)
     saved = yaml.safe_load((old / "config.yaml").read_text())
-    for key in ("noise_beta", "select", "hard_weight", "hard_fraction"):
+    for key in ("noise_beta", "select", "hard_weight", "hard_fraction", "map_channels", "map_hidden"):
         saved.pop(key)
     (old / "config.yaml").write_text(yaml.safe_dump(saved))
     assert main(["eval", "planning", str(old), "rows=[oracle]", "episodes=2", "figures=false"]) == 0
@@ -118,3 +119,19 @@ def test_eval_planning_diagnose_writes_the_wall_measurements(run_dir, capsys) ->
         assert 0.0 <= r["model"] <= 1.0 and r["true"] == 0.0
     assert record["transition_errors"]["free_transitions"] > 0
     assert "beyond the wall" in (run_dir / "diagnostics.md").read_text()
+
+
+def test_the_convolutional_predictor_trains_plans_and_is_diagnosed(tmp_path, capsys) -> None:
+    args = [*_TINY, "predictor=conv", "map_channels=2", "map_hidden=3", "gcbc_steps=0", "rows=[mppi]"]
+    assert main(["train", "jepa-two-rooms", *args, "--runs-dir", str(tmp_path), "--name", "conv",
+                 "--no-progress"]) == 0
+    run = tmp_path / "conv"
+    config = load_jepa(run / "jepa" / "last.pt", image_size=17).config
+    assert (config.predictor, config.map_channels, config.map_hidden) == ("conv", 2, 3)
+    capsys.readouterr()
+    assert main(["eval", "planning", str(run), "rows=[mppi]", "episodes=1", "figures=false",
+                 "diagnose=true"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert 0.0 <= out["results"]["mppi"]["success"] <= 100.0
+    record = json.loads((run / "diagnostics.json").read_text())
+    assert record["transition_errors"]["free"] > 0
