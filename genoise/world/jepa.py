@@ -6,6 +6,9 @@ autonomous machine intelligence"; eb_jepa's ``ac_video_jepa``; PLDM, Sobal et al
     ẑ_{t+1} = Pred(ẑ_t, a_t)            predictor: residual MLP, or a GRU cell (the reference's)
     energy  E = Σ_k Σ_t ‖ẑ^{(k)}_t − z_t‖² / (B·T·D)   (multi-step, :func:`prediction_loss`)
 
+(``predictor="conv"``: the encoder keeps a C × h × w map s_t, a convolutional predictor
+rolls it out, and z_t = Head(s_t); the energy compares maps, the regularisers see z.)
+
 Collapse (z constant) has zero prediction energy, so the volume of low energy is limited
 by regularisers on the encoder's outputs Z (B·T samples of dimension D), as in eb_jepa:
 
@@ -96,15 +99,22 @@ class AddCoords(nn.Module):
         return torch.cat([x, xs, ys], 1)
 
 
-def conv_encoder(image_size: int, channels: int, width: int, dim: int, coords: bool = False) -> nn.Sequential:
-    """ConvNet: [CoordConv channels] → 3 stride-2 stages (w, 2w, 2w channels) → flatten →
-    Linear → D, then LayerNorm (eb_jepa's encoder also ends in a LayerNorm)."""
-    body = nn.Sequential(
+def _stem(channels: int, width: int, coords: bool) -> list[nn.Module]:
+    """The two stride-2 stages (w, 2w channels, kernel 4) both encoders start with."""
+    return [
         *([AddCoords()] if coords else []),
         nn.Conv2d(channels + 2 * coords, width, 4, 2, 1),
         nn.GELU(),
         nn.Conv2d(width, 2 * width, 4, 2, 1),
         nn.GELU(),
+    ]
+
+
+def conv_encoder(image_size: int, channels: int, width: int, dim: int, coords: bool = False) -> nn.Sequential:
+    """ConvNet: [CoordConv channels] → 3 stride-2 stages (w, 2w, 2w channels) → flatten →
+    Linear → D, then LayerNorm (eb_jepa's encoder also ends in a LayerNorm)."""
+    body = nn.Sequential(
+        *_stem(channels, width, coords),
         nn.Conv2d(2 * width, 2 * width, 3, 2, 1),
         nn.GELU(),
         nn.Flatten(),
@@ -122,11 +132,7 @@ def map_encoder(
     flattened and normalised over all its C·h·w entries (a LayerNorm without gain): the
     state of :class:`ConvPredictor`."""
     body = nn.Sequential(
-        *([AddCoords()] if coords else []),
-        nn.Conv2d(channels + 2 * coords, width, 4, 2, 1),
-        nn.GELU(),
-        nn.Conv2d(width, 2 * width, 4, 2, 1),
-        nn.GELU(),
+        *_stem(channels, width, coords),
         nn.Conv2d(2 * width, map_channels, 3, 1, 1),
         nn.Flatten(),
     )
