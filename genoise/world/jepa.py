@@ -124,6 +124,14 @@ def conv_encoder(image_size: int, channels: int, width: int, dim: int, coords: b
     return nn.Sequential(body, nn.Linear(flat, dim), nn.LayerNorm(dim))
 
 
+def map_side(image_size: int) -> int:
+    """h = w of :func:`map_encoder`'s map: two stride-2, kernel-4, padding-1 convolutions."""
+    side = image_size
+    for _ in range(2):
+        side = (side + 2 - 4) // 2 + 1
+    return side
+
+
 def map_encoder(
     image_size: int, channels: int, width: int, map_channels: int, coords: bool = False
 ) -> nn.Sequential:
@@ -136,17 +144,8 @@ def map_encoder(
         nn.Conv2d(2 * width, map_channels, 3, 1, 1),
         nn.Flatten(),
     )
-    with torch.no_grad():
-        flat = body(torch.zeros(1, channels, image_size, image_size)).shape[-1]
-    return nn.Sequential(body, nn.LayerNorm(flat, elementwise_affine=False))
-
-
-def map_side(image_size: int) -> int:
-    """h = w of :func:`map_encoder`'s map: two stride-2, kernel-4, padding-1 convolutions."""
-    side = image_size
-    for _ in range(2):
-        side = (side + 2 - 4) // 2 + 1
-    return side
+    entries = map_channels * map_side(image_size) ** 2
+    return nn.Sequential(body, nn.LayerNorm(entries, elementwise_affine=False))
 
 
 class ConvPredictor(nn.Module):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from genoise.ssl.infomax import variance_loss
 from genoise.train import Run
 from genoise.world.jepa import (
     ActionConditionedJEPA,
@@ -18,7 +19,6 @@ from genoise.world.jepa import (
     map_side,
     prediction_loss,
     time_similarity_loss,
-    variance_loss,
 )
 from genoise.world.jepa_diagnostics import transition_errors, wall_hallucination
 from genoise.world.jepa_train import load_jepa, train_jepa
