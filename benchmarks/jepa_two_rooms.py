@@ -21,7 +21,9 @@ no_time_sim, sigreg, plus data_<N>; the command; the date).
     python benchmarks/jepa_two_rooms.py                      # (a) 3 seeds, (b) and (c) 1 seed
     python benchmarks/jepa_two_rooms.py --seeds 0 1 2 --ablation-seeds 0 1 2
     python benchmarks/jepa_two_rooms.py --quick              # a smoke run in a few minutes
-    python benchmarks/jepa_two_rooms.py --skip ablations sizes --record jepa_two_rooms_main   # (a) only
+    python benchmarks/jepa_two_rooms.py --skip ablations sizes --record jepa_two_rooms_a  # (a) only
+    python benchmarks/jepa_two_rooms.py --seeds 0 --rows mppi --skip ablations sizes --set dim=128 \\
+        --out benchmarks/results/jepa_two_rooms_d128 --record jepa_two_rooms_d128  # MPPI only
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         "--sizes",
         type=int,
         nargs="+",
-        default=[500, 2000, 5000, 20000],
+        default=[200, 2000, 5000, 20000],
         help="numbers of training trajectories of table (c)",
     )
     parser.add_argument(
@@ -112,8 +114,22 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="tiny budgets: checks the pipeline, not the numbers"
     )
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra recipe overrides")
+    parser.add_argument(
+        "--rows",
+        nargs="+",
+        default=list(MAIN_ROWS),
+        choices=list(MAIN_ROWS),
+        help="rows of table (a) (default: all seven; a subset for costly settings, without gcbc the "
+        "baseline is not trained)",
+    )
     args = parser.parse_args(argv)
-    command = "python benchmarks/jepa_two_rooms.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    main_rows = [row for row in MAIN_ROWS if row in args.rows]
+    needs = {"ablations": {"mppi"}, "sizes": {"mppi", "gcbc"}}
+    for table, rows_needed in needs.items():
+        if table not in args.skip and not rows_needed <= set(main_rows):
+            parser.error(f"--rows lacks {', '.join(sorted(rows_needed - set(main_rows)))}, which table "
+                         f"{table} reuses: add it or --skip {table}")
+    command = " ".join(["python benchmarks/jepa_two_rooms.py", *(argv if argv is not None else sys.argv[1:])])
     out = Path(args.out + ("_quick" if args.quick else ""))
     out.mkdir(parents=True, exist_ok=True)
     defaults = load_recipe("jepa-two-rooms").config
@@ -129,15 +145,16 @@ def main(argv: list[str] | None = None) -> int:
     setting = {**defaults, **base}
 
     rows: list[dict] = []
-    cells: dict[str, list[dict]] = {row: [] for row in MAIN_ROWS}
+    cells: dict[str, list[dict]] = {row: [] for row in main_rows}
     cpu_main: list[float] = []
     protocol = None
+    main_overrides = {**base, "rows": main_rows} | ({} if "gcbc" in main_rows else {"gcbc_steps": 0})
     for seed in args.seeds:
-        record, cpu = run_cell(out, f"main-s{seed}", {**base, "seed": seed, "rows": list(MAIN_ROWS)})
+        record, cpu = run_cell(out, f"main-s{seed}", {**main_overrides, "seed": seed})
         protocol = record["protocol"]
         if not record.get("resumed", True):
             cpu_main.append(cpu)
-        for row in MAIN_ROWS:
+        for row in main_rows:
             cells[row].append(record["results"][row])
     lines = [
         f"# Two Rooms: planning in a JEPA's latent space ({date.today().isoformat()})",
@@ -151,9 +168,11 @@ def main(argv: list[str] | None = None) -> int:
         f"({setting['elites']} elites), {setting['replan_every']} actions executed per re-plan "
         "(the reference: horizon 90, 20 × 200, 1 action per re-plan); all episodes planned as one batch.",
         "",
-        f"Model: {setting['image_size']} px, D = {setting['dim']}, predictor {setting['predictor']}, "
+        f"Model: {setting['image_size']} px, D = {setting['dim']}, encoder width {setting['width']}, "
+        f"predictor {setting['predictor']} (hidden {setting['hidden']}), "
         f"{setting['steps']} updates of {setting['batch_size']} windows of {setting['window']} steps, "
-        f"{setting['trajectories']} trajectories; loss weights cov {setting['cov_weight']} "
+        f"{setting['trajectories']} trajectories (wall-bump rate {setting['wall_bump_rate']}); "
+        f"loss weights cov {setting['cov_weight']} "
         "(÷ D(D−1), eb_jepa's), "
         f"var {setting['var_weight']}, time-sim {setting['time_sim_weight']}, IDM {setting['idm_weight']}.",
         "",
@@ -164,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         "(reference) |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for row in MAIN_ROWS:
+    for row in main_rows:
         mean, std = _stats([c["success"] for c in cells[row]])
         dist, _ = _stats([c["final_distance"] for c in cells[row]])
         secs, _ = _stats([c["plan_seconds_per_episode"] for c in cells[row]])
@@ -189,9 +208,16 @@ def main(argv: list[str] | None = None) -> int:
     cpu_mean = float(np.mean(cpu_main)) / 60 if cpu_main else float("nan")
     timed = f"{cpu_mean:.1f} CPU-minutes per seed (process user + system time; goal ≤ 30)."
     untimed = "not timed here (every main cell was interrupted and resumed; see the cost table)."
+    what = (
+        "Whole recipe (data, JEPA, GCBC, the seven rows): "
+        if main_rows == list(MAIN_ROWS)
+        else f"The recipe with the rows {', '.join(main_rows)} only (data, JEPA"
+        + (", GCBC" if "gcbc" in main_rows else "; no GCBC")
+        + "; not the whole recipe): "
+    )
     lines += [
         "",
-        "Whole default recipe (data, JEPA, GCBC, the seven rows): " + (timed if cpu_main else untimed),
+        what + (timed if cpu_main else untimed),
         "",
     ]
 
