@@ -8,15 +8,21 @@ finished: the benchmark resumes where it stopped).
     of z; best-of-k beside it), copy_last, mean_frame: PSNR / SSIM / sharpness on moving
     areas and whole frames, beside the paper's UCF101 numbers as the sources quote them;
     the goal's ordering is checked and printed;
-(b) 10 → 10 on deterministic Moving MNIST (SimVP, ℓ2) with OpenSTL's metrics beside its
-    published 200-epoch rows, and the compute ratio;
+(b) 10 → 10 on deterministic Moving MNIST (SimVP-style and ConvLSTM, ℓ2, at about the same
+    CPU cost per update) with OpenSTL's metrics beside its published 200-epoch rows, and the
+    compute ratio;
 (c) a figure (inputs, truth, every row's prediction) and a GIF of a recursive roll-out.
 
-Writes ``benchmarks/records/video_prediction.{md,json,png,gif}``.
+Writes ``benchmarks/records/video_prediction.{md,json,png,gif}`` (``--record`` names another stem).
 
     python benchmarks/video_prediction.py                    # the default budget
     python benchmarks/video_prediction.py --steps 800 2400   # table (a) at two budgets
     python benchmarks/video_prediction.py --quick            # a smoke run
+    python benchmarks/video_prediction.py --skip a --b-steps 1400 --record video_prediction_openstl
+                                                             # (b) only, at the stretch goal's budget
+    python benchmarks/video_prediction.py --set stochastic=false --b-steps 0 --steps 2000 \\
+        --out benchmarks/results/video_prediction_det --record video_prediction_deterministic
+                                                             # table (a) on deterministic Moving MNIST
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from datetime import date
 from pathlib import Path
 
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -65,6 +72,10 @@ def _cols(scores: dict, step: int) -> list[float]:
     return [scores[k][step] for k in keys]
 
 
+def _variant(data: dict) -> str:
+    return "Stochastic" if data["stochastic"] else "Deterministic"
+
+
 def table_a(out: Path, base: dict, steps: int) -> tuple[list[str], list[dict], dict[str, dict], float]:
     records, cpu = {}, 0.0
     for row, loss in LOSSES.items():
@@ -76,7 +87,8 @@ def table_a(out: Path, base: dict, steps: int) -> tuple[list[str], list[dict], d
     rows.update({k: records["latent"]["rows"][k] for k in best})
     rows["copy_last"], rows["mean_frame"] = first["rows"]["copy_last"], first["rows"]["mean_frame"]
     lines = [
-        f"## (a) Stochastic Moving MNIST, 4 → 1 and the 2nd frame recursively: {steps} updates per row "
+        f"## (a) {_variant({**TABLE_A, **base})} Moving MNIST, 4 → 1 and the 2nd frame recursively: "
+        f"{steps} updates per row "
         f"({first['test_sequences']} test sequences, SHA-256 {first['test_sha256'][:16]}…)",
         "",
         "Moving = pixels covered by a digit in the last input frame or any frame up to the target. "
@@ -123,46 +135,82 @@ def goal_lines(rows: dict[str, dict], cpu: float) -> list[str]:
     return [*lines, ""]
 
 
-def table_b(out: Path, base: dict, steps: int) -> tuple[list[str], list[dict]]:
-    overrides = {**base, "loss": "l2", "model": "simvp", "stochastic": False, "context": 10, "horizon": 10,
-                 "eval_steps": 10, "steps": steps, "width": 16, "hidden": 64}
-    record, cpu = run_cell(out, f"b-simvp-{steps}", overrides)
-    scores = record["rows"]["l2"]
-    mean = {k: sum(scores[k]) / len(scores[k]) for k in ("mse", "mae", "ssim")}
-    model, _ = load_predictor(out / f"b-simvp-{steps}" / "model" / "last.pt")
-    params = sum(p.numel() for p in model.parameters())
-    seen = steps * int(base.get("batch_size", 16))
+# table (b)'s models at about the same CPU cost per update here (2.1 / 2.3 CPU-s on one thread):
+# the recipe's ``width`` is SimVP's spatial width, ``hidden`` its translator's / ConvLSTM's cells'
+B_MODELS = {"simvp": ("SimVP-style", {"width": 16, "hidden": 64}),
+            "convlstm": ("ConvLSTM, 2 cells, patch 4", {"hidden": 32})}
+
+
+def b_overrides(model: str, steps: int, base: dict) -> dict:
+    """The ``video-mmnist`` overrides of one table (b) cell: 10 → 10, deterministic, ℓ2."""
+    return {**base, "loss": "l2", "model": model, "stochastic": False, "context": 10, "horizon": 10,
+            "eval_steps": 10, "steps": steps, **B_MODELS[model][1]}
+
+
+def figure_b(out: Path, steps: int, models: list[str], path: Path) -> None:
+    """One deterministic test sequence: 10 inputs, the truth and each (b) model's 10 frames."""
+    import matplotlib.pyplot as plt
+
+    config = b_overrides(models[0], steps, {})
+    digits = load_digit_pool({**TABLE_A, **config}, None, "test")
+    frames, _ = fixed_sequences(digits, data_config({**TABLE_A, **config}, 20), 4, "test")
+    sequence, preds = frames[3:4], {}
+    with torch.no_grad():
+        for model in models:
+            predictor, _ = load_predictor(out / f"b-{model}-{steps}" / "model" / "last.pt")
+            preds[B_MODELS[model][0].split(",")[0]] = predictor.eval()(sequence[:, :10])[0]
+    figure = comparison_figure(sequence[0, :10], sequence[0, 10:], preds, context_row=True,
+                               title=f"deterministic Moving MNIST, 10 → 10, {steps} updates")
+    figure.savefig(path, dpi=80, bbox_inches="tight")
+    plt.close(figure)
+
+
+def table_b(out: Path, base: dict, steps: int, models: list[str]) -> tuple[list[str], list[dict]]:
+    batch = int(base.get("batch_size", 16))
+    seen = steps * batch
     lines = [
         "## (b) Deterministic Moving MNIST, 10 → 10 (OpenSTL's metrics, per frame)",
         "",
-        f"Ours: SimVP-style, {params / 1e6:.2f} M parameters, ℓ2, {steps} updates of "
-        f"{base.get('batch_size', 16)} sequences ({seen:,} sequences seen, {seen / OPENSTL_SEQUENCES:.4f} of "
-        f"OpenSTL's 200 epochs × 10,000), {cpu / 60:.1f} CPU-minutes; our test set is the generated one "
-        f"({record['test_sequences']} sequences, SHA-256 {record['test_sha256'][:16]}…), "
-        "not OpenSTL's download.",
+        f"Ours: ℓ2, Adam (cosine-decayed from 10⁻³), {steps} updates of {batch} fresh sequences "
+        f"({seen:,} sequences seen, {seen / OPENSTL_SEQUENCES:.4f} of OpenSTL's 200 epochs × 10,000); "
+        "CPU-minutes are the cell's training and scoring on this machine.",
         "",
         "| model | MSE | MAE | SSIM | parameters | training |",
         "|---|---:|---:|---:|---:|---|",
-        f"| ours (SimVP-style) | {mean['mse']:.2f} | {mean['mae']:.2f} | {mean['ssim']:.4f} | "
-        f"{params / 1e6:.2f}M | {cpu / 60:.1f} CPU-min |",
     ]
-    copy = record["rows"]["copy_last"]
-    lines.append(f"| copy last frame | {sum(copy['mse']) / 10:.2f} | {sum(copy['mae']) / 10:.2f} | "
-                 f"{sum(copy['ssim']) / 10:.4f} | 0 | — |")
-    rows = [{"name": "simvp_ours", "table": "b", **mean, "parameters": params, "cpu_minutes": cpu / 60}]
+    rows, stretch, record = [], [], None
+    for model in models:
+        name = f"b-{model}-{steps}"
+        record, cpu = run_cell(out, name, b_overrides(model, steps, base))
+        scores = record["rows"]["l2"]
+        mean = {k: sum(scores[k]) / len(scores[k]) for k in ("mse", "mae", "ssim")}
+        predictor, _ = load_predictor(out / name / "model" / "last.pt")
+        params = sum(p.numel() for p in predictor.parameters())
+        lines.append(f"| ours ({B_MODELS[model][0]}) | {mean['mse']:.2f} | {mean['mae']:.2f} | "
+                     f"{mean['ssim']:.4f} | {params / 1e6:.2f}M | {cpu / 60:.1f} CPU-min |")
+        rows.append({"name": f"{model}_ours", "table": "b", **mean, "per_frame_ssim": scores["ssim"],
+                     "parameters": params, "cpu_minutes": cpu / 60, "steps": steps})
+        if mean["ssim"] >= 0.90 and params <= 1e6 and cpu <= 3600:
+            stretch.append(model)
+    for baseline, label in (("copy_last", "copy last frame"), ("mean_frame", "mean training frame")):
+        scores = record["rows"][baseline]
+        mean = {k: sum(scores[k]) / len(scores[k]) for k in ("mse", "mae", "ssim")}
+        lines.append(f"| {label} | {mean['mse']:.2f} | {mean['mae']:.2f} | {mean['ssim']:.4f} | 0 | — |")
+        rows.append({"name": baseline, "table": "b", **mean, "per_frame_ssim": scores["ssim"]})
     for name, (mse, mae, ssim, n) in OPENSTL.items():
         lines.append(f"| OpenSTL {name} (published) | {mse} | {mae} | {ssim} | {n} | 200 epochs, GPU |")
         rows.append({"name": f"openstl_{name.lower()}", "table": "b", "mse": mse, "mae": mae, "ssim": ssim})
-    stretch = mean["ssim"] >= 0.90 and params <= 1e6 and cpu <= 3600
-    lines += ["", f"Stretch goal (SSIM ≥ 0.90, ≤ 1 M parameters, ≤ 60 CPU-minutes): "
-              f"**{'met' if stretch else 'not met'}**.", ""]
+    verdict = f"met by {', '.join(stretch)}" if stretch else "not met"
+    lines += ["", f"Our test set is the generated one ({record['test_sequences']} sequences, SHA-256 "
+              f"{record['test_sha256'][:16]}…), not OpenSTL's download.", "",
+              f"Stretch goal (SSIM ≥ 0.90, ≤ 1 M parameters, ≤ 60 CPU-minutes): **{verdict}**.", ""]
     return lines, rows
 
 
-def figures(out: Path, digits: torch.Tensor, records: Path, steps: int) -> None:
+def figures(out: Path, digits: torch.Tensor, records: Path, stem: str, steps: int, data: dict) -> None:
     import matplotlib.pyplot as plt
 
-    frames, _ = fixed_sequences(digits, data_config(TABLE_A, 14), 8, "test")
+    frames, _ = fixed_sequences(digits, data_config(data, 14), 8, "test")
     sequence = frames[3:4]
     preds = {}
     generator = torch.Generator().manual_seed(0)
@@ -172,19 +220,21 @@ def figures(out: Path, digits: torch.Tensor, records: Path, steps: int) -> None:
             kwargs = {"generator": generator} if row == "latent" else {}
             preds[row] = rollout(model, sequence[:, :4], 10, **kwargs)[0]
     figure = comparison_figure(sequence[0, :4], sequence[0, 4:6], {k: v[:2] for k, v in preds.items()},
-                               title="stochastic Moving MNIST: 4 frames in, 2 out (the 2nd recursively)")
-    figure.savefig(records / "video_prediction.png", dpi=100, bbox_inches="tight")
+                               title=f"{_variant(data).lower()} Moving MNIST: 4 frames in, 2 out "
+                                     "(the 2nd recursively)")
+    figure.savefig(records / f"{stem}.png", dpi=100, bbox_inches="tight")
     plt.close(figure)
     save_rollout_gif(sequence[0, :4], sequence[0, 4:], {k: preds[k] for k in ("l2", "gdl_l1", "adv_gdl")},
-                     records / "video_prediction.gif")
+                     records / f"{stem}.gif")
 
 
-def curves(out: Path, digits: torch.Tensor, records: Path, steps: int, horizon: int = 10) -> list[dict]:
+def curves(out: Path, digits: torch.Tensor, records: Path, stem: str, steps: int, data: dict,
+           horizon: int = 10) -> list[dict]:
     """Moving-area PSNR and whole-frame SSIM against the recursive step, every (a) row and
-    copy-last, on the first 200 test sequences: ``video_prediction_curves.png`` and the rows."""
+    copy-last, on the first 200 test sequences: ``{stem}_curves.png`` and the rows."""
     import matplotlib.pyplot as plt
 
-    frames, masks = fixed_sequences(digits, data_config(TABLE_A, 4 + horizon), 200, "test")
+    frames, masks = fixed_sequences(digits, data_config(data, 4 + horizon), 200, "test")
     results = {"copy_last": score_predictions(copy_last, frames, masks, 4, horizon)}
     generator = torch.Generator().manual_seed(0)
     for row in LOSSES:
@@ -201,7 +251,7 @@ def curves(out: Path, digits: torch.Tensor, records: Path, steps: int, horizon: 
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=7)
     figure.tight_layout()
-    figure.savefig(records / "video_prediction_curves.png", dpi=100)
+    figure.savefig(records / f"{stem}_curves.png", dpi=100)
     plt.close(figure)
     return [{"name": row, "table": "curves", "steps": steps, "moving_psnr": scores["moving_psnr"],
              "ssim": scores["ssim"]} for row, scores in results.items()]
@@ -213,43 +263,66 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--steps", type=int, nargs="+", default=[800],
                         help="updates of each (a) cell; several budgets give one table each")
-    parser.add_argument("--b-steps", type=int, default=600, help="updates of the (b) cell; 0 = skip (b)")
+    parser.add_argument("--b-steps", type=int, default=600, help="updates of each (b) cell; 0 = skip (b)")
+    parser.add_argument("--b-models", nargs="+", default=list(B_MODELS), choices=list(B_MODELS),
+                        help="the models of table (b)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["a"],
+                        help="tables not to run (a also skips the figures (c), which show its rows)")
+    parser.add_argument("--record", default="video_prediction",
+                        help="file stem of the record under benchmarks/records (another stem keeps the "
+                             "full record)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="recipe overrides of table (a)'s cells, e.g. stochastic=false (give them "
+                             "their own --out and --record)")
     parser.add_argument("--test-sequences", type=int, default=500)
     parser.add_argument("--out", default="benchmarks/results/video_prediction")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: the pipeline, not the numbers")
     args = parser.parse_args(argv)
-    command = "python benchmarks/video_prediction.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    given = argv if argv is not None else sys.argv[1:]
+    command = " ".join(["python benchmarks/video_prediction.py", *given])
     if args.quick:
         args.steps, args.b_steps, args.test_sequences = [20], 10, 40
+    if "a" in args.skip and args.b_steps <= 0:
+        parser.error("--skip a with --b-steps 0 leaves nothing to run")
+    base = {"test_sequences": args.test_sequences}
+    a_base = dict(base)
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            parser.error(f"--set takes KEY=VALUE, got {item!r}")
+        a_base[key] = yaml.safe_load(value)
     out = Path(args.out + ("_quick" if args.quick else ""))
     out.mkdir(parents=True, exist_ok=True)
-    base = {"test_sequences": args.test_sequences}
     lines = [f"# Video prediction beyond mean squared error ({date.today().isoformat()})", "",
-             f"Command: `{command}`", "",
-             "Setting: multi-scale generator (4 scales, width 16), Adam on batches of 16 fresh "
-             "sequences, the paper's losses (λ_adv = 0.05, λ_gdl = 1, α = 1; ℓ1 under the "
-             "adversarial rows), "
-             "latent row: conditional VAE with latent dropout, z ∈ ℝ⁸.", ""]
+             f"Command: `{command}`", ""]
+    if "a" not in args.skip:
+        lines += ["Setting of table (a): multi-scale generator (4 scales, width 16), Adam on batches of 16 "
+                  "fresh sequences, the paper's losses (λ_adv = 0.05, λ_gdl = 1, α = 1; ℓ1 under the "
+                  "adversarial rows), latent row: conditional VAE with latent dropout, z ∈ ℝ⁸.", ""]
     rows = []
-    for steps in args.steps:
-        a_lines, a_rows, scores, cpu = table_a(out, base, steps)
+    for steps in [] if "a" in args.skip else args.steps:
+        a_lines, a_rows, scores, cpu = table_a(out, a_base, steps)
         lines += a_lines + goal_lines(scores, cpu)
         rows += a_rows
+    records = ROOT / "benchmarks" / "records"
+    stem = args.record + ("_quick" if args.quick else "")
     if args.b_steps > 0:
-        b_lines, b_rows = table_b(out, {"test_sequences": args.test_sequences}, args.b_steps)
+        b_lines, b_rows = table_b(out, base, args.b_steps, args.b_models)
         lines += b_lines
         rows += b_rows
-    records = ROOT / "benchmarks" / "records"
-    stem = "video_prediction" + ("_quick" if args.quick else "")
-    if not args.quick:
-        digits = load_digit_pool(TABLE_A, None, "test")  # the MNIST test digits, as every cell
-        figures(out, digits, records, max(args.steps))
-        rows += curves(out, digits, records, max(args.steps))
+        if not args.quick:
+            figure_b(out, args.b_steps, args.b_models, records / f"{stem}_b.png")
+            lines += [f"![10 → 10 predictions]({stem}_b.png)", ""]
+    if not args.quick and "a" not in args.skip:
+        data = {**TABLE_A, **a_base}
+        digits = load_digit_pool(data, None, "test")  # the MNIST test digits, as every cell
+        figures(out, digits, records, stem, max(args.steps), data)
+        rows += curves(out, digits, records, stem, max(args.steps), data)
         lines += [f"## (c) Predictions side by side ({max(args.steps)} updates per row)", "",
-                  "![predictions](video_prediction.png)", "",
-                  "[GIF of a recursive roll-out](video_prediction.gif): truth, ℓ2, GDL ℓ1, Adv + GDL.", "",
+                  f"![predictions]({stem}.png)", "",
+                  f"[GIF of a recursive roll-out]({stem}.gif): truth, ℓ2, GDL ℓ1, Adv + GDL.", "",
                   "Recursive curves (10 frames, 200 test sequences):", "",
-                  "![curves](video_prediction_curves.png)", ""]
+                  f"![curves]({stem}_curves.png)", ""]
     text = "\n".join(lines)
     print(text)
     (records / f"{stem}.md").write_text(text)

@@ -57,7 +57,10 @@ class ConvLSTMPredictor(VideoPredictor):
     ``(h^l_t, c^l_t) = Cell_l(h^{l-1}_t, (h^l_{t-1}, c^l_{t-1}))`` with ``h^0_t = z_t``, and
     the output head reads the top layer::
 
-        x̂_{t+1} = σ(pixel_shuffle(W_out * h^L_t, patch))     (W_out a 1×1 conv)
+        x̂_{t+1} = pixel_shuffle(W_out * h^L_t, patch)     (W_out a 1×1 conv)
+
+    without a squashing non-linearity (clamped to [0, 1] in eval mode, as every
+    :class:`VideoPredictor`).
 
     The ``context`` observed frames are read in turn; the prediction made after the last one
     is the first output, and each predicted frame is then fed back as the next input (no

@@ -12,14 +12,19 @@ from torch import Tensor
 from genoise.io import save_gif
 
 
-def comparison_figure(context: Tensor, truth: Tensor, predictions: Mapping[str, Tensor], title: str = ""):
+def comparison_figure(context: Tensor, truth: Tensor, predictions: Mapping[str, Tensor], title: str = "",
+                      context_row: bool = False):
     """A grid: first row the ``context`` frames (T_in, C, H, W) then the ``truth`` (T_out, …);
-    one row per entry of ``predictions`` (name → (T_out, C, H, W)) under the truth."""
+    one row per entry of ``predictions`` (name → (T_out, C, H, W)) under the truth. With
+    ``context_row`` the context has a row of its own above the truth (for long horizons: the
+    grid is max(T_in, T_out) wide instead of T_in + T_out)."""
     import matplotlib.pyplot as plt
 
     t_in, t_out = context.shape[0], truth.shape[0]
-    rows = 1 + len(predictions)
-    figure, axes = plt.subplots(rows, t_in + t_out, figsize=(1.3 * (t_in + t_out), 1.4 * rows), squeeze=False)
+    rows = 1 + len(predictions) + int(context_row)
+    cols = max(t_in, t_out) if context_row else t_in + t_out
+    offset = 0 if context_row else t_in  # the column of the first predicted frame
+    figure, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.4 * rows), squeeze=False)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -27,16 +32,17 @@ def comparison_figure(context: Tensor, truth: Tensor, predictions: Mapping[str, 
     for j in range(t_in):
         axes[0, j].imshow(context[j, 0].detach().cpu().numpy(), cmap="gray", vmin=0, vmax=1)
         axes[0, j].set_title(f"input {j + 1}", fontsize=7)
-    for i, (name, frames) in enumerate([("truth", truth), *predictions.items()]):
+    first = int(context_row)
+    for i, (name, frames) in enumerate([("truth", truth), *predictions.items()], start=first):
         for j in range(t_out):
-            ax = axes[i, t_in + j]
+            ax = axes[i, offset + j]
             ax.imshow(frames[j, 0].detach().cpu().clamp(0, 1).numpy(), cmap="gray", vmin=0, vmax=1)
             ax.axis("on")
             ax.set_xticks([])
             ax.set_yticks([])
             if j == 0:
                 ax.set_ylabel(name, fontsize=8)
-            if i == 0:
+            if i == first:
                 ax.set_title(f"t + {j + 1}", fontsize=7)
     if title:
         figure.suptitle(title, fontsize=9)

@@ -47,14 +47,15 @@ class SimVP(VideoPredictor):
 
         e^1_t = Enc_1(x_t),  z_t = Enc_{2..N}(e^1_t)                   per frame, S channels
         [ẑ_1 … ẑ_horizon] = Trans([z_1 … z_context])                  frames stacked on channels
-        x̂_j = σ(W_out * Dec_N([Dec_{1..N-1}(ẑ_j), e^1_context]))      per predicted frame
+        x̂_j = W_out * Dec_N([Dec_{1..N-1}(ẑ_j), e^1_context])         per predicted frame
 
     ``Trans`` is a 1×1 conv (context·S → ``temporal``), ``temporal_layers`` inception-lite
     residual blocks, and a 1×1 conv (``temporal`` → horizon·S), so ``horizon`` may differ
     from ``context``. ``Dec`` mirrors ``Enc`` (transposed convs upsample); its last layer reads
     the first encoder layer's features of the last context frame (SimVP's skip connection,
     which pairs frame j with input frame j; here every output reads the last observed frame,
-    which also holds when ``horizon != context``). ``W_out`` is a 1×1 conv.
+    which also holds when ``horizon != context``). ``W_out`` is a 1×1 conv; there is no
+    squashing non-linearity (the output is clamped to [0, 1] in eval mode).
 
     Parameters
     ----------

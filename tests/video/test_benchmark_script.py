@@ -1,0 +1,54 @@
+"""The video benchmark's command line: its table (b) cells are valid ``video-mmnist`` runs
+within the stretch goal's parameter budget, and contradictory options stop with a usage error
+before anything is trained."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from genoise.recipes import load_recipe
+from genoise.recipes.video import model_kwargs, model_name, validate
+from genoise.video.train import build_predictor
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def benchmark():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import video_prediction
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    return video_prediction
+
+
+@pytest.mark.parametrize("model", ["simvp", "convlstm"])
+def test_table_b_cells_are_valid_runs_under_one_million_parameters(benchmark, model):
+    config = {**load_recipe("video-mmnist").config, **benchmark.b_overrides(model, 5, {"test_sequences": 3})}
+    validate(config)
+    assert model_name(config) == model and config["steps"] == 5 and config["test_sequences"] == 3
+    predictor = build_predictor(model, **model_kwargs(config))
+    assert sum(p.numel() for p in predictor.parameters()) <= 1_000_000
+    out = predictor(torch.rand(1, 10, 1, 64, 64))
+    assert out.shape == (1, 10, 1, 64, 64)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--skip", "a", "--b-steps", "0"], "leaves nothing to run"),
+        (["--set", "stochastic"], "KEY=VALUE"),
+        (["--b-models", "predrnn"], "invalid choice"),
+    ],
+)
+def test_contradictory_options_are_usage_errors(benchmark, argv, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as stop:
+        benchmark.main([*argv, "--out", str(tmp_path / "cells")])
+    assert stop.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "cells").exists()
