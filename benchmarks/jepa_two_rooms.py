@@ -36,14 +36,13 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import _cells as cells  # noqa: E402
 
-from genoise.recipes import load_recipe  # noqa: E402
+from genoise.recipes import apply_overrides, load_recipe  # noqa: E402
 
 MAIN_ROWS = ("mppi", "cem", "gradient", "mppi_last", "gcbc", "random", "oracle")
 ABLATIONS = {
@@ -130,13 +129,14 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--rows lacks {', '.join(sorted(rows_needed - set(main_rows)))}, which table "
                          f"{table} reuses: add it or --skip {table}")
     command = " ".join(["python benchmarks/jepa_two_rooms.py", *(argv if argv is not None else sys.argv[1:])])
+    recipe = load_recipe("jepa-two-rooms")
+    defaults = recipe.config
+    try:  # parsed and checked as `genoise train` does, before anything is written
+        base: dict = apply_overrides(recipe, {}, args.set)
+    except ValueError as err:
+        parser.error(f"--set: {err}")
     out = Path(args.out + ("_quick" if args.quick else ""))
     out.mkdir(parents=True, exist_ok=True)
-    defaults = load_recipe("jepa-two-rooms").config
-    base: dict = {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        base[key] = yaml.safe_load(value)
     if args.quick:
         base.update(
             trajectories=1000, steps=150, gcbc_steps=100, episodes=6, horizon=32, iterations=3, samples=50

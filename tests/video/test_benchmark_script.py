@@ -42,7 +42,8 @@ def test_table_b_cells_are_valid_runs_under_one_million_parameters(benchmark, mo
     ("argv", "message"),
     [
         (["--skip", "a", "--b-steps", "0"], "leaves nothing to run"),
-        (["--set", "stochastic"], "KEY=VALUE"),
+        (["--set", "stochastic"], "must look like key=value"),
+        (["--set", "colour=red"], "unknown key 'colour'"),
         (["--b-models", "predrnn"], "invalid choice"),
     ],
 )
