@@ -3,6 +3,7 @@ training (LeCun, Bottou, Bengio & Haffner 1998, Section VI and X), and an SDNN w
 
     python benchmarks/gtn_amounts.py                  # the table of issue 17 (a)
     python benchmarks/gtn_amounts.py --quick          # small: a few CPU-minutes
+    python benchmarks/gtn_amounts.py --isolated-steps 5700   # a longer isolated stage: its own record
 
 Each row is one ``genoise train gtn-amounts loss=ROW`` cell (run folders under
 ``benchmarks/results/gtn_amounts``, reused when finished): ``isolated`` trains the LeNet-5
@@ -17,7 +18,10 @@ counted once, in its own row).
 Goals (issue 17): discriminative-forward training cuts the string error by ≥ 24 %
 relative to isolated training; ≥ 82 % accepted-and-correct at 1 % error; the whole table
 in ≤ 30 CPU-minutes. Writes ``benchmarks/records/gtn_amounts.{md,json,png}`` (the figure: a
-test amount read by the discriminative-forward reader, its segmentation graph, the path).
+test amount read by the discriminative-forward reader, its segmentation graph, the path);
+a setting other than the default (``--min-gap``, ``--rubbish-weight``, ``--isolated-steps``,
+``--steps``) writes its own record, named after it (e.g. ``gtn_amounts_isolated5700``), and
+its own run folders.
 """
 
 from __future__ import annotations
@@ -57,10 +61,17 @@ def cell_overrides(args: argparse.Namespace) -> dict:
     return shared
 
 
+DEFAULT_ISOLATED_STEPS, DEFAULT_STEPS = 2500, 800
+
+
 def suffix(args: argparse.Namespace) -> str:
     """The name of a variant of the default setting (folders and records)."""
     gap = "" if args.min_gap == -2 else f"_gap{-args.min_gap}"
-    return gap + ("" if args.rubbish_weight == 1.0 else f"_rubbish{args.rubbish_weight:g}")
+    rubbish = "" if args.rubbish_weight == 1.0 else f"_rubbish{args.rubbish_weight:g}"
+    if args.quick:  # --quick sets its own short stages
+        return gap + rubbish
+    isolated = "" if args.isolated_steps == DEFAULT_ISOLATED_STEPS else f"_isolated{args.isolated_steps}"
+    return gap + rubbish + isolated + ("" if args.steps == DEFAULT_STEPS else f"_steps{args.steps}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,8 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="1,000 strings, short stages")
     parser.add_argument("--train-strings", type=int, default=20000)
     parser.add_argument("--test-strings", type=int, default=1000)
-    parser.add_argument("--isolated-steps", type=int, default=2500)
-    parser.add_argument("--steps", type=int, default=800, help="global-stage updates of every graph loss")
+    parser.add_argument("--isolated-steps", type=int, default=DEFAULT_ISOLATED_STEPS)
+    parser.add_argument(
+        "--steps", type=int, default=DEFAULT_STEPS, help="global-stage updates of every graph loss"
+    )
     parser.add_argument("--sdnn-steps", type=int, default=4000)
     parser.add_argument("--margin-losses", action="store_true", help="also the hinge and log rows")
     parser.add_argument("--seed", type=int, default=0)

@@ -20,6 +20,7 @@ no_time_sim, sigreg, plus data_<N>; the command; the date).
 
     python benchmarks/jepa_two_rooms.py                      # (a) 3 seeds, (b) and (c) 1 seed
     python benchmarks/jepa_two_rooms.py --seeds 0 1 2 --ablation-seeds 0 1 2
+    python benchmarks/jepa_two_rooms.py --ablation-seeds 0 1 2 --size-seeds 0   # (b) over 3 seeds
     python benchmarks/jepa_two_rooms.py --quick              # a smoke run in a few minutes
     python benchmarks/jepa_two_rooms.py --skip ablations sizes --record jepa_two_rooms_a  # (a) only
     python benchmarks/jepa_two_rooms.py --seeds 0 --rows mppi --skip ablations sizes --set dim=128 \\
@@ -85,7 +86,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds of table (a)")
     parser.add_argument(
-        "--ablation-seeds", type=int, nargs="+", default=[0], help="training seeds of (b) and (c)"
+        "--ablation-seeds",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="training seeds of (b), and of (c) without --size-seeds",
+    )
+    parser.add_argument(
+        "--size-seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="training seeds of (c), when they differ from (b)'s (default: --ablation-seeds)",
     )
     parser.add_argument(
         "--sizes",
@@ -122,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         "baseline is not trained)",
     )
     args = parser.parse_args(argv)
+    size_seeds = args.ablation_seeds if args.size_seeds is None else args.size_seeds
     main_rows = [row for row in MAIN_ROWS if row in args.rows]
     needs = {"ablations": {"mppi"}, "sizes": {"mppi", "gcbc"}}
     for table, rows_needed in needs.items():
@@ -262,14 +275,14 @@ def main(argv: list[str] | None = None) -> int:
 
     if "sizes" not in args.skip:
         lines += [
-            f"## (c) Success vs training trajectories ({len(args.ablation_seeds)} seed(s))",
+            f"## (c) Success vs training trajectories ({len(size_seeds)} seed(s))",
             "",
             "| trajectories | JEPA + MPPI success % | GCBC success % |",
             "|---:|---:|---:|",
         ]
         for size in args.sizes:
             results = []
-            for seed in args.ablation_seeds:
+            for seed in size_seeds:
                 if size == setting["trajectories"] and seed in args.seeds:
                     results.append(
                         cells["mppi"][args.seeds.index(seed)]
@@ -295,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
                     "success_std": jepa[1],
                     "gcbc_success_mean": gcbc[0],
                     "gcbc_success_std": gcbc[1],
-                    "seeds": args.ablation_seeds,
+                    "seeds": size_seeds,
                 }
             )
             lines.append(f"| {size} | {jepa[0]:.0f} ± {jepa[1]:.0f} | {gcbc[0]:.0f} ± {gcbc[1]:.0f} |")

@@ -1,0 +1,49 @@
+"""The check-amount benchmark names every non-default setting in its run folders and record,
+so a variant never overwrites the table of the default protocol."""
+
+from __future__ import annotations
+
+import sys
+from argparse import Namespace
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def suffix():
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.gtn_amounts import DEFAULT_ISOLATED_STEPS, DEFAULT_STEPS, suffix
+
+    default = {
+        "min_gap": -2,
+        "rubbish_weight": 1.0,
+        "isolated_steps": DEFAULT_ISOLATED_STEPS,
+        "steps": DEFAULT_STEPS,
+        "quick": False,
+    }
+    return lambda **changes: suffix(Namespace(**(default | changes)))
+
+
+def test_the_default_setting_has_no_suffix(suffix):
+    assert suffix() == ""
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"steps": 3200}, "_steps3200"),
+        ({"min_gap": -4}, "_gap4"),
+        ({"rubbish_weight": 0.3}, "_rubbish0.3"),
+        ({"isolated_steps": 5700}, "_isolated5700"),
+        (
+            {"min_gap": -4, "rubbish_weight": 0.3, "isolated_steps": 5700, "steps": 1600},
+            "_gap4_rubbish0.3_isolated5700_steps1600",
+        ),
+        ({"quick": True, "isolated_steps": 300, "steps": 100}, ""),  # --quick sets its own stages
+    ],
+)
+def test_each_changed_setting_is_named(suffix, changes, expected):
+    assert suffix(**changes) == expected
