@@ -39,10 +39,12 @@ sys.path.insert(0, str(ROOT))
 from benchmarks._cells import run_cell  # noqa: E402
 from benchmarks._data import HELP, data_dir  # noqa: E402
 from genoise.io import atomic_write_text  # noqa: E402
+from genoise.recipes import load_recipe  # noqa: E402
 from genoise.recipes.structured import score_table  # noqa: E402
 
 GLOBAL = ("viterbi", "discriminative_viterbi", "forward", "discriminative_forward")
 EXTRA = ("hinge", "log")
+DEFAULTS = load_recipe("gtn-amounts").config  # the default setting: the recipe's own
 
 
 def cell_overrides(args: argparse.Namespace) -> dict:
@@ -61,17 +63,12 @@ def cell_overrides(args: argparse.Namespace) -> dict:
     return shared
 
 
-DEFAULT_ISOLATED_STEPS, DEFAULT_STEPS = 2500, 800
-
-
 def suffix(args: argparse.Namespace) -> str:
     """The name of a variant of the default setting (folders and records)."""
-    gap = "" if args.min_gap == -2 else f"_gap{-args.min_gap}"
-    rubbish = "" if args.rubbish_weight == 1.0 else f"_rubbish{args.rubbish_weight:g}"
-    if args.quick:  # --quick sets its own short stages
-        return gap + rubbish
-    isolated = "" if args.isolated_steps == DEFAULT_ISOLATED_STEPS else f"_isolated{args.isolated_steps}"
-    return gap + rubbish + isolated + ("" if args.steps == DEFAULT_STEPS else f"_steps{args.steps}")
+    parts = {"min_gap": f"_gap{-args.min_gap}", "rubbish_weight": f"_rubbish{args.rubbish_weight:g}"}
+    if not args.quick:  # --quick sets its own short stages
+        parts |= {"isolated_steps": f"_isolated{args.isolated_steps}", "steps": f"_steps{args.steps}"}
+    return "".join(part for key, part in parts.items() if getattr(args, key) != DEFAULTS[key])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,18 +76,22 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="1,000 strings, short stages")
-    parser.add_argument("--train-strings", type=int, default=20000)
-    parser.add_argument("--test-strings", type=int, default=1000)
-    parser.add_argument("--isolated-steps", type=int, default=DEFAULT_ISOLATED_STEPS)
+    for key in ("train_strings", "test_strings", "isolated_steps"):
+        parser.add_argument("--" + key.replace("_", "-"), type=int, default=DEFAULTS[key])
     parser.add_argument(
-        "--steps", type=int, default=DEFAULT_STEPS, help="global-stage updates of every graph loss"
+        "--steps", type=int, default=DEFAULTS["steps"], help="global-stage updates of every graph loss"
     )
-    parser.add_argument("--sdnn-steps", type=int, default=4000)
+    parser.add_argument("--sdnn-steps", type=int, default=DEFAULTS["sdnn_steps"])
     parser.add_argument("--margin-losses", action="store_true", help="also the hinge and log rows")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--min-gap", type=int, default=-2, help="smallest gap between characters (px)")
     parser.add_argument(
-        "--rubbish-weight", type=float, default=1.0, help="rubbish class weight, isolated stage"
+        "--min-gap", type=int, default=DEFAULTS["min_gap"], help="smallest gap between characters (px)"
+    )
+    parser.add_argument(
+        "--rubbish-weight",
+        type=float,
+        default=DEFAULTS["rubbish_weight"],
+        help="rubbish class weight, isolated stage",
     )
     parser.add_argument("--data-dir", default=None, help=HELP)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "gtn_amounts"))

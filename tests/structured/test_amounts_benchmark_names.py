@@ -15,15 +15,10 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def suffix():
     sys.path.insert(0, str(ROOT))
-    from benchmarks.gtn_amounts import DEFAULT_ISOLATED_STEPS, DEFAULT_STEPS, suffix
+    from benchmarks.gtn_amounts import DEFAULTS, suffix
 
-    default = {
-        "min_gap": -2,
-        "rubbish_weight": 1.0,
-        "isolated_steps": DEFAULT_ISOLATED_STEPS,
-        "steps": DEFAULT_STEPS,
-        "quick": False,
-    }
+    keys = ("min_gap", "rubbish_weight", "isolated_steps", "steps")
+    default = {key: DEFAULTS[key] for key in keys} | {"quick": False}
     return lambda **changes: suffix(Namespace(**(default | changes)))
 
 
