@@ -374,7 +374,7 @@ def train(run: Run) -> dict[str, Any]:
 
 def demo(run: Run, full: bool) -> str:
     """Demo: all toys × all methods; table of held-out log-likelihoods and the heat maps."""
-    cfg = LandscapeConfig(steps=2000, hidden=128) if full else LandscapeConfig(steps=500)
+    cfg = LandscapeConfig(steps=2000, hidden=128) if full else LandscapeConfig(steps=400)
     rows = run_landscapes(run, cfg=cfg)
     atomic_write_text(run.dir / "table.md", landscape_table(rows) + "\n")
     scores = [{m: r[m] if _trained(r, m) else -math.inf for m in BASE_METHODS} for r in rows]

@@ -45,6 +45,7 @@ def test_table_b_cells_are_valid_runs_under_one_million_parameters(benchmark, mo
         (["--set", "stochastic"], "must look like key=value"),
         (["--set", "colour=red"], "unknown key 'colour'"),
         (["--b-models", "predrnn"], "invalid choice"),
+        (["--b-batch", "0"], "--b-batch must be >= 1"),
     ],
 )
 def test_contradictory_options_are_usage_errors(benchmark, argv, message, capsys, tmp_path):
@@ -53,3 +54,12 @@ def test_contradictory_options_are_usage_errors(benchmark, argv, message, capsys
     assert stop.value.code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "cells").exists()
+
+
+def test_table_b_cells_of_other_batch_sizes_get_their_own_folders(benchmark):
+    """A run with --b-batch 8 must not reuse (or overwrite) the default cells of batch 16."""
+    assert benchmark.b_cell("simvp", 1400) == "b-simvp-1400"
+    assert benchmark.b_cell("simvp", 1400, 16) == "b-simvp-1400"
+    assert benchmark.b_cell("simvp", 1400, 8) == "b-simvp-1400-bs8"
+    config = benchmark.b_overrides("simvp", 5, {"batch_size": 8})
+    assert config["batch_size"] == 8 and config["steps"] == 5
