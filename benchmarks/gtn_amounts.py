@@ -20,8 +20,8 @@ relative to isolated training; ≥ 82 % accepted-and-correct at 1 % error; the w
 in ≤ 30 CPU-minutes. Writes ``benchmarks/records/gtn_amounts.{md,json,png}`` (the figure: a
 test amount read by the discriminative-forward reader, its segmentation graph, the path);
 a setting other than the default (``--min-gap``, ``--rubbish-weight``, ``--isolated-steps``,
-``--steps``) writes its own record, named after it (e.g. ``gtn_amounts_isolated5700``), and
-its own run folders.
+``--steps``, ``--isolated-schedule``) writes its own record, named after it (e.g.
+``gtn_amounts_isolated5700``, ``gtn_amounts_isolated12000_cosine``), and its own run folders.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ def cell_overrides(args: argparse.Namespace) -> dict:
         "seed": args.seed,
         "min_gap": args.min_gap,
         "rubbish_weight": args.rubbish_weight,
+        "isolated_schedule": args.isolated_schedule,
     }
     if args.data_dir:
         shared["data_dir"] = str(args.data_dir)
@@ -68,6 +69,7 @@ def suffix(args: argparse.Namespace) -> str:
     parts = {"min_gap": f"_gap{-args.min_gap}", "rubbish_weight": f"_rubbish{args.rubbish_weight:g}"}
     if not args.quick:  # --quick sets its own short stages
         parts |= {"isolated_steps": f"_isolated{args.isolated_steps}", "steps": f"_steps{args.steps}"}
+    parts["isolated_schedule"] = f"_{args.isolated_schedule}"
     return "".join(part for key, part in parts.items() if getattr(args, key) != DEFAULTS[key])
 
 
@@ -92,6 +94,12 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=DEFAULTS["rubbish_weight"],
         help="rubbish class weight, isolated stage",
+    )
+    parser.add_argument(
+        "--isolated-schedule",
+        choices=("constant", "cosine"),
+        default=DEFAULTS["isolated_schedule"],
+        help="learning rate of the isolated stage (cosine: decays to 0)",
     )
     parser.add_argument("--data-dir", default=None, help=HELP)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "gtn_amounts"))

@@ -67,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--data-dir", help="folder holding data sets (default: $GENOISE_DATA)")
     demo.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    demo.add_argument("--jobs", type=int, default=None,
+                      help="sections run at a time, each in its own process with CPUs/jobs threads "
+                      "(default: the CPUs available, at most 4; 1 = one after another in this process)")
 
     from genoise.cli import deploy, world
 
@@ -124,11 +127,17 @@ def _recipes(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from genoise.cli.demo import run_demo
+    from genoise.cli.demo import DemoSectionError, available_cpus, run_demo
     from genoise.data.paths import resolve_data_dir
 
-    report = run_demo(Path(args.out), only=args.only, full=args.full, device=args.device,
-                      data_dir=resolve_data_dir(args.data_dir), progress=not args.no_progress)
+    jobs = min(available_cpus(), 4) if args.jobs is None else args.jobs
+    try:
+        report = run_demo(Path(args.out), only=args.only, full=args.full, device=args.device,
+                          data_dir=resolve_data_dir(args.data_dir), progress=not args.no_progress,
+                          jobs=jobs)
+    except DemoSectionError as err:  # the report keeps the sections that finished
+        print(f"genoise: error: {err}", file=sys.stderr)
+        return 1
     print(f"report: {report.resolve()}")
     return 0
 

@@ -65,6 +65,8 @@ DEMO_SECTIONS: dict[str, str] = {
     "distributed": "distributed",
     "deploy": "deploy",
 }
+# sections that time themselves (batch-1 latency): `genoise demo --jobs N` runs them alone, last
+DEMO_EXCLUSIVE: frozenset[str] = frozenset({"deploy"})
 # `genoise eval KIND RUN_DIR`: kind -> (recipe module, preset options of its `evaluate`)
 EVALUATORS: dict[str, tuple[str, dict[str, Any]]] = {
     "linear": ("ssl", {"kind": "linear"}),

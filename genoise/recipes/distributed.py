@@ -210,7 +210,7 @@ def demo(run: Run, full: bool) -> str:
         "dataset": "mnist" if run.data_dir else "digits",
         "workers": 4,
         "tau": 4,
-        "worker_steps": 4096 if full else 768,
+        "worker_steps": 4096 if full else 512,
         "n_test": 0 if full else 1000,
         "eval_points": 4 if full else 2,
         "seed": 0,

@@ -371,8 +371,8 @@ def demo_overrides(full: bool) -> dict[str, Any]:
     if full:
         return {}
     return {
-        "trajectories": 3000,
-        "steps": 300,
+        "trajectories": 2000,
+        "steps": 200,
         "gcbc_steps": 0,
         "episodes": 4,
         "hidden": 128,

@@ -179,7 +179,7 @@ def train(run: Run) -> dict[str, Any]:
 def demo(run: Run, full: bool) -> str:
     """Demo: every loss of the table on MNIST (on the 8x8 digits without a data folder)."""
     dataset = "mnist" if run.data_dir is not None else "digits"
-    cfg = LossTableConfig(dataset=dataset, steps=3000 if full else 400, train_subset=0 if full else 20000)
+    cfg = LossTableConfig(dataset=dataset, steps=3000 if full else 300, train_subset=0 if full else 20000)
     rows = run_loss_table(run, cfg)
     return "\n".join([
         "## (b) The loss table on a real task",

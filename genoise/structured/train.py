@@ -27,6 +27,7 @@ from genoise.train import Trainer
 from genoise.train.run import Run
 
 READER_LOSSES = ("isolated", *GRAPH_LOSSES)
+SCHEDULES = ("constant", "cosine")
 READER_KIND = "genoise.check_reader"
 SDNN_KIND = "genoise.sdnn"
 
@@ -76,10 +77,13 @@ def ctc_step(model: SDNN, batch: tuple[Tensor, ...], rng: torch.Generator) -> Te
 @dataclass(frozen=True)
 class TrainOptions:
     """What every training stage here shares: Adam at ``lr`` on batches of ``batch_size``
-    strings, the seed, the run folder (resumable; ``None``: in memory), progress and logging."""
+    strings, the learning-rate ``schedule`` (``constant``, or ``cosine``: lr·½(1 + cos(πt/T))
+    over the stage's T updates, down to 0), the seed, the run folder (resumable; ``None``: in
+    memory), progress and logging."""
 
     batch_size: int = 16
     lr: float = 1e-3
+    schedule: str = "constant"
     seed: int = 0
     run: Run | None = None
     progress: bool | None = None
@@ -97,14 +101,22 @@ def _train(
     options: TrainOptions,
 ) -> dict[str, Any]:
     check_int("steps", steps)
+    check_choice("schedule", options.schedule, SCHEDULES)
     run = options.run
+    optimizer = torch.optim.Adam(model.parameters(), lr=options.lr)
+    scheduler = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+        if options.schedule == "cosine"
+        else None
+    )
     trainer = Trainer(
         model,
-        torch.optim.Adam(model.parameters(), lr=options.lr),
+        optimizer,
         step,
         string_tensors(strings),
         run=run,
         max_steps=steps,
+        scheduler=scheduler,
         batch_size=min(options.batch_size, len(strings)),
         seed=options.seed,
         log_every=options.log_every,

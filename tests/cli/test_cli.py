@@ -141,6 +141,47 @@ def test_demo_refuses_a_link_to_a_file_the_section_did_not_write(tmp_path, monke
         demo_module.run_demo(tmp_path, progress=False)
 
 
+def _fake_section_task(name, out_dir, options):
+    """A worker task for the tests below: writes a section, or fails for ``bad``."""
+    if name == "bad":
+        raise ValueError("bad section")
+    (out_dir / name).mkdir(parents=True, exist_ok=True)
+    (out_dir / name / demo_module.SECTION_FILE).write_text(f"<!-- seconds: 2.0 -->\n## {name} in a worker\n")
+    return 2.0
+
+
+def test_demo_jobs_run_sections_in_worker_processes_and_name_the_failures(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(demo_module, "DEMO_SECTIONS", {"one": "x", "bad": "x", "two": "x"})
+    with pytest.raises(demo_module.DemoSectionError, match=r"demo section\(s\) bad failed; .*bad\.log"):
+        demo_module._run_in_processes(["one", "bad", "two"], tmp_path, 2, task=_fake_section_task,
+                                      data_dir=None)
+    text = (tmp_path / "report.md").read_text()
+    assert "## one in a worker" in text and "## two in a worker" in text  # the others went on
+    assert "| **total** | 4 |" in text
+    assert "bad FAILED (ValueError)" in capsys.readouterr().out
+
+
+def test_demo_jobs_run_exclusive_sections_alone_last_in_this_process(tmp_path, monkeypatch):
+    order = []
+    monkeypatch.setattr(demo_module, "DEMO_SECTIONS", {"deploy": "x", "one": "x", "two": "x"})
+    monkeypatch.setattr(demo_module, "_run_in_processes",
+                        lambda names, out_dir, jobs, **options: order.append(("workers", list(names), jobs)))
+    monkeypatch.setattr(demo_module, "_section_function",
+                        lambda name: lambda run, full: order.append(("here", run.name)) or f"## {run.name}")
+    demo_module.run_demo(tmp_path, jobs=2, progress=False)
+    assert order == [("workers", ["one", "two"], 2), ("here", "deploy")]
+    with pytest.raises(ValueError, match="jobs must be"):
+        demo_module.run_demo(tmp_path, jobs=0)
+
+
+def test_demo_worker_writes_a_failing_sections_traceback_to_its_log(tmp_path):
+    missing = tmp_path / "no-such-folder"
+    with pytest.raises(demo_module.DemoSectionError, match=r"lista failed"):
+        demo_module._run_in_processes(["lista"], tmp_path, 2, data_dir=missing, full=False, device="cpu")
+    log = (tmp_path / "logs" / "lista.log").read_text()
+    assert "Traceback" in log and "which is not a folder" in log
+
+
 def test_every_demo_section_and_evaluator_is_a_recipe_module_function():
     for module in DEMO_SECTIONS.values():
         assert callable(recipe_module(module).demo), module

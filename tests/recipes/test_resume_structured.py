@@ -27,6 +27,13 @@ def test_structured_recipe_resumes_bit_for_bit(tmp_path, recipe: str) -> None:
     assert_resume_bit_for_bit(tmp_path, recipe, overrides, stop_after)
 
 
+def test_cosine_isolated_stage_resumes_bit_for_bit(tmp_path) -> None:
+    """The learning-rate scheduler's state is in the checkpoint."""
+    assert_resume_bit_for_bit(
+        tmp_path, "gtn-amounts", [*_TINY, "loss=isolated", "isolated_steps=4", "isolated_schedule=cosine"], 2
+    )
+
+
 def test_sdnn_variant_resumes_bit_for_bit(tmp_path) -> None:
     assert_resume_bit_for_bit(
         tmp_path, "gtn-amounts", [*_TINY, "loss=sdnn_ctc", "sdnn_steps=4", "sdnn_width=2"], 2

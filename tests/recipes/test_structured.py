@@ -61,3 +61,13 @@ def test_bad_init_and_options(tmp_path, capsys):
     assert "does not apply to loss=sdnn_ctc" in capsys.readouterr().err
     with pytest.raises(ValueError, match="strings"):
         evaluate(tmp_path / "glob", strings=0)
+
+
+@pytest.mark.parametrize(("schedule", "last_lr"), [("constant", 1e-3), ("cosine", 0.0)])
+def test_isolated_schedule(tmp_path, schedule, last_lr):
+    """``isolated_schedule=cosine`` decays the isolated stage's rate to 0 at its last update."""
+    options = ["loss=isolated", "isolated_steps=4", f"isolated_schedule={schedule}"]
+    assert _train(tmp_path, schedule, *options) == 0
+    lines = (tmp_path / schedule / "model" / "metrics.jsonl").read_text().splitlines()
+    last = [json.loads(line) for line in lines if '"lr"' in line][-1]
+    assert last["step"] == 4 and last["lr"] == pytest.approx(last_lr, abs=1e-12)

@@ -17,7 +17,7 @@ def suffix():
     sys.path.insert(0, str(ROOT))
     from benchmarks.gtn_amounts import DEFAULTS, suffix
 
-    keys = ("min_gap", "rubbish_weight", "isolated_steps", "steps")
+    keys = ("min_gap", "rubbish_weight", "isolated_steps", "steps", "isolated_schedule")
     default = {key: DEFAULTS[key] for key in keys} | {"quick": False}
     return lambda **changes: suffix(Namespace(**(default | changes)))
 
@@ -33,6 +33,8 @@ def test_the_default_setting_has_no_suffix(suffix):
         ({"min_gap": -4}, "_gap4"),
         ({"rubbish_weight": 0.3}, "_rubbish0.3"),
         ({"isolated_steps": 5700}, "_isolated5700"),
+        ({"isolated_steps": 12000, "isolated_schedule": "cosine"}, "_isolated12000_cosine"),
+        ({"quick": True, "isolated_schedule": "cosine"}, "_cosine"),
         (
             {"min_gap": -4, "rubbish_weight": 0.3, "isolated_steps": 5700, "steps": 1600},
             "_gap4_rubbish0.3_isolated5700_steps1600",
