@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.train_strings:,} training amounts (3–8 characters, gaps {args.min_gap}…6 px: touching and "
         f"overlapping digits) from MNIST training digits; {args.test_strings:,} fixed test amounts from "
         f"test digits. Isolated stage {args.isolated_steps} updates × 16 strings (rubbish weight "
-        f"{args.rubbish_weight:g}); global stage "
+        f"{args.rubbish_weight:g}, {args.isolated_schedule} learning rate); global stage "
         f"{args.steps} updates × 16 strings from the isolated weights; SDNN {args.sdnn_steps} CTC updates. "
         "Reject curve: confidence = log P(ŷ | x) (discriminative forward score); accepted & correct = "
         "share of all strings read correctly when wrongly read accepted strings are ≤ 1 % of all."
