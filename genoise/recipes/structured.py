@@ -143,7 +143,7 @@ def train_isolated(run: Run, strings: DigitStrings, folder: str) -> CheckReader:
         rubbish_weight=float(config["rubbish_weight"]),
         batch_size=int(config["batch_size"]),
         lr=float(config["isolated_lr"]),
-        schedule=str(config.get("isolated_schedule", "constant")),
+        schedule=str(config["isolated_schedule"]),
         seed=int(config["seed"]),
         run=run.subrun(folder),
         progress=run.progress,
