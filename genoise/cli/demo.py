@@ -84,7 +84,8 @@ def run_demo(out_dir: Path, *, only: Sequence[str] | None = None, full: bool = F
     root = Run(out_dir, device=resolve_device(device), data_dir=data_dir, progress=progress)
     began = time.perf_counter()
     shared = [n for n in names if n not in DEMO_EXCLUSIVE]
-    if jobs > 1 and len(shared) > 1:
+    at_a_time = jobs if len(shared) > 1 else 1  # one section alone runs here, in this process
+    if at_a_time > 1:
         _run_in_processes(shared, root.dir, jobs, full=full, device=device, data_dir=data_dir)
         names = [n for n in names if n in DEMO_EXCLUSIVE]
     for name in names:
@@ -100,7 +101,7 @@ def run_demo(out_dir: Path, *, only: Sequence[str] | None = None, full: bool = F
         # Rebuild the report after every section: an interrupted demo keeps what it did.
         atomic_write_text(root.path("report.md"), compose_report(root.dir, data_dir))
     print(f"[demo] {len(only or DEMO_SECTIONS)} section(s) in {time.perf_counter() - began:.0f}s wall "
-          f"({jobs} at a time)", flush=True)
+          f"({at_a_time} at a time)", flush=True)
     return root.path("report.md")
 
 
