@@ -19,11 +19,36 @@ def recipe_value(value) -> str:
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
 
 
+# where the data lie is not part of a cell's setting (a results folder may move between machines)
+NOT_SETTING = frozenset({"data_dir"})
+
+
+def check_setting(folder: Path, name: str, overrides: dict) -> None:
+    """Refuse to reuse or resume a cell folder trained with another setting: a finished cell is
+    returned as it is, so a benchmark whose folder name forgot a changed option (a seed, a
+    weight) would otherwise report the old cell's numbers under the new setting. Keys the
+    saved config does not have (dotted keys, older runs) are not compared."""
+    path = folder / "config.yaml"
+    if not path.is_file():
+        return
+    saved = yaml.safe_load(path.read_text()) or {}
+    for key, value in overrides.items():
+        if key in NOT_SETTING or key not in saved:
+            continue
+        wanted = yaml.safe_load(recipe_value(value))
+        if saved[key] != wanted:
+            raise SystemExit(
+                f"cell {name} ({folder}) was trained with {key}={saved[key]!r}, not {wanted!r}: "
+                "give the benchmark another --out, or delete that folder"
+            )
+
+
 def run_cell(out: Path, recipe: str, name: str, overrides: dict, result: str) -> tuple[dict, float]:
     """Train ``recipe`` with ``overrides`` into ``out/name`` (or reuse it when it finished) and
     return (its ``result`` JSON file, CPU seconds). An interrupted cell is resumed; then its
     CPU time covers only the part after the interruption (``resumed`` says so)."""
     folder = out / name
+    check_setting(folder, name, overrides)
     if (folder / "summary.json").is_file() and (folder / result).is_file():
         record = json.loads((folder / result).read_text())
         return record, float(record.get("cpu_seconds", float("nan")))

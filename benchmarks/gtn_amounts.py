@@ -4,6 +4,7 @@ training (LeCun, Bottou, Bengio & Haffner 1998, Section VI and X), and an SDNN w
     python benchmarks/gtn_amounts.py                  # the table of issue 17 (a)
     python benchmarks/gtn_amounts.py --quick          # small: a few CPU-minutes
     python benchmarks/gtn_amounts.py --isolated-steps 5700   # a longer isolated stage: its own record
+    python benchmarks/gtn_amounts.py --rubbish-weight 0      # isolated stage on the characters only
 
 Each row is one ``genoise train gtn-amounts loss=ROW`` cell (run folders under
 ``benchmarks/results/gtn_amounts``, reused when finished): ``isolated`` trains the LeNet-5
@@ -20,7 +21,7 @@ relative to isolated training; ≥ 82 % accepted-and-correct at 1 % error; the w
 in ≤ 30 CPU-minutes. Writes ``benchmarks/records/gtn_amounts.{md,json,png}`` (the figure: a
 test amount read by the discriminative-forward reader, its segmentation graph, the path);
 a setting other than the default (``--min-gap``, ``--rubbish-weight``, ``--isolated-steps``,
-``--steps``, ``--isolated-schedule``) writes its own record, named after it (e.g.
+``--steps``, ``--isolated-schedule``, ``--seed``) writes its own record, named after it (e.g.
 ``gtn_amounts_isolated5700``, ``gtn_amounts_isolated12000_cosine``), and its own run folders.
 """
 
@@ -45,6 +46,7 @@ from genoise.recipes.structured import score_table  # noqa: E402
 GLOBAL = ("viterbi", "discriminative_viterbi", "forward", "discriminative_forward")
 EXTRA = ("hinge", "log")
 DEFAULTS = load_recipe("gtn-amounts").config  # the default setting: the recipe's own
+RUBBISH_LEFT_OUT = ": the rubbish segments left out, the recogniser trained on the characters only"
 
 
 def cell_overrides(args: argparse.Namespace) -> dict:
@@ -70,6 +72,7 @@ def suffix(args: argparse.Namespace) -> str:
     if not args.quick:  # --quick sets its own short stages
         parts |= {"isolated_steps": f"_isolated{args.isolated_steps}", "steps": f"_steps{args.steps}"}
     parts["isolated_schedule"] = f"_{args.isolated_schedule}"
+    parts["seed"] = f"_seed{args.seed}"
     return "".join(part for key, part in parts.items() if getattr(args, key) != DEFAULTS[key])
 
 
@@ -156,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.train_strings:,} training amounts (3–8 characters, gaps {args.min_gap}…6 px: touching and "
         f"overlapping digits) from MNIST training digits; {args.test_strings:,} fixed test amounts from "
         f"test digits. Isolated stage {args.isolated_steps} updates × 16 strings (rubbish weight "
-        f"{args.rubbish_weight:g}, {args.isolated_schedule} learning rate); global stage "
+        f"{args.rubbish_weight:g}{RUBBISH_LEFT_OUT if args.rubbish_weight == 0 else ''}, "
+        f"{args.isolated_schedule} learning rate); global stage "
         f"{args.steps} updates × 16 strings from the isolated weights; SDNN {args.sdnn_steps} CTC updates. "
         "Reject curve: confidence = log P(ŷ | x) (discriminative forward score); accepted & correct = "
         "share of all strings read correctly when wrongly read accepted strings are ≤ 1 % of all."

@@ -3,8 +3,9 @@ logged): isolated-character training of the recognition transformer, global stri
 training through the graphs (LeCun et al. 1998, Section VI), and CTC training of the SDNN.
 
 The paper's protocol, kept here: the recogniser is first trained on isolated characters
-(segments the heuristic segmenter cut correctly, plus "rubbish" segments), then the whole
-reader is trained *globally* on strings, starting from those weights, with a graph loss.
+(segments the heuristic segmenter cut correctly, plus "rubbish" segments, or the characters
+alone with ``rubbish_weight=0``), then the whole reader is trained *globally* on strings,
+starting from those weights, with a graph loss.
 """
 
 from __future__ import annotations
@@ -40,11 +41,16 @@ def string_tensors(strings: DigitStrings) -> tuple[Tensor, ...]:
 class ReaderStep:
     """``step_fn`` of the Trainer for a :class:`CheckReader` and one loss of
     :data:`READER_LOSSES` (``isolated``: cross-entropy of every segment against its class,
-    the rubbish class weighted ``rubbish_weight`` — most segments are rubbish, about 80 %)."""
+    the rubbish class weighted ``rubbish_weight`` — most segments are rubbish, about 80 %).
+
+    ``rubbish_weight=0`` leaves the rubbish segments out: the recogniser is trained on the
+    correctly cut characters only, the paper's "isolated characters" without the costly
+    labelling of every wrong segment; rejecting the wrong ones is then left to global
+    training (a batch without a character segment gives a zero loss)."""
 
     def __init__(self, loss: str, margin: float = 1.0, rubbish_weight: float = 1.0) -> None:
         self.loss, self.margin = check_choice("loss", loss, READER_LOSSES), float(margin)
-        self.rubbish_weight = check_positive("rubbish_weight", rubbish_weight)
+        self.rubbish_weight = check_positive("rubbish_weight", rubbish_weight, allow_zero=True)
 
     def __call__(
         self, reader: CheckReader, batch: tuple[Tensor, ...], rng: torch.Generator
@@ -53,11 +59,18 @@ class ReaderStep:
         if self.loss == "isolated":
             segmented = reader.segment(images, widths)
             classes = reader.segment_classes(segmented, owner.long(), labels)
+            rubbish = (classes == RUBBISH).float().mean()
+            if self.rubbish_weight == 0:
+                keep = classes != RUBBISH
+                scores = reader.recognizer(segmented.crops[keep])
+                classes = classes[keep]
+                loss = F.cross_entropy(scores, classes) if len(classes) else scores.sum() * 0
+                return {"loss": loss, "rubbish": rubbish}
             scores = reader.recognizer(segmented.crops)
             weight = torch.ones(scores.shape[1], dtype=scores.dtype, device=scores.device)
             weight[RUBBISH] = self.rubbish_weight
             loss = F.cross_entropy(scores, classes, weight=weight)
-            return {"loss": loss, "rubbish": (classes == RUBBISH).float().mean()}
+            return {"loss": loss, "rubbish": rubbish}
         graph, _ = reader(images, widths)
         result = graph_loss(
             self.loss, graph, labels, lengths, num_labels=NUM_SYMBOLS, margin=self.margin, missing="ignore"

@@ -17,7 +17,7 @@ def suffix():
     sys.path.insert(0, str(ROOT))
     from benchmarks.gtn_amounts import DEFAULTS, suffix
 
-    keys = ("min_gap", "rubbish_weight", "isolated_steps", "steps", "isolated_schedule")
+    keys = ("min_gap", "rubbish_weight", "isolated_steps", "steps", "isolated_schedule", "seed")
     default = {key: DEFAULTS[key] for key in keys} | {"quick": False}
     return lambda **changes: suffix(Namespace(**(default | changes)))
 
@@ -32,6 +32,8 @@ def test_the_default_setting_has_no_suffix(suffix):
         ({"steps": 3200}, "_steps3200"),
         ({"min_gap": -4}, "_gap4"),
         ({"rubbish_weight": 0.3}, "_rubbish0.3"),
+        ({"rubbish_weight": 0.0}, "_rubbish0"),
+        ({"rubbish_weight": 0.0, "seed": 1}, "_rubbish0_seed1"),
         ({"isolated_steps": 5700}, "_isolated5700"),
         ({"isolated_steps": 12000, "isolated_schedule": "cosine"}, "_isolated12000_cosine"),
         ({"quick": True, "isolated_schedule": "cosine"}, "_cosine"),

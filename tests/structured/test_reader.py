@@ -107,5 +107,28 @@ def test_isolated_step_weights_the_rubbish_class():
     step = ReaderStep("isolated", rubbish_weight=0.3)
     expected = torch.nn.functional.cross_entropy(scores, classes, weight=weight)
     torch.testing.assert_close(step(reader, batch, torch.Generator())["loss"], expected)
+    # 0: the rubbish segments are left out, the characters alone give the cross-entropy
+    keep = classes != RUBBISH
+    assert 0 < keep.sum() < len(classes)
+    characters = torch.nn.functional.cross_entropy(scores[keep], classes[keep])
+    out = ReaderStep("isolated", rubbish_weight=0.0)(reader, batch, torch.Generator())
+    torch.testing.assert_close(out["loss"], characters)
+    torch.testing.assert_close(out["rubbish"], (~keep).float().mean())
     with pytest.raises(ValueError, match="rubbish_weight"):
-        ReaderStep("isolated", rubbish_weight=0.0)
+        ReaderStep("isolated", rubbish_weight=-0.1)
+
+
+def test_isolated_step_without_rubbish_gives_a_zero_loss_on_rubbish_only_batches():
+    from genoise.structured.train import ReaderStep, string_tensors
+
+    images, labels = _pool()
+    strings = digit_strings(
+        images, labels, 2, DigitStringConfig(min_length=3, max_length=3, min_gap=2, max_gap=3), seed=2
+    )
+    batch = list(string_tensors(strings))
+    batch[4] = torch.full_like(batch[4], -1)  # no pixel owned by any character: every segment rubbish
+    reader = CheckReader(max_span=2)
+    out = ReaderStep("isolated", rubbish_weight=0.0)(reader, tuple(batch), torch.Generator())
+    assert out["loss"].item() == 0.0 and out["rubbish"].item() == 1.0
+    out["loss"].backward()  # a graph to step through, with zero gradients
+    assert all(p.grad is None or not p.grad.any() for p in reader.parameters())
