@@ -12,6 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from genoise._invocation import invoked_as
 from genoise.recipes import DEMO_SECTIONS, EVALUATORS
 
 
@@ -164,7 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"train": _train, "recipes": _recipes, "demo": _demo, "eval": _eval}
     handler = getattr(args, "handler", None) or handlers[args.command]
     try:
-        return int(handler(args) or 0)
+        with invoked_as(argv):
+            return int(handler(args) or 0)
     except (ValueError, FileNotFoundError) as err:
         print(f"genoise: error: {str(err).splitlines()[0] if str(err) else type(err).__name__}",
               file=sys.stderr)

@@ -18,13 +18,15 @@ import datetime as _dt
 import fcntl
 import os
 import re
+import shlex
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from genoise._invocation import invocation
 
 LOCK_INFO = ".lock"
 CONFIG_NAME = "config.yaml"
@@ -140,7 +142,7 @@ def now() -> str:
 
 
 def _command() -> str:
-    return " ".join(["genoise", *sys.argv[1:]])
+    return shlex.join(["genoise", *invocation()])
 
 
 def git_commit() -> str | None:

@@ -6,6 +6,7 @@ config.yaml records what the run used, divergence exits non-zero."""
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -156,7 +157,22 @@ def test_config_records_what_the_run_used(tmp_path, recipe):
     info = config["run"]
     assert info["recipe"] == "linear" and info["status"] == "finished" and info["device"] == "cpu"
     assert info["genoise"] == genoise.__version__ and "torch" in info and "git_commit" in info
-    assert info["command"].startswith("genoise") and info["ended"] >= info["started"]
+    assert info["ended"] >= info["started"]
+    # the command main() was called with (here in-process, from pytest), not the host's sys.argv
+    expected = ["genoise", "train", recipe, "--runs-dir", str(tmp_path / "runs"), "--no-progress",
+                "--name", "x", "--device", "cpu"]
+    assert shlex.split(info["command"]) == expected
+
+
+def test_the_recorded_command_is_the_innermost_call(tmp_path, recipe):
+    from genoise._invocation import invocation, invoked_as
+
+    with invoked_as(["benchmark", "--flag"]):
+        assert train(tmp_path, recipe, "--name", "inner") == 0
+        assert invocation() == ("benchmark", "--flag")  # restored after the nested call
+    command = yaml.safe_load((tmp_path / "runs" / "inner" / "config.yaml").read_text())["run"]["command"]
+    assert shlex.split(command)[:3] == ["genoise", "train", recipe]
+    assert invocation() == tuple(sys.argv[1:])
 
 
 def test_config_records_the_data_actually_read(tmp_path):
