@@ -60,16 +60,14 @@ class ReaderStep:
             segmented = reader.segment(images, widths)
             classes = reader.segment_classes(segmented, owner.long(), labels)
             rubbish = (classes == RUBBISH).float().mean()
-            if self.rubbish_weight == 0:
+            crops = segmented.crops
+            if self.rubbish_weight == 0:  # weight 0: the rubbish crops need not be scored at all
                 keep = classes != RUBBISH
-                scores = reader.recognizer(segmented.crops[keep])
-                classes = classes[keep]
-                loss = F.cross_entropy(scores, classes) if len(classes) else scores.sum() * 0
-                return {"loss": loss, "rubbish": rubbish}
-            scores = reader.recognizer(segmented.crops)
+                crops, classes = crops[keep], classes[keep]
+            scores = reader.recognizer(crops)
             weight = torch.ones(scores.shape[1], dtype=scores.dtype, device=scores.device)
             weight[RUBBISH] = self.rubbish_weight
-            loss = F.cross_entropy(scores, classes, weight=weight)
+            loss = F.cross_entropy(scores, classes, weight=weight) if len(classes) else scores.sum() * 0
             return {"loss": loss, "rubbish": rubbish}
         graph, _ = reader(images, widths)
         result = graph_loss(
