@@ -1,7 +1,7 @@
 """Hardware-minded inference: LeNet-5 on MNIST and the SSL ConvNet (+ linear probe) on the
 CIFAR-10 subset, every path and number format measured in one run.
 
-    python benchmarks/inference.py [--quick] [--threads 1] [--repeats 200] [--data-dir D]
+    python benchmarks/inference.py [--quick] [--threads 1] [--repeats 1000] [--rounds 5] [--data-dir D]
 
 Trains (or reuses, under ``--out-dir``) the cells — ``genoise train lenet5-mnist`` plain,
 with the L1 activity penalty, and with quantisation-aware training through ANNA's
@@ -26,12 +26,22 @@ from pathlib import Path
 
 import torch
 
-from benchmarks._cells import run_cell
-from benchmarks._data import HELP, ROOT, data_dir
-from genoise.data import ImageData
-from genoise.deploy.emulate import NumberFormatMode, fold_batchnorm
-from genoise.io import atomic_write_text
-from genoise.recipes.deploy import accuracy, finetune, inference_rows, load_deployable, markdown_table
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # `python benchmarks/inference.py` from anywhere
+
+from benchmarks._cells import run_cell  # noqa: E402
+from benchmarks._data import HELP, data_dir  # noqa: E402
+from genoise.data import ImageData  # noqa: E402
+from genoise.deploy.emulate import NumberFormatMode, fold_batchnorm  # noqa: E402
+from genoise.io import atomic_write_text  # noqa: E402
+from genoise.recipes.deploy import (  # noqa: E402
+    accuracy,
+    batch1_speedups,
+    finetune,
+    inference_rows,
+    load_deployable,
+    markdown_table,
+)
 
 RECORDS = ROOT / "benchmarks" / "records"
 BITS = {
@@ -101,11 +111,17 @@ def goals(dataset: str, rows: list[dict]) -> dict[str, dict]:
                 "target": f"<= {GOALS[dataset]['int8_drop']}",
                 "met": drop <= GOALS[dataset]["int8_drop"],
             }
-    eager = by["fp32_eager"]["batch1_median_us"]
+    speedups = batch1_speedups(rows)
     for name in ("compile", "onnx_fp32", "onnx_int8", "pt2e_int8", "sparse_event"):
-        if by.get(name, {}).get("batch1_median_us"):
-            speedup = eager / by[name]["batch1_median_us"]
-            out[f"{name}_batch1_speedup"] = {"value": speedup, "target": ">= 4", "met": speedup >= 4}
+        if name in speedups:
+            speedup = speedups[name]
+            out[f"{name}_batch1_speedup"] = {
+                "value": speedup["median"],
+                "target": ">= 4",
+                "met": speedup["median"] >= 4,
+                "rounds": speedup["rounds"],
+                "met_every_round": speedup["worst_round"] >= 4,
+            }
     if by.get("log8_elma", {}).get("accuracy") is not None:
         drop = by["log8_elma"]["fp32_same_images"] - by["log8_elma"]["accuracy"]
         out["log8_elma_drop"] = {"value": drop, "target": "<= 0.9", "met": drop <= 0.9}
@@ -219,8 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="short training, 2,000 emulated test images")
     parser.add_argument("--models", nargs="+", default=["mnist", "cifar10"], choices=["mnist", "cifar10"])
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=200, help="timed batch-1 calls per path")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (median kept)")
+    parser.add_argument("--repeats", type=int, default=1000, help="timed batch-1 calls per path and round")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="interleaved timing rounds (the median, and each round's ratio)"
+    )
     parser.add_argument("--lenet-epochs", type=int, default=8)
     parser.add_argument("--ssl-epochs", type=int, default=30)
     parser.add_argument("--activity-l1", type=float, default=0.5, help="lambda of the activity penalty")
@@ -310,12 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         notes[title] = {"dataset": dataset, "goals": goals(dataset, rows), "event_layers": layers, **extra}
     date = datetime.date.today().isoformat()
-    command = "python " + " ".join(
-        [
-            Path(sys.argv[0]).name if sys.argv else "benchmarks/inference.py",
-            *(argv if argv is not None else sys.argv[1:]),
-        ]
-    )
+    command = " ".join(["python benchmarks/inference.py", *(argv if argv is not None else sys.argv[1:])])
     records = Path(args.records)
     records.mkdir(parents=True, exist_ok=True)
     figure(results, records / "inference.png")
@@ -329,7 +342,10 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for title, rows in results.items():
         text.append(markdown_table(rows, title))
-        text.append("| goal | measured | target | met |\n|---|---|---|---|")
+        text.append(
+            "| goal | measured | target | met | each round (paired with fp32_eager) | met in every round |\n"
+            "|---|---|---|---|---|---|"
+        )
         for name, goal in notes[title]["goals"].items():
             value = goal["value"]
             shown = (
@@ -337,7 +353,11 @@ def main(argv: list[str] | None = None) -> int:
                 if isinstance(value, dict)
                 else f"{value:.3g}"
             )
-            text.append(f"| {name} | {shown} | {goal['target']} | {MET[goal['met']]} |")
+            rounds, every = "", ""
+            if "rounds" in goal:
+                rounds = ", ".join(f"{r:.2f}" for r in goal["rounds"])
+                every = MET[goal["met_every_round"]]
+            text.append(f"| {name} | {shown} | {goal['target']} | {MET[goal['met']]} | {rounds} | {every} |")
         text.append(
             "\nThe event-driven layers alone, batch 1, on 200 test images (dense `F.linear` vs "
             "`event_linear`, median µs per call):\n"

@@ -7,6 +7,8 @@ and a static graph exported to ONNX.
   the event-driven path;
 - :mod:`~genoise.deploy.onnx_runtime` — ``torch.onnx`` export (dynamic batch, atomic),
   ONNX Runtime sessions, static int8 quantisation (``quantize_static``);
+- :mod:`~genoise.deploy.onnx_graph` — graph rewrites ONNX Runtime does not make (spatial
+  means as global pooling, consecutive affine layers folded), applied on export;
 - :mod:`~genoise.deploy.pt2e` — int8 through torchao's pt2e flow, compiled by Inductor;
 - number formats, emulated exactly: :mod:`~genoise.deploy.logformat` (Johnson 2018's
   (N, l, α, β, γ) log format and ELMA with a Kulisch accumulator), :mod:`~genoise.deploy.
@@ -30,6 +32,7 @@ from genoise.deploy.fixed import (
 )
 from genoise.deploy.latency import Latency, measure, measure_in_subprocess
 from genoise.deploy.logformat import LOG8, LogFormat, elma_conv2d, elma_dot, elma_linear
+from genoise.deploy.onnx_graph import simplify_for_inference
 from genoise.deploy.onnx_runtime import export_onnx, has_extra, ort_run, ort_session, quantize_onnx_int8
 from genoise.deploy.posit import POSIT8, PositFormat
 from genoise.deploy.sparsity import (
@@ -71,6 +74,7 @@ __all__ = [
     "ort_session",
     "quantize_onnx_int8",
     "record_layer_inputs",
+    "simplify_for_inference",
     "sparsity_report",
     "ternarize",
 ]

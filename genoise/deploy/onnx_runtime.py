@@ -111,12 +111,15 @@ def export_onnx(
     *,
     dynamic_batch: bool = True,
     opset: int | None = None,
+    simplify: bool = True,
 ) -> Path:
     """Export ``model`` (in eval mode) to the ONNX file ``path``; returns the path.
 
     ``example`` is an input batch (or a tuple of inputs); with ``dynamic_batch`` the first
-    dimension of every input is symbolic, so the file serves batch 1 and batch N.
-    The file is written to a temporary name beside ``path`` and renamed once
+    dimension of every input is symbolic, so the file serves batch 1 and batch N. With
+    ``simplify`` (default) the graph gets :func:`~genoise.deploy.onnx_graph.
+    simplify_for_inference`'s rewrites (spatial means as global pooling, consecutive affine
+    layers folded). The file is written to a temporary name beside ``path`` and renamed once
     ``onnx.checker`` accepts it: an interrupted export leaves no half-written model.
     """
     require("onnx", "onnxscript")
@@ -145,6 +148,10 @@ def export_onnx(
                 )
             except Exception as err:  # the exporter wraps every torch.export failure
                 raise _export_failure(model, err) from err
+            if simplify:
+                from genoise.deploy.onnx_graph import simplify_for_inference
+
+                onnx.save(simplify_for_inference(onnx.load(str(tmp)))[0], str(tmp))
             onnx.checker.check_model(str(tmp))
     finally:
         model.train(was_training)

@@ -385,7 +385,8 @@ def inference_rows(
     exactly). ``sparse_model`` is the same network trained with the activity penalty (row
     ``sparse_event_l1``). Rows whose optional package is missing say so in ``status``.
     ``isolated=False`` times in this process (the demo's short setting). The paths are timed
-    in ``rounds`` interleaved rounds and each statistic is the median over the rounds.
+    in ``rounds`` interleaved rounds and each statistic is the median over the rounds; each
+    round's batch-1 median is kept in ``batch1_median_us_rounds`` (see :func:`batch1_speedups`).
     """
     check_rows(rows)
     workdir = Path(workdir)
@@ -536,10 +537,43 @@ def inference_rows(
                 key: statistics.median(getattr(r, key) for r in results)
                 for key in ("batch1_median_us", "batch1_p90_us", "batch_n_ms")
             },
+            batch1_median_us_rounds=[r.batch1_median_us for r in results],
             threads=results[0].threads,
             rounds=rounds,
         )
         log(f"  {record['row']}: batch-1 {record['batch1_median_us']:.0f} µs (median of {rounds} rounds)")
+    return out
+
+
+def batch1_speedups(rows: list[dict[str, Any]], reference: str = "fp32_eager") -> dict[str, dict[str, Any]]:
+    """Batch-1 speed-up of every timed row of :func:`inference_rows` over ``reference``.
+
+    ``median``: t_ref / t_row, each the median over the interleaved rounds (the table's
+    statistic). ``rounds``: the paired ratio t_ref,r / t_row,r of each round r (both paths
+    timed in the same round, seconds apart, so a drift of the machine's speed from one round
+    to the next cancels); ``worst_round`` is their minimum. Rows without a latency (emulated
+    formats, skipped rows) are left out; a ``reference`` row without one gives ``{}``.
+    """
+    by = {r["row"]: r for r in rows}
+    ref = by.get(reference, {})
+    if not ref.get("batch1_median_us"):
+        return {}
+    ref_rounds = ref.get("batch1_median_us_rounds") or [ref["batch1_median_us"]]
+    out = {}
+    for name, row in by.items():
+        if name == reference or not row.get("batch1_median_us"):
+            continue
+        own = row.get("batch1_median_us_rounds") or [row["batch1_median_us"]]
+        if len(own) != len(ref_rounds):
+            raise ValueError(
+                f"row {name!r} has {len(own)} timing rounds, {reference!r} has {len(ref_rounds)}"
+            )
+        paired = [a / b for a, b in zip(ref_rounds, own, strict=True)]
+        out[name] = {
+            "median": ref["batch1_median_us"] / row["batch1_median_us"],
+            "rounds": paired,
+            "worst_round": min(paired),
+        }
     return out
 
 

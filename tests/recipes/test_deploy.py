@@ -12,7 +12,7 @@ import yaml
 
 from genoise.cli import main
 from genoise.deploy.onnx_runtime import has_extra, ort_run, ort_session
-from genoise.recipes.deploy import load_deployable
+from genoise.recipes.deploy import batch1_speedups, load_deployable
 
 ONNX = has_extra("onnx", "onnxscript", "onnxruntime")
 
@@ -63,7 +63,7 @@ def test_bench_inference_writes_the_table(lenet_run) -> None:
     assert (
         main(
             ["bench-inference", str(lenet_run), "--rows", rows, "--repeats", "10", "--rounds",
-            "1",
+            "2",
             "--emulation-limit", "100"]
         )
         == 0
@@ -72,11 +72,32 @@ def test_bench_inference_writes_the_table(lenet_run) -> None:
     assert [r["row"] for r in table] == rows.split(",")
     by = {r["row"]: r for r in table}
     assert by["fp32_eager"]["batch1_median_us"] > 0 and by["fp32_eager"]["threads"] == 1
+    assert len(by["fp32_eager"]["batch1_median_us_rounds"]) == 2 and by["posit8"]["batch1_median_us"] is None
+    speedups = batch1_speedups(table)
+    assert set(speedups) == {"sparse_event"}  # the emulated rows have no latency
+    assert len(speedups["sparse_event"]["rounds"]) == 2
     assert by["posit8"]["weight_bytes"] < by["fp32_eager"]["weight_bytes"] / 3
     assert by["anna_6w3a"]["test_images"] == 100 and by["anna_6w3a"]["accuracy"] is not None
     assert by["sparse_event"]["macs"] <= by["fp32_eager"]["macs"]
     assert by["sparse_event_l1"]["status"].startswith("skipped")
     assert "| sparse_event |" in (lenet_run / "inference.md").read_text()
+
+
+def test_batch1_speedups_pair_the_rounds() -> None:
+    rows = [
+        {"row": "fp32_eager", "batch1_median_us": 300.0, "batch1_median_us_rounds": [200.0, 300.0, 400.0]},
+        {"row": "onnx_fp32", "batch1_median_us": 60.0, "batch1_median_us_rounds": [40.0, 90.0, 60.0]},
+        {"row": "posit8", "batch1_median_us": None},
+        {"row": "old", "batch1_median_us": 30.0},  # a record without rounds: one round
+    ]
+    with pytest.raises(ValueError, match="row 'old' has 1 timing rounds, 'fp32_eager' has 3"):
+        batch1_speedups(rows)
+    got = batch1_speedups(rows[:3])
+    assert set(got) == {"onnx_fp32"}
+    assert got["onnx_fp32"]["median"] == 5.0  # 300 / 60: medians over the rounds
+    assert got["onnx_fp32"]["rounds"] == [5.0, 300.0 / 90.0, 400.0 / 60.0]
+    assert got["onnx_fp32"]["worst_round"] == 300.0 / 90.0  # below 4 although the median is 5
+    assert batch1_speedups(rows[1:]) == {}  # no reference row
 
 
 def test_what_cannot_be_deployed_gets_one_line(tmp_path, lenet_run, capsys) -> None:
