@@ -26,8 +26,10 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """``with atomic_output(path) as tmp:`` — a temporary file name beside ``path`` for a
     writer that needs a path (an exporter, a converter); once the block succeeds the file is
     fsynced and renamed to ``path``, on any failure it is removed: ``path`` is either the old
-    file or the complete new one."""
+    file or the complete new one. Folders created for ``path`` are removed again on failure
+    when they are still empty."""
     path = Path(path)
+    created = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -40,6 +42,9 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        for folder in created:  # deepest first; a folder something else wrote into stays
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         raise
 
 
