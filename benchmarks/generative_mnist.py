@@ -2,7 +2,7 @@
 MCMC-trained EBM against genoise's VAE, scored in one run by the same LeNet-5.
 
 Rows ``ebgan``, ``ebgan_pt`` (pulling-away term 0.1), ``wgan_gp``, ``dcgan`` — the same
-DCGAN-layout generator (z ∈ ℝ⁶⁴, width 16) and the same number of generator updates —
+DCGAN-layout generator (z ∈ ℝ⁶⁴, width 16 unless ``--width``) and the same number of generator updates —
 ``mcmc_ebm`` (short-run Langevin negatives from a replay buffer, Du & Mordatch 2019) and
 ``vae`` (genoise's MLP VAE, 16-D latent: the non-contrastive reference), beside the
 held-out test images themselves (the floor). Columns: Fréchet distance to the test set in
@@ -17,6 +17,8 @@ Writes ``benchmarks/records/generative_mnist.{md,json,png}``.
 
     python benchmarks/generative_mnist.py                    # the default budget
     python benchmarks/generative_mnist.py --steps 3000 4500 --matched   # the recorded tables
+    python benchmarks/generative_mnist.py --width 32         # every network twice as wide
+                                                             # (its own cells and record, _w32)
     python benchmarks/generative_mnist.py --quick            # a smoke run
 """
 
@@ -35,9 +37,11 @@ sys.path.insert(0, str(ROOT))
 
 import _cells as cells  # noqa: E402
 import _data  # noqa: E402
+from _records import write_records  # noqa: E402
 
 from genoise.generative.metrics import sample_quality  # noqa: E402
 from genoise.latent.vae import VAE  # noqa: E402
+from genoise.recipes import load_recipe  # noqa: E402
 from genoise.recipes.generative import (  # noqa: E402
     ROW_TITLES,
     draw_samples,
@@ -54,6 +58,7 @@ CONTRASTIVE = ("ebgan", "ebgan_pt", "wgan_gp", "dcgan", "mcmc_ebm")
 COVERAGE_ROWS, COVERAGE_POINTS, CPU_LIMIT = ("ebgan", "wgan_gp"), 3.0, 20.0
 # generator updates that cost about the same CPU time (≈ 13–20 minutes here) in every GAN row
 MATCHED = {"ebgan": 10000, "ebgan_pt": 10000, "wgan_gp": 4500, "dcgan": 12000}
+DEFAULT_WIDTH = int(load_recipe("ebgan-mnist").config["width"])
 VAE_CONFIG = {"latent_dim": 16, "hidden": [512, 256], "kl_weight": 1.0, "batch_size": 128, "lr": 0.001}
 
 
@@ -122,14 +127,23 @@ def budget_title(budget: dict[str, int]) -> str:
     return f"{budget['ebgan']:,} generator updates per GAN row"
 
 
+def width_suffix(args: argparse.Namespace) -> str:
+    """'' at the recipe's width, '-w32' at another: cells and records of another width have
+    their own names."""
+    return "" if args.width == DEFAULT_WIDTH else f"-w{args.width}"
+
+
 def train_cells(out: Path, args: argparse.Namespace, data: dict) -> dict:
     """Train (or reuse) every GAN cell of every budget and the EBM cell; their folder names."""
     common = {**data, "samples": args.samples}
-    names: dict = {"mcmc_ebm": f"mcmc_ebm-{args.ebm_steps}"}
+    if args.width != DEFAULT_WIDTH:
+        common["width"] = args.width
+    suffix = width_suffix(args)
+    names: dict = {"mcmc_ebm": f"mcmc_ebm-{args.ebm_steps}{suffix}"}
     for budget in budgets(args):
         for row, (recipe, overrides) in GAN_ROWS.items():
             steps = budget[row]
-            names[(row, steps)] = f"{row}-{steps}"
+            names[(row, steps)] = f"{row}-{steps}{suffix}"
             cells.run_cell(out, recipe, names[(row, steps)], {**common, **overrides, "steps": steps},
                            "evaluation.json")
     cells.run_cell(out, "mcmc-ebm-mnist", names["mcmc_ebm"], {**common, "steps": args.ebm_steps},
@@ -146,12 +160,14 @@ def cell(out: Path, row: str, name: str, shape: tuple[int, ...]) -> tuple[dict, 
 
 
 def setting(args: argparse.Namespace) -> str:
-    return ("GAN rows: the same generator (DCGAN layout, z ∈ ℝ⁶⁴, width 16), batch 64, Adam 2e-4. EBGAN: "
+    return (f"GAN rows: the same generator (DCGAN layout, z ∈ ℝ⁶⁴, width {args.width}), batch 64, Adam 2e-4. "
+            "EBGAN: "
             "convolutional auto-encoder discriminator (code 32), energy = per-pixel mean squared "
             "reconstruction error, margin 0.1 (pulling-away weight 0.1 in its second row); WGAN-GP: λ = 10, "
             "5 critic updates per generator update, Adam β = (0, 0.9); DCGAN: non-saturating. EBM: the "
-            f"same 16-wide convolutional network as the energy, {args.ebm_steps} updates, 30 Langevin steps "
-            f"per negative, replay buffer of 5,000. VAE: MLP 784-512-256-16, {args.vae_epochs} epochs; "
+            f"same {args.width}-wide convolutional network as the energy, {args.ebm_steps} updates, "
+            "30 Langevin steps per negative, replay buffer of 5,000. VAE: MLP 784-512-256-16, "
+            f"{args.vae_epochs} epochs; "
             "'VAE, recipe defaults': `genoise train vae-mnist` as shipped (2-D latent, 10 epochs). "
             f"Scores: {args.samples} samples per row against the 10,000 MNIST test images, in the 84-D F6 "
             "features of a LeNet-5 trained 2 epochs on the training set (the same network for every row); "
@@ -167,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--matched", action="store_true",
                         help="also a table at about equal CPU time per GAN row (MATCHED updates)")
     parser.add_argument("--ebm-steps", type=int, default=1500, help="energy updates of the MCMC EBM")
+    parser.add_argument("--width", type=int, default=DEFAULT_WIDTH,
+                        help="channels of the first convolution of every GAN and EBM network (DCGAN layout); "
+                             "another width than the recipe's names its own cells and record (_w32)")
     parser.add_argument("--vae-epochs", type=int, default=20)
     parser.add_argument("--samples", type=int, default=5000, help="images generated and scored per row")
     parser.add_argument("--data-dir", default=None)
@@ -191,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         shared[row] = ({**sample_quality(images, classifier, stats, train_images), "cpu_minutes": minutes},
                        images[:36])
     records = ROOT / "benchmarks" / "records"
-    stem = "generative_mnist" + ("_quick" if args.quick else "")
+    stem = "generative_mnist" + width_suffix(args).replace("-", "_") + ("_quick" if args.quick else "")
     lines = [f"# Image generation on MNIST: GANs as energy-based models ({date.today().isoformat()})", "",
              f"Command: `{command}`", "", setting(args), ""]
     rows, met = [], {}
@@ -209,11 +228,9 @@ def main(argv: list[str] | None = None) -> int:
         rows += [{"row": row, "budget": name, "steps": budget.get(row), **s} for row, s in scores.items()]
     text = "\n".join(lines)
     print(text)
-    (records / f"{stem}.md").write_text(text)
-    (records / f"{stem}.json").write_text(json.dumps(
-        {"command": command, "date": date.today().isoformat(), "goals": met,
-         "steps": args.steps,
-         "ebm_steps": args.ebm_steps, "samples": args.samples, "rows": rows}, indent=1) + "\n")
+    write_records(records, stem, text, {"command": command, "date": date.today().isoformat(), "goals": met,
+                                        "steps": args.steps, "width": args.width, "ebm_steps": args.ebm_steps,
+                                        "samples": args.samples, "rows": rows})
     return 0
 
 
