@@ -130,7 +130,8 @@ def _fold_gemms(model: Any, constants: dict[str, np.ndarray]) -> int:
         first, second = pair
         (w1, b1), (w2, b2) = _affine(first, constants), _affine(second, constants)
         dtype = constants[second.input[1]].dtype
-        weight_name, bias_name = f"{second.name}__folded_weight", f"{second.name}__folded_bias"
+        # named after the output (unique in a graph; node names may be empty or repeated)
+        weight_name, bias_name = f"{second.output[0]}__folded_weight", f"{second.output[0]}__folded_bias"
         constants[weight_name] = (w2 @ w1).astype(dtype)
         constants[bias_name] = (w2 @ b1 + b2).astype(dtype)
         graph.initializer.extend(

@@ -550,8 +550,8 @@ def batch1_speedups(rows: list[dict[str, Any]], reference: str = "fp32_eager") -
 
     ``median``: t_ref / t_row, each the median over the interleaved rounds (the table's
     statistic). ``rounds``: the paired ratio t_ref,r / t_row,r of each round r (both paths
-    timed in the same round, seconds apart, so a drift of the machine's speed from one round
-    to the next cancels); ``worst_round`` is their minimum. Rows without a latency (emulated
+    timed in the same round, seconds to a minute apart, so a drift of the machine's speed from
+    one round to the next cancels); ``worst_round`` is their minimum. Rows without a latency (emulated
     formats, skipped rows) are left out; a ``reference`` row without one gives ``{}``.
     """
     by = {r["row"]: r for r in rows}

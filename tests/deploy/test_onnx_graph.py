@@ -111,7 +111,7 @@ def test_two_gemms_fold_into_the_closed_form(bias_first: bool) -> None:
     folded, counts = simplify_for_inference(model)
     assert counts == {"global_pool": 0, "folded_gemm": 1}
     assert [n.op_type for n in folded.graph.node] == ["Gemm"]
-    assert {i.name for i in folded.graph.initializer} == {"g2__folded_weight", "g2__folded_bias"}
+    assert {i.name for i in folded.graph.initializer} == {"y__folded_weight", "y__folded_bias"}
     x = np.random.default_rng(1).standard_normal((5, 3)).astype(np.float32)
     want = (x.astype(np.float64) @ w1 + b1) @ w2.T.astype(np.float64) + b2  # y = (x W1 + b1) W2ᵀ + b2
     session = ort.InferenceSession(folded.SerializeToString(), providers=["CPUExecutionProvider"])
