@@ -101,33 +101,35 @@ def _affine(node: Any, constants: dict[str, np.ndarray]) -> tuple[np.ndarray, np
     return weight, np.broadcast_to(bias.reshape(-1), (weight.shape[0],))
 
 
+def _private_successor(first: Any, readers: dict[str, list[Any]], outputs: set[str],
+                       constants: dict[str, np.ndarray]) -> Any:
+    """The plain Gemm that alone reads the output of the plain Gemm ``first``, as its x,
+    when that output is not a graph output; else None."""
+    if not _plain_gemm(first, constants) or first.output[0] in outputs:
+        return None
+    after = readers.get(first.output[0], [])
+    if len(after) != 1 or not _plain_gemm(after[0], constants) or after[0].input[0] != first.output[0]:
+        return None
+    return after[0]
+
+
 def _fold_gemms(model: Any, constants: dict[str, np.ndarray]) -> int:
-    """Gemm → Gemm with a private intermediate → one Gemm. Returns the number of folds."""
+    """Gemm → Gemm with a private intermediate → one Gemm, repeated until none is left (a
+    chain of three folds twice). Returns the number of folds."""
     from onnx import helper, numpy_helper
 
     graph = model.graph
     outputs = {o.name for o in graph.output}
     done = 0
     while True:
-        consumers: dict[str, list[Any]] = {}
+        readers: dict[str, list[Any]] = {}
         for node in graph.node:
             for name in node.input:
-                consumers.setdefault(name, []).append(node)
-        pair = next(
-            (
-                (first, consumers[first.output[0]][0])
-                for first in graph.node
-                if _plain_gemm(first, constants)
-                and first.output[0] not in outputs
-                and len(consumers.get(first.output[0], [])) == 1
-                and _plain_gemm(consumers[first.output[0]][0], constants)
-                and consumers[first.output[0]][0].input[0] == first.output[0]
-            ),
-            None,
-        )
-        if pair is None:
+                readers.setdefault(name, []).append(node)
+        pairs = ((first, _private_successor(first, readers, outputs, constants)) for first in graph.node)
+        first, second = next(((a, b) for a, b in pairs if b is not None), (None, None))
+        if first is None:
             return done
-        first, second = pair
         (w1, b1), (w2, b2) = _affine(first, constants), _affine(second, constants)
         dtype = constants[second.input[1]].dtype
         # named after the output (unique in a graph; node names may be empty or repeated)
@@ -141,11 +143,7 @@ def _fold_gemms(model: Any, constants: dict[str, np.ndarray]) -> int:
         inputs = [first.input[0], weight_name, bias_name]
         name = f"{second.name}__folded"
         folded = helper.make_node("Gemm", inputs, list(second.output), name=name, transB=1)
-        nodes = []
-        for node in graph.node:
-            if node is first:
-                continue
-            nodes.append(folded if node is second else node)
+        nodes = [folded if node is second else node for node in graph.node if node is not first]
         del graph.node[:]
         graph.node.extend(nodes)
         done += 1

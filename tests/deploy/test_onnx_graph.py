@@ -42,6 +42,14 @@ def test_the_classifier_tail_becomes_global_pooling_and_one_product(tmp_path) ->
     assert (tmp_path / "simple.onnx").stat().st_size < (tmp_path / "plain.onnx").stat().st_size
 
 
+def test_a_chain_of_three_linear_layers_folds_into_one(tmp_path) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 7), nn.Linear(7, 6), nn.Linear(6, 3)).eval()
+    path = export_onnx(model, torch.rand(2, 5), tmp_path / "m.onnx")
+    assert _ops(path) == ["Gemm"]
+    _same_function(model, path, (5,))
+
+
 class Tails(nn.Module):
     """Means and linear layers that must not all be rewritten."""
 
