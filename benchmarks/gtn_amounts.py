@@ -5,6 +5,7 @@ training (LeCun, Bottou, Bengio & Haffner 1998, Section VI and X), and an SDNN w
     python benchmarks/gtn_amounts.py --quick          # small: a few CPU-minutes
     python benchmarks/gtn_amounts.py --isolated-steps 5700   # a longer isolated stage: its own record
     python benchmarks/gtn_amounts.py --rubbish-weight 0      # isolated stage on the characters only
+    python benchmarks/gtn_amounts.py --pretrain-epochs 30    # the recogniser first on isolated MNIST digits
 
 Each row is one ``genoise train gtn-amounts loss=ROW`` cell (run folders under
 ``benchmarks/results/gtn_amounts``, reused when finished): ``isolated`` trains the LeNet-5
@@ -21,7 +22,8 @@ relative to isolated training; ≥ 82 % accepted-and-correct at 1 % error; the w
 in ≤ 30 CPU-minutes. Writes ``benchmarks/records/gtn_amounts.{md,json,png}`` (the figure: a
 test amount read by the discriminative-forward reader, its segmentation graph, the path);
 a setting other than the default (``--min-gap``, ``--rubbish-weight``, ``--isolated-steps``,
-``--steps``, ``--isolated-schedule``, ``--seed``) writes its own record, named after it (e.g.
+``--steps``, ``--isolated-schedule``, ``--pretrain-epochs``, ``--pretrain-distortion``, ``--seed``)
+writes its own record, named after it (e.g.
 ``gtn_amounts_isolated5700``, ``gtn_amounts_isolated12000_cosine``), and its own run folders.
 """
 
@@ -60,6 +62,8 @@ def cell_overrides(args: argparse.Namespace) -> dict:
         "min_gap": args.min_gap,
         "rubbish_weight": args.rubbish_weight,
         "isolated_schedule": args.isolated_schedule,
+        "pretrain_epochs": args.pretrain_epochs,
+        "pretrain_distortion": args.pretrain_distortion,
     }
     if args.data_dir:
         shared["data_dir"] = str(args.data_dir)
@@ -72,8 +76,21 @@ def suffix(args: argparse.Namespace) -> str:
     if not args.quick:  # --quick sets its own short stages
         parts |= {"isolated_steps": f"_isolated{args.isolated_steps}", "steps": f"_steps{args.steps}"}
     parts["isolated_schedule"] = f"_{args.isolated_schedule}"
+    parts["pretrain_epochs"] = f"_pretrain{args.pretrain_epochs}"
+    parts["pretrain_distortion"] = f"_distort{args.pretrain_distortion:g}"
     parts["seed"] = f"_seed{args.seed}"
     return "".join(part for key, part in parts.items() if getattr(args, key) != DEFAULTS[key])
+
+
+def pretraining(args: argparse.Namespace) -> str:
+    if not args.pretrain_epochs:
+        return ""
+    strength = args.pretrain_distortion
+    distorted = f", randomly distorted (strength {strength:g})" if strength else ""
+    return (
+        f"The recogniser is first trained {args.pretrain_epochs} epochs on the 60,000 isolated MNIST "
+        f"training digits{distorted}, normalised like segments (batches of 128). "
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,6 +120,18 @@ def main(argv: list[str] | None = None) -> int:
         choices=("constant", "cosine"),
         default=DEFAULTS["isolated_schedule"],
         help="learning rate of the isolated stage (cosine: decays to 0)",
+    )
+    parser.add_argument(
+        "--pretrain-epochs",
+        type=int,
+        default=DEFAULTS["pretrain_epochs"],
+        help="passes over the isolated training digits before the isolated stage (0: none)",
+    )
+    parser.add_argument(
+        "--pretrain-distortion",
+        type=float,
+        default=DEFAULTS["pretrain_distortion"],
+        help="strength of the random affine distortions of the pre-training digits",
     )
     parser.add_argument("--data-dir", default=None, help=HELP)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "gtn_amounts"))
@@ -158,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     setting = (
         f"{args.train_strings:,} training amounts (3–8 characters, gaps {args.min_gap}…6 px: touching and "
         f"overlapping digits) from MNIST training digits; {args.test_strings:,} fixed test amounts from "
-        f"test digits. Isolated stage {args.isolated_steps} updates × 16 strings (rubbish weight "
+        f"test digits. {pretraining(args)}Isolated stage {args.isolated_steps} updates × 16 strings "
+        "(rubbish weight "
         f"{args.rubbish_weight:g}{RUBBISH_LEFT_OUT if args.rubbish_weight == 0 else ''}, "
         f"{args.isolated_schedule} learning rate); global stage "
         f"{args.steps} updates × 16 strings from the isolated weights; SDNN {args.sdnn_steps} CTC updates. "

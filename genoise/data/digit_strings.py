@@ -111,6 +111,8 @@ class DigitStrings:
     owner : (n, 28, W) long, the position k of the character owning each pixel (the brightest
         placed patch there, the later one on a tie), −1 where the image is ≤ ``INK`` (module
         docstring, "Owners")
+    source : (n, max_length) long, the index in the ``images`` given to :func:`digit_strings` of
+        each digit's image, −1 for separators and padding (``None`` when not known)
     """
 
     images: Tensor
@@ -119,6 +121,7 @@ class DigitStrings:
     lengths: Tensor
     boxes: Tensor
     owner: Tensor
+    source: Tensor | None = None
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -128,7 +131,8 @@ class DigitStrings:
         if isinstance(index, int):
             index = [index]
         return DigitStrings(self.images[index], self.widths[index], self.labels[index],
-                            self.lengths[index], self.boxes[index], self.owner[index])
+                            self.lengths[index], self.boxes[index], self.owner[index],
+                            None if self.source is None else self.source[index])
 
     def text(self, i: int) -> str:
         """String ``i`` as text, e.g. ``"1203.45"``."""
@@ -155,7 +159,8 @@ def amount_text(labels: Tensor, lengths: Tensor) -> list[str]:
 
 def _pool(images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Check the digit pool; returns the inked images (M, 28, 28) float32 sorted by class, their
-    first ink column and ink width (M,), and each class's start and count (10,)."""
+    first ink column and ink width (M,), each class's start and count (10,), and the index of
+    every pool image in ``images`` (M,)."""
     if images.ndim == 4 and images.shape[1] == 1:
         images = images[:, 0]
     if images.ndim != 3 or tuple(images.shape[1:]) != (DIGIT, DIGIT):
@@ -183,17 +188,18 @@ def _pool(images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor, Tenso
     ink = (images > INK).any(1)  # (N, 28) ink columns
     inked = ink.any(1)
     images, labels, ink = images[inked], labels[inked].long(), ink[inked]
+    origin = inked.nonzero().flatten()
     counts = torch.bincount(labels, minlength=10)
     missing = (counts == 0).nonzero().flatten().tolist()
     if missing:
         raise ValueError(f"no inked image (a pixel > {INK}) of digit(s) {', '.join(map(str, missing))}; "
                          f"every digit 0-9 needs at least one")
     order = torch.sort(labels, stable=True).indices
-    images, ink = images[order].contiguous(), ink[order]
+    images, ink, origin = images[order].contiguous(), ink[order], origin[order]
     columns = torch.arange(DIGIT, device=ink.device)
     first = torch.where(ink, columns, DIGIT).amin(1)
     last = torch.where(ink, columns, -1).amax(1)
-    return images, first, last + 1 - first, torch.cumsum(counts, 0) - counts, counts
+    return images, first, last + 1 - first, torch.cumsum(counts, 0) - counts, counts, origin
 
 
 def _amount_labels(lengths: Tensor, digits: Tensor, lead: Tensor, cents: Tensor) -> Tensor:
@@ -234,7 +240,7 @@ def digit_strings(images: Tensor, labels: Tensor, n: int, config: DigitStringCon
     >>> batch = digit_strings(train.images, train.labels, 64, DigitStringConfig(mode="amount"))
     >>> batch.images.shape[:2], batch.text(0)  # ((64, 28), '4071.36') for instance
     """
-    pool, first_ink, ink_width, starts, counts = _pool(images, labels)
+    pool, first_ink, ink_width, starts, counts, origin = _pool(images, labels)
     n = check_int("n", n, min=1)
     if isinstance(seed, torch.Generator):
         generator = seed
@@ -299,5 +305,6 @@ def digit_strings(images: Tensor, labels: Tensor, n: int, config: DigitStringCon
         canvas[batch, rows, columns] = torch.maximum(below, patch)
 
     boxes = torch.where(valid[..., None], torch.stack([x0, x1], -1), -1)
+    source = torch.where(valid & ~separator, origin[index], -1)
     return DigitStrings(canvas[:, :, :W].contiguous(), widths, symbols, lengths, boxes,
-                        owner[:, :, :W].contiguous())
+                        owner[:, :, :W].contiguous(), source)

@@ -17,6 +17,11 @@ C1…F6 hold exactly the paper's 60,000 trainable parameters. Choices, stated:
   contiguous S2 maps, 6–11 see 4 contiguous, 12–14 see 4 non-contiguous, 15 sees all 6),
   stored compactly as 60 kernels → 1,516 parameters. ``c3_table=False`` gives the usual
   full connection, 16·(6·25+1) = 2,416 parameters.
+* **Width** (``width=k``, default 1: the paper's): C1, C3 and C5 get k times the maps
+  (6k, 16k, 120k); F6 keeps its 84 units. With the table, C3 is k groups side by side, group
+  g's 16 maps connected by Table I to S2's maps 6g … 6g + 5 (a grouped convolution), so the
+  table's sparsity and its symmetry breaking are kept; C5 sees all 16k maps. Parameters grow
+  about as k² (C5): 0.22 M at k = 2 against 0.06 M.
 * **Subsampling** S2/S4: the paper's unit is 2×2 sum × trainable coefficient + trainable
   bias, then the squashing function; we use the 2×2 *average* (a constant rescaling of
   the sum) times a per-map coefficient plus a per-map bias, then the activation.
@@ -75,30 +80,37 @@ class SparseConnectedConv(nn.Module):
 
     Only the connected kernels are parameters (``weight`` is (connections, k, k)); the
     dense (out, in, k, k) kernel is scattered from them at each call, so the parameter
-    count is exactly the paper's.
+    count is exactly the paper's. With ``groups`` = g the table is repeated g times side by
+    side: group j's ``len(table)`` output maps see input maps ``table[o] + j · in_channels``
+    (``in_channels`` is per group), computed as one grouped convolution.
     """
 
-    def __init__(self, in_channels: int, table: tuple[tuple[int, ...], ...], kernel_size: int = 5) -> None:
+    def __init__(
+        self, in_channels: int, table: tuple[tuple[int, ...], ...], kernel_size: int = 5, groups: int = 1
+    ) -> None:
         super().__init__()
-        out_index = [o for o, inputs in enumerate(table) for _ in inputs]
-        in_index = [i for inputs in table for i in inputs]
-        self.in_channels, self.out_channels, self.kernel_size = in_channels, len(table), kernel_size
+        out_index = [o for o, inputs in enumerate(table) for _ in inputs] * groups
+        in_index = [i for inputs in table for i in inputs] * groups
+        self.groups = groups
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, len(table) * groups, kernel_size
         self.register_buffer("out_index", torch.tensor(out_index), persistent=False)
         self.register_buffer("in_index", torch.tensor(in_index), persistent=False)
+        # the weight rows are ordered by group, then as the table (group 0 alone is the paper's)
+        self.out_index += torch.arange(groups).repeat_interleave(len(in_index) // groups) * len(table)
         fan_in = torch.bincount(self.out_index).float()[self.out_index] * kernel_size**2
         bound = (1.0 / fan_in).sqrt().view(-1, 1, 1)  # PyTorch's default conv init, per-map fan-in
         self.weight = nn.Parameter((torch.rand(len(in_index), kernel_size, kernel_size) * 2 - 1) * bound)
         fan_in_map = torch.bincount(self.out_index).float() * kernel_size**2
-        self.bias = nn.Parameter((torch.rand(len(table)) * 2 - 1) / fan_in_map.sqrt())
+        self.bias = nn.Parameter((torch.rand(self.out_channels) * 2 - 1) / fan_in_map.sqrt())
 
     def dense_weight(self) -> Tensor:
-        """The (out, in, k, k) kernel with zeros where the table has no connection."""
+        """The (out, in per group, k, k) kernel with zeros where the table has no connection."""
         k = self.kernel_size
         dense = self.weight.new_zeros(self.out_channels, self.in_channels, k, k)
         return dense.index_put((self.out_index, self.in_index), self.weight)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(x, self.dense_weight(), self.bias)
+        return F.conv2d(x, self.dense_weight(), self.bias, groups=self.groups)
 
 
 class LeNet5(nn.Module):
@@ -115,6 +127,8 @@ class LeNet5(nn.Module):
     activation : {"tanh", "scaled_tanh", "relu"}
     c3_table : bool
         Use the paper's partial C3 connection table (default) or full connection.
+    width : int
+        Multiplier of the C1, C3 and C5 maps (1: the paper's; module docstring, "Width").
 
     Examples
     --------
@@ -126,9 +140,10 @@ class LeNet5(nn.Module):
     feature_dim = 84
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, image_size: int = 28,
-                 activation: str = "tanh", c3_table: bool = True) -> None:
+                 activation: str = "tanh", c3_table: bool = True, width: int = 1) -> None:
         super().__init__()
         check_int("in_channels", in_channels)
+        check_int("width", width)
         check_int("num_classes", num_classes)
         check_int("image_size", image_size)
         if image_size > 32:
@@ -140,12 +155,14 @@ class LeNet5(nn.Module):
         before = (32 - side) // 2
         self.padding = (before, 32 - side - before, before, 32 - side - before)  # left, right, top, bottom
 
-        self.c1 = nn.Conv2d(in_channels, 6, 5)
-        self.s2 = Subsampling(6)
-        self.c3 = SparseConnectedConv(6, C3_TABLE) if c3_table else nn.Conv2d(6, 16, 5)
-        self.s4 = Subsampling(16)
-        self.c5 = nn.Conv2d(16, 120, 5)
-        self.f6 = nn.Linear(120, 84)
+        self.width = width
+        c1, c3, c5 = 6 * width, 16 * width, 120 * width
+        self.c1 = nn.Conv2d(in_channels, c1, 5)
+        self.s2 = Subsampling(c1)
+        self.c3 = SparseConnectedConv(6, C3_TABLE, groups=width) if c3_table else nn.Conv2d(c1, c3, 5)
+        self.s4 = Subsampling(c3)
+        self.c5 = nn.Conv2d(c3, c5, 5)
+        self.f6 = nn.Linear(c5, 84)
         self.output = nn.Linear(84, num_classes)
         # Every unit up to F6 squashes its weighted sum (Section II-B), subsampling included:
         # six squashing stages, one module each (graph tools such as pt2e quantisation pair an

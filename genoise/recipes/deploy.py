@@ -37,6 +37,7 @@ from genoise.deploy.sparsity import EventMode, activity_penalty, record_layer_in
 from genoise.io import atomic_torch_save, atomic_write_text
 from genoise.nn.lenet import LeNet5
 from genoise.train import CHECKPOINT_NAME, Run, Trainer, load_checkpoint
+from genoise.train.evaluate import count_correct
 from genoise.train.run_folder import read_run_config
 
 ROWS = (
@@ -61,29 +62,9 @@ def build_lenet(config: dict[str, Any]) -> LeNet5:
     return LeNet5(in_channels=1, num_classes=10, image_size=size, activation=str(config["activation"]))
 
 
-def model_device(model: nn.Module) -> torch.device:
-    """The device of ``model``'s first parameter or buffer (CPU when it has none)."""
-    for tensor in (*model.parameters(), *model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
-
-
 def accuracy(model: nn.Module, data: ImageData, *, batch_size: int = 500, mode: Any = None) -> float:
     """Test accuracy (%) of ``model`` on ``data`` (eval mode, inside ``mode`` when given)."""
-    was_training = model.training
-    model.eval()
-    correct = 0
-    device = model_device(model)
-    with torch.no_grad():
-        for start in range(0, data.images.shape[0], batch_size):
-            x = data.images[start : start + batch_size].to(device)
-            if mode is None:
-                scores = model(x)
-            else:
-                with mode:
-                    scores = model(x)
-            correct += int((scores.argmax(1).cpu() == data.labels[start : start + batch_size]).sum())
-    model.train(was_training)
+    correct = count_correct(model, data.images, data.labels, batch_size=batch_size, mode=mode)
     return 100.0 * correct / data.images.shape[0]
 
 

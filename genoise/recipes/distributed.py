@@ -26,6 +26,7 @@ from genoise.nn.encoder import ConvEncoder
 from genoise.nn.lenet import LeNet5
 from genoise.train import distributed as D
 from genoise.train.cluster import Cluster, Method
+from genoise.train.evaluate import count_correct
 from genoise.train.run import Run
 
 # the local learning rate of each method when lr is not given (see docs/distributed.md):
@@ -97,15 +98,7 @@ def cross_entropy(model: nn.Module, batch: tuple[Tensor, ...], generator: torch.
 
 def test_error(model: nn.Module, images: Tensor, labels: Tensor, chunk: int = 1000) -> float:
     """Fraction of misclassified test images (eval mode, no gradient)."""
-    was_training = model.training
-    model.eval()
-    wrong = 0
-    with torch.no_grad():
-        for start in range(0, images.shape[0], chunk):
-            scores = model(images[start : start + chunk])
-            wrong += int((scores.argmax(1) != labels[start : start + chunk]).sum())
-    model.train(was_training)
-    return wrong / images.shape[0]
+    return 1 - count_correct(model, images, labels, batch_size=chunk) / images.shape[0]
 
 
 def load(run: Run, split: str) -> tuple[Tensor, Tensor]:

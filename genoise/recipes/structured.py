@@ -29,17 +29,26 @@ from genoise.data.digit_strings import (
     digit_strings,
 )
 from genoise.io import atomic_write_text
+from genoise.nn.lenet import LeNet5
 from genoise.recipes import OptionSpec, check_options, count
 from genoise.structured.grammar import amount_grammar, digits_grammar
-from genoise.structured.reader import CheckReader
+from genoise.structured.reader import NUM_CLASSES, CheckReader
 from genoise.structured.sdnn import SDNN
-from genoise.structured.train import READER_KIND, SDNN_KIND, read_strings, train_reader, train_sdnn
+from genoise.structured.train import (
+    READER_KIND,
+    SDNN_KIND,
+    pretrain_recognizer,
+    read_strings,
+    train_reader,
+    train_sdnn,
+)
 from genoise.train.checkpoint import load_checkpoint
 from genoise.train.run import Run
 from genoise.train.run_folder import read_run_config
 
 # test strings come from the MNIST test digits with this fixed seed (training strings: run seed)
 TEST_SEED = 1998
+PRETRAIN_BATCH = 128  # isolated digits per update of the pre-training stage (pretrain_epochs)
 ROW_TITLES = {
     "isolated": "isolated segmented digits only",
     "viterbi": "+ Viterbi training",
@@ -73,6 +82,12 @@ def validate(config: dict[str, Any]) -> None:
             raise ValueError(
                 f"init={config['init']} is a loss={init_config.get('loss')} run; it must be loss=isolated"
             )
+        theirs, ours = int(init_config.get("recognizer_width", 1)), int(config.get("recognizer_width", 1))
+        if theirs != ours:
+            raise ValueError(
+                f"init={config['init']} has recognizer_width={theirs}, this run recognizer_width={ours}: "
+                "give the same width"
+            )
 
 
 def digit_images(config: dict[str, Any], data_dir: Any, split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,10 +115,17 @@ def grammar_of(config: dict[str, Any]):
     return amount_grammar() if config["mode"] == "amount" else digits_grammar()
 
 
+def new_reader(config: dict[str, Any]) -> CheckReader:
+    """A fresh segmentation reader: LeNet-5 (``recognizer_width`` times its maps) as its
+    recognition transformer."""
+    width = int(config.get("recognizer_width", 1))  # runs from before the key read as 1
+    return CheckReader(LeNet5(num_classes=NUM_CLASSES, width=width), max_span=int(config["max_span"]))
+
+
 def build_model(config: dict[str, Any]) -> torch.nn.Module:
     if config["loss"] == "sdnn_ctc":
         return SDNN(int(config["sdnn_width"]))
-    return CheckReader(max_span=int(config["max_span"]))
+    return new_reader(config)
 
 
 def load_model(run_dir: Path, config: dict[str, Any]) -> torch.nn.Module:
@@ -134,7 +156,22 @@ def initial_reader(run: Run, strings: DigitStrings) -> CheckReader:
 def train_isolated(run: Run, strings: DigitStrings, folder: str) -> CheckReader:
     """The isolated-segment stage of a fresh reader, in ``RUN_DIR/folder``."""
     config = run.config
-    reader = CheckReader(max_span=int(config["max_span"])).to(run.device)
+    reader = new_reader(config).to(run.device)
+    epochs = int(config.get("pretrain_epochs", 0))  # runs from before the key had none
+    if epochs:
+        images, labels = digit_images(config, run.data_dir, "train")
+        pretrain_recognizer(
+            reader,
+            images.to(run.device),
+            labels.to(run.device),
+            epochs,
+            distortion=float(config.get("pretrain_distortion", 0.0)),
+            batch_size=PRETRAIN_BATCH,
+            lr=float(config.get("pretrain_lr", config["isolated_lr"])),
+            seed=int(config["seed"]),
+            run=run.subrun("pretrain"),
+            progress=run.progress,
+        )
     train_reader(
         reader,
         strings,

@@ -56,6 +56,23 @@ def _normalise(window: Tensor, threshold: float, size: int, box: int, centre: st
     return sampled.clamp(0, 1) * cols_any.any(1)[:, None, None, None]
 
 
+def normalise_characters(
+    images: Tensor, size: int = 28, box: int = 20, *, threshold: float = 0.1, centre: str = "mass"
+) -> Tensor:
+    """Isolated character images (n, H, W) or (n, 1, H, W) normalised as :func:`crop_segments`
+    normalises a segment (the whole image is the segment's window), so that a recogniser
+    trained on them sees what it will see on segments: (n, 1, size, size) in [0, 1]."""
+    x = check_strings("images", images)
+    check_int("size", size, min=1)
+    check_int("box", box, min=1, max=size)
+    check_positive("threshold", threshold, allow_zero=True)
+    check_choice("centre", centre, CENTRES)
+    parts = [
+        _normalise(x[lo : lo + _CHUNK], threshold, size, box, centre) for lo in range(0, x.shape[0], _CHUNK)
+    ]
+    return torch.cat(parts) if parts else x.new_zeros(0, 1, size, size)
+
+
 def crop_segments(
     images: Tensor,
     segs: Segments,

@@ -24,6 +24,7 @@ from genoise.structured.graph import Graph
 from genoise.structured.losses import GRAPH_LOSSES, graph_loss
 from genoise.structured.reader import RUBBISH, CheckReader, Reading, decode
 from genoise.structured.sdnn import SDNN, frame_lengths, sdnn_decode
+from genoise.structured.segment_images import normalise_characters
 from genoise.train import Trainer
 from genoise.train.run import Run
 
@@ -163,6 +164,82 @@ def train_reader(
         f"reader {loss}",
         TrainOptions(**options),
     )
+
+
+def distort(images: Tensor, rng: torch.Generator, strength: float = 1.0) -> Tensor:
+    """Random planar affine distortions of (B, 1, H, W) images, one per image (LeCun et al.
+    1998, Section III-C, on the training digits of LeNet-5: "translations, scaling, squeezing
+    (simultaneous horizontal compression and vertical elongation, or the reverse) and horizontal
+    shearing"). At ``strength`` 1: shifts up to ±2 px, scale ×[0.9, 1.1], squeeze
+    ×[0.9, 1.1] (x by s, y by 1/s), horizontal shear ±0.15; bilinear, zero padding."""
+    b, _, h, w = images.shape
+    u = torch.rand(b, 5, generator=rng, device=rng.device).to(images) * 2 - 1  # U[−1, 1]
+    scale = 1 + 0.1 * strength * u[:, 0]
+    squeeze = 1 + 0.1 * strength * u[:, 1]
+    shear = 0.15 * strength * u[:, 2]
+    theta = images.new_zeros(b, 2, 3)  # output → input coordinates, normalised to [−1, 1]
+    theta[:, 0, 0] = 1 / (scale * squeeze)
+    theta[:, 0, 1] = shear
+    theta[:, 1, 1] = squeeze / scale
+    theta[:, 0, 2] = 2 * strength * u[:, 3] * 2 / w
+    theta[:, 1, 2] = 2 * strength * u[:, 4] * 2 / h
+    grid = F.affine_grid(theta, [b, 1, h, w], align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+class CharacterStep:
+    """``step_fn`` of the pre-training stage: cross-entropy of the recogniser's 12 scores
+    against the digit class of isolated, normalised characters, each randomly distorted
+    (:func:`distort`) when ``distortion`` > 0."""
+
+    def __init__(self, distortion: float = 0.0) -> None:
+        self.distortion = check_positive("distortion", distortion, allow_zero=True)
+
+    def __call__(self, reader: CheckReader, batch: tuple[Tensor, ...], rng: torch.Generator) -> Tensor:
+        images, labels = batch
+        if self.distortion:
+            images = distort(images, rng, self.distortion)
+        return F.cross_entropy(reader.recognizer(images), labels)
+
+
+def pretrain_recognizer(
+    reader: CheckReader, images: Tensor, labels: Tensor, epochs: int, *, distortion: float = 0.0,
+    **options: Any,
+) -> dict[str, Any]:
+    """Adam on the recognition transformer alone for ``epochs`` passes over isolated digit
+    images (n, 28, 28) with classes ``labels`` (n,) in 0–9, each normalised like a segment
+    (:func:`~genoise.structured.segment_images.normalise_characters`) and, when
+    ``distortion`` > 0, distorted afresh at every pass (:func:`distort`): the paper's
+    recogniser is trained on isolated characters before it meets a segmentation graph (LeCun
+    et al. 1998, Section V). ``options``: the fields of :class:`TrainOptions`."""
+    check_int("epochs", epochs)
+    if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
+        raise ValueError(f"labels must be ({images.shape[0]},) to match images, got {tuple(labels.shape)}")
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) > 9):
+        low, high = int(labels.min()), int(labels.max())
+        raise ValueError(f"labels must be digits 0-9, got values in [{low}, {high}]")
+    opts = TrainOptions(**options)
+    x = normalise_characters(images)
+    steps = epochs * max(1, x.shape[0] // opts.batch_size)
+    optimizer = torch.optim.Adam(reader.parameters(), lr=opts.lr)
+    run = opts.run
+    trainer = Trainer(
+        reader,
+        optimizer,
+        CharacterStep(distortion),
+        (x, labels.long()),
+        run=run,
+        max_steps=steps,
+        batch_size=min(opts.batch_size, x.shape[0]),
+        seed=opts.seed,
+        log_every=opts.log_every,
+        checkpoint_every=opts.checkpoint_every,
+        progress=opts.progress,
+        desc="recogniser on isolated characters",
+        kind=READER_KIND,
+        config=run.config if run is not None else None,
+    )
+    return trainer.fit(resume=bool(run and run.resume))
 
 
 def train_sdnn(model: SDNN, strings: DigitStrings, steps: int, **options: Any) -> dict[str, Any]:

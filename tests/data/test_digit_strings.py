@@ -145,6 +145,25 @@ def test_image_is_the_maximum_of_the_placed_characters(pool, gaps) -> None:
     assert torch.equal(ink, inside)
 
 
+def test_source_names_each_digit_image(pool) -> None:
+    """``source``: the index of every digit's image in the pool given (its class and its own ink
+    columns, which differ between the copies of a class), −1 for separators and padding."""
+    images, labels = pool
+    config = DigitStringConfig(min_length=4, max_length=6, min_gap=1, max_gap=3, mode="amount")
+    s = digit_strings(images, labels, 30, config, seed=5)
+    digit = s.labels.ge(0) & s.labels.ne(SEPARATOR)
+    assert torch.equal(s.source >= 0, digit)
+    assert torch.equal(labels[s.source[digit]], s.labels[digit])
+    assert bool((images[s.source[digit]].flatten(1).amax(1) > 0).all())  # the blank image is never drawn
+    for i, k in digit.nonzero().tolist():  # gaps ≥ 1: each box shows its source's ink columns alone
+        x0, x1 = s.boxes[i, k].tolist()
+        source = images[s.source[i, k], 0]
+        columns = (source > INK).any(0).nonzero().flatten()
+        assert torch.equal(s.images[i, :, x0:x1], source[:, int(columns[0]) : int(columns[-1]) + 1])
+    part = s[[3, 1]]
+    assert torch.equal(part.source, s.source[[3, 1]])
+
+
 def test_few_synthetic_characters_are_hidden(pool) -> None:
     """Solid blocks overlapping by up to 4 columns: ≥ 99 % of the characters own a pixel
     (99.8 % of these 11,045; the others lie wholly under brighter neighbours)."""

@@ -55,6 +55,25 @@ def test_sparse_c3_equals_masked_dense_convolution():
     assert int((dense.abs().sum(dim=(2, 3)) > 0).sum()) == 60
 
 
+def test_width_multiplies_the_maps_and_keeps_the_table_per_group():
+    k = 2
+    net = LeNet5(width=k)
+    # C1 6k·26, C3 k·(60·25) + 16k biases, C5 120k·(16k·25 + 1), F6 84·(120k + 1)
+    assert count(net.c1) == 6 * k * 26 and count(net.c3) == k * 1500 + 16 * k
+    assert count(net.c5) == 120 * k * (16 * k * 25 + 1) and count(net.f6) == 84 * (120 * k + 1)
+    assert net(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+    # the grouped C3 is Table I applied to each group of 6 S2 maps, by hand: two width-1 C3s
+    torch.manual_seed(1)
+    c3, h = net.c3, torch.randn(2, 12, 14, 14)
+    halves = [LeNet5().c3 for _ in range(k)]
+    with torch.no_grad():
+        for g, half in enumerate(halves):
+            half.weight.copy_(c3.weight[60 * g : 60 * (g + 1)])
+            half.bias.copy_(c3.bias[16 * g : 16 * (g + 1)])
+    reference = torch.cat([half(h[:, 6 * g : 6 * (g + 1)]) for g, half in enumerate(halves)], dim=1)
+    assert torch.allclose(c3(h), reference, atol=1e-6)
+
+
 def test_mnist_input_is_zero_padded_to_32():
     net = LeNet5(image_size=28)
     x = torch.rand(2, 1, 28, 28)
@@ -127,6 +146,8 @@ def test_bad_constructor_arguments():
         LeNet5(image_size=64)
     with pytest.raises(ValueError, match="activation must be one of"):
         LeNet5(activation="sigmoid")
+    with pytest.raises(ValueError, match="width"):
+        LeNet5(width=0)
 
 
 def test_lenet5_fits_a_small_digits_batch():

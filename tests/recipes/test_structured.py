@@ -71,3 +71,29 @@ def test_isolated_schedule(tmp_path, schedule, last_lr):
     lines = (tmp_path / schedule / "model" / "metrics.jsonl").read_text().splitlines()
     last = [json.loads(line) for line in lines if '"lr"' in line][-1]
     assert last["step"] == 4 and last["lr"] == pytest.approx(last_lr, abs=1e-12)
+
+
+def test_recognizer_width(tmp_path, capsys):
+    """``recognizer_width=2``: a LeNet-5 with twice the maps, evaluated and continued by ``init=``
+    of the same width; another width is refused before anything is written."""
+    from genoise.recipes.structured import load_model
+    from genoise.train.run_folder import read_run_config
+
+    assert _train(tmp_path, "wide", "loss=isolated", "recognizer_width=2") == 0
+    model = load_model(tmp_path / "wide", read_run_config(tmp_path / "wide")[0])
+    assert model.recognizer.c1.out_channels == 12 and model.recognizer.c5.out_channels == 240
+    init = f"init={tmp_path / 'wide'}"
+    assert _train(tmp_path, "wide_global", "loss=viterbi", "recognizer_width=2", init) == 0
+    assert _train(tmp_path, "narrow", "loss=viterbi", init) != 0
+    assert "recognizer_width=2, this run recognizer_width=1" in capsys.readouterr().err
+    assert not (tmp_path / "narrow").exists()
+
+
+def test_pretrain_epochs(tmp_path):
+    """``pretrain_epochs=1``: one pass over the isolated training digits (in ``pretrain/``) before
+    the isolated-segment stage; its metrics row is a finite loss."""
+    assert _train(tmp_path, "pre", "loss=isolated", "pretrain_epochs=1") == 0
+    lines = (tmp_path / "pre" / "pretrain" / "metrics.jsonl").read_text().splitlines()
+    rows = [json.loads(line) for line in lines]
+    assert rows and all(row["loss"] == row["loss"] for row in rows if "loss" in row)
+    assert (tmp_path / "pre" / "model" / "last.pt").is_file()

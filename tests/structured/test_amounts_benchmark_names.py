@@ -18,6 +18,7 @@ def suffix():
     from benchmarks.gtn_amounts import DEFAULTS, suffix
 
     keys = ("min_gap", "rubbish_weight", "isolated_steps", "steps", "isolated_schedule", "seed")
+    keys += ("pretrain_epochs", "pretrain_distortion")
     default = {key: DEFAULTS[key] for key in keys} | {"quick": False}
     return lambda **changes: suffix(Namespace(**(default | changes)))
 
@@ -42,6 +43,8 @@ def test_the_default_setting_has_no_suffix(suffix):
             "_gap4_rubbish0.3_isolated5700_steps1600",
         ),
         ({"quick": True, "isolated_steps": 300, "steps": 100}, ""),  # --quick sets its own stages
+        ({"pretrain_epochs": 30}, "_pretrain30"),
+        ({"pretrain_epochs": 30, "pretrain_distortion": 1.0, "seed": 2}, "_pretrain30_distort1_seed2"),
     ],
 )
 def test_each_changed_setting_is_named(suffix, changes, expected):

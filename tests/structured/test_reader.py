@@ -132,3 +132,53 @@ def test_isolated_step_without_rubbish_gives_a_zero_loss_on_rubbish_only_batches
     assert out["loss"].item() == 0.0 and out["rubbish"].item() == 1.0
     out["loss"].backward()  # a graph to step through, with zero gradients
     assert all(p.grad is None or not p.grad.any() for p in reader.parameters())
+
+
+def test_isolated_characters_are_normalised_as_whole_segments():
+    from genoise.structured.segment_images import crop_segments, normalise_characters
+
+    x = _pool()[0][:5]
+    whole = Segments(torch.arange(5), torch.zeros(5, dtype=torch.long), torch.ones(5, dtype=torch.long),
+                     torch.zeros(5, dtype=torch.long), torch.full((5,), 28))
+    torch.testing.assert_close(normalise_characters(x), crop_segments(x, whole))
+    assert normalise_characters(x[:, None]).shape == (5, 1, 28, 28)
+    assert normalise_characters(x[:0]).shape == (0, 1, 28, 28)
+
+
+def test_pretraining_on_isolated_characters_fits_them():
+    from genoise.structured.segment_images import normalise_characters
+    from genoise.structured.train import pretrain_recognizer
+
+    x, y = _pool()
+    torch.manual_seed(0)
+    reader = CheckReader(max_span=2)
+    before = torch.nn.functional.cross_entropy(reader.recognizer(normalise_characters(x)), y).item()
+    pretrain_recognizer(reader, x, y, 20, batch_size=5, lr=3e-3, progress=False)
+    after = torch.nn.functional.cross_entropy(reader.recognizer(normalise_characters(x)), y).item()
+    assert after < 0.5 * before
+    with pytest.raises(ValueError, match="digits 0-9"):
+        pretrain_recognizer(reader, x, torch.full_like(y, 11), 1, progress=False)
+    with pytest.raises(ValueError, match="to match images"):
+        pretrain_recognizer(reader, x, y[:3], 1, progress=False)
+
+
+def test_distortions_are_affine_maps_of_the_right_size():
+    from genoise.structured.train import CharacterStep, distort
+
+    x = torch.zeros(64, 1, 28, 28)
+    x[:, :, 10:18, 12:16] = 1.0
+    gen = torch.Generator().manual_seed(0)
+    assert torch.equal(distort(x, gen, 0.0), x)  # strength 0: the identity
+    y = distort(x, torch.Generator().manual_seed(0), 1.0)
+    assert not torch.equal(y, x)
+    # the ink's centre moves by at most the shift (2 px) plus what scale and shear move a centre
+    # 0.5 px off the field's centre; its mass changes by at most the area factors (0.9-1.1)^±1
+    rows, cols = torch.arange(28.0) + 0.5, torch.arange(28.0) + 0.5
+    mass = y.sum((1, 2, 3))
+    cy = (y.sum((1, 3)) * rows).sum(1) / mass
+    cx = (y.sum((1, 2)) * cols).sum(1) / mass
+    assert float((cy - 14.5).abs().max()) < 2.6 and float((cx - 14.5).abs().max()) < 3.6
+    assert bool(((mass / 32) > 0.8).all() and ((mass / 32) < 1.25).all())
+    assert float((cx - 14.5).std()) > 0.5  # the shifts are drawn per image
+    with pytest.raises(ValueError, match="distortion"):
+        CharacterStep(-1.0)
