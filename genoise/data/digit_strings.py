@@ -157,7 +157,7 @@ def amount_text(labels: Tensor, lengths: Tensor) -> list[str]:
             for row, length in zip(labels.tolist(), lengths.tolist(), strict=True)]
 
 
-def _pool(images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+def _pool(images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Check the digit pool; returns the inked images (M, 28, 28) float32 sorted by class, their
     first ink column and ink width (M,), each class's start and count (10,), and the index of
     every pool image in ``images`` (M,)."""

@@ -106,12 +106,14 @@ class TrainOptions:
 def _train(
     model: nn.Module,
     step: Callable,
-    strings: DigitStrings,
+    data: tuple[Tensor, ...],
     steps: int,
     kind: str,
     desc: str,
     options: TrainOptions,
+    grad_clip: float | None = 10.0,
 ) -> dict[str, Any]:
+    """The Trainer of every stage: Adam (and the schedule) on ``data`` (tensors of N samples)."""
     check_int("steps", steps)
     check_choice("schedule", options.schedule, SCHEDULES)
     run = options.run
@@ -125,18 +127,18 @@ def _train(
         model,
         optimizer,
         step,
-        string_tensors(strings),
+        data,
         run=run,
         max_steps=steps,
         scheduler=scheduler,
-        batch_size=min(options.batch_size, len(strings)),
+        batch_size=min(options.batch_size, data[0].shape[0]),
         seed=options.seed,
         log_every=options.log_every,
         checkpoint_every=options.checkpoint_every,
         progress=options.progress,
         desc=desc,
         kind=kind,
-        grad_clip=10.0,
+        grad_clip=grad_clip,
         config=run.config if run is not None else None,
     )
     return trainer.fit(resume=bool(run and run.resume))
@@ -158,7 +160,7 @@ def train_reader(
     return _train(
         reader,
         ReaderStep(loss, margin, rubbish_weight),
-        strings,
+        string_tensors(strings),
         steps,
         READER_KIND,
         f"reader {loss}",
@@ -221,31 +223,16 @@ def pretrain_recognizer(
     opts = TrainOptions(**options)
     x = normalise_characters(images)
     steps = epochs * max(1, x.shape[0] // opts.batch_size)
-    optimizer = torch.optim.Adam(reader.parameters(), lr=opts.lr)
-    run = opts.run
-    trainer = Trainer(
-        reader,
-        optimizer,
-        CharacterStep(distortion),
-        (x, labels.long()),
-        run=run,
-        max_steps=steps,
-        batch_size=min(opts.batch_size, x.shape[0]),
-        seed=opts.seed,
-        log_every=opts.log_every,
-        checkpoint_every=opts.checkpoint_every,
-        progress=opts.progress,
-        desc="recogniser on isolated characters",
-        kind=READER_KIND,
-        config=run.config if run is not None else None,
-    )
-    return trainer.fit(resume=bool(run and run.resume))
+    data = (x, labels.long())
+    desc = "recogniser on isolated characters"
+    return _train(reader, CharacterStep(distortion), data, steps, READER_KIND, desc, opts, grad_clip=None)
 
 
 def train_sdnn(model: SDNN, strings: DigitStrings, steps: int, **options: Any) -> dict[str, Any]:
     """Adam on the SDNN with the CTC loss for ``steps`` batches of strings (``options``: the
     fields of :class:`TrainOptions`)."""
-    return _train(model, ctc_step, strings, steps, SDNN_KIND, "sdnn ctc", TrainOptions(**options))
+    data, opts = string_tensors(strings), TrainOptions(**options)
+    return _train(model, ctc_step, data, steps, SDNN_KIND, "sdnn ctc", opts)
 
 
 def _concat(readings: list[Reading]) -> Reading:
