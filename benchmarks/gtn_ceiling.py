@@ -43,7 +43,6 @@ import torch.nn.functional as F  # noqa: E402
 
 from benchmarks._data import HELP, data_dir  # noqa: E402
 from benchmarks._records import write_records  # noqa: E402
-from genoise.data import load_dataset  # noqa: E402
 from genoise.data.digit_strings import SEPARATOR  # noqa: E402
 from genoise.recipes import load_recipe  # noqa: E402
 from genoise.recipes.structured import (  # noqa: E402
@@ -110,9 +109,9 @@ def error_sources(
     }
 
 
-def mnist_error(recognizer: torch.nn.Module, test) -> float:
-    pred = digit_log_probs(recognizer, test.images[:, 0]).argmax(1)
-    return float((pred != test.labels).float().mean())
+def mnist_error(recognizer: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+    pred = digit_log_probs(recognizer, images).argmax(1)
+    return float((pred != labels).float().mean())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,9 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     folder = data_dir(args.data_dir)
     config = {**load_recipe("gtn-amounts").config, "seed": 0, "test_strings": args.test_strings}
     strings = make_strings(config, folder, "test")
-    test_images, _ = digit_images(config, folder, "test")
+    test_images, test_labels = digit_images(config, folder, "test")
     test_images = test_images[:, 0]
-    test = load_dataset(str(config["dataset"]), "test", data_dir=folder)
     train_images, train_labels = digit_images(config, folder, "train")
 
     rows = []
@@ -170,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                 "kind": "ceiling",
                 "epochs": epochs,
                 "distortion": distortion,
-                "mnist_test_error": mnist_error(reader.recognizer, test),
+                "mnist_test_error": mnist_error(reader.recognizer, test_images, test_labels),
                 "cpu_minutes": minutes,
             }
             rows.append({**row, **ceiling(reader.recognizer, strings, test_images)[0]})
@@ -185,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             "row": f"recogniser of {Path(run).name}",
             "kind": "run",
             "run": str(run),
-            "mnist_test_error": mnist_error(model.recognizer, test),
+            "mnist_test_error": mnist_error(model.recognizer, test_images, test_labels),
             **scores,
             "reader_string_accuracy": reading["string_accuracy"],
             "reader_accepted_correct": reading["accepted_correct"],

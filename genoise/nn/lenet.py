@@ -89,14 +89,14 @@ class SparseConnectedConv(nn.Module):
         self, in_channels: int, table: tuple[tuple[int, ...], ...], kernel_size: int = 5, groups: int = 1
     ) -> None:
         super().__init__()
-        out_index = [o for o, inputs in enumerate(table) for _ in inputs] * groups
-        in_index = [i for inputs in table for i in inputs] * groups
+        # the weight rows are ordered by group, then as the table (group 0 alone is the paper's)
+        maps = [o for o, inputs in enumerate(table) for _ in inputs]
+        out_index = [g * len(table) + o for g in range(groups) for o in maps]
+        in_index = [i for inputs in table for i in inputs] * groups  # within the group's inputs
         self.groups = groups
         self.in_channels, self.out_channels, self.kernel_size = in_channels, len(table) * groups, kernel_size
         self.register_buffer("out_index", torch.tensor(out_index), persistent=False)
         self.register_buffer("in_index", torch.tensor(in_index), persistent=False)
-        # the weight rows are ordered by group, then as the table (group 0 alone is the paper's)
-        self.out_index += torch.arange(groups).repeat_interleave(len(in_index) // groups) * len(table)
         fan_in = torch.bincount(self.out_index).float()[self.out_index] * kernel_size**2
         bound = (1.0 / fan_in).sqrt().view(-1, 1, 1)  # PyTorch's default conv init, per-map fan-in
         self.weight = nn.Parameter((torch.rand(len(in_index), kernel_size, kernel_size) * 2 - 1) * bound)

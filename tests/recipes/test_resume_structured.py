@@ -38,3 +38,10 @@ def test_sdnn_variant_resumes_bit_for_bit(tmp_path) -> None:
     assert_resume_bit_for_bit(
         tmp_path, "gtn-amounts", [*_TINY, "loss=sdnn_ctc", "sdnn_steps=4", "sdnn_width=2"], 2
     )
+
+
+def test_pretraining_stage_resumes_bit_for_bit(tmp_path) -> None:
+    """Stopped inside the pre-training on isolated digits (distorted: the step's generator is in
+    the checkpoint too), then the isolated and global stages."""
+    overrides = [*_TINY, "loss=discriminative_forward", "pretrain_epochs=1", "pretrain_distortion=1"]
+    assert_resume_bit_for_bit(tmp_path, "gtn-amounts", overrides, 4)
