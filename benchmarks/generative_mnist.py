@@ -12,6 +12,10 @@ training image, training CPU-minutes. Goals of the issue: every contrastive row 
 VAE's Fréchet distance; EBGAN and WGAN-GP cover all ten classes within ±3 points; each row
 trains in ≤ 20 CPU-minutes.
 
+Every row is also scored over ``--draws`` independent draws of samples (default 5: the
+Fréchet distance's mean ± std, which one draw hides), and the rows below the VAE are
+named from those means.
+
 Every cell is a ``genoise train`` run folder under ``--out`` (reused when it finished).
 Writes ``benchmarks/records/generative_mnist.{md,json,png}``.
 
@@ -19,6 +23,9 @@ Writes ``benchmarks/records/generative_mnist.{md,json,png}``.
     python benchmarks/generative_mnist.py --steps 3000 4500 --matched   # the recorded tables
     python benchmarks/generative_mnist.py --width 32         # every network twice as wide
                                                              # (its own cells and record, _w32)
+    python benchmarks/generative_mnist.py --ema-decay 0.999  # GANs sampled from the average of
+                                                             # the generator's weights, beside the
+                                                             # last weights of the same runs (_ema999)
     python benchmarks/generative_mnist.py --quick            # a smoke run
 """
 
@@ -27,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -62,15 +70,59 @@ DEFAULT_WIDTH = int(load_recipe("ebgan-mnist").config["width"])
 VAE_CONFIG = {"latent_dim": 16, "hidden": [512, 256], "kl_weight": 1.0, "batch_size": 128, "lr": 0.001}
 
 
-def vae_samples(out: Path, name: str, overrides: dict, n: int) -> tuple[torch.Tensor, float]:
-    """Train (or reuse) a ``vae-mnist`` cell; n decoder means Dec(z), z ~ N(0, I), as
-    (n, 1, 28, 28), and its CPU-minutes."""
+def vae_sampler(out: Path, name: str, overrides: dict, n: int) -> tuple[Callable[[int], torch.Tensor], float]:
+    """Train (or reuse) a ``vae-mnist`` cell: draw(seed) gives n decoder means Dec(z),
+    z ~ N(0, I), as (n, 1, 28, 28); and its CPU-minutes."""
     _, seconds = cells.run_cell(out, "vae-mnist", name, overrides, "summary.json")
     config, _ = read_run_config(out / name)
     vae = VAE(784, int(config["latent_dim"]), list(config["hidden"]), kl_weight=float(config["kl_weight"]))
     vae.load_state_dict(load_checkpoint(out / name / "last.pt")["model"])
-    samples = vae.eval().sample(n, torch.Generator().manual_seed(0)).reshape(n, 1, 28, 28)
-    return samples, seconds / 60
+    vae.eval()
+    return lambda seed: vae.sample(n, torch.Generator().manual_seed(seed)).reshape(n, 1, 28, 28), seconds / 60
+
+
+def cell_sampler(out: Path, name: str, shape: tuple[int, ...], n: int,
+                 weights: str = "ema") -> Callable[[int], torch.Tensor]:
+    """draw(seed): n samples of a finished GAN or EBM cell, as ``genoise eval generative`` draws them."""
+    config, _ = read_run_config(out / name)
+    model, sampler = load_model(out / name, config, tuple(shape), weights=weights)
+    return lambda seed: draw_samples(model, sampler, config, n, seed)
+
+
+def spread(draws: dict[str, Callable[[int], torch.Tensor]], classifier, stats, count: int) -> dict[str, dict]:
+    """Per row, the Fréchet distance and the largest class deviation of ``count`` independent
+    draws (seeds 0 … count − 1; seed 0 is the main table's draw for the GAN and VAE rows)."""
+    out = {}
+    for row, draw in draws.items():
+        scores = [sample_quality(draw(seed), classifier, stats, torch.empty(0, 1, 28, 28), nearest=False)
+                  for seed in range(count)]
+        out[row] = {"frechet_draws": [s["frechet"] for s in scores],
+                    "deviation_draws": [s["max_class_deviation"] for s in scores]}
+    return out
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    t = torch.tensor(values, dtype=torch.float64)
+    return float(t.mean()), float(t.std()) if t.numel() > 1 else 0.0
+
+
+def spread_lines(spreads: dict[str, dict], count: int, samples: int) -> list[str]:
+    """The table of the Fréchet distance over draws, and which rows beat the VAE on average."""
+    lines = [f"Over {count} independent draws of {samples:,} samples per row (the sampling noise of the "
+             "Fréchet distance, which a single draw hides):", "",
+             "| row | Fréchet, mean ± std | min – max | max class deviation (pts), mean ± std |",
+             "|---|---:|---:|---:|"]
+    for row, s in spreads.items():
+        fd, dev = mean_std(s["frechet_draws"]), mean_std(s["deviation_draws"])
+        low, high = min(s["frechet_draws"]), max(s["frechet_draws"])
+        lines.append(f"| {ROW_TITLES.get(row, row)} | {fd[0]:.2f} ± {fd[1]:.2f} | {low:.2f} – {high:.2f} | "
+                     f"{dev[0]:.1f} ± {dev[1]:.1f} |")
+    vae = mean_std(spreads["vae"]["frechet_draws"])[0]
+    below = [row for row in spreads if row not in ("vae", "vae_recipe")
+             and mean_std(spreads[row]["frechet_draws"])[0] < vae]
+    lines += ["", f"- Rows whose mean Fréchet distance is below the 16-D VAE's ({vae:.2f}): "
+              + (", ".join(below) if below else "none") + "."]
+    return lines
 
 
 def sample_figure(samples: dict[str, torch.Tensor], path: Path) -> None:
@@ -133,6 +185,11 @@ def width_suffix(args: argparse.Namespace) -> str:
     return "" if args.width == DEFAULT_WIDTH else f"-w{args.width}"
 
 
+def ema_suffix(args: argparse.Namespace) -> str:
+    """'-ema999' for GAN cells that keep a weight average of decay 0.999, '' without one."""
+    return f"-ema{format(args.ema_decay, 'g').removeprefix('0.')}" if args.ema_decay else ""
+
+
 def train_cells(out: Path, args: argparse.Namespace, data: dict) -> dict:
     """Train (or reuse) every GAN cell of every budget and the EBM cell; their folder names."""
     common = {**data, "samples": args.samples}
@@ -140,23 +197,40 @@ def train_cells(out: Path, args: argparse.Namespace, data: dict) -> dict:
         common["width"] = args.width
     suffix = width_suffix(args)
     names: dict = {"mcmc_ebm": f"mcmc_ebm-{args.ebm_steps}{suffix}"}
+    average = {"ema_decay": args.ema_decay} if args.ema_decay else {}
     for budget in budgets(args):
         for row, (recipe, overrides) in GAN_ROWS.items():
             steps = budget[row]
-            names[(row, steps)] = f"{row}-{steps}{suffix}"
-            cells.run_cell(out, recipe, names[(row, steps)], {**common, **overrides, "steps": steps},
-                           "evaluation.json")
+            names[(row, steps)] = f"{row}-{steps}{suffix}{ema_suffix(args)}"
+            cells.run_cell(out, recipe, names[(row, steps)],
+                           {**common, **overrides, **average, "steps": steps}, "evaluation.json")
     cells.run_cell(out, "mcmc-ebm-mnist", names["mcmc_ebm"], {**common, "steps": args.ebm_steps},
                    "evaluation.json")
     return names
 
 
 def cell(out: Path, row: str, name: str, shape: tuple[int, ...]) -> tuple[dict, torch.Tensor]:
-    """A finished cell's scores (from its ``evaluation.json``) and 36 of its samples."""
+    """A finished cell's scores (from its ``evaluation.json``: a GAN's weight average when
+    it kept one) and 36 of its samples."""
     record = json.loads((out / name / "evaluation.json").read_text())
     config, _ = read_run_config(out / name)
     model, sampler = load_model(out / name, config, tuple(shape))
     return record["rows"][row], draw_samples(model, sampler, config, 36, 0)
+
+
+def rescore(out: Path, name: str, reference: tuple, samples: int, weights: str) -> tuple[dict, torch.Tensor]:
+    """A GAN cell that kept a weight average, scored here from its average (``ema``) or its last
+    weights (``last``), drawn as ``genoise eval generative RUN_DIR weights=…`` draws them (a
+    cell's own ``evaluation.json`` may predate the average's recomputed batch-norm statistics).
+    The training CPU-minutes go with the average's row."""
+    classifier, stats, train_images = reference
+    config, _ = read_run_config(out / name)
+    model, _ = load_model(out / name, config, tuple(train_images.shape[1:]), weights=weights)
+    images = draw_samples(model, None, config, samples, 0)
+    rows = json.loads((out / name / "evaluation.json").read_text())["rows"]
+    trained = next(v["cpu_minutes"] for k, v in rows.items() if k != "test_images")
+    minutes = trained if weights == "ema" else None
+    return {**sample_quality(images, classifier, stats, train_images), "cpu_minutes": minutes}, images[:36]
 
 
 def setting(args: argparse.Namespace) -> str:
@@ -172,7 +246,12 @@ def setting(args: argparse.Namespace) -> str:
             f"Scores: {args.samples} samples per row against the 10,000 MNIST test images, in the 84-D F6 "
             "features of a LeNet-5 trained 2 epochs on the training set (the same network for every row); "
             "'test images' scores held-out test images against the other half of the test set (the floor). "
-            "CPU-min: training only, one thread.")
+            "CPU-min: training only, one thread."
+            + (f" Weight average: every GAN row is sampled from an exponential moving average of its "
+               f"generator's weights (decay {args.ema_decay:g}, warm-up min(δ, n/(n + 9)); "
+               "Yazıcı et al. 2019); "
+               "the rows 'last weights' score the same runs' last generator (training is the same)."
+               if args.ema_decay else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -186,6 +265,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=DEFAULT_WIDTH,
                         help="channels of the first convolution of every GAN and EBM network (DCGAN layout); "
                              "another width than the recipe's names its own cells and record (_w32)")
+    parser.add_argument("--ema-decay", type=float, default=0.0,
+                        help="GAN rows sampled from an exponential moving average of the generator's weights "
+                             "(decay, e.g. 0.999), each beside its last weights ('<row>_last'); own cells "
+                             "and record (_ema999)")
+    parser.add_argument("--draws", type=int, default=5,
+                        help="independent draws of --samples images per row for the Fréchet distance's "
+                             "mean ± std (the main table scores the first)")
     parser.add_argument("--vae-epochs", type=int, default=20)
     parser.add_argument("--samples", type=int, default=5000, help="images generated and scored per row")
     parser.add_argument("--data-dir", default=None)
@@ -195,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/generative_mnist.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.quick:
         args.steps, args.ebm_steps, args.vae_epochs, args.samples, args.matched = [20, 30], 10, 1, 200, False
+        args.draws = 2
     folder = _data.data_dir(args.data_dir)
     data = {"dataset": "mnist", "data_dir": str(folder) if folder else None}
     out = Path(args.out + ("_quick" if args.quick else ""))
@@ -202,34 +289,49 @@ def main(argv: list[str] | None = None) -> int:
     names = train_cells(out, args, data)
     config, _ = read_run_config(out / names["mcmc_ebm"])
     classifier, stats, train_images, floor = reference_scores(config, data["data_dir"], args.samples)
-    shared = {"mcmc_ebm": cell(out, "mcmc_ebm", names["mcmc_ebm"], train_images.shape[1:])}
+    shape = tuple(train_images.shape[1:])
+    shared = {"mcmc_ebm": cell(out, "mcmc_ebm", names["mcmc_ebm"], shape)}
+    shared_draws = {"mcmc_ebm": cell_sampler(out, names["mcmc_ebm"], shape, args.samples)}
     vaes = {"vae": ("vae", {**VAE_CONFIG, **data, "epochs": args.vae_epochs}),
             "vae_recipe": ("vae_recipe", {**data, **({"epochs": 1} if args.quick else {})})}  # as shipped
     for row, (name, overrides) in vaes.items():
-        images, minutes = vae_samples(out, name, overrides, args.samples)
+        shared_draws[row], minutes = vae_sampler(out, name, overrides, args.samples)
+        images = shared_draws[row](0)
         shared[row] = ({**sample_quality(images, classifier, stats, train_images), "cpu_minutes": minutes},
                        images[:36])
+    shared_spread = spread(shared_draws, classifier, stats, args.draws)
     records = ROOT / "benchmarks" / "records"
-    stem = "generative_mnist" + width_suffix(args).replace("-", "_") + ("_quick" if args.quick else "")
+    stem = ("generative_mnist" + (width_suffix(args) + ema_suffix(args)).replace("-", "_")
+            + ("_quick" if args.quick else ""))
     lines = [f"# Image generation on MNIST: GANs as energy-based models ({date.today().isoformat()})", "",
              f"Command: `{command}`", "", setting(args), ""]
     rows, met = [], {}
     for index, budget in enumerate(budgets(args)):
-        pairs = {row: cell(out, row, names[(row, budget[row])], train_images.shape[1:]) for row in GAN_ROWS}
+        weights = (("", "ema"), ("_last", "last")) if args.ema_decay else (("", "ema"),)
+        if args.ema_decay:
+            reference = (classifier, stats, train_images)
+            pairs = {f"{row}{tag}": rescore(out, names[(row, budget[row])], reference, args.samples, kind)
+                     for tag, kind in weights for row in GAN_ROWS}
+        else:
+            pairs = {row: cell(out, row, names[(row, budget[row])], shape) for row in GAN_ROWS}
         pairs.update(shared)
-        scores = {row: score for row, (score, _) in pairs.items()}
+        draws = {f"{row}{tag}": cell_sampler(out, names[(row, budget[row])], shape, args.samples, kind)
+                 for tag, kind in weights for row in GAN_ROWS}
+        spreads = {**spread(draws, classifier, stats, args.draws), **shared_spread}
+        scores = {row: {**score, **spreads.get(row, {})} for row, (score, _) in pairs.items()}
         scores["test_images"] = {**floor, "cpu_minutes": None}
         name = "matched" if budget is MATCHED else str(budget["ebgan"])
         goals, met[name] = goal_lines(scores)
         figure = f"{stem}.png" if index == 0 else f"{stem}_{name}.png"
         sample_figure({row: images for row, (_, images) in pairs.items()}, records / figure)
         lines += [f"## {budget_title(budget)}", "", score_table(scores), "", "Goals:", "", *goals, "",
-                  f"![samples]({figure})", ""]
+                  *spread_lines(spreads, args.draws, args.samples), "", f"![samples]({figure})", ""]
         rows += [{"row": row, "budget": name, "steps": budget.get(row), **s} for row, s in scores.items()]
     text = "\n".join(lines)
     print(text)
     write_records(records, stem, text, {"command": command, "date": date.today().isoformat(), "goals": met,
                                         "steps": args.steps, "width": args.width, "ebm_steps": args.ebm_steps,
+                                        "ema_decay": args.ema_decay, "draws": args.draws,
                                         "samples": args.samples, "rows": rows})
     return 0
 

@@ -29,6 +29,7 @@ from genoise.generative.networks import (
     generate,
     mlp_autoencoder_energy,
     mlp_critic,
+    standing_statistics,
 )
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "pulling_away_term",
     "sample_ebm",
     "sample_quality",
+    "standing_statistics",
     "train_gan",
     "train_mcmc_ebm",
     "wgan_critic_loss",

@@ -124,9 +124,13 @@ def train_gan(generator: nn.Module, discriminator: Energy, images: Tensor, steps
               loss: GANLoss | None = None, batch_size: int = 64, lr: float = 2e-4,
               betas: tuple[float, float] = (0.5, 0.999), seed: int = 0, run: Run | None = None,
               card: ModelCard | None = None, progress: bool | None = None, log_every: int = 100,
-              checkpoint_every: int | None = 1000) -> dict[str, Any]:
+              checkpoint_every: int | None = 1000, ema_decay: float | None = None) -> dict[str, Any]:
     """Adam (β = ``betas``; WGAN-GP's paper uses (0, 0.9), DCGAN's (0.5, 0.999)) on both
-    players for ``steps`` generator updates; returns the Trainer's last metrics."""
+    players for ``steps`` generator updates; returns the Trainer's last metrics.
+
+    ``ema_decay`` δ also keeps an exponential moving average of the generator's weights
+    (:mod:`genoise.train.ema`; Yazıcı et al., ICLR 2019), checkpointed as
+    ``extra_state["ema"]``. It changes nothing in training: the last weights are the same."""
     loss = loss or GANLoss()
     check_int("steps", steps)
     if images.shape[1:] != tuple(getattr(generator, "output_shape", images.shape[1:])):
@@ -141,7 +145,7 @@ def train_gan(generator: nn.Module, discriminator: Energy, images: Tensor, steps
     trainer = Trainer(generator, optimizer, step, (images,), run=run, max_steps=steps,
                       batch_size=batch_size * loss.critic_steps, seed=seed, log_every=log_every,
                       checkpoint_every=checkpoint_every, progress=progress, extra_state=extra,
-                      desc=f"gan {loss.kind}", kind=GAN_KIND, diverge_factor=None,
+                      desc=f"gan {loss.kind}", kind=GAN_KIND, diverge_factor=None, ema_decay=ema_decay,
                       config=run.config if run is not None else None)
     return trainer.fit(resume=bool(run and run.resume))
 

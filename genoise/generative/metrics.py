@@ -127,8 +127,9 @@ def nearest_distance(samples: Tensor, reference: Tensor, chunk: int = 10000) -> 
 
 
 def sample_quality(samples: Tensor, classifier: LeNet5, test_stats: tuple[Tensor, Tensor],
-                   train_images: Tensor, *, confidence: float = 0.9) -> dict[str, Any]:
-    """Every column of the generation table for ``samples`` (N, C, H, W) in [0, 1]."""
+                   train_images: Tensor, *, confidence: float = 0.9, nearest: bool = True) -> dict[str, Any]:
+    """Every column of the generation table for ``samples`` (N, C, H, W) in [0, 1]
+    (``nearest=False``: all but the costly ``nearest_train``, e.g. for repeated draws)."""
     check_finite("samples", samples)
     if samples.ndim != 4 or samples.shape[1:] != train_images.shape[1:]:
         raise ValueError(f"samples must be (N, {', '.join(map(str, train_images.shape[1:]))}), "
@@ -136,12 +137,14 @@ def sample_quality(samples: Tensor, classifier: LeNet5, test_stats: tuple[Tensor
     features, probs = classify(classifier, samples.float().cpu())
     top, label = probs.max(1)
     histogram = torch.bincount(label, minlength=10).double() / label.numel()
-    return {
+    scores = {
         "frechet": frechet_distance(*gaussian_stats(features), *test_stats),
         "confident": float((top >= confidence).double().mean()),
         "class_histogram": histogram.tolist(),
         "max_class_deviation": float((histogram - 0.1).abs().max() * 100),
         "class_tv": float(0.5 * (histogram - 0.1).abs().sum()),
         "classes_covered": int((histogram > 0.02).sum()),
-        "nearest_train": float(nearest_distance(samples.float().cpu(), train_images).mean()),
     }
+    if nearest:
+        scores["nearest_train"] = float(nearest_distance(samples.float().cpu(), train_images).mean())
+    return scores

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.optim.swa_utils import update_bn
 
 from genoise._checks import check_int
 from genoise.energy.base import Energy
@@ -174,3 +175,24 @@ def generate(generator: nn.Module, n: int, rng: torch.Generator | None = None,
         return torch.cat(chunks)
     finally:
         generator.train(was_training)
+
+
+@torch.no_grad()
+def standing_statistics(generator: nn.Module, batches: int = 40, batch_size: int = 256,
+                        seed: int = 0) -> nn.Module:
+    """Recompute the batch-norm statistics of ``generator`` from its own activations on
+    ``batches`` × ``batch_size`` draws z ~ N(0, I) (cumulative averages, torch's
+    :func:`~torch.optim.swa_utils.update_bn`), in place; returned in eval mode.
+
+    An average of a generator's weights (:mod:`genoise.train.ema`) carries the running
+    statistics of the last weights, which do not match its own activations; BigGAN's
+    "standing statistics" (Brock et al. 2019, App. C) recompute them the same way. Seeded:
+    the same weights give the same statistics."""
+    check_int("batches", batches)
+    check_int("batch_size", batch_size)
+    param = next(generator.parameters())
+    rng = torch.Generator().manual_seed(seed)
+    draws = [torch.randn(batch_size, generator.latent_dim, generator=rng).to(param.device)
+             for _ in range(batches)]
+    update_bn(draws, generator)
+    return generator.eval()

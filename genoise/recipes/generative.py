@@ -19,15 +19,23 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from genoise._checks import check_choice
 from genoise.data import load_dataset
 from genoise.generative.ebm import EBM_KIND, MCMCConfig, ebm_card, sample_ebm, train_mcmc_ebm
 from genoise.generative.ebm import langevin_sampler as make_sampler
 from genoise.generative.gan import GAN_KIND, GANLoss, gan_card, train_gan
 from genoise.generative.metrics import classify, feature_classifier, gaussian_stats, sample_quality
-from genoise.generative.networks import ConvGenerator, conv_autoencoder_energy, conv_critic, generate
+from genoise.generative.networks import (
+    ConvGenerator,
+    conv_autoencoder_energy,
+    conv_critic,
+    generate,
+    standing_statistics,
+)
 from genoise.io import atomic_write_text
 from genoise.recipes import OptionSpec, check_options, count
 from genoise.train.checkpoint import load_checkpoint
+from genoise.train.ema import averaged_weights
 from genoise.train.run import Run
 from genoise.train.run_folder import read_run_config
 
@@ -35,6 +43,10 @@ ROW_TITLES = {"ebgan": "EBGAN", "ebgan_pt": "EBGAN + pulling-away", "wgan_gp": "
               "dcgan": "DCGAN (non-saturating)", "mcmc_ebm": "short-run-MCMC EBM",
               "vae": "VAE, 16-D latent (reference)", "vae_recipe": "VAE, recipe defaults (2-D latent)",
               "test_images": "MNIST test images (floor)"}
+# a run that kept a weight average of its generator, sampled from its last weights instead
+GAN_ROWS = ("ebgan", "ebgan_pt", "wgan_gp", "dcgan")
+ROW_TITLES.update({f"{row}_last": f"{ROW_TITLES[row]}, last weights" for row in GAN_ROWS})
+WEIGHTS = ("ema", "last")
 MCMC_KEYS = {"mcmc_steps": "steps", "step_size": "step_size", "noise_std": "noise_std",
              "grad_clip": "grad_clip", "buffer_size": "buffer_size", "alpha": "alpha"}
 
@@ -56,6 +68,7 @@ def mcmc_config(config: dict[str, Any]) -> MCMCConfig:
 
 def validate(config: dict[str, Any]) -> None:
     """Cross-key checks, before anything is written."""
+    ema_decay(config)
     if config["kind"] == "mcmc_ebm":
         mcmc_config(config)
     else:
@@ -101,7 +114,7 @@ def train(run: Run) -> dict[str, Any]:
                         {"width": int(config["width"]), "code": int(config["code"])}, loss)
         betas = (0.0, 0.9) if loss.kind == "wgan_gp" else (0.5, 0.999)
         train_gan(generator.to(run.device), energy.to(run.device), images, int(config["steps"]),
-                  loss=loss, betas=betas, card=card, **common)
+                  loss=loss, betas=betas, card=card, ema_decay=ema_decay(config), **common)
     cpu_minutes = (time.process_time() - start) / 60
     where = {"data_dir": str(run.data_dir)} if run.data_dir else {}
     result = evaluate(run.dir, cpu_minutes=cpu_minutes, **where)
@@ -109,8 +122,23 @@ def train(run: Run) -> dict[str, Any]:
     return {"row": row_name(config), "cpu_minutes": cpu_minutes, **result["scores"]}
 
 
-def load_model(run_dir: Path, config: dict[str, Any], shape: tuple[int, ...]) -> tuple[nn.Module, Any]:
-    """Rebuild the trained generator (GANs) or (energy, sampler) (the EBM) from its checkpoint."""
+def ema_decay(config: dict[str, Any]) -> float | None:
+    """The decay of the generator's weight average, or None when the run keeps none."""
+    decay = float(config.get("ema_decay", 0.0))
+    if decay and config["kind"] == "mcmc_ebm":
+        raise ValueError("ema_decay averages a GAN's generator; the MCMC EBM (kind=mcmc_ebm) has none")
+    return decay or None
+
+
+def load_model(run_dir: Path, config: dict[str, Any], shape: tuple[int, ...],
+               weights: str = "ema") -> tuple[nn.Module, Any]:
+    """Rebuild the trained generator (GANs) or (energy, sampler) (the EBM) from its checkpoint.
+
+    ``weights``: ``ema`` — the generator's weight average when the run kept one
+    (``ema_decay``; its batch-norm statistics recomputed,
+    :func:`~genoise.generative.networks.standing_statistics`), else its last weights;
+    ``last`` — always the last weights."""
+    check_choice("weights", weights, WEIGHTS)
     checkpoint = Path(run_dir) / "model" / "last.pt"
     if not checkpoint.is_file():
         raise FileNotFoundError(f"no trained model in {run_dir} (expected {checkpoint}; train with "
@@ -120,8 +148,11 @@ def load_model(run_dir: Path, config: dict[str, Any], shape: tuple[int, ...]) ->
     if state.get("kind") not in (GAN_KIND, EBM_KIND):
         raise ValueError(f"{checkpoint} holds a {state.get('kind')!r} checkpoint, not a generative model")
     if generator is not None:
-        generator.load_state_dict(state["model"])
-        return generator.eval(), None
+        average = state.get("extra_state", {}).get("ema")
+        use_average = weights == "ema" and average is not None
+        generator.load_state_dict(averaged_weights(average) if use_average else state["model"])
+        # the average carries the last weights' batch-norm statistics: recompute its own
+        return (standing_statistics(generator) if use_average else generator.eval()), None
     energy.load_state_dict(state["model"])
     sampler = make_sampler(energy, shape, mcmc_config(config), 0)
     sampler.load_state_dict(state["extra_state"]["sampler"])
@@ -139,6 +170,8 @@ EVALUATE_OPTIONS: OptionSpec = {
     "samples": ("images generated and scored (default: the run's)", count(10), "an integer >= 10"),
     "seed": ("seed of the latent draws / sampling chains (default 0)", count(0), "an integer >= 0"),
     "data_dir": ("data folder (default: the run's, else $GENOISE_DATA)", None, "a folder"),
+    "weights": ("GANs: 'ema' (the generator's weight average, when the run kept one; default) or 'last'",
+                None, "ema or last"),
 }
 
 
@@ -176,12 +209,15 @@ def evaluate(run_dir: str | Path, *, cpu_minutes: float | None = None, **options
     n = int(options.get("samples", config.get("samples", 2000)))
     data_dir = options.get("data_dir", config.get("data_dir"))
     classifier, stats, train_images, floor = reference_scores(config, data_dir, n)
-    model, sampler = load_model(run_dir, config, tuple(train_images.shape[1:]))
+    weights = str(options.get("weights", "ema"))
+    model, sampler = load_model(run_dir, config, tuple(train_images.shape[1:]), weights)
     samples = draw_samples(model, sampler, config, n, int(options.get("seed", 0)))
     row = row_name(config)
     scores = {row: {**sample_quality(samples, classifier, stats, train_images),
                     "cpu_minutes": cpu_minutes}, "test_images": floor}
-    record = {"rows": scores, "samples": n, "dataset": config["dataset"], "kind": config["kind"]}
+    averaged = weights == "ema" and ema_decay(config) is not None
+    record = {"rows": scores, "samples": n, "dataset": config["dataset"], "kind": config["kind"],
+              "weights": "ema" if averaged else "last"}
     atomic_write_text(run_dir / "evaluation.json", json.dumps(record, indent=2) + "\n")
     table = score_table(scores)
     atomic_write_text(run_dir / "evaluation.md", table + "\n")

@@ -1,7 +1,8 @@
 """``Trainer``: a small, readable training loop for in-memory tensor data sets.
 
 One step: draw the next batch of a per-epoch permutation, ``loss = step_fn(model,
-batch, generator)``, backward, (clip), check finiteness, optimizer step, scheduler step.
+batch, generator)``, backward, (clip), check finiteness, optimizer step, (weight average),
+scheduler step.
 Every ``log_every`` steps a metrics row goes to ``metrics.jsonl``; every
 ``checkpoint_every`` steps, at the end and on Ctrl-C the whole training state goes to
 ``last.pt`` (atomically). ``fit(resume=True)`` continues from ``last.pt`` and — on CPU
@@ -31,6 +32,7 @@ from genoise._checks import check_int, check_positive, check_same_batch
 from genoise.io import MetricsWriter
 from genoise.train import distributed as D
 from genoise.train.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from genoise.train.ema import ema_model, update_ema
 from genoise.train.run import Run, resolve_device
 from genoise.train.seed import (
     capture_rng_state,
@@ -123,6 +125,10 @@ class Trainer:
     device : str | torch.device, optional (default: ``run.device``, else the model's device)
     extra_state : dict name → object with ``state_dict()`` / ``load_state_dict()``,
         checkpointed with the model (a replay buffer, an EMA teacher…)
+    ema_decay : float in (0, 1), optional
+        also keep an exponential moving average of the weights (:mod:`genoise.train.ema`),
+        updated after every optimizer step: ``trainer.ema`` (an ``AveragedModel``; its
+        ``module`` is the averaged network), checkpointed as ``extra_state["ema"]``
     callbacks : callables ``cb(trainer, step, metrics) -> dict | None`` run on every rank at
         every log (an online probe, an evaluation); a returned dict is added to the row
     ddp_kwargs : dict, optional  extra ``DistributedDataParallel`` arguments
@@ -144,7 +150,7 @@ class Trainer:
                  checkpoint_every: int | None = 1000, log_every: int = 50,
                  grad_clip: float | None = None, progress: bool | None = None,
                  tensorboard: bool | None = None, device: str | torch.device | None = None,
-                 extra_state: Mapping[str, Any] | None = None,
+                 extra_state: Mapping[str, Any] | None = None, ema_decay: float | None = None,
                  callbacks: Iterable[Callback] = (), ddp_kwargs: Mapping[str, Any] | None = None,
                  steps_per_epoch: int | None = None, drop_last: bool = True, desc: str = "train",
                  kind: str = "trainer",
@@ -199,6 +205,12 @@ class Trainer:
         self.device = self._resolve_device(device, run, model)
         self.model = model.to(self.device)
         self.train_model: nn.Module = self.model
+        self.ema = None if ema_decay is None else ema_model(self.model, ema_decay)
+        if self.ema is not None:
+            if "ema" in self.extra_state:
+                raise ValueError("extra_state['ema'] is the Trainer's weight average (ema_decay); "
+                                 "give yours another name")
+            self.extra_state["ema"] = self.ema
         if self.world_size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.train_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids,
@@ -287,6 +299,8 @@ class Trainer:
             torch.nn.utils.clip_grads_with_norm_(params, self.grad_clip, grad_norm)
         self._updating = True
         self.optimizer.step()
+        if self.ema is not None:
+            update_ema(self.ema, self.model)
         if self.scheduler is not None:
             self.scheduler.step()
         self.step = step + 1

@@ -21,8 +21,9 @@ def runs(tmp_path_factory):
     old = os.environ.get("GENOISE_CACHE")
     os.environ["GENOISE_CACHE"] = str(root / "cache")
     try:
-        for recipe in ("ebgan-mnist", "mcmc-ebm-mnist"):
-            extra = ["pt_weight=0.1"] if recipe == "ebgan-mnist" else ["mcmc_steps=2", "buffer_size=16"]
+        for recipe in ("ebgan-mnist", "mcmc-ebm-mnist", "dcgan-mnist"):
+            extra = {"ebgan-mnist": ["pt_weight=0.1"], "mcmc-ebm-mnist": ["mcmc_steps=2", "buffer_size=16"],
+                     "dcgan-mnist": ["ema_decay=0.5"]}[recipe]
             args = ["train", recipe, *TINY, *extra, "--runs-dir", str(root), "--name", recipe,
                     "--no-progress"]
             assert main(args) == 0
@@ -55,8 +56,39 @@ def test_eval_generative_reloads_the_run(runs, capsys):
     assert json.loads((runs / "ebgan-mnist" / "evaluation.json").read_text())["samples"] == 12
 
 
+def test_a_run_with_a_weight_average_is_sampled_from_it_unless_told_otherwise(runs, capsys):
+    import torch
+
+    from genoise.recipes.generative import load_model
+    from genoise.train import load_checkpoint
+    from genoise.train.ema import averaged_weights
+    from genoise.train.run_folder import read_run_config
+
+    run_dir = runs / "dcgan-mnist"
+    config, _ = read_run_config(run_dir)
+    state = load_checkpoint(run_dir / "model" / "last.pt")
+    assert int(state["extra_state"]["ema"]["n_averaged"]) == 3
+    assert json.loads((run_dir / "evaluation.json").read_text())["weights"] == "ema"
+    average, _ = load_model(run_dir, config, (1, 8, 8))
+    last, _ = load_model(run_dir, config, (1, 8, 8), weights="last")
+    parameters = dict(average.named_parameters())
+    for name, value in averaged_weights(state["extra_state"]["ema"]).items():
+        if name in parameters:  # the batch-norm statistics are recomputed (standing statistics)
+            assert torch.equal(parameters[name], value), name
+    assert not average.training
+    for name, value in state["model"].items():
+        assert torch.equal(last.state_dict()[name], value), name
+    assert not all(torch.equal(a, b) for a, b in zip(average.parameters(), last.parameters(), strict=True))
+    assert main(["eval", "generative", str(run_dir), "weights=last"]) == 0
+    capsys.readouterr()
+    assert json.loads((run_dir / "evaluation.json").read_text())["weights"] == "last"
+    # a run without an average is sampled from its last weights either way
+    assert json.loads((runs / "ebgan-mnist" / "evaluation.json").read_text())["weights"] == "last"
+
+
 @pytest.mark.parametrize(("option", "message"), [
-    ("colour=red", "unknown option"), ("samples=2", "samples=2 must be an integer >= 10")])
+    ("colour=red", "unknown option"), ("samples=2", "samples=2 must be an integer >= 10"),
+    ("weights=best", "weights")])
 def test_eval_generative_refuses_bad_options(runs, option, message, capsys):
     assert main(["eval", "generative", str(runs / "ebgan-mnist"), option]) != 0
     assert message in capsys.readouterr().err
@@ -70,7 +102,8 @@ def test_eval_of_a_folder_without_a_model_is_one_line(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(("override", "message"), [("margin=0", "margin"), ("kind=vae", "kind"),
-                                                    ("pt_weight=-1", "pt_weight")])
+                                                    ("pt_weight=-1", "pt_weight"),
+                                                    ("ema_decay=1", "ema_decay")])
 def test_bad_config_values_are_refused_before_anything_is_written(tmp_path, override, message, capsys):
     args = ["train", "ebgan-mnist", *TINY, override, "--runs-dir", str(tmp_path), "--name", "bad"]
     assert main(args) != 0
@@ -82,6 +115,12 @@ def test_pulling_away_with_another_gan_is_refused(tmp_path, capsys):
     args = ["train", "dcgan-mnist", *TINY, "pt_weight=0.1", "--runs-dir", str(tmp_path), "--name", "bad"]
     assert main(args) != 0
     assert "pt_weight is EBGAN's pulling-away term" in capsys.readouterr().err
+
+
+def test_a_weight_average_for_the_mcmc_ebm_is_refused(tmp_path, capsys):
+    args = ["train", "mcmc-ebm-mnist", *TINY, "ema_decay=0.9", "--runs-dir", str(tmp_path), "--name", "bad"]
+    assert main(args) != 0
+    assert "ema_decay averages a GAN's generator" in capsys.readouterr().err
 
 
 def test_demo_panel_draws_the_three_energies_and_scores_the_samples(tmp_path):

@@ -106,6 +106,8 @@ def test_real_images_score_well_and_noise_scores_badly(classifier):
     assert real["classes_covered"] == 10 and real["max_class_deviation"] < 5
     assert math.isclose(sum(real["class_histogram"]), 1.0)
     assert real["nearest_train"] < noise["nearest_train"]
+    quick = sample_quality(data.images[:400], model, stats, data.images[400:], nearest=False)
+    assert "nearest_train" not in quick and quick == {k: v for k, v in real.items() if k != "nearest_train"}
 
 
 def test_sample_quality_refuses_wrong_shapes_and_nan(classifier):

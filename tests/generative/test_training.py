@@ -17,6 +17,7 @@ from genoise.generative import (
     generate,
     mlp_autoencoder_energy,
     mlp_critic,
+    standing_statistics,
     train_gan,
     train_mcmc_ebm,
 )
@@ -142,3 +143,21 @@ def test_convolutional_gans_train_on_colour_images(kind):
                         checkpoint_every=None)
     assert metrics["step"] == 2 and all(torch.isfinite(torch.tensor(float(v))) for v in metrics.values())
     assert any(not torch.equal(a, b) for a, b in zip(before, generator.parameters(), strict=True))
+
+
+def test_standing_statistics_are_the_generators_own_batch_statistics():
+    generator = ConvGenerator(latent_dim=3, image_size=8, channels=1, width=2)
+    norm = next(m for m in generator.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    seen = []
+    norm.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+    standing_statistics(generator, batches=3, batch_size=16, seed=5)
+    assert not generator.training and len(seen) == 3
+    # momentum None: cumulative averages of the per-batch mean and unbiased variance
+    means = torch.stack([x.mean(dim=(0, 2, 3)) for x in seen])
+    variances = torch.stack([x.transpose(0, 1).flatten(1).var(dim=1) for x in seen])
+    torch.testing.assert_close(norm.running_mean, means.mean(0))
+    torch.testing.assert_close(norm.running_var, variances.mean(0))
+    assert norm.momentum == 0.1  # restored
+    before = norm.running_mean.clone()
+    standing_statistics(generator, batches=3, batch_size=16, seed=5)
+    assert torch.equal(norm.running_mean, before)  # seeded

@@ -1,6 +1,6 @@
 """Resume of the generative recipes: stopped inside training and continued with
 ``--resume``, every checkpoint (generator or energy, its optimiser, the discriminator and its
-optimiser, the replay buffer) is bit-for-bit that of an uninterrupted run."""
+optimiser, the replay buffer, the weight average) is bit-for-bit that of an uninterrupted run."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ _TINY = ["dataset=digits", "width=4", "latent_dim=4", "code=4", "steps=4", "batc
 CASES = {
     "ebgan-mnist": ([*_TINY, "pt_weight=0.1"], 2),
     "wgan-gp-mnist": ([*_TINY, "critic_steps=2"], 2),
-    "dcgan-mnist": (_TINY, 2),
+    "dcgan-mnist": ([*_TINY, "ema_decay=0.9"], 2),  # the generator's weight average too
     "mcmc-ebm-mnist": ([*_TINY, "mcmc_steps=3", "buffer_size=32"], 2),
 }
 
