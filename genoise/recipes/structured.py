@@ -37,6 +37,7 @@ from genoise.structured.sdnn import SDNN
 from genoise.structured.train import (
     READER_KIND,
     SDNN_KIND,
+    freeze_features,
     pretrain_recognizer,
     read_strings,
     train_reader,
@@ -74,6 +75,11 @@ def string_config(config: dict[str, Any]) -> DigitStringConfig:
 def validate(config: dict[str, Any]) -> None:
     """Cross-key checks, before anything is written (``init=`` must be a ``loss=isolated`` run)."""
     string_config(config)
+    if config.get("freeze_features") and config["loss"] == "sdnn_ctc":
+        raise ValueError("freeze_features=true freezes the reader's LeNet-5; loss=sdnn_ctc has none")
+    if config.get("freeze_features") and not (int(config.get("pretrain_epochs", 0)) or config.get("init")):
+        raise ValueError("freeze_features=true needs pre-trained features: set pretrain_epochs > 0 "
+                         "(or init=)")
     if config["loss"] == "sdnn_ctc" and config.get("init"):
         raise ValueError("init= (isolated reader weights) does not apply to loss=sdnn_ctc")
     if config.get("init"):
@@ -172,6 +178,8 @@ def train_isolated(run: Run, strings: DigitStrings, folder: str) -> CheckReader:
             run=run.subrun("pretrain"),
             progress=run.progress,
         )
+    if config.get("freeze_features"):
+        freeze_features(reader.recognizer)
     train_reader(
         reader,
         strings,
@@ -211,6 +219,8 @@ def train(run: Run) -> dict[str, Any]:
         train_isolated(run, strings, "model")
     else:
         reader = initial_reader(run, strings).to(run.device)
+        if config.get("freeze_features"):
+            freeze_features(reader.recognizer)
         train_reader(
             reader,
             strings,

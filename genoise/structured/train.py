@@ -204,6 +204,19 @@ class CharacterStep:
         return F.cross_entropy(reader.recognizer(images), labels)
 
 
+def freeze_features(recognizer: nn.Module) -> nn.Module:
+    """Keep a LeNet-5's feature extractor fixed: every parameter but F6's and the output
+    layer's stops taking gradients (``requires_grad=False``), so the string stages that
+    follow train only the last two layers on top of the pre-trained C1–C5. Returns it."""
+    heads = ("f6.", "output.")
+    if not any(name.startswith(heads) for name, _ in recognizer.named_parameters()):
+        raise ValueError("freeze_features needs a LeNet-5 recogniser (layers f6 and output)")
+    for name, parameter in recognizer.named_parameters():
+        if not name.startswith(heads):
+            parameter.requires_grad_(False)
+    return recognizer
+
+
 def pretrain_recognizer(
     reader: CheckReader, images: Tensor, labels: Tensor, epochs: int, *, distortion: float = 0.0,
     **options: Any,

@@ -97,3 +97,30 @@ def test_pretrain_epochs(tmp_path):
     rows = [json.loads(line) for line in lines]
     assert rows and all(row["loss"] == row["loss"] for row in rows if "loss" in row)
     assert (tmp_path / "pre" / "model" / "last.pt").is_file()
+
+
+def test_freeze_features_after_pretraining(tmp_path):
+    """``freeze_features=true``: C1-C5 leave the pre-training stage and never change again; F6 and
+    the output layer go on training in the string stages."""
+    import torch
+
+    from genoise.train import load_checkpoint
+
+    overrides = ("loss=discriminative_forward", "pretrain_epochs=1", "freeze_features=true")
+    assert _train(tmp_path, "frozen", *overrides) == 0
+    stages = [load_checkpoint(tmp_path / "frozen" / stage / "last.pt")["model"]
+              for stage in ("pretrain", "isolated", "model")]
+    for name, value in stages[0].items():
+        if name.startswith("recognizer.") and name.split(".")[1] not in ("f6", "output"):
+            assert all(torch.equal(value, stage[name]) for stage in stages[1:]), name
+    assert not torch.equal(stages[0]["recognizer.f6.weight"], stages[2]["recognizer.f6.weight"])
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (("freeze_features=true",), "needs pre-trained features"),
+    (("freeze_features=true", "loss=sdnn_ctc", "pretrain_epochs=1"), "loss=sdnn_ctc has none"),
+])
+def test_freeze_features_is_refused_without_features_to_freeze(tmp_path, capsys, overrides, message):
+    assert _train(tmp_path, "bad", *overrides) != 0
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

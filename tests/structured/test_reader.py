@@ -182,3 +182,19 @@ def test_distortions_are_affine_maps_of_the_right_size():
     assert float((cx - 14.5).std()) > 0.5  # the shifts are drawn per image
     with pytest.raises(ValueError, match="distortion"):
         CharacterStep(-1.0)
+
+
+def test_frozen_features_leave_c1_to_c5_unchanged_and_train_the_last_two_layers():
+    from genoise.structured.train import freeze_features, pretrain_recognizer
+
+    x, y = _pool()
+    torch.manual_seed(0)
+    reader = CheckReader(max_span=2)
+    freeze_features(reader.recognizer)
+    before = {name: p.detach().clone() for name, p in reader.recognizer.named_parameters()}
+    pretrain_recognizer(reader, x, y, 2, batch_size=5, lr=3e-3, progress=False)
+    for name, p in reader.recognizer.named_parameters():
+        moved = not torch.equal(p, before[name])
+        assert moved == name.startswith(("f6.", "output.")), name
+    with pytest.raises(ValueError, match="needs a LeNet-5 recogniser"):
+        freeze_features(torch.nn.Linear(3, 2))
