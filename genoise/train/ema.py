@@ -6,10 +6,11 @@ After every optimiser update n = 1, 2, … the average θ̄ follows the weights 
 
 (Polyak & Juditsky 1992 with exponential forgetting; the warm-up δ_n = (1 + k)/(10 + k),
 k = n − 1 updates averaged so far, is TensorFlow's ``ExponentialMovingAverage(num_updates)``,
-so the first weights, far from the optimum, are forgotten quickly). For GANs the average
-of the generator's weights is much better than its last iterate: Yazıcı et al., "The
-unusual effectiveness of averaging in GAN training" (ICLR 2019); Karras et al. 2018
-(progressive GANs) sample from such an average.
+so the first weights, far from the optimum, are forgotten quickly). For GANs, Yazıcı et
+al., "The unusual effectiveness of averaging in GAN training" (ICLR 2019), find the
+average of the generator's weights often better than its last iterate, and Karras et al.
+2018 (progressive GANs) sample from one; on genoise's MNIST table it helps EBGAN late in
+training and not WGAN-GP or DCGAN (docs/generative.md).
 
 The average is a :class:`torch.optim.swa_utils.AveragedModel` (a deep copy of the model
 plus its ``n_averaged`` counter; its ``state_dict`` is checkpointed). Parameters are
