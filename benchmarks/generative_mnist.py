@@ -218,15 +218,14 @@ def cell(out: Path, row: str, name: str, shape: tuple[int, ...]) -> tuple[dict, 
     return record["rows"][row], draw_samples(model, sampler, config, 36, 0)
 
 
-def rescore(out: Path, name: str, reference: tuple, samples: int, weights: str) -> tuple[dict, torch.Tensor]:
-    """A GAN cell that kept a weight average, scored here from its average (``ema``) or its last
-    weights (``last``), drawn as ``genoise eval generative RUN_DIR weights=…`` draws them (a
+def rescore(draw: Callable[[int], torch.Tensor], out: Path, name: str, reference: tuple,
+            weights: str) -> tuple[dict, torch.Tensor]:
+    """A GAN cell that kept a weight average, scored here from the first draw of its average
+    (``ema``) or of its last weights (``last``), ``draw`` being its :func:`cell_sampler` (a
     cell's own ``evaluation.json`` may predate the average's recomputed batch-norm statistics).
     The training CPU-minutes go with the average's row."""
     classifier, stats, train_images = reference
-    config, _ = read_run_config(out / name)
-    model, _ = load_model(out / name, config, tuple(train_images.shape[1:]), weights=weights)
-    images = draw_samples(model, None, config, samples, 0)
+    images = draw(0)
     rows = json.loads((out / name / "evaluation.json").read_text())["rows"]
     trained = next(v["cpu_minutes"] for k, v in rows.items() if k != "test_images")
     minutes = trained if weights == "ema" else None
@@ -308,15 +307,16 @@ def main(argv: list[str] | None = None) -> int:
     rows, met = [], {}
     for index, budget in enumerate(budgets(args)):
         weights = (("", "ema"), ("_last", "last")) if args.ema_decay else (("", "ema"),)
-        if args.ema_decay:
+        draws = {f"{row}{tag}": cell_sampler(out, names[(row, budget[row])], shape, args.samples, kind)
+                 for tag, kind in weights for row in GAN_ROWS}
+        if args.ema_decay:  # each model loaded once: its draw function serves both tables
             reference = (classifier, stats, train_images)
-            pairs = {f"{row}{tag}": rescore(out, names[(row, budget[row])], reference, args.samples, kind)
+            pairs = {f"{row}{tag}": rescore(draws[f"{row}{tag}"], out, names[(row, budget[row])],
+                                            reference, kind)
                      for tag, kind in weights for row in GAN_ROWS}
         else:
             pairs = {row: cell(out, row, names[(row, budget[row])], shape) for row in GAN_ROWS}
         pairs.update(shared)
-        draws = {f"{row}{tag}": cell_sampler(out, names[(row, budget[row])], shape, args.samples, kind)
-                 for tag, kind in weights for row in GAN_ROWS}
         spreads = {**spread(draws, classifier, stats, args.draws), **shared_spread}
         scores = {row: {**score, **spreads.get(row, {})} for row, (score, _) in pairs.items()}
         scores["test_images"] = {**floor, "cpu_minutes": None}
