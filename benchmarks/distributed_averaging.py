@@ -4,6 +4,8 @@ DOWNPOUR, EASGD, EAMSGD, local SGD and DiLoCo at equal worker-gradient steps (is
     python benchmarks/distributed_averaging.py               # the tables (a), (b), (c)
     python benchmarks/distributed_averaging.py --quick       # a few CPU-minutes
     python benchmarks/distributed_averaging.py --shard 0/2   # half of the cells (run two)
+    python benchmarks/distributed_averaging.py --goal2 --worker-steps 16384   # goal 2 at a longer budget
+    python benchmarks/distributed_averaging.py --goal2 --worker-steps 16384 --goal-seeds 1 2  # + seeds
 
 Every cell is one ``genoise train averaging-DATASET`` run folder under
 ``benchmarks/results/distributed_averaging`` (reused when finished, resumed when
@@ -43,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._cells import recipe_value, run_cell  # noqa: E402
 from benchmarks._data import HELP, data_dir  # noqa: E402
+from benchmarks._records import write_records  # noqa: E402
 from genoise.io import atomic_write_text  # noqa: E402
 
 PERIODIC = ("downpour", "easgd", "eamsgd", "easgd_async", "eamsgd_async", "localsgd", "diloco")
@@ -51,6 +54,8 @@ WORKERS, TAUS = (4, 8, 16), (1, 4, 16, 64)
 REAL = ("ddp", "localsgd", "easgd", "eamsgd", "diloco", "easgd_async", "eamsgd_async", "downpour")
 DDP_LRS = (0.1, 0.2, 0.4, 0.8)  # DDP, the baseline of the goals, gets its best learning rate
 EAMSGD_LRS = (0.01, 0.04, 0.08)  # and EAMSGD (default 0.02) gets the same care at τ = 16
+GOAL2_TAUS = (16, 64)  # goal 2's periods: ≥ 16× fewer bytes than DDP needs τ ≥ 16
+GOAL2_EAMSGD_LRS = (0.02, 0.04, 0.08, 0.12)  # --goal2: as many rates as DDP's grid, at both τ
 
 
 def overrides(row: str, workers: int, tau: int, args: argparse.Namespace, lr: float | None = None) -> dict:
@@ -92,6 +97,20 @@ def cell_name(dataset: str, row: str, p: int, tau: int, processes: int = 1) -> s
     return f"{dataset}-{row.replace('@', '-lr')}-p{p}-tau{tau}" + (
         f"-real{processes}" if processes > 1 else ""
     )
+
+
+def cell_row(dataset: str, row: str, p: int, tau: int, record: dict) -> dict:
+    """A table row from one cell's ``summary.json``."""
+    return {
+        "dataset": dataset,
+        "method": row,
+        "workers": p,
+        "tau": tau,
+        "error": record["error"],
+        "bytes_per_worker": record["bytes_per_worker"],
+        "rounds": record["rounds"],
+        "cpu_seconds": record.get("cpu_seconds"),
+    }
 
 
 def pick_best(
@@ -377,6 +396,191 @@ def goal_seeds(out: Path, rows: list[dict], args: argparse.Namespace) -> int:
     return 0
 
 
+def goal2_cells(args: argparse.Namespace) -> list[tuple[str, str, int, int]]:
+    """(data set, ``method@lr``, p, τ) of ``--goal2``: DDP's learning-rate grid (τ = 1) and
+    synchronous EAMSGD's at τ ∈ ``GOAL2_TAUS``, for every data set and p."""
+    out = []
+    for dataset in args.datasets:
+        for p in args.workers:
+            out += [(dataset, f"ddp@{lr:g}", p, 1) for lr in DDP_LRS]
+            out += [(dataset, f"eamsgd@{lr:g}", p, tau) for tau in GOAL2_TAUS for lr in GOAL2_EAMSGD_LRS]
+    return out
+
+
+def goal2_table(rows: list[dict], worker_steps: int) -> tuple[list[str], list[dict]]:
+    """Goal 2 per (data set, p, τ): DDP and EAMSGD each at the best of their learning-rate
+    grids, the error ratio, the bytes ratio and the verdict (≤ 1.1× DDP's error with ≥ 16×
+    fewer bytes)."""
+    best: dict[tuple, dict] = {}
+    grids: dict[tuple, dict] = {}
+    for r in rows:
+        method, _, lr = r["method"].partition("@")
+        key = (r["dataset"], method, r["workers"], r["tau"])
+        grids.setdefault(key, {})[lr] = r["error"]
+        if key not in best or r["error"] < best[key]["error"]:
+            best[key] = r | {"lr": float(lr)}
+    lines = [
+        "| data set | p | τ | DDP % (best lr) | EAMSGD sync % (best lr) | EAMSGD / DDP | EAMSGD sends "
+        "fewer bytes by | goal 2 |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    verdicts = []
+    for (dataset, method, p, tau), e in best.items():
+        if method != "eamsgd":
+            continue
+        d = best.get((dataset, "ddp", p, 1))
+        if d is None:
+            continue
+        ratio = e["error"] / d["error"]
+        fewer = d["bytes_per_worker"] / max(e["bytes_per_worker"], 1)
+        met = ratio <= 1.1 and fewer >= 16
+        verdicts.append(
+            {
+                "dataset": dataset,
+                "workers": p,
+                "tau": tau,
+                "worker_steps": worker_steps,
+                "ddp_error": d["error"],
+                "ddp_lr": d["lr"],
+                "ddp_lr_grid": grids[(dataset, "ddp", p, 1)],
+                "eamsgd_error": e["error"],
+                "eamsgd_lr": e["lr"],
+                "eamsgd_lr_grid": grids[(dataset, "eamsgd", p, tau)],
+                "ratio": ratio,
+                "bytes_fewer": fewer,
+                "bytes_per_worker": e["bytes_per_worker"],
+                "ddp_bytes_per_worker": d["bytes_per_worker"],
+                "met": met,
+            }
+        )
+        lines.append(
+            f"| {dataset} | {p} | {tau} | {100 * d['error']:.2f} ({d['lr']:g}) | {100 * e['error']:.2f} "
+            f"({e['lr']:g}) | {ratio:.2f}× | {fewer:.2f}× | {'met' if met else 'not met'} |"
+        )
+    return lines, verdicts
+
+
+def goal2_seeds(out: Path, verdicts: list[dict], args: argparse.Namespace, shard: int, shards: int) -> float:
+    """Rerun each verdict's two cells (DDP and EAMSGD at the learning rates chosen on seed
+    ``--seed``) with every seed of ``--goal-seeds``; adds ``seeds``, ``ddp_errors``,
+    ``eamsgd_errors`` and ``ratios`` to each verdict (in place). Returns the CPU seconds."""
+    cpu, k = 0.0, 0
+    for v in verdicts:
+        v |= {"seeds": [args.seed], "ddp_errors": [v["ddp_error"]], "eamsgd_errors": [v["eamsgd_error"]]}
+        for seed in args.goal_seeds:
+            for method, tau, lr, key in (
+                ("ddp", 1, v["ddp_lr"], "ddp_errors"),
+                ("eamsgd", v["tau"], v["eamsgd_lr"], "eamsgd_errors"),
+            ):
+                name = cell_name(v["dataset"], f"{method}@{lr:g}", v["workers"], tau)
+                name += f"-ws{args.worker_steps}-seed{seed}"
+                k += 1
+                if (k - 1) % shards != shard and not (out / name / "summary.json").is_file():
+                    v[key].append(float("nan"))  # another shard's: run 0/1 at the end for the table
+                    continue
+                print(f"[goal 2, seed {seed}] {name}", flush=True)
+                cell = overrides(method, v["workers"], tau, args, lr) | {"seed": seed}
+                record, seconds = run_cell(out, f"averaging-{v['dataset']}", name, cell, "summary.json")
+                cpu += seconds
+                v[key].append(record["error"])
+            v["seeds"].append(seed)
+        v["ratios"] = [e / d for e, d in zip(v["eamsgd_errors"], v["ddp_errors"], strict=True)]
+    return cpu
+
+
+def goal2_seed_lines(lines: list[str], verdicts: list[dict]) -> list[str]:
+    """``goal2_table``'s lines with two more columns: the ratio per seed, and on how many
+    seeds goal 2 holds (the bytes do not depend on the seed)."""
+    import statistics
+
+    out = [
+        lines[0] + " DDP % over seeds | EAMSGD % over seeds | EAMSGD / DDP per seed | seeds met |",
+        lines[1] + "---:|---:|---|---:|",
+    ]
+    for line, v in zip(lines[2:], verdicts, strict=True):
+        cells = []
+        for errors in (v["ddp_errors"], v["eamsgd_errors"]):
+            sd = statistics.stdev(errors) if len(errors) > 1 else 0.0
+            cells.append(f"{100 * statistics.mean(errors):.2f} ± {100 * sd:.2f}")
+        ratios = v["ratios"]
+        met = sum(r <= 1.1 for r in ratios) if v["bytes_fewer"] >= 16 else 0
+        v["seeds_met"] = met
+        out.append(
+            line + f" {cells[0]} | {cells[1]} | {' / '.join(f'{r:.2f}' for r in ratios)} | "
+            f"{met} of {len(ratios)} |"
+        )
+    return out
+
+
+def goal2(out: Path, args: argparse.Namespace) -> int:
+    """``--goal2``: goal 2's cells at ``--worker-steps`` (names end in ``-ws{N}``, so they never
+    mix with the main table's 4,096-step cells), then its table."""
+    todo = goal2_cells(args)
+    shard, shards = (int(v) for v in args.shard.split("/"))
+    rows, cpu = [], 0.0
+    for k, (dataset, row, p, tau) in enumerate(todo):
+        name = cell_name(dataset, row, p, tau) + f"-ws{args.worker_steps}"
+        if k % shards != shard and not (out / name / "summary.json").is_file():
+            continue
+        print(f"[goal 2: {k + 1}/{len(todo)}] {name}", flush=True)
+        method, _, lr = row.partition("@")
+        record, seconds = run_cell(
+            out, f"averaging-{dataset}", name, overrides(method, p, tau, args, float(lr)), "summary.json"
+        )
+        cpu += seconds
+        rows.append(cell_row(dataset, row, p, tau, record))
+    lines, verdicts = goal2_table(rows, args.worker_steps)
+    if args.goal_seeds:
+        cpu += goal2_seeds(out, verdicts, args, shard, shards)
+        lines = goal2_seed_lines(lines, verdicts)
+    if shards > 1 and shard != 0:
+        return 0
+    command = "python benchmarks/distributed_averaging.py --goal2" + (
+        " --quick"
+        if args.quick
+        else f" --worker-steps {args.worker_steps}"
+        + (f" --datasets {' '.join(args.datasets)}" if args.datasets != ["mnist", "cifar10"] else "")
+    )
+    if args.goal_seeds:
+        command += f" --goal-seeds {' '.join(map(str, args.goal_seeds))}"
+    met = sum(v["met"] for v in verdicts)
+    text = "\n".join(
+        [
+            f"# Goal 2 at a budget of {args.worker_steps:,} worker-gradient steps",
+            "",
+            f"Command: `{command}` · date {date.today().isoformat()} · seed {args.seed} · batch 32 per "
+            "worker · simulated workers · error of the center (EAMSGD) or of the one model (DDP) on the "
+            "whole test set. Learning rates: DDP the best of "
+            + ", ".join(map(str, DDP_LRS))
+            + "; synchronous EAMSGD (Nesterov momentum 0.9, β = 0.9) the best of "
+            + ", ".join(map(str, GOAL2_EAMSGD_LRS))
+            + " at each (p, τ). Goal 2: EAMSGD within 1.1× of DDP's error while sending ≥ 16× fewer "
+            "bytes.",
+            "",
+            *lines,
+            "",
+            f"Goal 2 met in {met} of {len(verdicts)} settings. CPU time of these cells: {cpu / 60:.1f} min.",
+            "",
+        ]
+    )
+    print(text)
+    stem = f"distributed_averaging_goal2_ws{args.worker_steps}" + ("_quick" if args.quick else "")
+    write_records(
+        ROOT / "benchmarks" / "records",
+        stem,
+        text,
+        {
+            "command": command,
+            "date": date.today().isoformat(),
+            "worker_steps": args.worker_steps,
+            "seed": args.seed,
+            "rows": verdicts,
+            "cells": rows,
+        },
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -400,7 +604,14 @@ def main(argv: list[str] | None = None) -> int:
         nargs="+",
         default=None,
         help="rerun goal 2's cells (τ = 16: DDP and EAMSGD at their tuned lr, asynchronous EAMSGD) "
-        "with these extra seeds and write distributed_averaging_seeds.{md,json}",
+        "with these extra seeds and write distributed_averaging_seeds.{md,json}; with --goal2, rerun "
+        "each (p, τ)'s DDP and EAMSGD at their best learning rates and add the seeds to its table",
+    )
+    parser.add_argument(
+        "--goal2",
+        action="store_true",
+        help="only goal 2's cells (DDP's and synchronous EAMSGD's learning-rate grids, τ ∈ {16, 64}) at "
+        "--worker-steps; writes distributed_averaging_goal2_ws{N}.{md,json}",
     )
     parser.add_argument("--data-dir", type=Path, default=None, help=HELP)
     args = parser.parse_args(argv)
@@ -416,6 +627,8 @@ def main(argv: list[str] | None = None) -> int:
         / ("distributed_averaging_quick" if args.quick else "distributed_averaging")
     )
     out.mkdir(parents=True, exist_ok=True)
+    if args.goal2:
+        return goal2(out, args)
 
     todo = cells(args)
     rows, histories, cpu = [], {}, 0.0
@@ -434,18 +647,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         cpu += seconds
         rows.append(
-            {
-                "dataset": dataset,
-                "method": row,
-                "workers": p,
-                "tau": tau,
+            cell_row(dataset, row, p, tau, record)
+            | {
                 "processes": 1,
-                "error": record["error"],
-                "bytes_per_worker": record["bytes_per_worker"],
-                "rounds": record["rounds"],
                 "worker_steps": record["worker_steps"],
                 "staleness_mean": record.get("staleness_mean", 0.0),
-                "cpu_seconds": record.get("cpu_seconds"),
             }
         )
         histories[name] = history(out, name)

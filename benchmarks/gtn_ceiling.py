@@ -6,6 +6,7 @@ issue 17's "accepted & correct at 1 % error" (LeCun, Bottou, Bengio & Haffner 19
     python benchmarks/gtn_ceiling.py --distortions 0 1     # also trained on distorted digits
     python benchmarks/gtn_ceiling.py --runs R1 R2 …        # also the recognisers of reader runs
     python benchmarks/gtn_ceiling.py --quick               # 1 and 3 epochs, 300 test amounts
+    python benchmarks/gtn_ceiling.py --epochs --committee R1 R2 R3   # a committee of readers
 
 A *perfect-segmentation reader* is given every digit of a test amount cut out of the MNIST
 test image it was drawn from (``DigitStrings.source``): no neighbour ink, no wrong cut. A
@@ -22,8 +23,14 @@ the same way beside its real reading (from its ``evaluation.json``, with the gra
 of the gap to 82 % is the recogniser's accuracy on clean digits, and how much the segmentation
 and the overlaps. The reader's own errors are split too: how many hold a digit its recogniser
 misreads even alone, among all and among the 11 most confident (at most 10 errors fit under
-1 % of 1,000 amounts, so the 11th sets the operating point). Writes
-``benchmarks/records/gtn_ceiling.{md,json}`` (``--quick``: ``gtn_ceiling_quick``).
+1 % of 1,000 amounts, so the 11th sets the operating point).
+
+With ``--committee``, the recognisers of those reader runs read every segment together: their
+log-probabilities are averaged (``geometric``: a product of experts, renormalised) or their
+probabilities (``arithmetic``), and the reader (the first run's segmenter, with the grammar)
+reads the test amounts through that committee; the same columns, for both means. Writes
+``benchmarks/records/gtn_ceiling.{md,json}`` (``--quick``: ``gtn_ceiling_quick``; with
+``--committee``: ``gtn_ceiling_committee``).
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
 
 from benchmarks._data import HELP, data_dir  # noqa: E402
 from benchmarks._records import write_records  # noqa: E402
@@ -54,11 +62,40 @@ from genoise.recipes.structured import (  # noqa: E402
     new_reader,
 )
 from genoise.structured.evaluate import accepted_correct_at  # noqa: E402
+from genoise.structured.reader import CheckReader  # noqa: E402
 from genoise.structured.segment_images import normalise_characters  # noqa: E402
 from genoise.structured.train import pretrain_recognizer, read_strings  # noqa: E402
 from genoise.train.run_folder import read_run_config  # noqa: E402
 
 PAPER = 0.82  # accepted & correct at 1 % error, the paper's check reader (Section X)
+
+
+class Committee(nn.Module):
+    """Recognisers reading the same segments: the mean of their log-probabilities
+    (``geometric``) or the log of the mean of their probabilities (``arithmetic``); the
+    reader's log-softmax renormalises either."""
+
+    def __init__(self, members: list[nn.Module], mean: str = "geometric") -> None:
+        super().__init__()
+        if mean not in ("geometric", "arithmetic"):
+            raise ValueError(f"mean must be 'geometric' or 'arithmetic', got {mean!r}")
+        self.members, self.mean = nn.ModuleList(members), mean
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        log_p = torch.stack([F.log_softmax(m(x), dim=-1) for m in self.members])
+        if self.mean == "geometric":
+            return log_p.mean(0)
+        return torch.logsumexp(log_p, 0) - torch.log(torch.tensor(float(len(self.members))))
+
+
+def reading_scores(model: nn.Module, strings, grammar) -> dict:
+    """String accuracy and accepted & correct at ≤ 1 % error of ``model``'s reading."""
+    reading = read_strings(model, strings, grammar)
+    width = strings.labels.shape[1]
+    labels = F.pad(reading.labels, (0, max(0, width - reading.labels.shape[1])), value=-1)[:, :width]
+    right = (reading.lengths == strings.lengths) & (labels == strings.labels).all(1)
+    point = accepted_correct_at(reading.confidence, right)
+    return {"reader_string_accuracy": float(right.float().mean()), "reader_accepted_correct": point.correct}
 
 
 @torch.no_grad()
@@ -119,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--epochs", type=int, nargs="+", default=[3, 10, 30], help="pre-training epochs, one row each"
+        "--epochs", type=int, nargs="*", default=[3, 10, 30], help="pre-training epochs, one row each"
     )
     parser.add_argument(
         "--distortions",
@@ -130,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--runs", nargs="*", default=[], help="gtn-amounts run folders whose recognisers to score too"
+    )
+    parser.add_argument(
+        "--committee", nargs="*", default=[], help="gtn-amounts run folders whose recognisers read together"
     )
     parser.add_argument("--test-strings", type=int, default=1000)
     parser.add_argument("--quick", action="store_true", help="1 and 3 epochs, 300 test amounts")
@@ -192,6 +232,35 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         print(row, flush=True)
 
+    if args.committee:
+        models = []
+        for run in args.committee:
+            run_config, _ = read_run_config(Path(run))
+            models.append(load_model(Path(run), run_config))
+        first = models[0]
+        for mean in ("geometric", "arithmetic"):
+            committee = Committee([m.recognizer for m in models], mean).eval()
+            reader = CheckReader(
+                committee,
+                max_span=first.max_span,
+                valley=first.valley,
+                smooth=first.smooth,
+                min_piece=first.min_piece,
+            ).eval()
+            scores, misread_alone = ceiling(committee, strings, test_images)
+            row = {
+                "row": f"committee of {len(models)} readers, {mean} mean",
+                "kind": "committee",
+                "runs": [str(r) for r in args.committee],
+                "mean": mean,
+                "mnist_test_error": mnist_error(committee, test_images, test_labels),
+                **scores,
+                **reading_scores(reader, strings, grammar_of(run_config)),
+                **error_sources(reader, strings, grammar_of(run_config), misread_alone),
+            }
+            rows.append(row)
+            print(row, flush=True)
+
     command = "python benchmarks/gtn_ceiling.py " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = [
         f"# The perfect-segmentation ceiling of the check-amount reader ({date.today().isoformat()})",
@@ -211,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for r in rows:
         own, sources = "—", "—"
-        if r["kind"] == "run":
+        if r["kind"] in ("run", "committee"):
             own = f"{r['reader_string_accuracy']:.3f} / {r['reader_accepted_correct']:.3f}"
             sources = (
                 f"{r['reader_errors_misread_alone']} of {r['reader_errors']} / "
@@ -223,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     text = "\n".join(lines) + "\n"
     print(text)
-    stem = "gtn_ceiling_quick" if args.quick else "gtn_ceiling"
+    stem = ("gtn_ceiling_quick" if args.quick else "gtn_ceiling") + ("_committee" if args.committee else "")
     write_records(
         ROOT / "benchmarks" / "records",
         stem,

@@ -24,3 +24,46 @@ def test_the_goal_count_takes_the_better_model_and_the_best_learning_rate():
     text = table(rows, "mnist", "python benchmarks/easgd_center_vs_mean.py")
     assert "within 1.1× of DDP in 1 of 2 (p, τ) settings (p=4 τ=16: 1.07×, p=8 τ=16: 1.15×)" in text
     assert "| 4 | 16 | 0.08 | 2.30 | 2.15 | 2.15 – 2.30 | 2.00 (0.8) | 1.15× | 1.07× | 1/16 |" in text
+
+
+def cell(method, p, tau, error, nbytes):
+    return {"dataset": "mnist", "method": method, "workers": p, "tau": tau, "error": error,
+            "bytes_per_worker": nbytes, "rounds": 1}
+
+
+def test_goal2_at_a_budget_takes_each_method_at_its_best_learning_rate():
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.distributed_averaging import goal2_table
+
+    rows = [cell("ddp@0.4", 4, 1, 0.020, 1600), cell("ddp@0.8", 4, 1, 0.015, 1600),  # DDP: 1.5 % at lr 0.8
+            cell("eamsgd@0.04", 4, 16, 0.0170, 100), cell("eamsgd@0.08", 4, 16, 0.0160, 100),  # 1.07×
+            cell("eamsgd@0.04", 4, 64, 0.0180, 25), cell("eamsgd@0.08", 4, 64, 0.0190, 25),  # 1.2×
+            cell("eamsgd@0.02", 8, 16, 0.0100, 100)]  # no DDP at p = 8: no verdict
+    lines, verdicts = goal2_table(rows, 16384)
+    assert [(v["tau"], v["met"]) for v in verdicts] == [(16, True), (64, False)]
+    assert verdicts[0]["eamsgd_lr"] == 0.08 and verdicts[0]["ddp_lr"] == 0.8
+    assert verdicts[0]["eamsgd_lr_grid"] == {"0.04": 0.0170, "0.08": 0.0160}
+    assert "| mnist | 4 | 16 | 1.50 (0.8) | 1.60 (0.08) | 1.07× | 16.00× | met |" in lines
+    assert "| mnist | 4 | 64 | 1.50 (0.8) | 1.80 (0.04) | 1.20× | 64.00× | not met |" in lines
+
+
+def test_goal2_needs_sixteen_times_fewer_bytes():
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.distributed_averaging import goal2_table
+
+    rows = [cell("ddp@0.8", 4, 1, 0.015, 1600), cell("eamsgd@0.08", 4, 16, 0.0150, 200)]  # equal error, 8×
+    _, verdicts = goal2_table(rows, 16384)
+    assert verdicts[0]["ratio"] == 1.0 and verdicts[0]["bytes_fewer"] == 8 and not verdicts[0]["met"]
+
+
+def test_goal2_over_seeds_counts_the_seeds_within_the_goal():
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.distributed_averaging import goal2_seed_lines, goal2_table
+
+    rows = [cell("ddp@0.8", 4, 1, 0.015, 1600), cell("eamsgd@0.08", 4, 16, 0.0160, 100)]
+    lines, verdicts = goal2_table(rows, 16384)
+    verdicts[0] |= {"seeds": [0, 1], "ddp_errors": [0.015, 0.020], "eamsgd_errors": [0.016, 0.024],
+                    "ratios": [0.016 / 0.015, 0.024 / 0.020]}  # 1.07× and 1.20×
+    out = goal2_seed_lines(lines, verdicts)
+    assert out[2].endswith("| met | 1.75 ± 0.35 | 2.00 ± 0.57 | 1.07 / 1.20 | 1 of 2 |")
+    assert verdicts[0]["seeds_met"] == 1 and len(out) == 3
