@@ -6,6 +6,9 @@ DOWNPOUR, EASGD, EAMSGD, local SGD and DiLoCo at equal worker-gradient steps (is
     python benchmarks/distributed_averaging.py --shard 0/2   # half of the cells (run two)
     python benchmarks/distributed_averaging.py --goal2 --worker-steps 16384   # goal 2 at a longer budget
     python benchmarks/distributed_averaging.py --goal2 --worker-steps 16384 --goal-seeds 1 2  # + seeds
+    python benchmarks/distributed_averaging.py --goal2 --worker-steps 16384 --buffers read  # rounds
+        # carry the parameters only (BatchNorm statistics averaged when the center is read)
+    python benchmarks/distributed_averaging.py --goal2 --worker-steps 16384 --lr-schedule cosine
 
 Every cell is one ``genoise train averaging-DATASET`` run folder under
 ``benchmarks/results/distributed_averaging`` (reused when finished, resumed when
@@ -56,6 +59,9 @@ DDP_LRS = (0.1, 0.2, 0.4, 0.8)  # DDP, the baseline of the goals, gets its best 
 EAMSGD_LRS = (0.01, 0.04, 0.08)  # and EAMSGD (default 0.02) gets the same care at τ = 16
 GOAL2_TAUS = (16, 64)  # goal 2's periods: ≥ 16× fewer bytes than DDP needs τ ≥ 16
 GOAL2_EAMSGD_LRS = (0.02, 0.04, 0.08, 0.12)  # --goal2: as many rates as DDP's grid, at both τ
+# --goal2: DDP's best rate on CIFAR-10 at 16,384 steps was 0.8, the top of its grid, at every p;
+# one more rate above it (MNIST's best is inside the grid, and 0.8 already diverges there at p ≥ 8)
+GOAL2_DDP_EXTRA_LRS = {"cifar10": (1.6,)}
 
 
 def overrides(row: str, workers: int, tau: int, args: argparse.Namespace, lr: float | None = None) -> dict:
@@ -75,7 +81,21 @@ def overrides(row: str, workers: int, tau: int, args: argparse.Namespace, lr: fl
         cell.update(n_train=4000, n_test=1000)
     if args.data_dir:
         cell["data_dir"] = str(args.data_dir)
+    if getattr(args, "buffers", "round") == "read" and method not in ("ddp", "sgd"):
+        cell["buffers"] = "read"  # DDP and SGD never average buffers while training
+    if getattr(args, "lr_schedule", "constant") != "constant":
+        cell["lr_schedule"] = args.lr_schedule
     return cell
+
+
+def goal2_name(dataset: str, row: str, p: int, tau: int, args: argparse.Namespace) -> str:
+    """A cell of ``--goal2``: ``…-ws{N}``, then ``-bread`` for a method whose rounds leave the
+    buffers out under ``--buffers read`` (DDP's cells are the same under both), and ``-cos``
+    under ``--lr-schedule cosine``."""
+    name = cell_name(dataset, row, p, tau) + f"-ws{args.worker_steps}"
+    method = row.partition("@")[0]
+    name += "-bread" if args.buffers == "read" and method not in ("ddp", "sgd") else ""
+    return name + ("-cos" if args.lr_schedule == "cosine" else "")
 
 
 def cells(args: argparse.Namespace) -> list[tuple[str, str, int, int]]:
@@ -402,7 +422,8 @@ def goal2_cells(args: argparse.Namespace) -> list[tuple[str, str, int, int]]:
     out = []
     for dataset in args.datasets:
         for p in args.workers:
-            out += [(dataset, f"ddp@{lr:g}", p, 1) for lr in DDP_LRS]
+            ddp_lrs = DDP_LRS + GOAL2_DDP_EXTRA_LRS.get(dataset, ())
+            out += [(dataset, f"ddp@{lr:g}", p, 1) for lr in ddp_lrs]
             out += [(dataset, f"eamsgd@{lr:g}", p, tau) for tau in GOAL2_TAUS for lr in GOAL2_EAMSGD_LRS]
     return out
 
@@ -472,8 +493,8 @@ def goal2_seeds(out: Path, verdicts: list[dict], args: argparse.Namespace, shard
                 ("ddp", 1, v["ddp_lr"], "ddp_errors"),
                 ("eamsgd", v["tau"], v["eamsgd_lr"], "eamsgd_errors"),
             ):
-                name = cell_name(v["dataset"], f"{method}@{lr:g}", v["workers"], tau)
-                name += f"-ws{args.worker_steps}-seed{seed}"
+                name = goal2_name(v["dataset"], f"{method}@{lr:g}", v["workers"], tau, args)
+                name += f"-seed{seed}"
                 k += 1
                 if (k - 1) % shards != shard and not (out / name / "summary.json").is_file():
                     v[key].append(float("nan"))  # another shard's: run 0/1 at the end for the table
@@ -519,7 +540,7 @@ def goal2(out: Path, args: argparse.Namespace) -> int:
     shard, shards = (int(v) for v in args.shard.split("/"))
     rows, cpu = [], 0.0
     for k, (dataset, row, p, tau) in enumerate(todo):
-        name = cell_name(dataset, row, p, tau) + f"-ws{args.worker_steps}"
+        name = goal2_name(dataset, row, p, tau, args)
         if k % shards != shard and not (out / name / "summary.json").is_file():
             continue
         print(f"[goal 2: {k + 1}/{len(todo)}] {name}", flush=True)
@@ -532,17 +553,23 @@ def goal2(out: Path, args: argparse.Namespace) -> int:
     lines, verdicts = goal2_table(rows, args.worker_steps)
     if args.goal_seeds:
         cpu += goal2_seeds(out, verdicts, args, shard, shards)
-        lines = goal2_seed_lines(lines, verdicts)
-    if shards > 1 and shard != 0:
+    if shards > 1:  # a shard may lack the others' cells: the table is 0/1's, run at the end
         return 0
+    if args.goal_seeds:
+        lines = goal2_seed_lines(lines, verdicts)
     command = "python benchmarks/distributed_averaging.py --goal2" + (
         " --quick"
         if args.quick
         else f" --worker-steps {args.worker_steps}"
         + (f" --datasets {' '.join(args.datasets)}" if args.datasets != ["mnist", "cifar10"] else "")
+        + (f" --goal-workers {' '.join(map(str, args.workers))}" if args.workers != WORKERS else "")
     )
     if args.goal_seeds:
         command += f" --goal-seeds {' '.join(map(str, args.goal_seeds))}"
+    if args.buffers == "read":
+        command += " --buffers read"
+    if args.lr_schedule == "cosine":
+        command += " --lr-schedule cosine"
     met = sum(v["met"] for v in verdicts)
     text = "\n".join(
         [
@@ -552,10 +579,26 @@ def goal2(out: Path, args: argparse.Namespace) -> int:
             "worker · simulated workers · error of the center (EAMSGD) or of the one model (DDP) on the "
             "whole test set. Learning rates: DDP the best of "
             + ", ".join(map(str, DDP_LRS))
+            + "".join(
+                f" ({d}: also {', '.join(map(str, v))})"
+                for d, v in GOAL2_DDP_EXTRA_LRS.items()
+                if d in args.datasets
+            )
             + "; synchronous EAMSGD (Nesterov momentum 0.9, β = 0.9) the best of "
             + ", ".join(map(str, GOAL2_EAMSGD_LRS))
             + " at each (p, τ). Goal 2: EAMSGD within 1.1× of DDP's error while sending ≥ 16× fewer "
-            "bytes.",
+            "bytes. "
+            + (
+                "Rounds carry the parameters only (`buffers=read`): the center's BatchNorm statistics "
+                "are the workers' mean, taken at each evaluation and not counted, as DDP's are not."
+                if args.buffers == "read"
+                else "Rounds carry the parameters and the BatchNorm running statistics (`buffers=round`)."
+            )
+            + (
+                " Both methods' local learning rates follow a cosine schedule to 0 over the run."
+                if args.lr_schedule == "cosine"
+                else ""
+            ),
             "",
             *lines,
             "",
@@ -564,7 +607,12 @@ def goal2(out: Path, args: argparse.Namespace) -> int:
         ]
     )
     print(text)
-    stem = f"distributed_averaging_goal2_ws{args.worker_steps}" + ("_quick" if args.quick else "")
+    stem = (
+        f"distributed_averaging_goal2_ws{args.worker_steps}"
+        + ("_bread" if args.buffers == "read" else "")
+        + ("_cos" if args.lr_schedule == "cosine" else "")
+        + ("_quick" if args.quick else "")
+    )
     write_records(
         ROOT / "benchmarks" / "records",
         stem,
@@ -574,6 +622,8 @@ def goal2(out: Path, args: argparse.Namespace) -> int:
             "date": date.today().isoformat(),
             "worker_steps": args.worker_steps,
             "seed": args.seed,
+            "buffers": args.buffers,
+            "lr_schedule": args.lr_schedule,
             "rows": verdicts,
             "cells": rows,
         },
@@ -613,10 +663,34 @@ def main(argv: list[str] | None = None) -> int:
         help="only goal 2's cells (DDP's and synchronous EAMSGD's learning-rate grids, τ ∈ {16, 64}) at "
         "--worker-steps; writes distributed_averaging_goal2_ws{N}.{md,json}",
     )
+    parser.add_argument(
+        "--buffers",
+        choices=("round", "read"),
+        default="round",
+        help="with --goal2: round = EAMSGD's rounds carry the BatchNorm running statistics too; read = "
+        "the parameters only (the statistics are averaged at each evaluation, as DDP's); cells end in "
+        "-bread, the record in _bread",
+    )
+    parser.add_argument(
+        "--lr-schedule",
+        choices=("constant", "cosine"),
+        default="constant",
+        help="with --goal2: the local learning rate of DDP and EAMSGD, constant or cosine to 0 over the run; "
+        "cells end in -cos, the record in _cos",
+    )
+    parser.add_argument(
+        "--goal-workers", type=int, nargs="+", default=None, help="with --goal2: only these p (default: all)"
+    )
     parser.add_argument("--data-dir", type=Path, default=None, help=HELP)
     args = parser.parse_args(argv)
+    if (args.buffers != "round" or args.lr_schedule != "constant") and not args.goal2:
+        parser.error("--buffers and --lr-schedule are for --goal2 (the main tables keep their records')")
     args.data_dir = data_dir(args.data_dir)
     args.workers, args.taus = WORKERS, TAUS
+    if args.goal_workers:
+        if not args.goal2 or not set(args.goal_workers) <= set(WORKERS):
+            parser.error(f"--goal-workers is for --goal2, each p one of {WORKERS}")
+        args.workers = tuple(args.goal_workers)
     if args.quick:
         args.worker_steps, args.datasets, args.workers, args.taus = 1024, ["mnist"], (4,), (4, 16)
     shard, shards = (int(v) for v in args.shard.split("/"))

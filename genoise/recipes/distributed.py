@@ -63,6 +63,8 @@ def method_of(config: dict[str, Any]) -> Method:
         weight_decay=float(config.get("weight_decay", 0.0)),
         outer_lr=float(config.get("outer_lr", 0.7)),
         outer_momentum=float(config.get("outer_momentum", 0.9)),
+        buffers=str(config.get("buffers", "round")),
+        lr_schedule=str(config.get("lr_schedule", "constant")),
     )
 
 

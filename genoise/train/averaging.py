@@ -4,7 +4,9 @@ asynchronous EASGD — written once, over a :class:`Collective`, so the same upd
 in p real processes (``torch.distributed``, one worker each) and in a simulated cluster
 (p workers in one process, :mod:`genoise.train.cluster`).
 
-A worker's state is one flat vector (its parameters and floating buffers, concatenated);
+A worker's state is one flat vector (its parameters and floating buffers, concatenated; with
+``buffers="read"`` a round carries the parameters only, as torch's ``ModelAverager`` does, and
+the buffers are averaged only when the center is read);
 ``rows`` is the (w, n) stack of the w workers this process holds (w = p in the simulator,
 w = 1 in a real process). ``Collective.mean(rows)`` is the mean over all p workers:
 
@@ -61,10 +63,12 @@ class WorkerLostError(RuntimeError):
 
 
 # ---------------------------------------------------------------------- flat worker state
-def state_tensors(model: nn.Module) -> list[Tensor]:
-    """What a worker communicates: its parameters, then its floating-point buffers
-    (BatchNorm running statistics), in ``named_parameters`` / ``named_buffers`` order."""
-    return [*model.parameters(), *(b for b in model.buffers() if b.is_floating_point())]
+def state_tensors(model: nn.Module, buffers: bool = True) -> list[Tensor]:
+    """A worker's state: its parameters, then its floating-point buffers (BatchNorm running
+    statistics), in ``named_parameters`` / ``named_buffers`` order; ``buffers=False``: the
+    parameters only (what a round carries under ``buffers="read"``)."""
+    params = list(model.parameters())
+    return [*params, *(b for b in model.buffers() if b.is_floating_point())] if buffers else params
 
 
 def flatten(tensors: Iterable[Tensor]) -> Tensor:

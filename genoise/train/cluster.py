@@ -62,6 +62,7 @@ from genoise.train.averaging import (
     WorkerLostError,
     check_elastic,
     flatten,
+    ring_bytes,
     state_tensors,
     unflatten_,
     worker_reply_,
@@ -72,10 +73,21 @@ from genoise.train.trainer import NonFiniteLossError, epoch_permutation
 
 METHODS = ("sgd", "ddp", "localsgd", "easgd", "eamsgd", "diloco", "downpour")
 ELASTIC = ("easgd", "eamsgd")
+BUFFERS = ("round", "read")
+SCHEDULES = ("constant", "cosine")
+
+
+def cosine_factor(step: int, total: int) -> float:
+    """The cosine schedule's factor of local step ``step`` of ``total``: ½(1 + cos(π t / T))
+    (Loshchilov & Hutter 2017, without restarts; the closed form of torch's
+    ``CosineAnnealingLR`` with ``eta_min=0`` and ``T_max=total``). A pure function of the step,
+    so a resumed run and a real process use the very same rates."""
+    return 0.5 * (1.0 + math.cos(math.pi * step / total))
 LossFn = Callable[[nn.Module, tuple[Tensor, ...], torch.Generator], Tensor]
 EvalFn = Callable[[nn.Module], Mapping[str, float]]
 _WORKER = 4  # derive_seed purpose of a worker's generator
 _HEADER = 3  # kind, pulled version, worker step
+_BEFORE_KEY = {"buffers": "round", "lr_schedule": "constant"}  # checkpoints older than these keys
 
 
 @dataclass(frozen=True)
@@ -93,6 +105,14 @@ class Method:
     momentum : float            the local SGD momentum (EAMSGD's Nesterov δ, default 0.9)
     weight_decay : float        DiLoCo's inner AdamW decay
     outer_lr, outer_momentum : DiLoCo's outer Nesterov SGD (0.7 and 0.9 in the paper)
+    buffers : str               ``"round"``: a synchronous round carries the parameters and the
+                                floating buffers (BatchNorm running statistics); ``"read"``: the
+                                parameters only (as torch's ``ModelAverager``), the center's
+                                buffers are the workers' mean taken when it is read (evaluation,
+                                end; not counted as traffic, as DDP's buffers are not)
+    lr_schedule : str           ``"constant"`` or ``"cosine"``: every local optimiser's rate
+                                decays as :func:`cosine_factor` over the run's local steps
+                                (synchronous methods; the outer and master rates stay)
     """
 
     name: str
@@ -105,6 +125,8 @@ class Method:
     weight_decay: float = 0.0
     outer_lr: float = 0.7
     outer_momentum: float = 0.9
+    buffers: str = "round"
+    lr_schedule: str = "constant"
 
     def __post_init__(self) -> None:
         if self.name not in METHODS:
@@ -124,12 +146,31 @@ class Method:
             raise ValueError(f"asynchronous=true is for easgd, eamsgd (and downpour), not {self.name}")
         if self.name in ELASTIC:
             check_elastic(self.elastic_alpha, self.workers)
+        if self.buffers not in BUFFERS:
+            raise ValueError(f"buffers must be one of {', '.join(BUFFERS)}, got {self.buffers!r}")
+        if self.buffers == "read" and self.asynchronous:
+            raise ValueError(
+                f"buffers=read is for the synchronous methods; asynchronous {self.name} exchanges "
+                "its whole state with the master"
+            )
+        if self.lr_schedule not in SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(SCHEDULES)}, got {self.lr_schedule!r}")
+        if self.lr_schedule != "constant" and self.asynchronous:
+            raise ValueError(
+                f"lr_schedule={self.lr_schedule} is for the synchronous methods; asynchronous "
+                f"{self.name}'s workers run at their own pace"
+            )
         if self.momentum is not None and not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
 
     @property
     def elastic_alpha(self) -> float:
         return 0.9 / self.workers if self.alpha is None else float(self.alpha)
+
+    @property
+    def round_buffers(self) -> bool:
+        """Whether a synchronous round carries the floating buffers too."""
+        return self.buffers == "round"
 
     @property
     def rule(self) -> str:
@@ -292,7 +333,11 @@ class Cluster:
         self.collective: Collective | None = None
         if not method.asynchronous and method.name != "sgd":  # one worker still runs its rule
             self.collective = SimulatedCollective(method.workers) if self.simulate else ProcessCollective()
-        self.averager = method.averager(self.collective, initial) if self.collective is not None else None
+        self.averager = (
+            method.averager(self.collective, initial if method.round_buffers else initial[: self.n_params])
+            if self.collective is not None
+            else None
+        )
         self.master = (
             Master(
                 method.rule,
@@ -312,6 +357,7 @@ class Cluster:
         self._perm_epoch: int | None = None
         self._perm = torch.empty(0, dtype=torch.long)
         self.step = 0
+        self.total_steps = 0  # the budget of the current fit (the cosine schedule's T)
         self.history: list[dict[str, float]] = []
         self.staleness: list[int] = []
         self.checkpoint_path = Path(run_dir) / CHECKPOINT_NAME if run_dir is not None else None
@@ -368,15 +414,21 @@ class Cluster:
             self.averager.average_rows(rows)
             for w, row in zip(self.workers, rows, strict=True):
                 unflatten_([p.grad for p in w.model.parameters()], row)
+        if self.method.lr_schedule == "cosine":
+            lr = self.method.lr * cosine_factor(step, self.total_steps)
+            for w in self.workers:
+                for group in w.optimizer.param_groups:
+                    group["lr"] = lr
         for w in self.workers:
             w.optimizer.step()
         if isinstance(self.averager, RowAverager):
+            carried = self.method.round_buffers
             rows = self.averager.tick(
-                lambda: torch.stack([flatten(state_tensors(w.model)) for w in self.workers])
+                lambda: torch.stack([flatten(state_tensors(w.model, carried)) for w in self.workers])
             )
             if rows is not None:
                 for w, row in zip(self.workers, rows, strict=True):
-                    unflatten_(state_tensors(w.model), row)
+                    unflatten_(state_tensors(w.model, carried), row)
         return sum(losses) / len(losses)
 
     def _async_tick(self, step: int) -> float:
@@ -449,15 +501,28 @@ class Cluster:
     def center_row(self, count: bool = False) -> Tensor | None:
         """The model that is evaluated: the center (EASGD, DiLoCo, the master's), or the
         workers' mean (local SGD, DDP, SGD). Collective under real synchronous runs (every
-        rank calls it); ``count`` records it as a communication round."""
+        rank calls it); ``count`` records it as a communication round (of the parameters
+        only under ``buffers="read"``). Under ``buffers="read"`` the center's buffers are the
+        workers' mean, taken here."""
         if self.master is not None:
             return self.master.center
         if self.method.asynchronous:  # a real asynchronous worker: the master evaluates
             return None
-        if self.averager is not None and self.averager.reported is not None:
-            return self.averager.reported
+        reported = None if self.averager is None else self.averager.reported
+        if reported is not None and self.method.round_buffers:
+            return reported
         rows = torch.stack([flatten(state_tensors(w.model)) for w in self.workers])
-        return rows[0] if self.collective is None else self.collective.mean(rows, count=count)
+        if self.collective is None:
+            return rows[0]
+        if reported is not None:  # buffers="read": the center's parameters, the mean buffers
+            if rows.shape[1] == self.n_params:
+                return reported
+            return torch.cat([reported, self.collective.mean(rows[:, self.n_params :], count=False)])
+        mean = self.collective.mean(rows, count=False)
+        if count:
+            carried = rows.shape[1] if self.method.round_buffers else self.n_params
+            self.collective.traffic.add(ring_bytes(carried, self.collective.size, rows.element_size()))
+        return mean
 
     def center(self, count: bool = False) -> nn.Module | None:
         """The evaluated model as an ``nn.Module`` (a copy in eval mode), or ``None`` on a real
@@ -519,6 +584,8 @@ class Cluster:
             "workers": self.method.workers,
             "tau": self.method.tau,
             "asynchronous": self.method.asynchronous,
+            "buffers": self.method.buffers,
+            "lr_schedule": self.method.lr_schedule,
             "step": self.step,
             "seed": self.seed,
             "config": self.config,
@@ -557,10 +624,13 @@ class Cluster:
             ("workers", self.method.workers),
             ("tau", self.method.tau),
             ("asynchronous", self.method.asynchronous),
+            ("buffers", self.method.buffers),
+            ("lr_schedule", self.method.lr_schedule),
         ):
-            if state[key] != mine:
+            saved = state.get(key, _BEFORE_KEY.get(key))
+            if saved != mine:
                 raise ValueError(
-                    f"checkpoint {path} has {key}={state[key]}, this run {key}={mine}; "
+                    f"checkpoint {path} has {key}={saved}, this run {key}={mine}; "
                     "resume with the same setting"
                 )
         workers = state["worker_states"]
@@ -584,7 +654,7 @@ class Cluster:
         summary: final ``error`` (when ``evaluate`` is given), ``rounds``,
         ``bytes_per_worker``, ``worker_steps``, staleness, ``seconds`` (training time of this
         call, evaluations excluded; not checkpointed) and ``history``."""
-        check_int("steps", steps)
+        self.total_steps = check_int("steps", steps)
         if resume:
             if self.method.asynchronous and not self.simulate:
                 raise ValueError(

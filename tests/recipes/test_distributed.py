@@ -62,6 +62,9 @@ def test_asynchronous_eamsgd_and_downpour_record_staleness(tmp_path):
         (["distributed=localsgd", "asynchronous=true"], "asynchronous=true is for"),
         (["workers=8", "worker_steps=4"], "gives no step"),
         (["tau=0"], "tau"),
+        (["distributed=eamsgd", "asynchronous=true", "buffers=read"], "buffers=read is for the synchronous"),
+        (["distributed=downpour", "lr_schedule=cosine"], "lr_schedule=cosine is for the synchronous"),
+        (["buffers=sometimes"], "buffers"),
     ],
 )
 def test_bad_settings_are_refused_before_anything_is_written(tmp_path, capsys, overrides, message):
@@ -113,3 +116,10 @@ def test_follower_rank_run_writes_nothing(tmp_path, monkeypatch):
     assert follower_rank() == 1
     run = Run(tmp_path / "follower", writer=False)
     assert run.metrics is None and not (tmp_path / "follower").exists()
+
+
+def test_buffers_and_schedule_reach_the_method():
+    base = {"workers": 4, "tau": 4, "lr": None, "distributed": "eamsgd"}
+    assert method_of(base).buffers == "round" and method_of(base).lr_schedule == "constant"
+    method = method_of({**base, "buffers": "read", "lr_schedule": "cosine"})
+    assert method.buffers == "read" and not method.round_buffers and method.lr_schedule == "cosine"

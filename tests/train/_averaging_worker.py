@@ -17,7 +17,7 @@ from torch import nn
 from genoise.train.averaging import ProcessCollective, RowAverager, WorkerLostError, flatten, state_tensors
 from genoise.train.cluster import Cluster, Method
 
-SYNC = ("ddp", "localsgd", "easgd", "eamsgd", "diloco")
+SYNC = ("ddp", "localsgd", "easgd", "eamsgd", "diloco", "eamsgd-read")  # -read: buffers="read"
 
 
 def problem() -> tuple[nn.Module, tuple[torch.Tensor, torch.Tensor]]:
@@ -67,8 +67,9 @@ def sync(out: Path) -> dict:
     except ValueError as err:
         result["mismatch"] = str(err)
     for name in SYNC:
-        lr = {"diloco": 0.01, "eamsgd": 0.02}.get(name, 0.1)
-        method = Method(name, workers=2, tau=3, lr=lr)
+        base, _, buffers = name.partition("-")
+        lr = {"diloco": 0.01, "eamsgd": 0.02}.get(base, 0.1)
+        method = Method(base, workers=2, tau=3, lr=lr, buffers=buffers or "round")
         real = cluster(method, simulate=False)
         summary = real.fit(10)
         entry = {

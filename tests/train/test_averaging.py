@@ -23,7 +23,7 @@ from genoise.train.averaging import (
     state_tensors,
     unflatten_,
 )
-from genoise.train.cluster import Cluster, Method
+from genoise.train.cluster import Cluster, Method, cosine_factor
 from genoise.train.seed import derive_seed
 
 N_SAMPLES, BATCH, SEED = 48, 8, 5
@@ -66,19 +66,23 @@ def worker_row(cluster: Cluster, i: int) -> torch.Tensor:
     return flatten(state_tensors(cluster.workers[i].model))
 
 
-def plain_sgd(cluster: Cluster, steps: int, lr: float) -> nn.Module:
+def plain_sgd(cluster: Cluster, steps: int, lr: float, schedule=None) -> nn.Module:
     """Plain ``torch.optim.SGD`` on worker 0's batches of ``cluster``, with worker 0's
-    generator seeded as the Cluster documents (derive_seed(seed, 4, 0))."""
+    generator seeded as the Cluster documents (derive_seed(seed, 4, 0)); ``schedule(opt)``:
+    a torch learning-rate scheduler stepped after every step."""
     model, _ = problem()
     model.train()
     x, y = cluster.data
     opt = torch.optim.SGD(model.parameters(), lr=lr)
+    scheduler = None if schedule is None else schedule(opt)
     gen = torch.Generator().manual_seed(derive_seed(cluster.seed, 4, 0))
     for step in range(steps):
         index = cluster.batch_indices(0, step)
         opt.zero_grad()
         loss_fn(model, (x[index], y[index]), gen).backward()
         opt.step()
+        if scheduler is not None:
+            scheduler.step()
     return model
 
 
@@ -352,6 +356,8 @@ RESUMABLE = {
     "diloco": Method("diloco", workers=3, tau=2, lr=0.01),
     "downpour": Method("downpour", workers=3, tau=2, lr=0.05),
     "easgd-async": Method("easgd", workers=3, tau=2, lr=0.1, asynchronous=True),
+    "eamsgd-read": Method("eamsgd", workers=3, tau=2, lr=0.05, buffers="read"),
+    "ddp-cosine": Method("ddp", workers=3, lr=0.1, lr_schedule="cosine"),
 }
 
 
@@ -418,8 +424,30 @@ def test_simulator_is_deterministic_and_depends_on_the_seed(method):
         (lambda: Method("sgd", workers=2), "sgd is one worker"),
         (lambda: Method("nope"), "unknown distributed method 'nope'"),
         (lambda: Method("localsgd", workers=2, asynchronous=True), "asynchronous=true is for"),
+        (lambda: Method("easgd", workers=2, buffers="never"), "buffers must be one of round, read"),
+        (
+            lambda: Method("eamsgd", workers=2, asynchronous=True, buffers="read"),
+            "buffers=read is for the synchronous methods",
+        ),
+        (lambda: Method("ddp", workers=2, lr_schedule="step"), "lr_schedule must be one of constant, cosine"),
+        (
+            lambda: Method("downpour", workers=2, lr_schedule="cosine"),
+            "lr_schedule=cosine is for the synchronous methods",
+        ),
     ],
-    ids=["tau0", "alpha0", "alpha1.5", "beta", "sgd-workers", "unknown", "async-localsgd"],
+    ids=[
+        "tau0",
+        "alpha0",
+        "alpha1.5",
+        "beta",
+        "sgd-workers",
+        "unknown",
+        "async-localsgd",
+        "buffers",
+        "async-read",
+        "schedule",
+        "async-cosine",
+    ],
 )
 def test_bad_method_settings_raise_one_line_value_errors(make, match):
     with pytest.raises(ValueError, match=match) as info:
@@ -441,6 +469,22 @@ def test_batch_larger_than_the_samples_per_worker_is_refused():
 def test_elastic_averager_refuses_alpha_outside_the_stable_range(alpha, workers, match):
     with pytest.raises(ValueError, match=match) as info:
         ElasticAverager(2, SimulatedCollective(workers), torch.zeros(3), alpha)
+    assert "\n" not in str(info.value)
+
+
+def test_resuming_a_checkpoint_whose_rounds_carried_the_buffers_is_refused_under_read(tmp_path):
+    make_cluster(Method("easgd", workers=2, tau=2), run_dir=tmp_path).fit(2)
+    other = make_cluster(Method("easgd", workers=2, tau=2, buffers="read"), run_dir=tmp_path)
+    with pytest.raises(ValueError, match="buffers=round, this run buffers=read") as info:
+        other.fit(4, resume=True)
+    assert "\n" not in str(info.value)
+
+
+def test_resuming_a_checkpoint_of_another_learning_rate_schedule_is_refused(tmp_path):
+    make_cluster(Method("ddp", workers=2), run_dir=tmp_path).fit(2)
+    other = make_cluster(Method("ddp", workers=2, lr_schedule="cosine"), run_dir=tmp_path)
+    with pytest.raises(ValueError, match="lr_schedule=constant, this run lr_schedule=cosine") as info:
+        other.fit(4, resume=True)
     assert "\n" not in str(info.value)
 
 
@@ -506,3 +550,76 @@ def test_resuming_a_finished_run_changes_nothing(tmp_path):
     result = again.fit(6, resume=True)
     assert result["history"] == done["history"] and result["rounds"] == done["rounds"]
     assert torch.equal(again.center_row(), first.center_row())
+
+
+# ---------------------------------------------------------------------- 10. buffers="read"
+def buffer_rows(cluster: Cluster) -> torch.Tensor:
+    return torch.stack([worker_row(cluster, i)[N_PARAMS:] for i in range(len(cluster.workers))])
+
+
+@pytest.mark.parametrize("name", ["easgd", "eamsgd", "localsgd", "diloco"])
+def test_rounds_without_buffers_send_the_parameters_only_and_train_the_same_parameters(name):
+    """BatchNorm's running statistics never enter a training-mode forward, so leaving them out
+    of the rounds changes no parameter, bit for bit; it changes the bytes (parameters only)
+    and the center's statistics (the workers' mean, taken when the center is read)."""
+    p, steps = 3, 10
+    lr = {"diloco": 0.01, "eamsgd": 0.05}.get(name, 0.1)
+    both = {b: make_cluster(Method(name, workers=p, tau=4, lr=lr, buffers=b)) for b in ("round", "read")}
+    summaries = {b: c.fit(steps) for b, c in both.items()}
+    rounds = summaries["read"]["rounds"]
+    assert rounds == summaries["round"]["rounds"] == (3 if name == "localsgd" else 2)
+    assert summaries["read"]["bytes_per_worker"] == rounds * ring_bytes(N_PARAMS, p)
+    assert summaries["round"]["bytes_per_worker"] == rounds * ring_bytes(N_STATE, p)
+    for i in range(p):  # every worker's parameters, bit for bit
+        assert torch.equal(worker_row(both["read"], i)[:N_PARAMS], worker_row(both["round"], i)[:N_PARAMS])
+    center = both["read"].center_row()
+    assert center.numel() == N_STATE
+    assert torch.equal(center[:N_PARAMS], both["round"].center_row()[:N_PARAMS])
+    # the center's statistics: the workers' own, averaged once (not pulled toward a center)
+    assert torch.equal(center[N_PARAMS:], (buffer_rows(both["read"]) / p).sum(0))
+    assert not torch.equal(center[N_PARAMS:], both["round"].center_row()[N_PARAMS:])
+
+
+def test_rounds_without_buffers_on_a_model_without_buffers_change_nothing():
+    runs = {
+        b: make_cluster(Method("eamsgd", workers=2, tau=2, lr=0.05, buffers=b), bn=False)
+        for b in ("round", "read")
+    }
+    summaries = {b: c.fit(6) for b, c in runs.items()}
+    assert summaries["read"]["bytes_per_worker"] == summaries["round"]["bytes_per_worker"] > 0
+    assert torch.equal(runs["read"].center_row(), runs["round"].center_row())
+
+
+def test_ddp_ignores_the_buffers_setting():
+    runs = {b: make_cluster(Method("ddp", workers=2, lr=0.1, buffers=b)) for b in ("round", "read")}
+    summaries = {b: c.fit(4) for b, c in runs.items()}
+    assert summaries["read"]["bytes_per_worker"] == summaries["round"]["bytes_per_worker"]
+    assert torch.equal(runs["read"].center_row(), runs["round"].center_row())
+
+
+# ---------------------------------------------------------------------- 11. lr_schedule="cosine"
+def test_cosine_factor_is_torch_cosine_annealing_in_closed_form():
+    total, lr = 37, 0.3
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    for step in range(total):
+        assert opt.param_groups[0]["lr"] == pytest.approx(lr * cosine_factor(step, total), abs=1e-12)
+        opt.step()
+        scheduler.step()
+    assert cosine_factor(0, total) == 1.0 and cosine_factor(total, total) == pytest.approx(0.0, abs=1e-16)
+
+
+def test_cluster_sgd_with_the_cosine_schedule_equals_torch_lambda_lr_bit_for_bit():
+    steps, lr = 9, 0.1
+    cluster = make_cluster(Method("sgd", lr=lr, lr_schedule="cosine"))
+    cluster.fit(steps)
+    reference = plain_sgd(
+        cluster,
+        steps,
+        lr,
+        lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lambda t: cosine_factor(t, steps)),
+    )
+    assert_same(cluster.workers[0].model.state_dict(), reference.state_dict(), "model")
+    constant = make_cluster(Method("sgd", lr=lr))
+    constant.fit(steps)
+    assert not torch.equal(constant.center_row(), cluster.center_row())

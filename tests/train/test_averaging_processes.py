@@ -36,6 +36,12 @@ def test_synchronous_methods_real_equal_simulated_bit_for_bit(tmp_path):
         assert real0["rounds"] == real0["sim_rounds"] and real0["bytes"] == real0["sim_bytes"], name
     assert ranks[0]["ddp"]["rounds"] == 10 + 0  # every step (the mean of identical workers is free)
     assert ranks[0]["easgd"]["rounds"] == 3  # after steps 3, 6, 9 of 10
+    # rounds of the parameters only: fewer bytes, the same parameters as with the buffers
+    read, full = ranks[0]["eamsgd-read"], ranks[0]["eamsgd"]
+    assert read["rounds"] == full["rounds"] and 0 < read["bytes"] < full["bytes"]
+    n_params = 6 * 12 + 12 + 2 * 12 + 12 * 2 + 2
+    assert read["real"][:n_params] == full["real"][:n_params]
+    assert read["real"][n_params:] != full["real"][n_params:]
 
 
 def test_real_synchronous_run_resumes_bit_for_bit(tmp_path):

@@ -67,3 +67,33 @@ def test_goal2_over_seeds_counts_the_seeds_within_the_goal():
     out = goal2_seed_lines(lines, verdicts)
     assert out[2].endswith("| met | 1.75 ± 0.35 | 2.00 ± 0.57 | 1.07 / 1.20 | 1 of 2 |")
     assert verdicts[0]["seeds_met"] == 1 and len(out) == 3
+
+
+def test_goal2_cells_under_buffers_read_are_named_apart_and_ddp_cells_are_shared():
+    import argparse
+
+    import pytest
+
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.distributed_averaging import goal2_cells, goal2_name, main, overrides
+
+    args = argparse.Namespace(worker_steps=16384, eval_points=8, seed=0, quick=False, data_dir=None,
+                              buffers="read", lr_schedule="constant", datasets=["mnist", "cifar10"],
+                              workers=(4,))
+    assert goal2_name("cifar10", "eamsgd@0.04", 4, 16, args) == "cifar10-eamsgd-lr0.04-p4-tau16-ws16384-bread"
+    assert goal2_name("cifar10", "ddp@0.8", 4, 1, args) == "cifar10-ddp-lr0.8-p4-tau1-ws16384"
+    assert overrides("eamsgd", 4, 16, args, 0.04)["buffers"] == "read"
+    assert "buffers" not in overrides("ddp", 4, 1, args, 0.8)
+    args.buffers = "round"
+    assert goal2_name("cifar10", "eamsgd@0.04", 4, 16, args) == "cifar10-eamsgd-lr0.04-p4-tau16-ws16384"
+    assert "buffers" not in overrides("eamsgd", 4, 16, args, 0.04)
+    # DDP's grid goes one rate higher on CIFAR-10 only (its best was the top of the grid there)
+    ddp = {(d, r) for d, r, p, tau in goal2_cells(args) if r.startswith("ddp")}
+    assert ("cifar10", "ddp@1.6") in ddp and ("mnist", "ddp@1.6") not in ddp
+    assert ("mnist", "ddp@0.8") in ddp
+    args.lr_schedule = "cosine"  # every method's cells, DDP's too
+    assert goal2_name("cifar10", "ddp@0.8", 4, 1, args) == "cifar10-ddp-lr0.8-p4-tau1-ws16384-cos"
+    assert overrides("ddp", 4, 1, args, 0.8)["lr_schedule"] == "cosine"
+    for flags in (["--buffers", "read"], ["--lr-schedule", "cosine"]):  # the main tables keep theirs
+        with pytest.raises(SystemExit):
+            main(flags)
