@@ -83,6 +83,8 @@ def cosine_factor(step: int, total: int) -> float:
     ``CosineAnnealingLR`` with ``eta_min=0`` and ``T_max=total``). A pure function of the step,
     so a resumed run and a real process use the very same rates."""
     return 0.5 * (1.0 + math.cos(math.pi * step / total))
+
+
 LossFn = Callable[[nn.Module, tuple[Tensor, ...], torch.Generator], Tensor]
 EvalFn = Callable[[nn.Module], Mapping[str, float]]
 _WORKER = 4  # derive_seed purpose of a worker's generator
