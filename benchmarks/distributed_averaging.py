@@ -81,11 +81,17 @@ def overrides(row: str, workers: int, tau: int, args: argparse.Namespace, lr: fl
         cell.update(n_train=4000, n_test=1000)
     if args.data_dir:
         cell["data_dir"] = str(args.data_dir)
-    if getattr(args, "buffers", "round") == "read" and method not in ("ddp", "sgd"):
-        cell["buffers"] = "read"  # DDP and SGD never average buffers while training
-    if getattr(args, "lr_schedule", "constant") != "constant":
+    if reads_buffers(method, args):
+        cell["buffers"] = "read"
+    if args.lr_schedule != "constant":
         cell["lr_schedule"] = args.lr_schedule
     return cell
+
+
+def reads_buffers(method: str, args: argparse.Namespace) -> bool:
+    """Whether a cell of ``method`` runs with ``buffers=read`` under ``--buffers read``: DDP and
+    SGD never average buffers while training, so their cells are the same under both."""
+    return args.buffers == "read" and method not in ("ddp", "sgd")
 
 
 def goal2_name(dataset: str, row: str, p: int, tau: int, args: argparse.Namespace) -> str:
@@ -93,8 +99,7 @@ def goal2_name(dataset: str, row: str, p: int, tau: int, args: argparse.Namespac
     buffers out under ``--buffers read`` (DDP's cells are the same under both), and ``-cos``
     under ``--lr-schedule cosine``."""
     name = cell_name(dataset, row, p, tau) + f"-ws{args.worker_steps}"
-    method = row.partition("@")[0]
-    name += "-bread" if args.buffers == "read" and method not in ("ddp", "sgd") else ""
+    name += "-bread" if reads_buffers(row.partition("@")[0], args) else ""
     return name + ("-cos" if args.lr_schedule == "cosine" else "")
 
 

@@ -62,7 +62,6 @@ from genoise.train.averaging import (
     WorkerLostError,
     check_elastic,
     flatten,
-    ring_bytes,
     state_tensors,
     unflatten_,
     worker_reply_,
@@ -516,15 +515,14 @@ class Cluster:
         rows = torch.stack([flatten(state_tensors(w.model)) for w in self.workers])
         if self.collective is None:
             return rows[0]
-        if reported is not None:  # buffers="read": the center's parameters, the mean buffers
-            if rows.shape[1] == self.n_params:
-                return reported
-            return torch.cat([reported, self.collective.mean(rows[:, self.n_params :], count=False)])
-        mean = self.collective.mean(rows, count=False)
-        if count:
-            carried = rows.shape[1] if self.method.round_buffers else self.n_params
-            self.collective.traffic.add(ring_bytes(carried, self.collective.size, rows.element_size()))
-        return mean
+        if self.method.round_buffers:
+            return self.collective.mean(rows, count=count)
+        # buffers="read": the rounds' parameters (the center's, or the mean), the buffers' mean uncounted
+        n = self.n_params
+        params = reported if reported is not None else self.collective.mean(rows[:, :n], count=count)
+        if rows.shape[1] == n:
+            return params
+        return torch.cat([params, self.collective.mean(rows[:, n:], count=False)])
 
     def center(self, count: bool = False) -> nn.Module | None:
         """The evaluated model as an ``nn.Module`` (a copy in eval mode), or ``None`` on a real
