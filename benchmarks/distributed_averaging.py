@@ -85,7 +85,30 @@ def overrides(row: str, workers: int, tau: int, args: argparse.Namespace, lr: fl
         cell["buffers"] = "read"
     if args.lr_schedule != "constant":
         cell["lr_schedule"] = args.lr_schedule
+    momentum = goal2_momentum(method, args)
+    if momentum is not None:
+        cell["momentum"] = momentum
     return cell
+
+
+def goal2_momentum(method: str, args: argparse.Namespace) -> float | None:
+    """The momentum ``--goal2`` gives ``method``'s cells: ``--eamsgd-momentum`` (EAMSGD's
+    Nesterov δ) or ``--ddp-momentum`` (DDP's heavy-ball μ); None = the recipe's default (0.9 and 0)."""
+    return {"eamsgd": getattr(args, "eamsgd_momentum", None), "ddp": getattr(args, "ddp_momentum", None)}.get(
+        method
+    )
+
+
+def goal2_lrs(method: str, dataset: str, args: argparse.Namespace) -> tuple[float, ...]:
+    """``--goal2``'s learning-rate grid of ``method``. A momentum m other than the default scales
+    the grid so that the effective step lr / (1 − m) covers the same range: EAMSGD's grid is set for
+    δ = 0.9, DDP's for no momentum."""
+    m = goal2_momentum(method, args)
+    if method == "ddp":
+        grid, scale = DDP_LRS + GOAL2_DDP_EXTRA_LRS.get(dataset, ()), 1 - (m or 0.0)
+    else:
+        grid, scale = GOAL2_EAMSGD_LRS, (1 - (0.9 if m is None else m)) / (1 - 0.9)
+    return tuple(float(f"{lr * scale:.6g}") for lr in grid)
 
 
 def reads_buffers(method: str, args: argparse.Namespace) -> bool:
@@ -96,10 +119,15 @@ def reads_buffers(method: str, args: argparse.Namespace) -> bool:
 
 def goal2_name(dataset: str, row: str, p: int, tau: int, args: argparse.Namespace) -> str:
     """A cell of ``--goal2``: ``…-ws{N}``, then ``-bread`` for a method whose rounds leave the
-    buffers out under ``--buffers read`` (DDP's cells are the same under both), and ``-cos``
-    under ``--lr-schedule cosine``."""
+    buffers out under ``--buffers read`` (DDP's cells are the same under both), ``-m{m}`` for a
+    method given a momentum by ``--eamsgd-momentum`` / ``--ddp-momentum``, and ``-cos`` under
+    ``--lr-schedule cosine``."""
     name = cell_name(dataset, row, p, tau) + f"-ws{args.worker_steps}"
-    name += "-bread" if reads_buffers(row.partition("@")[0], args) else ""
+    method = row.partition("@")[0]
+    name += "-bread" if reads_buffers(method, args) else ""
+    momentum = goal2_momentum(method, args)
+    if momentum is not None:
+        name += f"-m{momentum:g}"
     return name + ("-cos" if args.lr_schedule == "cosine" else "")
 
 
@@ -427,9 +455,9 @@ def goal2_cells(args: argparse.Namespace) -> list[tuple[str, str, int, int]]:
     out = []
     for dataset in args.datasets:
         for p in args.workers:
-            ddp_lrs = DDP_LRS + GOAL2_DDP_EXTRA_LRS.get(dataset, ())
-            out += [(dataset, f"ddp@{lr:g}", p, 1) for lr in ddp_lrs]
-            out += [(dataset, f"eamsgd@{lr:g}", p, tau) for tau in GOAL2_TAUS for lr in GOAL2_EAMSGD_LRS]
+            out += [(dataset, f"ddp@{lr:g}", p, 1) for lr in goal2_lrs("ddp", dataset, args)]
+            eamsgd_lrs = goal2_lrs("eamsgd", dataset, args)
+            out += [(dataset, f"eamsgd@{lr:g}", p, tau) for tau in GOAL2_TAUS for lr in eamsgd_lrs]
     return out
 
 
@@ -556,6 +584,14 @@ def goal2(out: Path, args: argparse.Namespace) -> int:
         cpu += seconds
         rows.append(cell_row(dataset, row, p, tau, record))
     lines, verdicts = goal2_table(rows, args.worker_steps)
+    if args.goal_seeds and len(rows) < len(todo):
+        # the seeds rerun each method at its best rate of the whole grid: not known yet
+        print(
+            f"goal 2's seeds wait for the other shards' grids ({len(todo) - len(rows)} cells missing): "
+            f"rerun --shard {args.shard} once they are done",
+            flush=True,
+        )
+        return 0
     if args.goal_seeds:
         cpu += goal2_seeds(out, verdicts, args, shard, shards)
     if shards > 1:  # a shard may lack the others' cells: the table is 0/1's, run at the end
@@ -575,22 +611,30 @@ def goal2(out: Path, args: argparse.Namespace) -> int:
         command += " --buffers read"
     if args.lr_schedule == "cosine":
         command += " --lr-schedule cosine"
+    if args.eamsgd_momentum is not None:
+        command += f" --eamsgd-momentum {args.eamsgd_momentum:g}"
+    if args.ddp_momentum is not None:
+        command += f" --ddp-momentum {args.ddp_momentum:g}"
     met = sum(v["met"] for v in verdicts)
+    ddp_grid = goal2_lrs("ddp", "mnist", args)
+    delta = 0.9 if args.eamsgd_momentum is None else args.eamsgd_momentum
     text = "\n".join(
         [
             f"# Goal 2 at a budget of {args.worker_steps:,} worker-gradient steps",
             "",
             f"Command: `{command}` · date {date.today().isoformat()} · seed {args.seed} · batch 32 per "
             "worker · simulated workers · error of the center (EAMSGD) or of the one model (DDP) on the "
-            "whole test set. Learning rates: DDP the best of "
-            + ", ".join(map(str, DDP_LRS))
+            "whole test set. Learning rates: DDP"
+            + (f" (heavy-ball momentum {args.ddp_momentum:g})" if args.ddp_momentum is not None else "")
+            + " the best of "
+            + ", ".join(map(str, ddp_grid[: len(DDP_LRS)]))
             + "".join(
-                f" ({d}: also {', '.join(map(str, v))})"
-                for d, v in GOAL2_DDP_EXTRA_LRS.items()
+                f" ({d}: also {', '.join(map(str, goal2_lrs('ddp', d, args)[len(DDP_LRS) :]))})"
+                for d in GOAL2_DDP_EXTRA_LRS
                 if d in args.datasets
             )
-            + "; synchronous EAMSGD (Nesterov momentum 0.9, β = 0.9) the best of "
-            + ", ".join(map(str, GOAL2_EAMSGD_LRS))
+            + f"; synchronous EAMSGD (Nesterov momentum {delta:g}, β = 0.9) the best of "
+            + ", ".join(map(str, goal2_lrs("eamsgd", args.datasets[0], args)))
             + " at each (p, τ). Goal 2: EAMSGD within 1.1× of DDP's error while sending ≥ 16× fewer "
             "bytes. "
             + (
@@ -616,6 +660,8 @@ def goal2(out: Path, args: argparse.Namespace) -> int:
         f"distributed_averaging_goal2_ws{args.worker_steps}"
         + ("_bread" if args.buffers == "read" else "")
         + ("_cos" if args.lr_schedule == "cosine" else "")
+        + (f"_d{args.eamsgd_momentum:g}" if args.eamsgd_momentum is not None else "")
+        + (f"_ddpm{args.ddp_momentum:g}" if args.ddp_momentum is not None else "")
         + ("_quick" if args.quick else "")
     )
     write_records(
@@ -629,6 +675,8 @@ def goal2(out: Path, args: argparse.Namespace) -> int:
             "seed": args.seed,
             "buffers": args.buffers,
             "lr_schedule": args.lr_schedule,
+            "eamsgd_momentum": delta,
+            "ddp_momentum": args.ddp_momentum or 0.0,
             "rows": verdicts,
             "cells": rows,
         },
@@ -683,13 +731,33 @@ def main(argv: list[str] | None = None) -> int:
         help="with --goal2: the local learning rate of DDP and EAMSGD, constant or cosine to 0 over the run; "
         "cells end in -cos, the record in _cos",
     )
+    for flag, what, default in (
+        ("--eamsgd-momentum", "EAMSGD's Nesterov momentum δ", "0.9"),
+        ("--ddp-momentum", "DDP's heavy-ball momentum μ", "none"),
+    ):
+        parser.add_argument(
+            flag,
+            type=float,
+            default=None,
+            help=f"with --goal2: {what} (default {default}); the learning-rate grid is scaled by "
+            "(1 − m) / (1 − default) so that the effective step lr / (1 − m) spans the same range; cells "
+            "end in -m{m}, the record in _d{δ} / _ddpm{μ}",
+        )
     parser.add_argument(
         "--goal-workers", type=int, nargs="+", default=None, help="with --goal2: only these p (default: all)"
     )
     parser.add_argument("--data-dir", type=Path, default=None, help=HELP)
     args = parser.parse_args(argv)
-    if (args.buffers != "round" or args.lr_schedule != "constant") and not args.goal2:
-        parser.error("--buffers and --lr-schedule are for --goal2 (the main tables keep their records')")
+    goal2_only = (args.buffers != "round", args.lr_schedule != "constant")
+    goal2_only += (args.eamsgd_momentum is not None, args.ddp_momentum is not None)
+    if any(goal2_only) and not args.goal2:
+        parser.error(
+            "--buffers, --lr-schedule, --eamsgd-momentum and --ddp-momentum are for --goal2 "
+            "(the main tables keep their records')"
+        )
+    for flag, m in (("--eamsgd-momentum", args.eamsgd_momentum), ("--ddp-momentum", args.ddp_momentum)):
+        if m is not None and not 0 <= m < 1:
+            parser.error(f"{flag} must be in [0, 1), got {m}")
     args.data_dir = data_dir(args.data_dir)
     args.workers, args.taus = WORKERS, TAUS
     if args.goal_workers:

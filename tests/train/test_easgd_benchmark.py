@@ -97,3 +97,73 @@ def test_goal2_cells_under_buffers_read_are_named_apart_and_ddp_cells_are_shared
     for flags in (["--buffers", "read"], ["--lr-schedule", "cosine"]):  # the main tables keep theirs
         with pytest.raises(SystemExit):
             main(flags)
+
+
+def test_goal2_momentum_flags_name_their_cells_and_keep_the_effective_step_grid():
+    import argparse
+
+    import pytest
+
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.distributed_averaging import goal2_cells, goal2_name, main, overrides
+
+    args = argparse.Namespace(worker_steps=16384, eval_points=8, seed=0, quick=False, data_dir=None,
+                              buffers="round", lr_schedule="constant", datasets=["mnist"], workers=(8,),
+                              eamsgd_momentum=None, ddp_momentum=None)
+    default = goal2_cells(args)
+    assert "momentum" not in overrides("eamsgd", 8, 16, args, 0.04)  # the recipe's δ = 0.9
+    # δ = 0.99: the grid is scaled by (1 − δ) / (1 − 0.9), so lr / (1 − δ) spans the same steps
+    args.eamsgd_momentum = 0.99
+    cells = goal2_cells(args)
+    eamsgd = sorted({float(r.partition("@")[2]) for d, r, p, tau in cells if r.startswith("eamsgd")})
+    assert eamsgd == pytest.approx([0.002, 0.004, 0.008, 0.012], abs=1e-12)
+    assert [c for c in cells if c[1].startswith("ddp")] == [c for c in default if c[1].startswith("ddp")]
+    assert goal2_name("mnist", "eamsgd@0.004", 8, 16, args) == "mnist-eamsgd-lr0.004-p8-tau16-ws16384-m0.99"
+    assert goal2_name("mnist", "ddp@0.4", 8, 1, args) == "mnist-ddp-lr0.4-p8-tau1-ws16384"  # shared
+    assert overrides("eamsgd", 8, 16, args, 0.004)["momentum"] == 0.99
+    assert "momentum" not in overrides("ddp", 8, 1, args, 0.4)
+    # DDP with heavy-ball μ = 0.9: its own cells, its grid times (1 − μ)
+    args.eamsgd_momentum, args.ddp_momentum = None, 0.9
+    ddp = [float(r.partition("@")[2]) for d, r, p, tau in goal2_cells(args) if r.startswith("ddp")]
+    assert ddp == pytest.approx([0.01, 0.02, 0.04, 0.08], abs=1e-12)
+    assert goal2_name("mnist", "ddp@0.04", 8, 1, args) == "mnist-ddp-lr0.04-p8-tau1-ws16384-m0.9"
+    assert overrides("ddp", 8, 1, args, 0.04)["momentum"] == 0.9
+    for flags in (["--eamsgd-momentum", "0.99"], ["--goal2", "--ddp-momentum", "1.0"]):
+        with pytest.raises(SystemExit):  # goal 2 only; a momentum in [0, 1)
+            main(flags)
+
+
+def test_a_goal2_shard_runs_the_seeds_only_once_the_whole_grid_is_done(tmp_path, monkeypatch, capsys):
+    import argparse
+
+    sys.path.insert(0, str(ROOT))
+    import benchmarks.distributed_averaging as bench
+
+    ran = []
+
+    def fake_cell(out, recipe, name, cell, summary):  # writes the summary a real cell would
+        ran.append(name)
+        (out / name).mkdir(parents=True)
+        error = 0.01 + cell["lr"] / 100
+        record = {"error": error, "bytes_per_worker": 1 if cell["distributed"] == "eamsgd" else 64,
+                  "rounds": 1}
+        (out / name / "summary.json").write_text(bench.json.dumps(record))
+        return record, 1.0
+
+    def skip_done(out, recipe, name, cell, summary):
+        path = out / name / "summary.json"
+        return (bench.json.loads(path.read_text()), 0.0) if path.is_file() else fake_cell(
+            out, recipe, name, cell, summary)
+
+    monkeypatch.setattr(bench, "run_cell", skip_done)
+    monkeypatch.setattr(bench, "write_records", lambda *a, **k: None)
+    args = argparse.Namespace(worker_steps=64, eval_points=0, seed=0, quick=False, data_dir=None,
+                              buffers="round", lr_schedule="constant", datasets=["mnist"], workers=(4,),
+                              eamsgd_momentum=None, ddp_momentum=None, goal_seeds=[1], shard="0/2")
+    grid = len(bench.goal2_cells(args))
+    assert bench.goal2(tmp_path, args) == 0
+    assert len(ran) == (grid + 1) // 2 and not any("seed" in n for n in ran)  # half the grid, no seed
+    assert "seeds wait" in capsys.readouterr().out
+    args.shard = "1/2"
+    assert bench.goal2(tmp_path, args) == 0  # the whole grid is now there: this shard's seeds run
+    assert any("seed1" in n for n in ran) and len({n for n in ran}) == len(ran)
