@@ -616,7 +616,7 @@ def goal2(out: Path, args: argparse.Namespace) -> int:
     if args.ddp_momentum is not None:
         command += f" --ddp-momentum {args.ddp_momentum:g}"
     met = sum(v["met"] for v in verdicts)
-    ddp_grid = goal2_lrs("ddp", "mnist", args)
+    ddp_grid = goal2_lrs("ddp", args.datasets[0], args)
     delta = 0.9 if args.eamsgd_momentum is None else args.eamsgd_momentum
     text = "\n".join(
         [
@@ -758,6 +758,9 @@ def main(argv: list[str] | None = None) -> int:
     for flag, m in (("--eamsgd-momentum", args.eamsgd_momentum), ("--ddp-momentum", args.ddp_momentum)):
         if m is not None and not 0 <= m < 1:
             parser.error(f"{flag} must be in [0, 1), got {m}")
+    # the recipe's defaults name no cells apart: their cells are the default record's
+    args.eamsgd_momentum = None if args.eamsgd_momentum == 0.9 else args.eamsgd_momentum
+    args.ddp_momentum = None if args.ddp_momentum == 0.0 else args.ddp_momentum
     args.data_dir = data_dir(args.data_dir)
     args.workers, args.taus = WORKERS, TAUS
     if args.goal_workers:
