@@ -50,6 +50,7 @@ from benchmarks._cells import recipe_value, run_cell  # noqa: E402
 from benchmarks._data import HELP, data_dir  # noqa: E402
 from benchmarks._records import write_records  # noqa: E402
 from genoise.io import atomic_write_text  # noqa: E402
+from genoise.train.cluster import EAMSGD_MOMENTUM  # noqa: E402
 
 PERIODIC = ("downpour", "easgd", "eamsgd", "easgd_async", "eamsgd_async", "localsgd", "diloco")
 ROWS = ("sgd", "ddp", *PERIODIC)
@@ -93,10 +94,9 @@ def overrides(row: str, workers: int, tau: int, args: argparse.Namespace, lr: fl
 
 def goal2_momentum(method: str, args: argparse.Namespace) -> float | None:
     """The momentum ``--goal2`` gives ``method``'s cells: ``--eamsgd-momentum`` (EAMSGD's
-    Nesterov δ) or ``--ddp-momentum`` (DDP's heavy-ball μ); None = the recipe's default (0.9 and 0)."""
-    return {"eamsgd": getattr(args, "eamsgd_momentum", None), "ddp": getattr(args, "ddp_momentum", None)}.get(
-        method
-    )
+    Nesterov δ) or ``--ddp-momentum`` (DDP's heavy-ball μ); None = the recipe's default
+    (``EAMSGD_MOMENTUM`` and 0)."""
+    return {"eamsgd": args.eamsgd_momentum, "ddp": args.ddp_momentum}.get(method)
 
 
 def goal2_lrs(method: str, dataset: str, args: argparse.Namespace) -> tuple[float, ...]:
@@ -107,7 +107,7 @@ def goal2_lrs(method: str, dataset: str, args: argparse.Namespace) -> tuple[floa
     if method == "ddp":
         grid, scale = DDP_LRS + GOAL2_DDP_EXTRA_LRS.get(dataset, ()), 1 - (m or 0.0)
     else:
-        grid, scale = GOAL2_EAMSGD_LRS, (1 - (0.9 if m is None else m)) / (1 - 0.9)
+        grid, scale = GOAL2_EAMSGD_LRS, (1 - (EAMSGD_MOMENTUM if m is None else m)) / (1 - EAMSGD_MOMENTUM)
     return tuple(float(f"{lr * scale:.6g}") for lr in grid)
 
 
@@ -617,7 +617,7 @@ def goal2(out: Path, args: argparse.Namespace) -> int:
         command += f" --ddp-momentum {args.ddp_momentum:g}"
     met = sum(v["met"] for v in verdicts)
     ddp_grid = goal2_lrs("ddp", args.datasets[0], args)
-    delta = 0.9 if args.eamsgd_momentum is None else args.eamsgd_momentum
+    delta = EAMSGD_MOMENTUM if args.eamsgd_momentum is None else args.eamsgd_momentum
     text = "\n".join(
         [
             f"# Goal 2 at a budget of {args.worker_steps:,} worker-gradient steps",
@@ -732,7 +732,7 @@ def main(argv: list[str] | None = None) -> int:
         "cells end in -cos, the record in _cos",
     )
     for flag, what, default in (
-        ("--eamsgd-momentum", "EAMSGD's Nesterov momentum δ", "0.9"),
+        ("--eamsgd-momentum", "EAMSGD's Nesterov momentum δ", f"{EAMSGD_MOMENTUM:g}"),
         ("--ddp-momentum", "DDP's heavy-ball momentum μ", "none"),
     ):
         parser.add_argument(
@@ -759,7 +759,7 @@ def main(argv: list[str] | None = None) -> int:
         if m is not None and not 0 <= m < 1:
             parser.error(f"{flag} must be in [0, 1), got {m}")
     # the recipe's defaults name no cells apart: their cells are the default record's
-    args.eamsgd_momentum = None if args.eamsgd_momentum == 0.9 else args.eamsgd_momentum
+    args.eamsgd_momentum = None if args.eamsgd_momentum == EAMSGD_MOMENTUM else args.eamsgd_momentum
     args.ddp_momentum = None if args.ddp_momentum == 0.0 else args.ddp_momentum
     args.data_dir = data_dir(args.data_dir)
     args.workers, args.taus = WORKERS, TAUS

@@ -74,6 +74,7 @@ METHODS = ("sgd", "ddp", "localsgd", "easgd", "eamsgd", "diloco", "downpour")
 ELASTIC = ("easgd", "eamsgd")
 BUFFERS = ("round", "read")
 SCHEDULES = ("constant", "cosine")
+EAMSGD_MOMENTUM = 0.9  # EAMSGD's Nesterov δ when ``momentum`` is None
 
 
 def cosine_factor(step: int, total: int) -> float:
@@ -187,7 +188,7 @@ class Method:
         if self.name == "diloco":
             return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
         if self.name == "eamsgd":
-            delta = 0.9 if self.momentum is None else self.momentum
+            delta = EAMSGD_MOMENTUM if self.momentum is None else self.momentum
             return torch.optim.SGD(params, lr=self.lr, momentum=delta, nesterov=delta > 0)
         return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum or 0.0)
 

@@ -79,7 +79,7 @@ def test_goal2_cells_under_buffers_read_are_named_apart_and_ddp_cells_are_shared
 
     args = argparse.Namespace(worker_steps=16384, eval_points=8, seed=0, quick=False, data_dir=None,
                               buffers="read", lr_schedule="constant", datasets=["mnist", "cifar10"],
-                              workers=(4,))
+                              workers=(4,), eamsgd_momentum=None, ddp_momentum=None)
     assert goal2_name("cifar10", "eamsgd@0.04", 4, 16, args) == "cifar10-eamsgd-lr0.04-p4-tau16-ws16384-bread"
     assert goal2_name("cifar10", "ddp@0.8", 4, 1, args) == "cifar10-ddp-lr0.8-p4-tau1-ws16384"
     assert overrides("eamsgd", 4, 16, args, 0.04)["buffers"] == "read"
