@@ -165,6 +165,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"train": _train, "recipes": _recipes, "demo": _demo, "eval": _eval}
     handler = getattr(args, "handler", None) or handlers[args.command]
     try:
+        if args.command != "recipes":  # every command that trains or evaluates on the CPU
+            from genoise.train.allocator import tune_cpu_allocator
+
+            tune_cpu_allocator()
         with invoked_as(argv):
             return int(handler(args) or 0)
     except (ValueError, FileNotFoundError) as err:

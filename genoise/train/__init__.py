@@ -1,5 +1,6 @@
 """Training infrastructure: runs, the Trainer loop, checkpoints, distributed helpers."""
 
+from genoise.train.allocator import tune_cpu_allocator
 from genoise.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint, unwrap_model
 from genoise.train.distributed import (
     all_gather_with_grad,
@@ -32,6 +33,7 @@ __all__ = [
     "save_checkpoint",
     "seed_everything",
     "set_rng_state",
+    "tune_cpu_allocator",
     "unwrap_model",
     "world_size",
 ]
