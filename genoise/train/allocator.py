@@ -24,6 +24,8 @@ import ctypes
 import os
 import sys
 
+from genoise._checks import check_choice
+
 __all__ = ["ALLOCATOR_ENV", "tune_cpu_allocator"]
 
 ALLOCATOR_ENV = "GENOISE_MALLOC"  # "system" leaves glibc's defaults alone
@@ -39,9 +41,7 @@ def tune_cpu_allocator() -> bool:
     ``mallopt``, when ``GENOISE_MALLOC=system``, or when the user already tunes malloc
     through ``MALLOC_*`` variables or ``GLIBC_TUNABLES``. Raises ``ValueError`` for any
     other value of ``GENOISE_MALLOC`` than ``system`` or ``tuned``."""
-    choice = os.environ.get(ALLOCATOR_ENV, "tuned")
-    if choice not in ("tuned", "system"):
-        raise ValueError(f"{ALLOCATOR_ENV} must be 'tuned' or 'system', got {choice!r}")
+    choice = check_choice(ALLOCATOR_ENV, os.environ.get(ALLOCATOR_ENV, "tuned"), ("tuned", "system"))
     user_tuned = any(name in os.environ for name in _USER_SETTINGS)
     user_tuned |= "malloc" in os.environ.get("GLIBC_TUNABLES", "")
     if choice == "system" or user_tuned or not sys.platform.startswith("linux"):
