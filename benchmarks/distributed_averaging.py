@@ -40,6 +40,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -117,18 +119,40 @@ def reads_buffers(method: str, args: argparse.Namespace) -> bool:
     return args.buffers == "read" and method not in ("ddp", "sgd")
 
 
+@dataclass(frozen=True)
+class Goal2Variant:
+    """One variant flag of ``--goal2``, and how it marks the three things it changes."""
+
+    flag: str  # its text on the record's command line
+    record: str  # the record's suffix
+    cell: Callable[[str], str]  # the suffix of a method's cells ("" where its cells are shared)
+
+
+def goal2_variants(args: argparse.Namespace) -> list[Goal2Variant]:
+    """The variant flags set in ``args``, in the command's order: ``--buffers read`` (cells of a
+    method whose rounds leave the buffers out end in ``-bread``; DDP's are the same under both),
+    ``--lr-schedule cosine`` (``-cos``), ``--eamsgd-momentum`` / ``--ddp-momentum`` (that method's
+    cells end in ``-m{m}``; the other method's are shared)."""
+    out = []
+    if args.buffers == "read":
+        out.append(Goal2Variant(" --buffers read", "_bread",
+                                lambda method: "-bread" if reads_buffers(method, args) else ""))
+    if args.lr_schedule == "cosine":
+        out.append(Goal2Variant(" --lr-schedule cosine", "_cos", lambda method: "-cos"))
+    for owner, flag, tag in (("eamsgd", "--eamsgd-momentum", "_d"), ("ddp", "--ddp-momentum", "_ddpm")):
+        m = goal2_momentum(owner, args)
+        if m is not None:
+            out.append(Goal2Variant(f" {flag} {m:g}", f"{tag}{m:g}",
+                                    lambda method, owner=owner, m=m: f"-m{m:g}" if method == owner else ""))
+    return out
+
+
 def goal2_name(dataset: str, row: str, p: int, tau: int, args: argparse.Namespace) -> str:
-    """A cell of ``--goal2``: ``…-ws{N}``, then ``-bread`` for a method whose rounds leave the
-    buffers out under ``--buffers read`` (DDP's cells are the same under both), ``-m{m}`` for a
-    method given a momentum by ``--eamsgd-momentum`` / ``--ddp-momentum``, and ``-cos`` under
-    ``--lr-schedule cosine``."""
-    name = cell_name(dataset, row, p, tau) + f"-ws{args.worker_steps}"
+    """A cell of ``--goal2``: ``…-ws{N}``, then the suffix of every variant flag that changes
+    this row's method (:func:`goal2_variants`)."""
     method = row.partition("@")[0]
-    name += "-bread" if reads_buffers(method, args) else ""
-    momentum = goal2_momentum(method, args)
-    if momentum is not None:
-        name += f"-m{momentum:g}"
-    return name + ("-cos" if args.lr_schedule == "cosine" else "")
+    name = cell_name(dataset, row, p, tau) + f"-ws{args.worker_steps}"
+    return name + "".join(v.cell(method) for v in goal2_variants(args))
 
 
 def cells(args: argparse.Namespace) -> list[tuple[str, str, int, int]]:
@@ -607,14 +631,8 @@ def goal2(out: Path, args: argparse.Namespace) -> int:
     )
     if args.goal_seeds:
         command += f" --goal-seeds {' '.join(map(str, args.goal_seeds))}"
-    if args.buffers == "read":
-        command += " --buffers read"
-    if args.lr_schedule == "cosine":
-        command += " --lr-schedule cosine"
-    if args.eamsgd_momentum is not None:
-        command += f" --eamsgd-momentum {args.eamsgd_momentum:g}"
-    if args.ddp_momentum is not None:
-        command += f" --ddp-momentum {args.ddp_momentum:g}"
+    variants = goal2_variants(args)
+    command += "".join(v.flag for v in variants)
     met = sum(v["met"] for v in verdicts)
     ddp_grid = goal2_lrs("ddp", args.datasets[0], args)
     delta = EAMSGD_MOMENTUM if args.eamsgd_momentum is None else args.eamsgd_momentum
@@ -658,10 +676,7 @@ def goal2(out: Path, args: argparse.Namespace) -> int:
     print(text)
     stem = (
         f"distributed_averaging_goal2_ws{args.worker_steps}"
-        + ("_bread" if args.buffers == "read" else "")
-        + ("_cos" if args.lr_schedule == "cosine" else "")
-        + (f"_d{args.eamsgd_momentum:g}" if args.eamsgd_momentum is not None else "")
-        + (f"_ddpm{args.ddp_momentum:g}" if args.ddp_momentum is not None else "")
+        + "".join(v.record for v in variants)
         + ("_quick" if args.quick else "")
     )
     write_records(

@@ -167,3 +167,28 @@ def test_a_goal2_shard_runs_the_seeds_only_once_the_whole_grid_is_done(tmp_path,
     args.shard = "1/2"
     assert bench.goal2(tmp_path, args) == 0  # the whole grid is now there: this shard's seeds run
     assert any("seed1" in n for n in ran) and len({n for n in ran}) == len(ran)
+
+
+def test_goal2_variant_table_names_cells_records_and_commands_as_the_records_on_disk():
+    """One table (``goal2_variants``) names a variant's cells, its record and its command line:
+    each variant record of ``benchmarks/records`` has the stem and the command it predicts."""
+    import argparse
+    import json
+
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.distributed_averaging import goal2_name, goal2_variants
+
+    base = dict(worker_steps=16384, buffers="round", lr_schedule="constant", eamsgd_momentum=None,
+                ddp_momentum=None)
+    for change in ({"buffers": "read"}, {"lr_schedule": "cosine"}, {"eamsgd_momentum": 0.99},
+                   {"ddp_momentum": 0.9}):
+        args = argparse.Namespace(**{**base, **change})
+        (variant,) = goal2_variants(args)
+        stem = f"distributed_averaging_goal2_ws16384{variant.record}"
+        record = json.loads((ROOT / "benchmarks" / "records" / f"{stem}.json").read_text())
+        assert record["command"].endswith(variant.flag), (stem, record["command"])
+    both = argparse.Namespace(**{**base, "lr_schedule": "cosine", "eamsgd_momentum": 0.99})
+    assert [v.record for v in goal2_variants(both)] == ["_cos", "_d0.99"]
+    assert goal2_name("mnist", "eamsgd@0.004", 8, 16, both).endswith("-ws16384-cos-m0.99")
+    assert goal2_name("mnist", "ddp@0.4", 8, 1, both).endswith("-ws16384-cos")
+    assert goal2_variants(argparse.Namespace(**base)) == []
