@@ -22,6 +22,8 @@ Writes ``benchmarks/records/video_prediction.{md,json,png,gif}`` (``--record`` n
                                                              # (b) only, at the stretch goal's budget
     python benchmarks/video_prediction.py --skip a --b-steps 4800 --b-batch 8 --b-models simvp \\
         --record video_prediction_openstl_bs8                # (b), smaller batches, more updates
+    python benchmarks/video_prediction.py --skip a --b-steps 3000 --b-batch 8 --b-lr 0.003 --b-models dfn \\
+        --record video_prediction_openstl_dfn_lr3            # (b), the dynamic filter network
     python benchmarks/video_prediction.py --set stochastic=false --b-steps 0 --steps 2000 \\
         --out benchmarks/results/video_prediction_det --record video_prediction_deterministic
                                                              # table (a) on deterministic Moving MNIST
@@ -138,11 +140,15 @@ def goal_lines(rows: dict[str, dict], cpu: float) -> list[str]:
 
 
 RECIPE_BATCH = int(load_recipe("video-mmnist").config["batch_size"])  # table (b)'s default batch
+RECIPE_LR = float(load_recipe("video-mmnist").config["lr"])  # and learning rate
 
-# table (b)'s models at about the same CPU cost per update here (2.1 / 2.3 CPU-s on one thread):
-# the recipe's ``width`` is SimVP's spatial width, ``hidden`` its translator's / ConvLSTM's cells'
+# table (b)'s models at about the same CPU cost per update here (2.1 / 2.3 / 1.9 CPU-s for 16 on one
+# thread): the recipe's ``width`` is SimVP's spatial width and the dynamic filter network's
+# full-resolution width; ``hidden`` SimVP's translator's, ConvLSTM's cells' and the DFN's channels
+# at 1/4 resolution
 B_MODELS = {"simvp": ("SimVP-style", {"width": 16, "hidden": 64}),
-            "convlstm": ("ConvLSTM, 2 cells, patch 4", {"hidden": 32})}
+            "convlstm": ("ConvLSTM, 2 cells, patch 4", {"hidden": 32}),
+            "dfn": ("dynamic filter network, kernel 9", {"width": 16, "hidden": 64})}
 
 
 def b_overrides(model: str, steps: int, base: dict) -> dict:
@@ -151,12 +157,15 @@ def b_overrides(model: str, steps: int, base: dict) -> dict:
             "eval_steps": 10, "steps": steps, **B_MODELS[model][1]}
 
 
-def b_cell(model: str, steps: int, batch: int = RECIPE_BATCH) -> str:
-    """The run folder of one table (b) cell; batches other than the recipe's are named."""
-    return f"b-{model}-{steps}" + ("" if batch == RECIPE_BATCH else f"-bs{batch}")
+def b_cell(model: str, steps: int, batch: int = RECIPE_BATCH, lr: float = RECIPE_LR) -> str:
+    """The run folder of one table (b) cell; batches and learning rates other than the recipe's
+    are named."""
+    return (f"b-{model}-{steps}" + ("" if batch == RECIPE_BATCH else f"-bs{batch}")
+            + ("" if lr == RECIPE_LR else f"-lr{lr:g}"))
 
 
-def figure_b(out: Path, steps: int, models: list[str], path: Path, batch: int = RECIPE_BATCH) -> None:
+def figure_b(out: Path, steps: int, models: list[str], path: Path, batch: int = RECIPE_BATCH,
+             lr: float = RECIPE_LR) -> None:
     """One deterministic test sequence: 10 inputs, the truth and each (b) model's 10 frames."""
     import matplotlib.pyplot as plt
 
@@ -166,7 +175,7 @@ def figure_b(out: Path, steps: int, models: list[str], path: Path, batch: int = 
     sequence, preds = frames[3:4], {}
     with torch.no_grad():
         for model in models:
-            predictor, _ = load_predictor(out / b_cell(model, steps, batch) / "model" / "last.pt")
+            predictor, _ = load_predictor(out / b_cell(model, steps, batch, lr) / "model" / "last.pt")
             preds[B_MODELS[model][0].split(",")[0]] = predictor.eval()(sequence[:, :10])[0]
     figure = comparison_figure(sequence[0, :10], sequence[0, 10:], preds, context_row=True,
                                title=f"deterministic Moving MNIST, 10 → 10, {steps} updates")
@@ -180,12 +189,12 @@ def _frame_mean(scores: dict) -> dict[str, float]:
 
 
 def table_b(out: Path, base: dict, steps: int, models: list[str]) -> tuple[list[str], list[dict]]:
-    batch = int(base.get("batch_size", RECIPE_BATCH))
+    batch, lr = int(base.get("batch_size", RECIPE_BATCH)), float(base.get("lr", RECIPE_LR))
     seen = steps * batch
     lines = [
         "## (b) Deterministic Moving MNIST, 10 → 10 (OpenSTL's metrics, per frame)",
         "",
-        f"Ours: ℓ2, Adam (cosine-decayed from 10⁻³), {steps} updates of {batch} fresh sequences "
+        f"Ours: ℓ2, Adam (cosine-decayed from {lr:g}), {steps} updates of {batch} fresh sequences "
         f"({seen:,} sequences seen, {seen / OPENSTL_SEQUENCES:.4f} of OpenSTL's 200 epochs × 10,000); "
         "CPU-minutes are the cell's training and scoring on this machine.",
         "",
@@ -194,7 +203,7 @@ def table_b(out: Path, base: dict, steps: int, models: list[str]) -> tuple[list[
     ]
     rows, stretch, record = [], [], None
     for model in models:
-        name = b_cell(model, steps, batch)
+        name = b_cell(model, steps, batch, lr)
         record, cpu = run_cell(out, name, b_overrides(model, steps, base))
         scores = record["rows"]["l2"]
         mean = _frame_mean(scores)
@@ -281,6 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--b-steps", type=int, default=600, help="updates of each (b) cell; 0 = skip (b)")
     parser.add_argument("--b-batch", type=int, default=RECIPE_BATCH,
                         help=f"sequences per update of each (b) cell (default: the recipe's {RECIPE_BATCH})")
+    parser.add_argument("--b-lr", type=float, default=RECIPE_LR,
+                        help=f"Adam's first learning rate of each (b) cell (default: the recipe's "
+                             f"{RECIPE_LR:g})")
     parser.add_argument("--b-models", nargs="+", default=list(B_MODELS), choices=list(B_MODELS),
                         help="the models of table (b)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["a"],
@@ -303,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--skip a with --b-steps 0 leaves nothing to run")
     if args.b_batch < 1:
         parser.error(f"--b-batch must be >= 1, got {args.b_batch}")
+    if not args.b_lr > 0:
+        parser.error(f"--b-lr must be > 0, got {args.b_lr}")
     base = {"test_sequences": args.test_sequences}
     try:  # parsed and checked as `genoise train` does, before anything is written
         a_base = {**base, **apply_overrides(load_recipe("video-mmnist"), {}, args.set)}
@@ -324,11 +338,12 @@ def main(argv: list[str] | None = None) -> int:
     records = ROOT / "benchmarks" / "records"
     stem = args.record + ("_quick" if args.quick else "")
     if args.b_steps > 0:
-        b_lines, b_rows = table_b(out, {**base, "batch_size": args.b_batch}, args.b_steps, args.b_models)
+        b_base = {**base, "batch_size": args.b_batch, **({"lr": args.b_lr} if args.b_lr != RECIPE_LR else {})}
+        b_lines, b_rows = table_b(out, b_base, args.b_steps, args.b_models)
         lines += b_lines
         rows += b_rows
         if not args.quick:
-            figure_b(out, args.b_steps, args.b_models, records / f"{stem}_b.png", args.b_batch)
+            figure_b(out, args.b_steps, args.b_models, records / f"{stem}_b.png", args.b_batch, args.b_lr)
             lines += [f"![10 → 10 predictions]({stem}_b.png)", ""]
     if not args.quick and "a" not in args.skip:
         data = {**TABLE_A, **a_base}

@@ -54,6 +54,8 @@ def model_kwargs(config: dict[str, Any]) -> dict[str, Any]:
         return {**common, **extra}
     if name == "simvp":
         return {**common, "spatial": int(config["width"]), "temporal": int(config["hidden"])}
+    if name == "dfn":
+        return {**common, "width": int(config["width"]), "hidden": int(config["hidden"])}
     return {**common, "hidden": (int(config["hidden"]), int(config["hidden"]))}
 
 

@@ -3,7 +3,8 @@
 - Predictors sharing one interface (:mod:`genoise.video.base`: ``context`` frames in,
   ``horizon`` frames out, recursive :func:`rollout`): the multi-scale generator and its
   multi-scale discriminator, a latent-variable predictor (a conditional VAE with latent
-  dropout: several sharp futures), and the usual Moving-MNIST baselines SimVP and ConvLSTM.
+  dropout: several sharp futures), the usual Moving-MNIST baselines SimVP and ConvLSTM, and a
+  dynamic filter network that moves the last frame by predicted per-pixel filters.
 - Losses: ℓ2, ℓ1, the gradient difference loss, the adversarial losses
   (:mod:`genoise.video.losses`).
 - Metrics per frame on whole frames or moving pixels: PSNR, SSIM, sharpness, summed
@@ -15,6 +16,7 @@ The data (Moving MNIST and its stochastic variant) is :mod:`genoise.data.moving_
 
 from genoise.video.base import VideoPredictor, check_frames, rollout
 from genoise.video.convlstm import ConvLSTMCell, ConvLSTMPredictor
+from genoise.video.dfn import DynamicFilterPredictor, apply_filters
 from genoise.video.evaluate import copy_last, evaluate, mean_frame
 from genoise.video.latent import LatentVideoPredictor
 from genoise.video.losses import (
@@ -31,12 +33,14 @@ from genoise.video.train import VideoLoss, load_predictor, train_predictor
 __all__ = [
     "ConvLSTMCell",
     "ConvLSTMPredictor",
+    "DynamicFilterPredictor",
     "LatentVideoPredictor",
     "MultiScaleDiscriminator",
     "MultiScaleGenerator",
     "SimVP",
     "VideoLoss",
     "VideoPredictor",
+    "apply_filters",
     "check_frames",
     "copy_last",
     "discriminator_loss",

@@ -34,6 +34,7 @@ from genoise.data.moving_mnist import MovingMNIST
 from genoise.train import Run, Trainer, load_checkpoint
 from genoise.train.checkpoint import ModelCard
 from genoise.video.convlstm import ConvLSTMPredictor
+from genoise.video.dfn import DynamicFilterPredictor
 from genoise.video.latent import LatentVideoPredictor
 from genoise.video.losses import (
     discriminator_loss,
@@ -51,6 +52,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "latent": LatentVideoPredictor,
     "simvp": SimVP,
     "convlstm": ConvLSTMPredictor,
+    "dfn": DynamicFilterPredictor,
 }
 VIDEO_KIND = "video-predictor"
 
@@ -82,7 +84,7 @@ class VideoLoss:
 
 
 def build_predictor(model: str, **kwargs: Any) -> nn.Module:
-    """``model`` ∈ {multiscale, latent, simvp, convlstm} with its constructor's arguments."""
+    """``model`` ∈ {multiscale, latent, simvp, convlstm, dfn} with its constructor's arguments."""
     check_choice("model", model, tuple(MODELS))
     return MODELS[model](**kwargs)
 

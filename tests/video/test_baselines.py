@@ -1,4 +1,4 @@
-"""The ConvLSTM and SimVP baselines of :mod:`genoise.video`."""
+"""The ConvLSTM, SimVP and dynamic-filter baselines of :mod:`genoise.video`."""
 
 from __future__ import annotations
 
@@ -9,12 +9,17 @@ import torch
 import torch.nn.functional as F
 
 from genoise.video.convlstm import ConvLSTMCell, ConvLSTMPredictor
+from genoise.video.dfn import DynamicFilterPredictor, apply_filters
 from genoise.video.simvp import SimVP
 
 SMALL = {
     ConvLSTMPredictor: {"image_size": 16, "hidden": (8, 8), "kernel": 3, "patch": 2},
     SimVP: {"image_size": 16, "spatial": 8, "temporal": 16, "spatial_layers": 4, "temporal_layers": 2},
+    DynamicFilterPredictor: {"image_size": 16, "window": 2, "width": 4, "hidden": 8, "kernel": 3,
+                             "blocks": 1},
 }
+DEFAULT_SMALL = {ConvLSTMPredictor: {"hidden": (8, 8)}, SimVP: {"spatial": 8, "temporal": 16},
+                 DynamicFilterPredictor: {"width": 4, "hidden": 8}}
 MODELS = list(SMALL)
 
 
@@ -24,7 +29,7 @@ def small(cls, **kwargs):
 
 @pytest.mark.parametrize("cls", MODELS)
 def test_default_model_maps_moving_mnist_context_to_horizon_frames_in_unit_range(cls):
-    model = cls(hidden=(8, 8)) if cls is ConvLSTMPredictor else cls(spatial=8, temporal=16)
+    model = cls(**DEFAULT_SMALL[cls])
     out = model.eval()(torch.rand(2, 10, 1, 64, 64))  # eval mode clamps to [0, 1]
     assert out.shape == (2, 10, 1, 64, 64)
     assert 0 <= out.min() and out.max() <= 1
@@ -57,6 +62,10 @@ def test_wrong_frame_shape_raises_value_error_naming_the_got_shape(cls, shape):
     (SimVP, {"spatial": 0}),
     (SimVP, {"temporal_layers": 0}),
     (SimVP, {"horizon": True}),
+    (DynamicFilterPredictor, {"kernel": 4}),
+    (DynamicFilterPredictor, {"window": 4, "context": 3}),
+    (DynamicFilterPredictor, {"image_size": 18}),
+    (DynamicFilterPredictor, {"blocks": 0}),
 ])
 def test_bad_constructor_arguments_raise_value_error(cls, kwargs):
     with pytest.raises(ValueError):
@@ -133,3 +142,29 @@ def test_short_training_on_moving_squares_lowers_held_out_error(cls):
     assert after < 0.7 * before, (before, after)
     # and the motion, not only the black background: far below predicting a black frame (0.035)
     assert after < 0.5 * test[:, context:].square().mean().item(), after
+
+
+def test_apply_filters_equals_a_sum_of_shifted_frames():
+    """out(p) = Σ_o w(p, o) · x(p + o) with zero padding, by explicit shifts of a padded frame."""
+    gen = torch.Generator().manual_seed(0)
+    frame, k = torch.rand(2, 3, 7, 9, generator=gen), 5
+    weights = torch.rand(2, k * k, 7, 9, generator=gen)
+    padded = F.pad(frame, (k // 2,) * 4)
+    want = sum(weights[:, i * k + j, None] * padded[:, :, i : i + 7, j : j + 9]
+               for i in range(k) for j in range(k))
+    torch.testing.assert_close(apply_filters(frame, weights), want)
+    with pytest.raises(ValueError, match="weights must be"):
+        apply_filters(frame, weights[:, :24])
+
+
+def test_dynamic_filter_prediction_is_a_convex_combination_of_the_last_frame():
+    """Filters are per-pixel distributions: a frame in [0, 1] stays in [0, 1] even while
+    training (no clamp), and a constant frame is predicted exactly, at every recursive step."""
+    model = small(DynamicFilterPredictor, context=3, horizon=4)
+    out = model(torch.rand(2, 3, 1, 16, 16))
+    assert 0 <= out.min() and out.max() <= 1
+    weights = model.filters(torch.rand(2, 2, 1, 16, 16))
+    torch.testing.assert_close(weights.sum(1), torch.ones(2, 16, 16))
+    # away from the zero padding of the border a constant frame stays constant
+    const = model(torch.full((1, 3, 1, 16, 16), 0.25))
+    torch.testing.assert_close(const[..., 4:-4, 4:-4], torch.full_like(const[..., 4:-4, 4:-4], 0.25))

@@ -27,7 +27,7 @@ def benchmark():
     return video_prediction
 
 
-@pytest.mark.parametrize("model", ["simvp", "convlstm"])
+@pytest.mark.parametrize("model", ["simvp", "convlstm", "dfn"])
 def test_table_b_cells_are_valid_runs_under_one_million_parameters(benchmark, model):
     config = {**load_recipe("video-mmnist").config, **benchmark.b_overrides(model, 5, {"test_sequences": 3})}
     validate(config)
@@ -46,6 +46,7 @@ def test_table_b_cells_are_valid_runs_under_one_million_parameters(benchmark, mo
         (["--set", "colour=red"], "unknown key 'colour'"),
         (["--b-models", "predrnn"], "invalid choice"),
         (["--b-batch", "0"], "--b-batch must be >= 1"),
+        (["--b-lr", "0"], "--b-lr must be > 0"),
     ],
 )
 def test_contradictory_options_are_usage_errors(benchmark, argv, message, capsys, tmp_path):
@@ -61,5 +62,7 @@ def test_table_b_cells_of_other_batch_sizes_get_their_own_folders(benchmark):
     assert benchmark.b_cell("simvp", 1400) == "b-simvp-1400"
     assert benchmark.b_cell("simvp", 1400, 16) == "b-simvp-1400"
     assert benchmark.b_cell("simvp", 1400, 8) == "b-simvp-1400-bs8"
+    assert benchmark.b_cell("dfn", 3000, 8, 0.003) == "b-dfn-3000-bs8-lr0.003"
+    assert benchmark.b_cell("dfn", 3000, 16, benchmark.RECIPE_LR) == "b-dfn-3000"
     config = benchmark.b_overrides("simvp", 5, {"batch_size": 8})
     assert config["batch_size"] == 8 and config["steps"] == 5

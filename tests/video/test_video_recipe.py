@@ -95,3 +95,17 @@ def test_a_missing_mnist_folder_is_one_line_naming_it(tmp_path, capsys) -> None:
     err = capsys.readouterr().err.strip()
     assert "mnist" in err and "missing" in err and len(err.splitlines()) == 1
 
+
+
+def test_the_dynamic_filter_network_trains_and_reloads_through_the_recipe(tmp_path, data_args,
+                                                                          capsys) -> None:
+    """``model=dfn`` end to end: a tiny 10 → 10 run, its table, and ``eval video`` on it."""
+    args = ["train", "video-mmnist", "image_size=32", "model=dfn", "loss=l2", "stochastic=false", "context=4",
+            "horizon=3", "eval_steps=3", "width=4", "hidden=8", "steps=2", "batch_size=2", "test_sequences=4",
+            *data_args, "--runs-dir", str(tmp_path), "--name", "dfn", "--no-progress"]
+    assert main(args) == 0
+    record = json.loads((tmp_path / "dfn" / "evaluation.json").read_text())
+    assert record["model"] == "dfn" and len(record["rows"]["l2"]["ssim"]) == 3
+    capsys.readouterr()
+    assert main(["eval", "video", str(tmp_path / "dfn"), "eval_steps=5"]) == 0  # recursive past horizon
+    assert len(json.loads(capsys.readouterr().out)["rows"]["l2"]["mse"]) == 5
