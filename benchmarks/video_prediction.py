@@ -338,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     records = ROOT / "benchmarks" / "records"
     stem = args.record + ("_quick" if args.quick else "")
     if args.b_steps > 0:
-        b_base = {**base, "batch_size": args.b_batch, **({"lr": args.b_lr} if args.b_lr != RECIPE_LR else {})}
+        b_base = {**base, "batch_size": args.b_batch, "lr": args.b_lr}
         b_lines, b_rows = table_b(out, b_base, args.b_steps, args.b_models)
         lines += b_lines
         rows += b_rows

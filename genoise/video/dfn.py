@@ -89,11 +89,11 @@ class DynamicFilterPredictor(VideoPredictor):
             raise ValueError(f"image_size {image_size} is not divisible by 4 (two stride-2 stages)")
         super().__init__(channels, image_size, context, horizon, window=window, width=width,
                          hidden=hidden, kernel=kernel, blocks=blocks)
-        self.window, self.kernel = window, kernel
+        self.window = window
         self.full = nn.Sequential(_conv(channels * window, width), _conv(width, width))
         self.down_half = _conv(width, width, stride=2)
         self.down_quarter = nn.Sequential(_conv(width, hidden, stride=2),
-                                     *(_Residual(hidden, 2 ** (i % 4)) for i in range(blocks)))
+                                          *(_Residual(hidden, 2 ** (i % 4)) for i in range(blocks)))
         self.up_half = _conv(hidden + width, width)
         self.up_full = _conv(2 * width, width)
         self.logits = nn.Conv2d(width, kernel * kernel, 1)
