@@ -1,6 +1,7 @@
-"""Resume of the video-prediction recipe: stopped inside the adversarial training loop and
-continued with `--resume`, every checkpoint (the generator, its optimiser, the discriminator
-and its optimiser) is bit-for-bit that of an uninterrupted run."""
+"""Resume of the video-prediction recipe: stopped inside the training loop (the adversarial one,
+and the dynamic filter network's) and continued with `--resume`, every checkpoint (the
+generator, its optimiser, the discriminator and its optimiser) is bit-for-bit that of an
+uninterrupted run."""
 
 from __future__ import annotations
 
@@ -11,10 +12,14 @@ from tests.recipes._resume import assert_resume_bit_for_bit
 _TINY = ["image_size=32", "scales=2", "width=4", "steps=4", "batch_size=2", "test_sequences=2",
          "discriminator_width=4", "dataset=digits", "loss=adv_gdl"]
 
-CASES = {"video-mmnist": (_TINY, 2)}
+_DFN = ["image_size=32", "model=dfn", "loss=l2", "stochastic=false", "context=4", "horizon=3",
+        "eval_steps=3", "width=4", "hidden=8", "steps=4", "batch_size=2", "test_sequences=2",
+        "dataset=digits"]
+
+CASES = {"adversarial": (_TINY, 2), "dynamic-filter": (_DFN, 2)}
 
 
-@pytest.mark.parametrize("recipe", sorted(CASES))
-def test_video_recipe_resumes_bit_for_bit(tmp_path, recipe: str) -> None:
-    overrides, stop_after = CASES[recipe]
-    assert_resume_bit_for_bit(tmp_path, recipe, overrides, stop_after)
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_video_recipe_resumes_bit_for_bit(tmp_path, case: str) -> None:
+    overrides, stop_after = CASES[case]
+    assert_resume_bit_for_bit(tmp_path, "video-mmnist", overrides, stop_after)
