@@ -159,3 +159,43 @@ def checksum(frames: Tensor) -> str:
     """SHA-256 of a set of frames quantised to bytes (identifies a generated test set)."""
     data = (frames.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8).contiguous()
     return hashlib.sha256(data.numpy().tobytes()).hexdigest()
+
+
+def next_move_accuracy(config: MovingMNISTConfig, window: int, n: int = 100_000, seed: int = 0) -> float:
+    """How often the best guess of a digit's next whole-pixel move along one axis is right, given
+    only its moves along that axis within the last ``window`` frames.
+
+    Positions are floored when drawn, so a digit moving 2.7 pixels a frame moves 2, 3, 3, 2, 3 …
+    pixels: the next move also depends on the sub-pixel phase, which a few frames do not pin
+    down. The ``n · num_digits · 2`` axis tracks of ``n`` seeded sequences of ``config.length``
+    frames are split in two halves. With o the moves between the frames
+    ``length − 1 − window … length − 2`` and y the move into the last frame, the guess for o is
+    the y most frequent after o in the first half, ŷ(o) = argmax_y count₁(o, y), and
+
+        accuracy = mean over the second half of [y = ŷ(o)]      (o unseen in the first half: wrong)
+
+    — a held-out estimate of the Bayes-optimal accuracy. A predictor that reads ``window``
+    frames places a digit's next position exactly along an axis in about this fraction of
+    cases at best, and must hedge (blur) on the rest.
+    """
+    check_int("window", window, min=1)
+    check_int("n", n, min=2)
+    if window > config.length - 1:
+        raise ValueError(f"window ({window}) must be < length ({config.length}): "
+                         "the move into the last frame is the target")
+    corners = trajectories(config, n, torch.Generator().manual_seed(seed)).floor().long()
+    moves = (corners[:, 1:] - corners[:, :-1]).permute(0, 2, 3, 1).flatten(0, 2)  # (tracks, length − 1)
+    last = config.length - 2
+    observed, target = moves[:, last - (window - 1) : last], moves[:, last]
+    half = len(target) // 2
+    # one id per distinct observation (all alike when window = 1: no move seen), then per (o, y)
+    obs_id = (torch.unique(observed, dim=0, return_inverse=True)[1] if observed.shape[1]
+              else torch.zeros(len(target), dtype=torch.long))
+    pairs, pair_id = torch.unique(torch.stack([obs_id[:half], target[:half]], 1), dim=0,
+                                  return_inverse=True)
+    counts = torch.bincount(pair_id, minlength=len(pairs))
+    best = torch.full((int(obs_id.max()) + 1,), -1).scatter_reduce(0, pairs[:, 0], counts, "amax")
+    winners = pairs[counts == best[pairs[:, 0]]]  # the most frequent y of each o (ties: the smallest)
+    unseen = torch.iinfo(torch.long).max  # an o not seen in the first half: never right
+    guess = torch.full_like(best, unseen).scatter_reduce(0, winners[:, 0], winners[:, 1], "amin")
+    return int((guess[obs_id[half:]] == target[half:]).sum()) / (len(target) - half)

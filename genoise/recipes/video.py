@@ -24,7 +24,7 @@ from genoise.recipes import OptionSpec, check_options, count, load_recipe
 from genoise.train.run import Run
 from genoise.train.run_folder import read_run_config
 from genoise.train.seed import derive_seed
-from genoise.video.evaluate import copy_last, mean_frame, model_predict
+from genoise.video.evaluate import blank_frame, copy_last, mean_frame, model_predict
 from genoise.video.evaluate import evaluate as score_predictions
 from genoise.video.figures import comparison_figure, save_rollout_gif
 from genoise.video.latent import LatentVideoPredictor
@@ -55,7 +55,8 @@ def model_kwargs(config: dict[str, Any]) -> dict[str, Any]:
     if name == "simvp":
         return {**common, "spatial": int(config["width"]), "temporal": int(config["hidden"])}
     if name == "dfn":
-        return {**common, "width": int(config["width"]), "hidden": int(config["hidden"])}
+        return {**common, "width": int(config["width"]), "hidden": int(config["hidden"]),
+                "window": int(config.get("window", 3))}  # runs from before the key read 3
     return {**common, "hidden": (int(config["hidden"]), int(config["hidden"]))}
 
 
@@ -111,6 +112,7 @@ def score_rows(model: nn.Module, config: dict[str, Any], train_digits: Tensor, t
                                                        context, steps, samples=k)
     rows["copy_last"] = score_predictions(copy_last, frames, masks, context, steps)
     rows["mean_frame"] = score_predictions(mean_frame(mean_image), frames, masks, context, steps)
+    rows["blank_frame"] = score_predictions(blank_frame, frames, masks, context, steps)
     return {"rows": rows, "test_sequences": int(frames.shape[0]), "test_sha256": checksum(frames),
             "steps": steps, "context": context}
 

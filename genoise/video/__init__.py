@@ -17,7 +17,7 @@ The data (Moving MNIST and its stochastic variant) is :mod:`genoise.data.moving_
 from genoise.video.base import VideoPredictor, check_frames, rollout
 from genoise.video.convlstm import ConvLSTMCell, ConvLSTMPredictor
 from genoise.video.dfn import DynamicFilterPredictor, apply_filters
-from genoise.video.evaluate import copy_last, evaluate, mean_frame
+from genoise.video.evaluate import blank_frame, copy_last, evaluate, mean_frame
 from genoise.video.latent import LatentVideoPredictor
 from genoise.video.losses import (
     discriminator_loss,
@@ -41,6 +41,7 @@ __all__ = [
     "VideoLoss",
     "VideoPredictor",
     "apply_filters",
+    "blank_frame",
     "check_frames",
     "copy_last",
     "discriminator_loss",

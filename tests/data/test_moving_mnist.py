@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
@@ -10,6 +12,7 @@ from genoise.data.moving_mnist import (
     MovingMNISTConfig,
     checksum,
     fixed_sequences,
+    next_move_accuracy,
     render,
     trajectories,
 )
@@ -130,3 +133,48 @@ def test_bad_configs_and_splits_are_refused(digits) -> None:
         MovingMNISTConfig(image_size=20)
     with pytest.raises(ValueError, match="split"):
         fixed_sequences(digits, MovingMNISTConfig(), 2, "train")
+
+
+def _next_move_accuracy_by_loop(config: MovingMNISTConfig, window: int, n: int, seed: int) -> float:
+    """The same estimate written plainly: dictionaries over Python tuples."""
+    from collections import Counter, defaultdict
+
+    corners = trajectories(config, n, torch.Generator().manual_seed(seed)).floor().long()
+    tracks = []
+    for seq in range(n):
+        for digit in range(config.num_digits):
+            for axis in range(2):
+                path = corners[seq, :, digit, axis].tolist()
+                moves = [b - a for a, b in itertools.pairwise(path)]
+                tracks.append((tuple(moves[len(moves) - window : len(moves) - 1]), moves[-1]))
+    half = len(tracks) // 2
+    table: dict = defaultdict(Counter)
+    for observed, move in tracks[:half]:
+        table[observed][move] += 1
+    def guess(observed):
+        if observed not in table:
+            return None
+        top = max(table[observed].values())
+        return min(m for m, c in table[observed].items() if c == top)
+    return sum(guess(o) == m for o, m in tracks[half:]) / (len(tracks) - half)
+
+
+@pytest.mark.parametrize(("window", "stochastic"), [(1, False), (3, False), (6, True)])
+def test_next_move_accuracy_matches_a_plain_loop(window, stochastic):
+    config = MovingMNISTConfig(length=8, stochastic=stochastic)
+    expected = _next_move_accuracy_by_loop(config, window, 300, seed=3)
+    assert next_move_accuracy(config, window, n=300, seed=3) == pytest.approx(expected, abs=1e-12)
+
+
+def test_a_longer_window_pins_down_the_next_move():
+    """Floored positions: 3 frames leave the sub-pixel phase open, 10 nearly fix it."""
+    config = MovingMNISTConfig(length=11)
+    short, long = (next_move_accuracy(config, w, n=20_000) for w in (3, 10))
+    assert 0.5 < short < 0.75 and long > short + 0.1
+
+
+@pytest.mark.parametrize(("window", "n", "message"), [(11, 10, "must be < length"), (0, 10, "window"),
+                                                      (3, 1, "n")])
+def test_next_move_accuracy_refuses_bad_arguments(window, n, message):
+    with pytest.raises(ValueError, match=message):
+        next_move_accuracy(MovingMNISTConfig(length=11), window, n=n)

@@ -47,6 +47,9 @@ def test_table_b_cells_are_valid_runs_under_one_million_parameters(benchmark, mo
         (["--b-models", "predrnn"], "invalid choice"),
         (["--b-batch", "0"], "--b-batch must be >= 1"),
         (["--b-lr", "0"], "--b-lr must be > 0"),
+        (["--b-loss", "adv"], "invalid choice"),
+        (["--b-set", "steps=3"], "steps is set by table (b)"),
+        (["--b-set", "window=1"], "out of range"),
     ],
 )
 def test_contradictory_options_are_usage_errors(benchmark, argv, message, capsys, tmp_path):
@@ -66,3 +69,22 @@ def test_table_b_cells_of_other_batch_sizes_get_their_own_folders(benchmark):
     assert benchmark.b_cell("dfn", 3000, 16, benchmark.RECIPE_LR) == "b-dfn-3000"
     config = benchmark.b_overrides("simvp", 5, {"batch_size": 8})
     assert config["batch_size"] == 8 and config["steps"] == 5
+    assert config["loss"] == "l2"  # OpenSTL's training loss unless asked otherwise
+
+
+@pytest.mark.parametrize("loss", ["l1", "gdl"])
+def test_table_b_cells_of_other_losses_get_their_own_folders_and_train_with_it(benchmark, loss):
+    assert benchmark.b_cell("dfn", 3000, 8, 0.003, loss) == f"b-dfn-3000-bs8-lr0.003-{loss}"
+    assert benchmark.b_cell("dfn", 3000, 8, 0.003, "l2") == "b-dfn-3000-bs8-lr0.003"
+    config = {**load_recipe("video-mmnist").config, **benchmark.b_overrides("dfn", 5, {"loss": loss})}
+    validate(config)
+    assert config["loss"] == loss and config["context"] == 10 and config["horizon"] == 10
+
+
+def test_table_b_set_overrides_name_their_cells_and_reach_the_model(benchmark):
+    assert benchmark.b_cell("dfn", 3000, 8, 0.003, "l2", {"window": 10}) == "b-dfn-3000-bs8-lr0.003-window10"
+    assert benchmark.b_cell("dfn", 3000, 8, 0.003, "gdl", {"window": 5, "gdl_weight": 0.5}) == (
+        "b-dfn-3000-bs8-lr0.003-gdl-gdl_weight0.5-window5")
+    config = {**load_recipe("video-mmnist").config, **benchmark.b_overrides("dfn", 5, {"window": 10})}
+    validate(config)
+    assert build_predictor("dfn", **model_kwargs(config)).window == 10

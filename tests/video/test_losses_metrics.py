@@ -131,7 +131,7 @@ def test_closest_draw_keeps_the_draw_nearest_the_truth_per_sequence() -> None:
 
 
 def test_evaluate_scores_baselines_per_step_and_refuses_short_sequences() -> None:
-    from genoise.video.evaluate import copy_last, evaluate, mean_frame
+    from genoise.video.evaluate import blank_frame, copy_last, evaluate, mean_frame
 
     frames = torch.zeros(3, 6, 1, 8, 8)
     frames[:, :, :, 2:4, 2:4] = 1.0  # a static square: copying the last frame is perfect
@@ -141,5 +141,6 @@ def test_evaluate_scores_baselines_per_step_and_refuses_short_sequences() -> Non
     black = evaluate(mean_frame(torch.zeros(1, 8, 8)), frames, masks, context=4, steps=2)
     assert black["mse"] == [4.0, 4.0] and black["moving_mse"] == [4.0, 4.0]
     assert black["moving_psnr"][0] == pytest.approx(0.0)  # every moving pixel off by 1
+    assert evaluate(blank_frame, frames, masks, context=4, steps=2) == black
     with pytest.raises(ValueError, match="shorter than context"):
         evaluate(copy_last, frames, masks, context=4, steps=3)

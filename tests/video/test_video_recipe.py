@@ -8,6 +8,7 @@ import json
 import pytest
 
 from genoise.cli import main
+from genoise.video import load_predictor
 
 TINY = ["image_size=32", "scales=2", "width=4", "latent=2", "steps=3", "batch_size=2", "test_sequences=4",
         "samples=2", "discriminator_width=4"]
@@ -35,7 +36,8 @@ def test_training_writes_the_model_the_table_and_the_figures(run_dir) -> None:
                  "summary.json"):
         assert (run_dir / name).is_file(), name
     record = json.loads((run_dir / "evaluation.json").read_text())
-    assert set(record["rows"]) == {"latent", "latent_best_of_2", "copy_last", "mean_frame"}
+    assert set(record["rows"]) == {"latent", "latent_best_of_2", "copy_last", "mean_frame",
+                                  "blank_frame"}
     assert record["steps"] == 2 and len(record["rows"]["latent"]["moving_psnr"]) == 2
     assert len(record["test_sha256"]) == 64 and record["test_sequences"] == 4
     # best of two draws is never worse than one draw on the summed error it selects by
@@ -76,7 +78,8 @@ def test_eval_video_without_a_model_names_the_file(run_dir, tmp_path, capsys) ->
     ("overrides", "message"),
     [(["loss=latent", "model=multiscale"], "do not go together"),
      (["loss=l2", "model=latent"], "do not go together"),
-     (["scales=4", "image_size=36"], "halved")],
+     (["scales=4", "image_size=36"], "halved"),
+     (["model=dfn", "loss=l2", "context=4", "window=5"], "window (5) must be <= context (4)")],
 )
 def test_train_refuses_inconsistent_keys_before_writing(tmp_path, capsys, overrides, message) -> None:
     args = ["train", "video-mmnist", *TINY, "dataset=digits", *overrides, "--runs-dir", str(tmp_path),
@@ -109,3 +112,13 @@ def test_the_dynamic_filter_network_trains_and_reloads_through_the_recipe(tmp_pa
     capsys.readouterr()
     assert main(["eval", "video", str(tmp_path / "dfn"), "eval_steps=5"]) == 0  # recursive past horizon
     assert len(json.loads(capsys.readouterr().out)["rows"]["l2"]["mse"]) == 5
+    assert load_predictor(tmp_path / "dfn" / "model" / "last.pt")[0].window == 3  # the recipe's default
+
+
+def test_the_dynamic_filter_network_reads_the_window_it_is_given(tmp_path, data_args) -> None:
+    args = ["train", "video-mmnist", "image_size=32", "model=dfn", "loss=l2", "stochastic=false", "context=4",
+            "horizon=2", "eval_steps=2", "width=4", "hidden=8", "window=4", "steps=1", "batch_size=2",
+            "test_sequences=2", *data_args, "--runs-dir", str(tmp_path), "--name", "w4", "--no-progress"]
+    assert main(args) == 0
+    model = load_predictor(tmp_path / "w4" / "model" / "last.pt")[0]
+    assert model.window == 4 and model.full[0][0].in_channels == 4
