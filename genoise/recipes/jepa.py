@@ -27,6 +27,7 @@ from genoise.train.run import Run
 from genoise.train.run_folder import read_run_config
 from genoise.train.seed import derive_seed
 from genoise.world.jepa import ActionConditionedJEPA, JEPAConfig, JEPALossWeights
+from genoise.world.jepa_committee import JEPACommittee
 from genoise.world.jepa_diagnostics import transition_errors, wall_hallucination
 from genoise.world.jepa_train import (
     GoalConditionedPolicy,
@@ -199,6 +200,7 @@ def evaluate_rows(
     seed: int | None = None,
     figures: bool = True,
     log=None,
+    committee: list[str] | None = None,
 ) -> dict[str, Any]:
     protocol = _protocol(config, episodes, seed)
     size = int(config["image_size"])
@@ -207,16 +209,20 @@ def evaluate_rows(
     for row, controller in controllers(config, rows, jepa, gcbc).items():
         out = run_episodes(controller, protocol, size, record=figures and row == rows[0])
         if "positions" in out:
+            out.pop("actions")
             recorded = (row, out.pop("positions"), out.pop("tasks"))
         results[row] = out
         if log is not None:
             log({f"plan/{row}/success": out["success"], f"plan/{row}/final_distance": out["final_distance"]})
     table = planning_table(results, protocol)
+    if committee:
+        table = f"Planned through a committee of {len(committee)} JEPAs: {', '.join(committee)}.\n\n" + table
     protocol_record = asdict(protocol)
     record = {
         "protocol": protocol_record,
         "planner": {k: config[k] for k in PLANNER_KEYS},
         "results": results,
+        **({"committee": committee} if committee else {}),
     }
     atomic_write_text(run_dir / "planning.md", table)
     atomic_write_text(run_dir / "planning.json", json.dumps(record, indent=1) + "\n")
@@ -290,6 +296,10 @@ EVALUATE_OPTIONS: OptionSpec = {
     "figures": ("write planning.png and episode.gif (default true)", None, "true or false"),
     "diagnose": ("also measure where the model is wrong about the wall (diagnostics.md / .json)", None,
                  "true or false"),
+    "committee": ("other jepa-two-rooms run folders whose JEPAs plan with this run's as one committee "
+                  "(cost: the RMS of the members' latent distances; genoise.world.jepa_committee)",
+                  lambda v: isinstance(v, list) and len(v) > 0,
+                  "a list of run folders such as [runs/s1,runs/s2]"),
     **{key: (f"planner key {key} (default: the run's)", None, "see `genoise recipes jepa-two-rooms`")
        for key in PLANNER_KEYS},
 }
@@ -319,11 +329,16 @@ def evaluate(run_dir: str | Path, **options: Any) -> dict[str, Any]:
     if "gcbc" in rows and not gcbc_file.is_file():
         raise FileNotFoundError(f"row gcbc asked but {gcbc_file} does not exist")
     jepa = load_jepa(jepa_file, image_size=size)
+    others = [Path(p) for p in options.get("committee") or []]
+    if others:
+        jepa = JEPACommittee([jepa, *(_member(p, size) for p in others)])
     gcbc = load_gcbc(gcbc_file, image_size=size) if "gcbc" in rows else None
+    out_dir = committee_folder(run_dir, others) if others else run_dir
+    out_dir.mkdir(exist_ok=True)
     if options.get("diagnose", False):
-        diagnose(run_dir, jepa)
+        diagnose(run_dir, jepa, out_dir)
     return evaluate_rows(
-        run_dir,
+        out_dir,
         config,
         rows,
         jepa,
@@ -331,12 +346,28 @@ def evaluate(run_dir: str | Path, **options: Any) -> dict[str, Any]:
         episodes=options.get("episodes"),
         seed=options.get("seed"),
         figures=bool(options.get("figures", True)),
+        committee=[str(run_dir), *map(str, others)] if others else None,
     )
 
 
-def diagnose(run_dir: Path, jepa: ActionConditionedJEPA) -> dict[str, Any]:
+def committee_folder(run_dir: Path, others: list[Path]) -> Path:
+    """Where a committee's tables go, beside the run's own: ``RUN_DIR/committee+<member>+…``
+    (the other members' folder names), one folder per committee."""
+    return run_dir / "+".join(["committee", *(Path(p).resolve().name for p in others)])
+
+
+def _member(run_dir: Path, image_size: int) -> ActionConditionedJEPA:
+    path = run_dir / "jepa" / "last.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"committee member {run_dir} holds no trained JEPA (expected {path})")
+    return load_jepa(path, image_size=image_size)
+
+
+def diagnose(run_dir: Path, jepa: ActionConditionedJEPA, out_dir: Path | None = None) -> dict[str, Any]:
     """Wall hallucination at the data's step (1) and at the planner's largest (2.45), and the
-    one-step error on wall vs free transitions of the run's data → ``diagnostics.{md,json}``."""
+    one-step error on wall vs free transitions of the run's data → ``diagnostics.{md,json}``
+    in ``out_dir`` (default: the run folder)."""
+    out_dir = run_dir if out_dir is None else out_dir
     pushes = {f"speed {s:g}": wall_hallucination(jepa, speed=s) for s in (1.0, GEOMETRY.max_norm)}
     data_root = run_dir / "data"
     has_data = (data_root / MANIFEST).is_file()
@@ -361,8 +392,8 @@ def diagnose(run_dir: Path, jepa: ActionConditionedJEPA) -> dict[str, Any]:
             f"ratio {errors['ratio']:.1f}.",
         ]
     record = {"wall_hallucination": pushes, "transition_errors": errors}
-    atomic_write_text(run_dir / "diagnostics.md", "\n".join(lines) + "\n")
-    atomic_write_text(run_dir / "diagnostics.json", json.dumps(record, indent=1) + "\n")
+    atomic_write_text(out_dir / "diagnostics.md", "\n".join(lines) + "\n")
+    atomic_write_text(out_dir / "diagnostics.json", json.dumps(record, indent=1) + "\n")
     return record
 
 

@@ -29,6 +29,7 @@ from genoise.world.jepa import (
     jepa_losses,
     prediction_loss,
 )
+from genoise.world.jepa_committee import JEPACommittee
 from genoise.world.latent_planning import (
     LatentPlanner,
     OracleController,
@@ -70,6 +71,7 @@ __all__ = [
     "DrivingPolicy",
     "ForwardModel",
     "HighwayTrafficEnv",
+    "JEPACommittee",
     "JEPAConfig",
     "JEPALossWeights",
     "LatentPlanner",

@@ -35,12 +35,14 @@ from genoise.world.two_rooms import (
     GEOMETRY,
     RoomsGeometry,
     clip_norm,
+    detour,
     render,
     rollout_positions,
     room_of,
     sample_tasks,
     step_positions,
     success,
+    success_by_detour,
 )
 
 METHODS = ("mppi", "cem", "gradient")
@@ -276,7 +278,7 @@ def run_episodes(
 ) -> dict:
     """Drive ``protocol.episodes`` tasks at once (seeded by ``protocol.seed``); returns the
     success rate, mean final distance, planning seconds per episode and, with ``record``,
-    every position (E, T + 1, 2) and the tasks."""
+    every position (E, T + 1, 2), every executed action (E, T, 2) and the tasks."""
     rng = np.random.default_rng(protocol.seed)
     tasks = sample_tasks(protocol.episodes, rng, fixed_wall=protocol.fixed_wall, geometry=geometry)
     wall_x, door_y = tasks["wall_x"], tasks["door_y"]
@@ -286,7 +288,7 @@ def run_episodes(
         return render(pos, wall_x, door_y, image_size, geometry).to(device)
 
     controller.reset(tasks, observe(tasks["goal"]))
-    pos, trail, spent, t = tasks["start"].clone(), [tasks["start"].clone()], 0.0, 0
+    pos, trail, done, spent, t = tasks["start"].clone(), [tasks["start"].clone()], [], 0.0, 0
     while t < protocol.max_steps:
         begin = time.perf_counter()
         chunk = controller(observe(pos), pos, t).detach().to("cpu", torch.float32)
@@ -296,9 +298,11 @@ def run_episodes(
                 f"controller returned actions of shape {tuple(chunk.shape)}, expected ({pos.shape[0]}, k, 2)"
             )
         for j in range(min(chunk.shape[1], protocol.max_steps - t)):
+            action = clip_norm(chunk[:, j], protocol.max_norm)
+            done.append(action)
             pos = step_positions(
                 pos,
-                clip_norm(chunk[:, j], protocol.max_norm),
+                action,
                 wall_x,
                 door_y,
                 geometry=geometry,
@@ -312,9 +316,11 @@ def run_episodes(
         "final_distance": float(final.mean()),
         "plan_seconds_per_episode": spent / protocol.episodes,
         "successes": success(pos, tasks["goal"], geometry).tolist(),
+        "success_by_detour": success_by_detour(success(pos, tasks["goal"], geometry), detour(tasks)),
     }
     if record:
         out["positions"] = torch.stack(trail, 1)
+        out["actions"] = torch.stack(done, 1)
         out["tasks"] = tasks
     return out
 

@@ -28,6 +28,7 @@ agent has ``max_steps`` = 200 steps and succeeds when its *final* position is wi
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -333,6 +334,35 @@ def sample_tasks(
     start = torch.stack([torch.where(flip, goal_x, start_x), start_y], -1)
     goal = torch.stack([torch.where(flip, start_x, goal_x), goal_y], -1)
     return {"start": start, "goal": goal, "wall_x": wall_x, "door_y": door_y}
+
+
+def detour(tasks: dict[str, Tensor]) -> Tensor:
+    """How far out of its way a task sends the dot: the length of the path from start to
+    goal through the door's centre (wall_x, door_y) minus the straight line,
+    ‖s − d‖ + ‖d − g‖ − ‖s − g‖ ≥ 0 (world units). Near 0 when the straight line passes
+    through the door; a planner that walks through the wall fails the tasks with a large
+    detour (docs/jepa.md)."""
+    door = torch.stack([tasks["wall_x"], tasks["door_y"]], -1).to(tasks["start"].dtype)
+    start, goal = tasks["start"], tasks["goal"]
+    via = (start - door).norm(dim=-1) + (door - goal).norm(dim=-1)
+    return (via - (start - goal).norm(dim=-1)).clamp(min=0)
+
+
+DETOUR_BINS = (3.0, 10.0)  # the classes of ``success_by_detour``: < 3, 3–10, ≥ 10 world units
+
+
+def success_by_detour(successes: Tensor, detours: Tensor, bins: tuple[float, ...] = DETOUR_BINS) -> dict:
+    """Success % and task count per detour class (edges ``bins``), e.g. ``{"< 3": {"success":
+    88.9, "tasks": 9}, "3–10": …, "≥ 10": …}``; an empty class has success ``None``."""
+    edges = [0.0, *bins, float("inf")]
+    out = {}
+    for lo, hi in itertools.pairwise(edges):
+        name = f"< {hi:g}" if lo == 0 else (f"≥ {lo:g}" if hi == float("inf") else f"{lo:g}–{hi:g}")
+        inside = (detours >= lo) & (detours < hi)
+        count = int(inside.sum())
+        rate = float(successes[inside].float().mean()) * 100 if count else None
+        out[name] = {"success": rate, "tasks": count}
+    return out
 
 
 def clip_norm(actions: Tensor, max_norm: float) -> Tensor:

@@ -176,6 +176,22 @@ def test_oracle_succeeds_and_random_fails_under_the_protocol() -> None:
     assert random["success"] <= 20.0 and random["final_distance"] > 10
 
 
+def test_recorded_episodes_hold_the_executed_actions_and_the_detour_classes() -> None:
+    from genoise.world.two_rooms import step_positions
+
+    protocol = Protocol(episodes=6, max_steps=30, seed=4)
+    out = run_episodes(RandomController(seed=1), protocol, 17, record=True)
+    positions, actions, tasks = out["positions"], out["actions"], out["tasks"]
+    assert positions.shape == (6, 31, 2) and actions.shape == (6, 30, 2)
+    assert float(actions.norm(dim=-1).max()) <= protocol.max_norm + 1e-5
+    # replaying the recorded actions with the same bounce generator reproduces the trail
+    bounce, pos = torch.Generator().manual_seed(protocol.seed + 1), tasks["start"].clone()
+    for t in range(30):
+        pos = step_positions(pos, actions[:, t], tasks["wall_x"], tasks["door_y"], generator=bounce)
+        torch.testing.assert_close(pos, positions[:, t + 1])
+    assert sum(v["tasks"] for v in out["success_by_detour"].values()) == 6
+
+
 def test_gcbc_learns_a_tiny_set_and_reloads(tmp_path) -> None:
     from genoise.train import Run
 

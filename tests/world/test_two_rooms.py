@@ -15,6 +15,7 @@ import genoise.world  # noqa: F401  (registers genoise/TwoRooms-v0)
 from genoise.world.two_rooms import (
     GEOMETRY,
     clip_norm,
+    detour,
     in_wall,
     outside_arena,
     render,
@@ -22,6 +23,7 @@ from genoise.world.two_rooms import (
     sample_tasks,
     step_positions,
     success,
+    success_by_detour,
 )
 from genoise.world.two_rooms_data import (
     RoomsDataConfig,
@@ -226,3 +228,29 @@ def test_environment_truncates_after_max_steps() -> None:
     env.reset(seed=1)
     flags = [env.step(np.zeros(2, np.float32))[3] for _ in range(3)]
     assert flags == [False, False, True]
+
+
+def test_detour_is_the_extra_length_of_the_path_through_the_door() -> None:
+    tasks = {
+        "start": torch.tensor([[10.0, 30.0], [10.0, 30.0], [10.0, 10.0]]),
+        "goal": torch.tensor([[50.0, 30.0], [50.0, 30.0], [50.0, 10.0]]),
+        "wall_x": torch.tensor([30.0, 30.0, 30.0]),
+        "door_y": torch.tensor([30.0, 45.0, 25.0]),
+    }
+    d = detour(tasks)
+    assert d[0] == 0.0  # the straight line passes through the door's centre
+    assert float(d[1]) == pytest.approx(2 * (20.0**2 + 15.0**2) ** 0.5 - 40.0)  # 50 − 40
+    assert float(d[2]) == pytest.approx(2 * (20.0**2 + 15.0**2) ** 0.5 - 40.0)
+    rng = np.random.default_rng(0)
+    many = sample_tasks(500, rng)
+    assert bool((detour(many) >= 0).all())
+
+
+def test_success_by_detour_counts_every_task_once() -> None:
+    successes = torch.tensor([True, False, True, True, False, False])
+    detours = torch.tensor([0.5, 2.9, 3.0, 9.99, 10.0, 40.0])
+    out = success_by_detour(successes, detours)
+    assert list(out) == ["< 3", "3–10", "≥ 10"]
+    assert [v["tasks"] for v in out.values()] == [2, 2, 2]
+    assert [v["success"] for v in out.values()] == [50.0, 100.0, 0.0]
+    assert success_by_detour(successes[:1], detours[:1])["≥ 10"] == {"success": None, "tasks": 0}
