@@ -40,7 +40,7 @@ from benchmarks._records import write_records  # noqa: E402
 from genoise.world.checkpoints import find_forward_model, load_forward_model  # noqa: E402
 from genoise.world.costs import CostConfig  # noqa: E402
 from genoise.world.dataset import TrafficDataset  # noqa: E402
-from genoise.world.uncertainty import uncertainty_cost  # noqa: E402
+from genoise.world.uncertainty import uncertainty_terms  # noqa: E402
 
 KINDS = ("data", "shuffled", "brake", "accelerate", "swerve", "zigzag")
 OOD = ("brake", "accelerate", "swerve", "zigzag")
@@ -79,24 +79,28 @@ def measure(run_dir: Path, states: int, horizon: int, samples: int, chunk: int, 
     sets = action_sets(batch["actions"], g)
     z = model.sample_prior((states, horizon), torch.Generator().manual_seed(seed + 1))
     u: dict[str, list[torch.Tensor]] = {kind: [] for kind in KINDS}
+    u_image: dict[str, list[torch.Tensor]] = {kind: [] for kind in KINDS}
     for start in range(0, states, chunk):
         part = slice(start, start + chunk)
         for kind in KINDS:
             torch.manual_seed(seed + 2 + start)  # the same dropout masks for every action set
             with torch.no_grad():
-                u[kind].append(
-                    uncertainty_cost(
-                        model,
-                        batch["images"][part],
-                        batch["states"][part],
-                        sets[kind][part],
-                        None if z is None else z[part],
-                        samples,
-                        costs,
-                    )
+                terms = uncertainty_terms(
+                    model,
+                    batch["images"][part],
+                    batch["states"][part],
+                    sets[kind][part],
+                    None if z is None else z[part],
+                    samples,
+                    costs,
                 )
+            # U as the policy's cost uses it (uncertainty_cost without stats: cost + state terms)
+            u[kind].append((terms["cost"] + terms["state"]).sum(-1))
+            # and the variance of the predicted images themselves ("variance of predictions")
+            u_image[kind].append(terms["image"].sum(-1))
     values = {kind: torch.cat(v) for kind, v in u.items()}
-    data = values["data"]
+    images = {kind: torch.cat(v) for kind, v in u_image.items()}
+    data, data_image = values["data"], images["data"]
     rows = {
         kind: {
             "u_mean": float(v.mean()),
@@ -105,6 +109,9 @@ def measure(run_dir: Path, states: int, horizon: int, samples: int, chunk: int, 
             # per-state ratio is mostly 0/0: report how often U rises above the data's instead
             "share_above_data": float((v > data).double().mean()),
             "share_zero": float((v == 0).double().mean()),
+            "u_image_mean": float(images[kind].mean()),
+            "image_ratio_of_means": float(images[kind].mean() / data_image.mean()),
+            "image_share_above_data": float((images[kind] > data_image).double().mean()),
         }
         for kind, v in values.items()
     }
@@ -129,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out-dir", default=str(ROOT / "benchmarks" / "results" / "world_uncertainty"))
     parser.add_argument("--records", default=str(ROOT / "benchmarks" / "records"))
+    parser.add_argument(
+        "--record", default="world_uncertainty", help="file stem of the record (another keeps the main one)"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.train_steps, args.states = 300, 64
@@ -170,10 +180,31 @@ def main(argv: list[str] | None = None) -> int:
             f"{c['u_mean']:.3g} | {c['ratio_of_means']:.2f} | {100 * c['share_above_data']:.0f} % |"
         )
     ood = {name: min(results[name]["rows"][k]["ratio_of_means"] for k in OOD) for name in results}
+    ood_image = {name: min(results[name]["rows"][k]["image_ratio_of_means"] for k in OOD) for name in results}
     lines += [
         "",
         f"Smallest out-of-distribution ratio (goal ≥ 10): blind {ood['blind']:.2f}, "
         f"conditioned {ood['conditioned']:.2f}.",
+        "",
+        "Beside it, the variance over the same dropout masks of the predicted *images* (Σ_t of the "
+        "per-pixel variance, averaged over pixels; the term `uncertainty_terms` returns as `image`, "
+        "which the policy's U leaves out):",
+        "",
+        "| action set | blind: U_image | blind: U_image / data | conditioned: U_image | "
+        "conditioned: U_image / data | conditioned: states above data |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for kind in KINDS:
+        b, c = results["blind"]["rows"][kind], results["conditioned"]["rows"][kind]
+        lines.append(
+            f"| {kind} | {b['u_image_mean']:.3g} | {b['image_ratio_of_means']:.2f} | "
+            f"{c['u_image_mean']:.3g} | {c['image_ratio_of_means']:.2f} | "
+            f"{100 * c['image_share_above_data']:.0f} % |"
+        )
+    lines += [
+        "",
+        f"Smallest out-of-distribution ratio of U_image: blind {ood_image['blind']:.2f}, "
+        f"conditioned {ood_image['conditioned']:.2f}.",
         "",
         "| step | blind MSE | conditioned MSE | copy-last MSE |",
         "|---:|---:|---:|---:|",
@@ -198,8 +229,9 @@ def main(argv: list[str] | None = None) -> int:
         "train_steps": args.train_steps,
         "models": results,
         "u_ratio": ood,
+        "u_image_ratio": ood_image,
     }
-    write_records(args.records, "world_uncertainty", text, payload)
+    write_records(args.records, args.record, text, payload)
     print(text)
     return 0
 
