@@ -38,8 +38,9 @@ sys.path.insert(0, str(ROOT))
 from benchmarks._cells import run_cell  # noqa: E402
 from benchmarks._records import write_records  # noqa: E402
 from genoise.world.checkpoints import find_forward_model, load_forward_model  # noqa: E402
-from genoise.world.costs import CostConfig  # noqa: E402
+from genoise.world.costs import CostConfig, driving_cost  # noqa: E402
 from genoise.world.dataset import TrafficDataset  # noqa: E402
+from genoise.world.forward import rollout  # noqa: E402
 from genoise.world.uncertainty import uncertainty_terms  # noqa: E402
 
 KINDS = ("data", "shuffled", "brake", "accelerate", "swerve", "zigzag")
@@ -123,6 +124,51 @@ def measure(run_dir: Path, states: int, horizon: int, samples: int, chunk: int, 
     }
 
 
+@torch.no_grad()
+def measure_ensemble(run_dirs: list[Path], states: int, horizon: int, seed: int) -> dict:
+    """Disagreement of K forward models trained from different seeds on the same data (each
+    without dropout, the same latents): the variance over the members of the predicted cost
+    (Σ_t) and of the predicted images (Σ_t of the per-pixel variance), on the same held-out
+    states and action sets as :func:`measure` (the first run's test split and seed)."""
+    models = [load_forward_model(find_forward_model(d)).eval() for d in run_dirs]
+    summary = json.loads((run_dirs[0] / "summary.json").read_text())
+    config = yaml.safe_load((run_dirs[0] / "config.yaml").read_text())
+    first = models[0]
+    test = TrafficDataset(
+        summary["traffic_dir"], "test", history=first.history, n_future=horizon, raster=first.raster
+    )
+    costs = CostConfig.from_config(config, test.road.lane_width)
+    g = torch.Generator().manual_seed(seed)
+    batch = test.sample_batch(states, g)
+    sets = action_sets(batch["actions"], g)
+    z = first.sample_prior((states, horizon), torch.Generator().manual_seed(seed + 1))
+    speed0 = batch["states"][:, -1, 1:2]
+    values = {}
+    for kind in KINDS:
+        cost, image = [], []
+        for model in models:
+            pred_images, pred_states = rollout(model, batch["images"], batch["states"], sets[kind], z)
+            cost.append(driving_cost(pred_images, pred_states[..., 1], model.raster, costs, speed0)["total"])
+            image.append(pred_images)
+        values[kind] = (
+            torch.stack(cost).var(0).sum(-1),
+            torch.stack(image).var(0).flatten(2).mean(-1).sum(-1),
+        )
+    data_cost, data_image = values["data"]
+    return {
+        kind: {
+            "u_mean": float(u.mean()),
+            "ratio_of_means": float(u.mean() / data_cost.mean()),
+            "median_state_ratio": float((u / data_cost.clamp(min=1e-12)).median()),
+            "share_above_data": float((u > data_cost).double().mean()),
+            "share_zero": float((u == 0).double().mean()),
+            "u_image_mean": float(ui.mean()),
+            "image_ratio_of_means": float(ui.mean() / data_image.mean()),
+        }
+        for kind, (u, ui) in values.items()
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -133,13 +179,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=8, help="dropout masks M")
     parser.add_argument("--chunk", type=int, default=64)
     parser.add_argument("--train-steps", type=int, default=1500)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="training seed (and, by default, the state seed)")
+    parser.add_argument(
+        "--state-seed",
+        type=int,
+        default=None,
+        help="seed of the held-out states, latents and dropout masks (default: --seed)",
+    )
     parser.add_argument("--out-dir", default=str(ROOT / "benchmarks" / "results" / "world_uncertainty"))
     parser.add_argument("--records", default=str(ROOT / "benchmarks" / "records"))
     parser.add_argument(
         "--record", default="world_uncertainty", help="file stem of the record (another keeps the main one)"
     )
+    parser.add_argument(
+        "--ensemble",
+        type=int,
+        default=0,
+        help="also measure the disagreement of K action-conditioned models trained from seeds seed … "
+        "seed + K − 1 on the same data (0: skip)",
+    )
     args = parser.parse_args(argv)
+    if args.ensemble == 1 or args.ensemble < 0:
+        parser.error(f"--ensemble must be 0 (off) or >= 2 members, got {args.ensemble}")
     if args.quick:
         args.train_steps, args.states = 300, 64
     torch.set_num_threads(1)
@@ -154,10 +215,20 @@ def main(argv: list[str] | None = None) -> int:
         {**base, "action_conditioned": True, "traffic_dir": traffic},
         "summary.json",
     )
+    state_seed = args.seed if args.state_seed is None else args.state_seed
     results = {
-        name: measure(out / name, args.states, args.horizon, args.samples, args.chunk, args.seed)
+        name: measure(out / name, args.states, args.horizon, args.samples, args.chunk, state_seed)
         for name in ("blind", "conditioned")
     }
+    ensemble = None
+    if args.ensemble:
+        members = [out / "conditioned"]
+        for k in range(1, args.ensemble):
+            name = f"conditioned-seed{args.seed + k}"
+            overrides = {**base, "seed": args.seed + k, "action_conditioned": True, "traffic_dir": traffic}
+            run_cell(out, "world-model-traffic", name, overrides, "summary.json")
+            members.append(out / name)
+        ensemble = measure_ensemble(members, args.states, args.horizon, state_seed)
     date = datetime.date.today().isoformat()
     command = "python benchmarks/world_uncertainty.py " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = [
@@ -206,6 +277,28 @@ def main(argv: list[str] | None = None) -> int:
         f"Smallest out-of-distribution ratio of U_image: blind {ood_image['blind']:.2f}, "
         f"conditioned {ood_image['conditioned']:.2f}.",
         "",
+    ]
+    if ensemble is not None:
+        lines += [
+            f"An ensemble instead of dropout: the disagreement (variance over members, each without dropout, "
+            f"the same latents) of {args.ensemble} action-conditioned models trained from seeds {args.seed}–"
+            f"{args.seed + args.ensemble - 1} on the same data, on the same states and actions:",
+            "",
+            "| action set | U_cost | U_cost / data | median per-state ratio | states above data | "
+            "U_image / data |",
+            "|---|---:|---:|---:|---:|---:|",
+            *(
+                f"| {kind} | {r['u_mean']:.3g} | {r['ratio_of_means']:.2f} | {r['median_state_ratio']:.2f} | "
+                f"{100 * r['share_above_data']:.0f} % | {r['image_ratio_of_means']:.2f} |"
+                for kind, r in ensemble.items()
+            ),
+            "",
+            "Smallest out-of-distribution ratio of the ensemble's U_cost: "
+            f"{min(ensemble[k]['ratio_of_means'] for k in OOD):.2f} (of the means), "
+            f"{min(ensemble[k]['median_state_ratio'] for k in OOD):.2f} (median per state).",
+            "",
+        ]
+    lines += [
         "| step | blind MSE | conditioned MSE | copy-last MSE |",
         "|---:|---:|---:|---:|",
     ]
@@ -227,9 +320,11 @@ def main(argv: list[str] | None = None) -> int:
         "horizon": args.horizon,
         "samples": args.samples,
         "train_steps": args.train_steps,
+        "state_seed": state_seed,
         "models": results,
         "u_ratio": ood,
         "u_image_ratio": ood_image,
+        "ensemble": ensemble,
     }
     write_records(args.records, args.record, text, payload)
     print(text)
