@@ -159,17 +159,26 @@ def controllers(
 
 
 def planning_table(results: dict[str, dict[str, Any]], protocol: Protocol) -> str:
+    classes = list(next(iter(results.values()))["success_by_detour"]) if results else []
     lines = [
         f"Protocol: {protocol.describe()}.",
         "",
-        "| row | success % | final distance | planning s / episode |",
-        "|---|---:|---:|---:|",
+        f"| row | success % | by detour {' / '.join(classes)} (tasks) | final distance "
+        "| planning s / episode |",
+        "|---|---:|---:|---:|---:|",
     ]
     for row, r in results.items():
+        by = r["success_by_detour"].values()
+        rates = " / ".join("—" if v["success"] is None else f"{v['success']:.0f}" for v in by)
         lines.append(
-            f"| {row} | {r['success']:.0f} | {r['final_distance']:.1f} | "
-            f"{r['plan_seconds_per_episode']:.2f} |"
+            f"| {row} | {r['success']:.0f} | {rates} ({' / '.join(str(v['tasks']) for v in by)}) "
+            f"| {r['final_distance']:.1f} | {r['plan_seconds_per_episode']:.2f} |"
         )
+    lines += [
+        "",
+        "Detour: the path from start to goal through the door's centre minus the straight line "
+        "(world units; `genoise.world.two_rooms.detour`).",
+    ]
     return "\n".join(lines) + "\n"
 
 

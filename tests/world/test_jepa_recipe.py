@@ -38,7 +38,10 @@ def test_training_writes_the_model_the_baseline_the_table_and_the_figures(run_di
     assert set(record["results"]) == {"mppi", "gcbc", "oracle"}
     assert record["protocol"]["success_radius"] == 4.5 and record["protocol"]["max_steps"] == 200
     assert record["results"]["oracle"]["success"] == 100.0
-    assert "Protocol:" in (run_dir / "planning.md").read_text()
+    table = (run_dir / "planning.md").read_text()
+    assert "Protocol:" in table and "by detour < 3 / 3–10 / ≥ 10 (tasks)" in table
+    for r in record["results"].values():  # every task falls in one detour class
+        assert sum(v["tasks"] for v in r["success_by_detour"].values()) == record["protocol"]["episodes"]
 
 
 def test_eval_planning_reloads_the_run(run_dir, capsys) -> None:
