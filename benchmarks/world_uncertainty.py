@@ -66,9 +66,9 @@ def action_sets(data: torch.Tensor, generator: torch.Generator) -> dict[str, tor
     }
 
 
-def measure(run_dir: Path, states: int, horizon: int, samples: int, chunk: int, seed: int) -> dict:
-    """U of every action set on ``states`` held-out states of the run's test split."""
-    model = load_forward_model(find_forward_model(run_dir)).eval()
+def _measurement(run_dir: Path, model, states: int, horizon: int, seed: int) -> tuple:
+    """What every U is measured on: the run's cost, ``states`` held-out test states (seeded),
+    every action set and the latents (the prior of ``model``, seeded)."""
     summary = json.loads((run_dir / "summary.json").read_text())
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     test = TrafficDataset(
@@ -79,6 +79,14 @@ def measure(run_dir: Path, states: int, horizon: int, samples: int, chunk: int, 
     batch = test.sample_batch(states, g)
     sets = action_sets(batch["actions"], g)
     z = model.sample_prior((states, horizon), torch.Generator().manual_seed(seed + 1))
+    return costs, batch, sets, z
+
+
+def measure(run_dir: Path, states: int, horizon: int, samples: int, chunk: int, seed: int) -> dict:
+    """U of every action set on ``states`` held-out states of the run's test split."""
+    model = load_forward_model(find_forward_model(run_dir)).eval()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    costs, batch, sets, z = _measurement(run_dir, model, states, horizon, seed)
     u: dict[str, list[torch.Tensor]] = {kind: [] for kind in KINDS}
     u_image: dict[str, list[torch.Tensor]] = {kind: [] for kind in KINDS}
     for start in range(0, states, chunk):
@@ -120,7 +128,7 @@ def measure(run_dir: Path, states: int, horizon: int, samples: int, chunk: int, 
         "rows": rows,
         "error_vs_horizon": summary["error_vs_horizon"]["model"],
         "copy_last": summary["error_vs_horizon"]["copy_last"],
-        "action_conditioned": bool(config.get("action_conditioned")),
+        "action_conditioned": bool(model.action_conditioned),
     }
 
 
@@ -131,17 +139,7 @@ def measure_ensemble(run_dirs: list[Path], states: int, horizon: int, seed: int)
     (Σ_t) and of the predicted images (Σ_t of the per-pixel variance), on the same held-out
     states and action sets as :func:`measure` (the first run's test split and seed)."""
     models = [load_forward_model(find_forward_model(d)).eval() for d in run_dirs]
-    summary = json.loads((run_dirs[0] / "summary.json").read_text())
-    config = yaml.safe_load((run_dirs[0] / "config.yaml").read_text())
-    first = models[0]
-    test = TrafficDataset(
-        summary["traffic_dir"], "test", history=first.history, n_future=horizon, raster=first.raster
-    )
-    costs = CostConfig.from_config(config, test.road.lane_width)
-    g = torch.Generator().manual_seed(seed)
-    batch = test.sample_batch(states, g)
-    sets = action_sets(batch["actions"], g)
-    z = first.sample_prior((states, horizon), torch.Generator().manual_seed(seed + 1))
+    costs, batch, sets, z = _measurement(run_dirs[0], models[0], states, horizon, seed)
     speed0 = batch["states"][:, -1, 1:2]
     values = {}
     for kind in KINDS:
@@ -167,6 +165,15 @@ def measure_ensemble(run_dirs: list[Path], states: int, horizon: int, seed: int)
         }
         for kind, (u, ui) in values.items()
     }
+
+
+def side_by_side(results: dict, cells) -> list[str]:
+    """One Markdown row per action set: ``cells(blind_row, conditioned_row)`` between its name and
+    the closing bar."""
+    return [
+        f"| {kind} | {cells(results['blind']['rows'][kind], results['conditioned']['rows'][kind])} |"
+        for kind in KINDS
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -243,13 +250,11 @@ def main(argv: list[str] | None = None) -> int:
         "conditioned: U / U(data) | conditioned: states with U > U(data) |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for kind in KINDS:
-        b, c = results["blind"]["rows"][kind], results["conditioned"]["rows"][kind]
-        lines.append(
-            f"| {kind} | {b['u_mean']:.3g} | {b['ratio_of_means']:.2f} | "
-            f"{100 * b['share_above_data']:.0f} % | "
-            f"{c['u_mean']:.3g} | {c['ratio_of_means']:.2f} | {100 * c['share_above_data']:.0f} % |"
-        )
+    lines += side_by_side(
+        results,
+        lambda b, c: f"{b['u_mean']:.3g} | {b['ratio_of_means']:.2f} | {100 * b['share_above_data']:.0f} % | "
+        f"{c['u_mean']:.3g} | {c['ratio_of_means']:.2f} | {100 * c['share_above_data']:.0f} %",
+    )
     ood = {name: min(results[name]["rows"][k]["ratio_of_means"] for k in OOD) for name in results}
     ood_image = {name: min(results[name]["rows"][k]["image_ratio_of_means"] for k in OOD) for name in results}
     lines += [
@@ -265,13 +270,11 @@ def main(argv: list[str] | None = None) -> int:
         "conditioned: U_image / data | conditioned: states above data |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for kind in KINDS:
-        b, c = results["blind"]["rows"][kind], results["conditioned"]["rows"][kind]
-        lines.append(
-            f"| {kind} | {b['u_image_mean']:.3g} | {b['image_ratio_of_means']:.2f} | "
-            f"{c['u_image_mean']:.3g} | {c['image_ratio_of_means']:.2f} | "
-            f"{100 * c['image_share_above_data']:.0f} % |"
-        )
+    lines += side_by_side(
+        results,
+        lambda b, c: f"{b['u_image_mean']:.3g} | {b['image_ratio_of_means']:.2f} | {c['u_image_mean']:.3g} | "
+        f"{c['image_ratio_of_means']:.2f} | {100 * c['image_share_above_data']:.0f} %",
+    )
     lines += [
         "",
         f"Smallest out-of-distribution ratio of U_image: blind {ood_image['blind']:.2f}, "

@@ -4,27 +4,18 @@ before anything is trained."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
 from genoise.recipes import load_recipe
 from genoise.recipes.video import model_kwargs, model_name, validate
 from genoise.video.train import build_predictor
-
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from tests._benchmarks import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def benchmark():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import video_prediction
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    return video_prediction
+    return load_benchmark("video_prediction")
 
 
 @pytest.mark.parametrize("model", ["simvp", "convlstm", "dfn"])

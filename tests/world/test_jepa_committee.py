@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ from genoise.world.latent_planning import (
 )
 from genoise.world.two_rooms import render
 from genoise.world.two_rooms_data import RoomsDataConfig, generate_trajectories
+from tests._benchmarks import load_benchmark
 from tests.recipes.test_resume_jepa import _TINY
 
 MLP = JEPAConfig(image_size=17, dim=8, width=4, hidden=16)
@@ -188,12 +188,7 @@ def test_eval_planning_with_a_committee_writes_beside_the_run(tmp_path, capsys) 
 
 
 def test_the_committee_benchmark_writes_its_rows(tmp_path, capsys) -> None:
-    benchmarks = Path(__file__).resolve().parents[2] / "benchmarks"
-    sys.path.insert(0, str(benchmarks))
-    try:
-        import jepa_committee as bench
-    finally:
-        sys.path.remove(str(benchmarks))
+    bench = load_benchmark("jepa_committee")
     args = ["--quick", "--seeds", "0", "1", "--out", str(tmp_path / "cells"), "--records", str(tmp_path)]
     assert bench.main(args) == 0
     record = json.loads((tmp_path / "jepa_committee.json").read_text())

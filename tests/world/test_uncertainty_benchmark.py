@@ -4,26 +4,18 @@ members from two seeds do, and the statistics are those of the variance over mem
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
 from genoise.recipes.world import train_model
 from genoise.train.run import Run
+from tests._benchmarks import load_benchmark
 from tests.world.conftest import TINY, recipe_config
-
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import world_uncertainty
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    return world_uncertainty
+    return load_benchmark("world_uncertainty")
 
 
 @pytest.fixture(scope="module")
