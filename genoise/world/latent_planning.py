@@ -288,7 +288,7 @@ def run_episodes(
         return render(pos, wall_x, door_y, image_size, geometry).to(device)
 
     controller.reset(tasks, observe(tasks["goal"]))
-    pos, trail, done, spent, t = tasks["start"].clone(), [tasks["start"].clone()], [], 0.0, 0
+    pos, trail, executed, spent, t = tasks["start"].clone(), [tasks["start"].clone()], [], 0.0, 0
     while t < protocol.max_steps:
         begin = time.perf_counter()
         chunk = controller(observe(pos), pos, t).detach().to("cpu", torch.float32)
@@ -299,7 +299,7 @@ def run_episodes(
             )
         for j in range(min(chunk.shape[1], protocol.max_steps - t)):
             action = clip_norm(chunk[:, j], protocol.max_norm)
-            done.append(action)
+            executed.append(action)
             pos = step_positions(
                 pos,
                 action,
@@ -320,7 +320,7 @@ def run_episodes(
     }
     if record:
         out["positions"] = torch.stack(trail, 1)
-        out["actions"] = torch.stack(done, 1)
+        out["actions"] = torch.stack(executed, 1)
         out["tasks"] = tasks
     return out
 
