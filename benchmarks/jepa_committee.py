@@ -122,11 +122,6 @@ def _row(
     }
 
 
-def _by_detour(classes: dict) -> str:
-    rates = " / ".join("—" if v["success"] is None else f"{v['success']:.0f}" for v in classes.values())
-    return f"{rates} ({' / '.join(str(v['tasks']) for v in classes.values())})"
-
-
 def _shown(path: Path) -> Path:
     path = path.resolve()
     return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
@@ -221,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for r in rows:
         lines.append(
-            f"| {r['row']} | {r['success']:.0f} | {_by_detour(r['success_by_detour'])} "
+            f"| {r['row']} | {r['success']:.0f} | {recipe.by_detour_cell(r['success_by_detour'])} "
             f"| `{''.join('x' if ok else '.' for ok in r['successes'])}` | {r['final_distance']:.1f} "
             f"| {r['plan_seconds_per_episode']:.1f} "
             f"| {r['pushes_beyond_wall_speed_1']:.0%} / {r['pushes_beyond_wall_speed_2.45']:.0%} "

@@ -158,6 +158,13 @@ def controllers(
     return out
 
 
+def by_detour_cell(classes: dict[str, dict[str, Any]]) -> str:
+    """A table cell of :func:`~genoise.world.two_rooms.success_by_detour`: the success % per
+    class, then the task counts, e.g. ``71 / 67 / 0 (7 / 3 / 10)``."""
+    rates = " / ".join("—" if v["success"] is None else f"{v['success']:.0f}" for v in classes.values())
+    return f"{rates} ({' / '.join(str(v['tasks']) for v in classes.values())})"
+
+
 def planning_table(results: dict[str, dict[str, Any]], protocol: Protocol) -> str:
     classes = list(next(iter(results.values()))["success_by_detour"]) if results else []
     lines = [
@@ -168,10 +175,8 @@ def planning_table(results: dict[str, dict[str, Any]], protocol: Protocol) -> st
         "|---|---:|---:|---:|---:|",
     ]
     for row, r in results.items():
-        by = r["success_by_detour"].values()
-        rates = " / ".join("—" if v["success"] is None else f"{v['success']:.0f}" for v in by)
         lines.append(
-            f"| {row} | {r['success']:.0f} | {rates} ({' / '.join(str(v['tasks']) for v in by)}) "
+            f"| {row} | {r['success']:.0f} | {by_detour_cell(r['success_by_detour'])} "
             f"| {r['final_distance']:.1f} | {r['plan_seconds_per_episode']:.2f} |"
         )
     lines += [

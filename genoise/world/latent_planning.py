@@ -311,12 +311,13 @@ def run_episodes(
             trail.append(pos.clone())
             t += 1
     final = (pos - tasks["goal"]).norm(dim=-1)
+    reached = success(pos, tasks["goal"], geometry)
     out = {
-        "success": float(success(pos, tasks["goal"], geometry).float().mean()) * 100,
+        "success": float(reached.float().mean()) * 100,
         "final_distance": float(final.mean()),
         "plan_seconds_per_episode": spent / protocol.episodes,
-        "successes": success(pos, tasks["goal"], geometry).tolist(),
-        "success_by_detour": success_by_detour(success(pos, tasks["goal"], geometry), detour(tasks)),
+        "successes": reached.tolist(),
+        "success_by_detour": success_by_detour(reached, detour(tasks)),
     }
     if record:
         out["positions"] = torch.stack(trail, 1)
