@@ -41,12 +41,17 @@ def model_name(config: dict[str, Any]) -> str:
 
 def video_loss(config: dict[str, Any]) -> VideoLoss:
     keys = ("p", "alpha", "gdl_weight", "adv_weight", "beta", "latent_dropout")
-    return VideoLoss(loss=str(config["loss"]), **{k: float(config[k]) for k in keys})
+    return VideoLoss(loss=str(config["loss"]), reduction=str(config.get("reduction", "mean")),
+                     **{k: float(config[k]) for k in keys})
 
 
 def model_kwargs(config: dict[str, Any]) -> dict[str, Any]:
     name = model_name(config)
     common = {k: int(config[k]) for k in ("image_size", "context", "horizon")}
+    if name == "latent" and config.get("backbone", "multiscale") == "dfn":
+        return {**common, "backbone": "dfn", "width": int(config["width"]), "hidden": int(config["hidden"]),
+                "window": int(config["window"]), "latent": int(config["latent"]),
+                "latent_map": bool(config.get("latent_map", False))}
     if name in ("multiscale", "latent"):
         extra = {"scales": int(config["scales"]), "width": int(config["width"])}
         if name == "latent":
@@ -75,6 +80,10 @@ def validate(config: dict[str, Any]) -> None:
     if (loss.loss == "latent") != (name == "latent"):
         raise ValueError(f"loss={loss.loss} and model={config['model']} do not go together "
                          "(loss=latent needs model=latent or auto, and model=latent needs loss=latent)")
+    dfn_latent = name == "latent" and config.get("backbone", "multiscale") == "dfn"
+    if bool(config.get("latent_map", False)) and not dfn_latent:
+        raise ValueError("latent_map=true needs model=latent backbone=dfn (a map of z for the dynamic "
+                         "filter network)")
     if name in ("multiscale", "latent") and int(config["horizon"]) != 1 and loss.adversarial:
         raise ValueError("the adversarial losses are implemented for horizon=1 (the paper's 4 -> 1)")
     data_config(config)

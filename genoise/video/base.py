@@ -40,6 +40,16 @@ def check_frames(owner: str, frames: Tensor, length: int | None, channels: int, 
     return frames
 
 
+def check_latent(owner: str, z: Tensor | None, batch: int, latent: int, *side: int) -> None:
+    """Raise a one-line ``ValueError`` unless ``z`` is (batch, latent, *side) — ``side`` empty
+    for a vector z, (s, s) for a map — or ``None`` when ``latent`` is 0 (no latent variable)."""
+    wrong = z is not None and tuple(z.shape) != (batch, latent, *side)
+    if (z is None) != (latent == 0) or wrong:
+        want = "(B, " + ", ".join(str(n) for n in (latent, *side)) + ")" if latent else "no z"
+        got = "none" if z is None else tuple(z.shape)
+        raise ValueError(f"{owner}(latent={latent}) expects z {want}, got {got}")
+
+
 class VideoPredictor(nn.Module):
     """Base of the predictors: stores the shape of what they read and write.
 

@@ -11,6 +11,13 @@ Latent dropout (Henaff, Canziani & LeCun, ICLR 2019): with probability ``latent_
 sample's z is drawn from the prior instead, so G must also predict well without the
 posterior. At test time z ~ N(0, I): each draw is one possible future (best-of-k scores in
 :mod:`genoise.video.evaluate`).
+
+``backbone`` picks G: ``"multiscale"`` (the paper's generator, z appended at every scale) or
+``"dfn"`` (the dynamic filter network of :mod:`genoise.video.dfn`, z read by its filter network
+at every step: a drawn future can only move the last frame's pixels, never redraw them).
+With ``latent_map`` (``dfn`` only) z is a map (B, L, H/4, W/4), one latent per region of the
+frame (SV2P's spatial latent), and q(z | x, y) a convolutional map of the same side; the KL
+is summed over the map.
 """
 
 from __future__ import annotations
@@ -18,36 +25,64 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from genoise._checks import check_int
+from genoise._checks import check_choice, check_int
 from genoise.video.base import VideoPredictor, check_frames
-from genoise.video.losses import lp_loss
+from genoise.video.dfn import DynamicFilterPredictor
+from genoise.video.losses import lp_loss, sum_scale
 from genoise.video.multiscale import MultiScaleGenerator, scale_targets
+
+BACKBONES = ("multiscale", "dfn")
 
 
 class LatentVideoPredictor(VideoPredictor):
-    """G(x, z) (a :class:`MultiScaleGenerator` with ``latent`` channels) and q(z | x, y).
+    """G(x, z) (a :class:`MultiScaleGenerator` with ``latent`` channels, or with
+    ``backbone="dfn"`` a :class:`DynamicFilterPredictor` reading z) and q(z | x, y).
 
     ``forward(frames, z=None, generator=None)`` predicts with ``z`` (B, latent), or with a
-    draw from the prior made with ``generator``."""
+    draw from the prior made with ``generator``. ``scales`` is the multi-scale generator's;
+    ``hidden``, ``window`` and ``latent_map`` (z a map at a quarter of the frame's side) the
+    dynamic filter network's."""
 
     def __init__(self, channels: int = 1, image_size: int = 64, context: int = 4, horizon: int = 1,
-                 scales: int = 4, width: int = 32, latent: int = 8) -> None:
-        super().__init__(channels, image_size, context, horizon, scales=scales, width=width, latent=latent)
-        self.latent = check_int("latent", latent, min=1)
-        self.generator = MultiScaleGenerator(channels, image_size, context, horizon, scales, width, latent)
+                 scales: int = 4, width: int = 32, latent: int = 8, backbone: str = "multiscale",
+                 hidden: int = 64, window: int = 3, latent_map: bool = False) -> None:
+        check_choice("backbone", backbone, BACKBONES)
+        check_int("latent", latent, min=1)
+        if latent_map and backbone != "dfn":
+            raise ValueError(f"latent_map needs backbone='dfn', got backbone={backbone!r}")
+        # the kwargs a checkpoint rebuilds the model from: each backbone's own
+        extra: dict = ({"scales": scales} if backbone == "multiscale"
+                       else {"backbone": backbone, "hidden": hidden, "window": window})
+        if latent_map:
+            extra["latent_map"] = True
+        super().__init__(channels, image_size, context, horizon, width=width, latent=latent, **extra)
+        self.latent, self.backbone = latent, backbone
+        self.generator: nn.Module
+        if backbone == "multiscale":
+            self.generator = MultiScaleGenerator(channels, image_size, context, horizon, scales, width,
+                                                 latent)
+        else:
+            self.generator = DynamicFilterPredictor(channels, image_size, context, horizon, window=window,
+                                                    width=width, hidden=hidden, latent=latent,
+                                                    latent_map=latent_map)
         inputs = (context + horizon) * channels
-        self.posterior = nn.Sequential(
-            nn.Conv2d(inputs, width, 4, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(width, 2 * width, 4, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(2 * width, 2 * width, 4, stride=2, padding=1), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * width, 2 * latent),
-        )
+        down = [nn.Conv2d(inputs, width, 4, stride=2, padding=1), nn.ReLU(),
+                nn.Conv2d(width, 2 * width, 4, stride=2, padding=1), nn.ReLU()]
+        if latent_map:  # (B, 2L, H/4, W/4): a mean and a log-variance per region
+            self.posterior = nn.Sequential(*down, nn.Conv2d(2 * width, 2 * latent, 3, padding=1))
+        else:
+            self.posterior = nn.Sequential(
+                *down, nn.Conv2d(2 * width, 2 * width, 4, stride=2, padding=1), nn.ReLU(),
+                nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * width, 2 * latent),
+            )
+        self.latent_shape = (latent, image_size // 4, image_size // 4) if latent_map else (latent,)
 
     def prior_sample(self, batch: int, generator: torch.Generator | None = None, device=None) -> Tensor:
-        return torch.randn(batch, self.latent, generator=generator, device=device)
+        """z ~ N(0, I): (batch, latent), or (batch, latent, H/4, W/4) with ``latent_map``."""
+        return torch.randn(batch, *self.latent_shape, generator=generator, device=device)
 
     def encode(self, frames: Tensor, future: Tensor) -> tuple[Tensor, Tensor]:
-        """μ, log σ² of q(z | x, y), each (B, latent)."""
+        """μ, log σ² of q(z | x, y), each (B, latent) (or (B, latent, H/4, W/4))."""
         self.check(frames)
         check_frames("LatentVideoPredictor (future)", future, self.horizon, self.channels, self.image_size)
         b = frames.shape[0]
@@ -59,18 +94,26 @@ class LatentVideoPredictor(VideoPredictor):
                 scales: bool = False) -> Tensor | list[Tensor]:
         if z is None:
             z = self.prior_sample(frames.shape[0], generator, frames.device)
+        if self.backbone == "dfn":
+            out = self.generator(frames, z)
+            return [out] if scales else out
         return self.generator(frames, z, scales=scales)
 
     def loss(self, frames: Tensor, future: Tensor, generator: torch.Generator | None = None, *,
-             p: float = 1.0, beta: float = 1e-3, latent_dropout: float = 0.1) -> dict[str, Tensor]:
-        """The conditional-VAE loss above: ``{"loss", "reconstruction", "kl"}``."""
+             p: float = 1.0, beta: float = 1e-3, latent_dropout: float = 0.1,
+             reduction: str = "mean") -> dict[str, Tensor]:
+        """The conditional-VAE loss above: ``{"loss", "reconstruction", "kl"}`` (``reduction``:
+        the ℓp terms as means, or as per-sample sums divided by one sample's elements of the
+        finest scale, which weighs the scales as the sums do)."""
         mean, log_var = self.encode(frames, future)
         noise = torch.randn(mean.shape, generator=generator, device=mean.device)
         z = mean + (0.5 * log_var).exp() * noise
         dropped = torch.rand(mean.shape[0], 1, generator=generator, device=mean.device) < latent_dropout
-        z = torch.where(dropped, torch.randn(mean.shape, generator=generator, device=mean.device), z)
-        preds = self.generator(frames, z, scales=True)
-        reconstruction = sum(lp_loss(y, target, p) for y, target in scale_targets(preds, future))
-        kl = 0.5 * (mean.pow(2) + log_var.exp() - 1 - log_var).sum(1)
+        prior = torch.randn(mean.shape, generator=generator, device=mean.device)
+        z = torch.where(dropped.view(-1, *[1] * (mean.ndim - 1)), prior, z)
+        preds = self(frames, z, scales=True)
+        reconstruction = sum(lp_loss(y, target, p, reduction) for y, target in scale_targets(preds, future))
+        reconstruction = reconstruction / sum_scale(future, reduction)
+        kl = 0.5 * (mean.pow(2) + log_var.exp() - 1 - log_var).flatten(1).sum(1)
         kl = (kl * (~dropped[:, 0])).mean()
         return {"loss": reconstruction + beta * kl, "reconstruction": reconstruction, "kl": kl}

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genoise._checks import check_int
-from genoise.video.base import VideoPredictor, check_frames
+from genoise.video.base import VideoPredictor, check_frames, check_latent
 
 
 def resize(frames: Tensor, size: int) -> Tensor:
@@ -83,11 +83,7 @@ class MultiScaleGenerator(VideoPredictor):
 
     def forward(self, frames: Tensor, z: Tensor | None = None, scales: bool = False) -> Tensor | list[Tensor]:
         self.check(frames)
-        wrong_z = z is not None and tuple(z.shape) != (frames.shape[0], self.latent)
-        if (z is None) != (self.latent == 0) or wrong_z:
-            want = f"(B, {self.latent})" if self.latent else "no z"
-            got = "none" if z is None else tuple(z.shape)
-            raise ValueError(f"MultiScaleGenerator(latent={self.latent}) expects z {want}, got {got}")
+        check_latent("MultiScaleGenerator", z, frames.shape[0], self.latent)
         b = frames.shape[0]
         prediction: Tensor | None = None
         out: list[Tensor] = []

@@ -41,11 +41,13 @@ from genoise.video.losses import (
     generator_adversarial_loss,
     gradient_difference_loss,
     lp_loss,
+    sum_scale,
 )
 from genoise.video.multiscale import MultiScaleDiscriminator, MultiScaleGenerator, scale_targets
 from genoise.video.simvp import SimVP
 
 LOSSES = ("l2", "l1", "gdl", "adv", "adv_gdl", "latent")
+REDUCTIONS = ("mean", "sum")
 ROW_NAMES = {"l2": "l2", "l1": "l1", "gdl": "gdl_l1", "adv": "adv", "adv_gdl": "adv_gdl", "latent": "latent"}
 MODELS: dict[str, type[nn.Module]] = {
     "multiscale": MultiScaleGenerator,
@@ -68,6 +70,7 @@ class VideoLoss:
     adv_weight: float = 0.05
     beta: float = 1e-3
     latent_dropout: float = 0.1
+    reduction: str = "mean"
 
     def __post_init__(self) -> None:
         check_choice("loss", self.loss, LOSSES)
@@ -77,6 +80,7 @@ class VideoLoss:
             check_positive(name, getattr(self, name), allow_zero=True)
         if not 0 <= self.latent_dropout <= 1:
             raise ValueError(f"latent_dropout must be in [0, 1], got {self.latent_dropout}")
+        check_choice("reduction", self.reduction, REDUCTIONS)
 
     @property
     def adversarial(self) -> bool:
@@ -104,14 +108,15 @@ class SequenceBatches:
 
 
 def reconstruction_loss(preds: Tensor | list[Tensor], future: Tensor, loss: VideoLoss) -> Tensor:
-    """Σ_k L_p (+ λ_gdl L_gdl) over the scales of ``preds``."""
+    """Σ_k L_p (+ λ_gdl L_gdl) over the scales of ``preds`` (per-sample sums divided by
+    :func:`sum_scale` with ``reduction="sum"``)."""
     p = 2.0 if loss.loss == "l2" else loss.p if loss.adversarial else 1.0
     total = future.new_zeros(())
     for y, target in scale_targets(preds, future):
-        total = total + lp_loss(y, target, p)
+        total = total + lp_loss(y, target, p, loss.reduction)
         if loss.loss in ("gdl", "adv_gdl"):
-            total = total + loss.gdl_weight * gradient_difference_loss(y, target, loss.alpha)
-    return total
+            total = total + loss.gdl_weight * gradient_difference_loss(y, target, loss.alpha, loss.reduction)
+    return total / sum_scale(future, loss.reduction)
 
 
 class VideoStep:
@@ -128,7 +133,7 @@ class VideoStep:
         context, future = batch
         if self.loss.loss == "latent":
             return model.loss(context, future, generator, p=self.loss.p, beta=self.loss.beta,
-                              latent_dropout=self.loss.latent_dropout)
+                              latent_dropout=self.loss.latent_dropout, reduction=self.loss.reduction)
         multiscale = isinstance(model, MultiScaleGenerator)
         preds = model(context, scales=True) if multiscale else model(context)
         out = {"reconstruction": reconstruction_loss(preds, future, self.loss)}
@@ -146,7 +151,8 @@ class VideoStep:
             adversarial = generator_adversarial_loss(d(context, scales))
         finally:
             d.requires_grad_(True)
-        loss = out["reconstruction"] + self.loss.adv_weight * adversarial
+        weight = self.loss.adv_weight / sum_scale(future, self.loss.reduction)
+        loss = out["reconstruction"] + weight * adversarial
         return {"loss": loss, **out, "adversarial": adversarial.detach(), "discriminator": d_loss.detach()}
 
 

@@ -168,3 +168,17 @@ def test_dynamic_filter_prediction_is_a_convex_combination_of_the_last_frame():
     # away from the zero padding of the border a constant frame stays constant
     const = model(torch.full((1, 3, 1, 16, 16), 0.25))
     torch.testing.assert_close(const[..., 4:-4, 4:-4], torch.full_like(const[..., 4:-4, 4:-4], 0.25))
+
+
+def test_dynamic_filter_network_with_a_latent_reads_z_and_refuses_a_wrong_one():
+    model = small(DynamicFilterPredictor, latent=3).eval()
+    frames = torch.rand(2, 10, 1, 16, 16)
+    a, b = model(frames, torch.zeros(2, 3)), model(frames, torch.ones(2, 3))
+    assert a.shape == (2, 10, 1, 16, 16) and not torch.allclose(a, b)
+    assert model.kwargs["latent"] == 3 and "latent" not in small(DynamicFilterPredictor).kwargs
+    with pytest.raises(ValueError, match=re.escape("expects z (B, 3), got none")):
+        model(frames)
+    with pytest.raises(ValueError, match=re.escape("expects z (B, 3), got (2, 4)")):
+        model(frames, torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="expects z no z"):
+        small(DynamicFilterPredictor)(frames, torch.zeros(2, 3))

@@ -38,7 +38,9 @@ def test_table_b_cells_are_valid_runs_under_one_million_parameters(benchmark, mo
         (["--b-models", "predrnn"], "invalid choice"),
         (["--b-batch", "0"], "--b-batch must be >= 1"),
         (["--b-lr", "0"], "--b-lr must be > 0"),
-        (["--b-loss", "adv"], "invalid choice"),
+        (["--b-loss", "wgan"], "invalid choice"),
+        (["--b-loss", "latent"], "goes with --b-models latent_dfn"),
+        (["--b-models", "latent_dfn"], "goes with --b-models latent_dfn"),
         (["--b-set", "steps=3"], "steps is set by table (b)"),
         (["--b-set", "window=1"], "out of range"),
     ],
@@ -63,7 +65,7 @@ def test_table_b_cells_of_other_batch_sizes_get_their_own_folders(benchmark):
     assert config["loss"] == "l2"  # OpenSTL's training loss unless asked otherwise
 
 
-@pytest.mark.parametrize("loss", ["l1", "gdl"])
+@pytest.mark.parametrize("loss", ["l1", "gdl", "adv_gdl"])
 def test_table_b_cells_of_other_losses_get_their_own_folders_and_train_with_it(benchmark, loss):
     assert benchmark.b_cell("dfn", 3000, 8, 0.003, loss) == f"b-dfn-3000-bs8-lr0.003-{loss}"
     assert benchmark.b_cell("dfn", 3000, 8, 0.003, "l2") == "b-dfn-3000-bs8-lr0.003"
@@ -79,3 +81,18 @@ def test_table_b_set_overrides_name_their_cells_and_reach_the_model(benchmark):
     config = {**load_recipe("video-mmnist").config, **benchmark.b_overrides("dfn", 5, {"window": 10})}
     validate(config)
     assert build_predictor("dfn", **model_kwargs(config)).window == 10
+
+
+def test_the_latent_table_b_cell_is_a_latent_dynamic_filter_network_that_draws_futures(benchmark):
+    config = {**load_recipe("video-mmnist").config,
+              **benchmark.b_overrides("latent_dfn", 5, {"loss": "latent", "p": 2.0, "beta": 1e-4})}
+    validate(config)
+    assert model_name(config) == "latent" and config["backbone"] == "dfn"
+    assert benchmark.b_cell("latent_dfn", 3000, 8, 0.003, "latent", {"p": 2.0, "beta": 1e-4}) == (
+        "b-latent_dfn-3000-bs8-lr0.003-latent-beta0.0001-p2")
+    predictor = build_predictor("latent", **model_kwargs(config))
+    assert sum(p.numel() for p in predictor.parameters()) <= 1_000_000
+    frames = torch.rand(2, 10, 1, 64, 64)
+    g = torch.Generator().manual_seed(0)
+    one, two = predictor.eval()(frames, generator=g), predictor(frames, generator=g)
+    assert one.shape == (2, 10, 1, 64, 64) and not torch.equal(one, two)

@@ -46,6 +46,28 @@ def test_lp_loss_matches_its_definition_and_refuses_shape_mismatch() -> None:
         lp_loss(a, b[:2])
 
 
+def test_sum_reduction_is_the_papers_per_sample_norm_averaged_over_the_batch() -> None:
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.rand(3, 2, 5, 6, generator=g), torch.rand(3, 2, 5, 6, generator=g)
+    for p in (1, 2, 3):
+        per_sample = [float((a[n] - b[n]).abs().pow(p).sum()) for n in range(3)]
+        assert float(lp_loss(a, b, p, "sum")) == pytest.approx(sum(per_sample) / 3, rel=1e-6)
+    # GDL: Σ over each sample's vertical and horizontal gradient maps, by a loop over pixels
+    expected = 0.0
+    for n in range(3):
+        for c in range(2):
+            y, t = a[n, c], b[n, c]
+            for i in range(5):
+                for j in range(6):
+                    if i:
+                        expected += abs(abs(t[i, j] - t[i - 1, j]) - abs(y[i, j] - y[i - 1, j]))
+                    if j:
+                        expected += abs(abs(t[i, j] - t[i, j - 1]) - abs(y[i, j] - y[i, j - 1]))
+    assert float(gradient_difference_loss(a, b, 1.0, "sum")) == pytest.approx(float(expected) / 3, rel=1e-5)
+    with pytest.raises(ValueError, match="reduction must be 'mean' or 'sum'"):
+        lp_loss(a, b, 3, "max")
+
+
 def test_adversarial_losses_are_the_binary_cross_entropies() -> None:
     real, fake = [torch.tensor([0.0, 2.0])], [torch.tensor([-1.0, 1.0])]
     expected = (-math.log(0.5) - math.log(1 / (1 + math.exp(-2)))) / 2 + (

@@ -3,6 +3,8 @@ of every loss lowering the validation error."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -15,7 +17,7 @@ from genoise.video import (
     rollout,
     train_predictor,
 )
-from genoise.video.train import VideoStep, load_predictor, reconstruction_loss
+from genoise.video.train import VideoStep, build_predictor, load_predictor, reconstruction_loss
 
 
 def test_generator_shapes_at_every_scale() -> None:
@@ -88,6 +90,50 @@ def test_latent_predictor_draws_different_futures_and_its_loss_has_the_kl() -> N
     assert float(dropped["kl"].detach()) == 0.0  # every z from the prior: no posterior to pay for
 
 
+def test_latent_predictor_on_the_dynamic_filter_network_rebuilds_from_its_kwargs() -> None:
+    model = LatentVideoPredictor(image_size=16, context=3, horizon=2, width=4, latent=2, backbone="dfn",
+                                 hidden=8, window=2)
+    assert model.kwargs == {"channels": 1, "image_size": 16, "context": 3, "horizon": 2, "width": 4,
+                            "latent": 2, "backbone": "dfn", "hidden": 8, "window": 2}
+    again = build_predictor("latent", **model.kwargs)
+    again.load_state_dict(model.state_dict())
+    frames, future, z = torch.rand(3, 3, 1, 16, 16), torch.rand(3, 2, 1, 16, 16), torch.randn(3, 2)
+    assert torch.equal(model.eval()(frames, z), again.eval()(frames, z))
+    # z moves the last frame's pixels: every predicted pixel is a convex combination of them
+    assert float(model(frames, z).detach().max()) <= float(frames[:, -1].max()) + 1e-6
+    out = model.train().loss(frames, future, torch.Generator().manual_seed(0), latent_dropout=0.0, beta=1.0)
+    assert float(out["loss"].detach()) == pytest.approx(float((out["reconstruction"] + out["kl"]).detach()),
+                                                        rel=1e-6)
+    assert "scales" not in model.kwargs and "backbone" not in LatentVideoPredictor(image_size=16, scales=2,
+                                                                                  width=4).kwargs
+    with pytest.raises(ValueError, match="backbone"):
+        LatentVideoPredictor(backbone="convlstm")
+    with pytest.raises(ValueError, match="latent_map needs backbone='dfn'"):
+        LatentVideoPredictor(latent_map=True)
+
+
+def test_a_map_of_z_gives_each_region_its_own_latent_and_its_kl_sums_over_the_map() -> None:
+    model = LatentVideoPredictor(image_size=16, context=3, horizon=2, width=4, latent=2, backbone="dfn",
+                                 hidden=8, window=2, latent_map=True)
+    assert model.latent_shape == (2, 4, 4) and model.kwargs["latent_map"] is True
+    g = torch.Generator().manual_seed(0)
+    assert model.prior_sample(5, g).shape == (5, 2, 4, 4)
+    frames, future = torch.rand(3, 3, 1, 16, 16), torch.rand(3, 2, 1, 16, 16)
+    mean, log_var = model.encode(frames, future)
+    assert mean.shape == log_var.shape == (3, 2, 4, 4)
+    expected = 0.5 * (mean.pow(2) + log_var.exp() - 1 - log_var).sum((1, 2, 3)).mean()
+    out = model.loss(frames, future, g, latent_dropout=0.0, beta=1.0)
+    assert float(out["kl"].detach()) == pytest.approx(float(expected.detach()), rel=1e-5)
+    z = torch.zeros(3, 2, 4, 4)
+    z_corner = z.clone()
+    z_corner[:, :, 0, 0] = 3.0  # a latent in one region changes the prediction
+    assert not torch.allclose(model.eval()(frames, z), model(frames, z_corner))
+    with pytest.raises(ValueError, match=re.escape("expects z (B, 2, 4, 4), got (3, 2)")):
+        model(frames, torch.zeros(3, 2))
+    dropped = model.train().loss(frames, future, torch.Generator().manual_seed(0), latent_dropout=1.0)
+    assert float(dropped["kl"].detach()) == 0.0
+
+
 @pytest.fixture(scope="module")
 def pool() -> MovingMNIST:
     g = torch.Generator().manual_seed(0)
@@ -142,6 +188,30 @@ def test_adversarial_step_needs_a_discriminator_and_reconstruction_sums_scales()
     assert float(total) == 0.0
     with pytest.raises(ValueError, match="loss"):
         VideoLoss(loss="l3")
+    with pytest.raises(ValueError, match="reduction"):
+        VideoLoss(reduction="max")
+
+
+def test_sum_reduction_weighs_scales_by_their_pixels_and_the_adversarial_term_as_the_paper() -> None:
+    """The paper's loss divided by one sample's elements: ℓ1 at the finest scale as the mean,
+    a scale with a quarter of the pixels a quarter of the weight, and λ_adv per those elements."""
+    g = torch.Generator().manual_seed(0)
+    future = torch.rand(2, 1, 1, 16, 16, generator=g)
+    fine = future + 0.1 * torch.rand(future.shape, generator=g)
+    coarse = torch.rand(2, 1, 1, 8, 8, generator=g)
+    coarse_target = torch.nn.functional.interpolate(future[:, 0], size=(8, 8), mode="area")[:, None]
+    mean = reconstruction_loss([coarse, fine], future, VideoLoss(loss="l1"))
+    summed = reconstruction_loss([coarse, fine], future, VideoLoss(loss="l1", reduction="sum"))
+    l1_fine, l1_coarse = (fine - future).abs().mean(), (coarse - coarse_target).abs().mean()
+    assert float(mean) == pytest.approx(float(l1_fine + l1_coarse), rel=1e-5)
+    assert float(summed) == pytest.approx(float(l1_fine + l1_coarse / 4), rel=1e-5)
+    model = MultiScaleGenerator(image_size=16, scales=2, width=4)
+    discriminator = MultiScaleDiscriminator(1, 16, 4, 1, 2, 4)
+    optimizer = torch.optim.Adam(discriminator.parameters())
+    step = VideoStep(VideoLoss(loss="adv", reduction="sum"), discriminator, optimizer)
+    out = step(model, (torch.rand(2, 4, 1, 16, 16, generator=g), future), g)
+    added = float((out["loss"] - out["reconstruction"]).detach())
+    assert added == pytest.approx(0.05 / 256 * float(out["adversarial"]), rel=1e-4)
 
 
 def test_sequences_shorter_than_context_plus_horizon_are_refused(pool) -> None:

@@ -79,7 +79,8 @@ def test_eval_video_without_a_model_names_the_file(run_dir, tmp_path, capsys) ->
     [(["loss=latent", "model=multiscale"], "do not go together"),
      (["loss=l2", "model=latent"], "do not go together"),
      (["scales=4", "image_size=36"], "halved"),
-     (["model=dfn", "loss=l2", "context=4", "window=5"], "window (5) must be <= context (4)")],
+     (["model=dfn", "loss=l2", "context=4", "window=5"], "window (5) must be <= context (4)"),
+     (["loss=latent", "latent_map=true"], "latent_map=true needs model=latent backbone=dfn")],
 )
 def test_train_refuses_inconsistent_keys_before_writing(tmp_path, capsys, overrides, message) -> None:
     args = ["train", "video-mmnist", *TINY, "dataset=digits", *overrides, "--runs-dir", str(tmp_path),
@@ -122,3 +123,20 @@ def test_the_dynamic_filter_network_reads_the_window_it_is_given(tmp_path, data_
     assert main(args) == 0
     model = load_predictor(tmp_path / "w4" / "model" / "last.pt")[0]
     assert model.window == 4 and model.full[0][0].in_channels == 4
+
+
+def test_the_latent_dynamic_filter_network_trains_and_scores_best_of_k_through_the_recipe(tmp_path,
+                                                                                          data_args) -> None:
+    """``model=latent backbone=dfn latent_map=true loss=latent``: a tiny 4 → 3 run with its
+    best-of-k row."""
+    args = ["train", "video-mmnist", "image_size=32", "model=latent", "backbone=dfn", "loss=latent",
+            "stochastic=false", "context=4", "horizon=3", "eval_steps=3", "width=4", "hidden=8", "latent=2",
+            "latent_map=true",
+            "steps=2", "batch_size=2", "test_sequences=4", "samples=2", *data_args, "--runs-dir",
+            str(tmp_path), "--name", "ldfn", "--no-progress"]
+    assert main(args) == 0
+    record = json.loads((tmp_path / "ldfn" / "evaluation.json").read_text())
+    assert {"latent", "latent_best_of_2"} <= set(record["rows"])
+    assert len(record["rows"]["latent"]["ssim"]) == 3
+    model = load_predictor(tmp_path / "ldfn" / "model" / "last.pt")[0]
+    assert model.backbone == "dfn" and model.generator.latent == 2 and model.latent_shape == (2, 8, 8)
