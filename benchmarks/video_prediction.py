@@ -200,11 +200,11 @@ def figure_b(out: Path, steps: int, models: list[str], path: Path, batch: int = 
             cell = out / b_cell(model, steps, batch, lr, loss, extra)
             predictor, _ = load_predictor(cell / "model" / "last.pt")
             label = B_MODELS[model][0].split(",")[0]
-            if model in LATENT_MODELS:
+            if model in LATENT_MODELS:  # three draws of z, one row each
                 generator = torch.Generator().manual_seed(0)
                 for draw in range(3):
                     drawn = predictor.eval()(sequence[:, :10], generator=generator)
-                    preds[f"latent DFN, z #{draw + 1}"] = drawn[0]
+                    preds[f"{label.removeprefix('latent-variable ')} + z #{draw + 1}"] = drawn[0]
             else:
                 preds[label] = predictor.eval()(sequence[:, :10])[0]
     figure = comparison_figure(sequence[0, :10], sequence[0, 10:], preds, context_row=True,
