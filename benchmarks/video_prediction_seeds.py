@@ -1,5 +1,6 @@
 """Table (a) of the video benchmark over training seeds: mean ± std of each row's first-frame
-moving PSNR and moving sharpness, and how often the paper's ordering holds, from the JSON
+moving PSNR and moving sharpness beside the paper's (UCF101) numbers that every per-seed record
+carries, and how often the paper's ordering holds, from the JSON
 records that ``benchmarks/video_prediction.py`` wrote for each seed (one record per seed and
 weighting; this script trains nothing).
 
@@ -50,7 +51,7 @@ def holds(values: list[float]) -> bool:
 
 def summarise(groups: dict[str, list[str]], steps: int) -> tuple[list[str], list[dict]]:
     lines = ["| weighting | row | seeds | PSNR moving, mean ± std | per seed | sharpness moving, mean ± std "
-             "| per seed |", "|---|---|---:|---:|---|---:|---|"]
+             "| per seed | paper (UCF101) PSNR / sharpness |", "|---|---|---:|---:|---|---:|---|---:|"]
     rows, verdicts = [], []
     for group, stems in groups.items():
         tables = [first_frame(stem, steps) for stem in stems]
@@ -63,7 +64,10 @@ def summarise(groups: dict[str, list[str]], steps: int) -> tuple[list[str], list
                 std = statistics.stdev(values) if len(values) > 1 else 0.0
                 entry.update({metric: mean, f"{metric}_std": std, f"{metric}_per_seed": values})
                 cells += [f"{mean:.2f} ± {std:.2f}", " / ".join(f"{v:.2f}" for v in values)]
-            lines.append(f"| {group} | {row} | {len(stems)} | " + " | ".join(cells) + " |")
+            paper = tables[0][row].get("paper_psnr"), tables[0][row].get("paper_sharpness")
+            entry.update(paper_psnr=paper[0], paper_sharpness=paper[1])
+            reference = "—" if paper[0] is None else f"{paper[0]} / {paper[1]}"
+            lines.append(f"| {group} | {row} | {len(stems)} | " + " | ".join(cells) + f" | {reference} |")
             rows.append(entry)
         for metric in METRICS:
             count = sum(holds([t[row][metric] for row in ORDER]) for t in tables)

@@ -45,12 +45,18 @@ def video_loss(config: dict[str, Any]) -> VideoLoss:
                      **{k: float(config[k]) for k in keys})
 
 
+def dfn_latent(config: dict[str, Any]) -> bool:
+    """The latent-variable predictor on the dynamic filter network (``backbone=dfn``)."""
+    return model_name(config) == "latent" and config.get("backbone", "multiscale") == "dfn"
+
+
 def model_kwargs(config: dict[str, Any]) -> dict[str, Any]:
     name = model_name(config)
     common = {k: int(config[k]) for k in ("image_size", "context", "horizon")}
-    if name == "latent" and config.get("backbone", "multiscale") == "dfn":
-        return {**common, "backbone": "dfn", "width": int(config["width"]), "hidden": int(config["hidden"]),
-                "window": int(config["window"]), "latent": int(config["latent"]),
+    dfn = {"width": int(config["width"]), "hidden": int(config["hidden"]),
+           "window": int(config.get("window", 3))}  # runs from before the key read 3
+    if dfn_latent(config):
+        return {**common, **dfn, "backbone": "dfn", "latent": int(config["latent"]),
                 "latent_map": bool(config.get("latent_map", False))}
     if name in ("multiscale", "latent"):
         extra = {"scales": int(config["scales"]), "width": int(config["width"])}
@@ -60,8 +66,7 @@ def model_kwargs(config: dict[str, Any]) -> dict[str, Any]:
     if name == "simvp":
         return {**common, "spatial": int(config["width"]), "temporal": int(config["hidden"])}
     if name == "dfn":
-        return {**common, "width": int(config["width"]), "hidden": int(config["hidden"]),
-                "window": int(config.get("window", 3))}  # runs from before the key read 3
+        return {**common, **dfn}
     return {**common, "hidden": (int(config["hidden"]), int(config["hidden"]))}
 
 
@@ -80,8 +85,7 @@ def validate(config: dict[str, Any]) -> None:
     if (loss.loss == "latent") != (name == "latent"):
         raise ValueError(f"loss={loss.loss} and model={config['model']} do not go together "
                          "(loss=latent needs model=latent or auto, and model=latent needs loss=latent)")
-    dfn_latent = name == "latent" and config.get("backbone", "multiscale") == "dfn"
-    if bool(config.get("latent_map", False)) and not dfn_latent:
+    if bool(config.get("latent_map", False)) and not dfn_latent(config):
         raise ValueError("latent_map=true needs model=latent backbone=dfn (a map of z for the dynamic "
                          "filter network)")
     if name in ("multiscale", "latent") and int(config["horizon"]) != 1 and loss.adversarial:

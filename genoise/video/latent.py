@@ -28,8 +28,7 @@ from torch import Tensor, nn
 from genoise._checks import check_choice, check_int
 from genoise.video.base import VideoPredictor, check_frames
 from genoise.video.dfn import DynamicFilterPredictor
-from genoise.video.losses import lp_loss, sum_scale
-from genoise.video.multiscale import MultiScaleGenerator, scale_targets
+from genoise.video.multiscale import MultiScaleGenerator, scales_loss
 
 BACKBONES = ("multiscale", "dfn")
 
@@ -75,7 +74,8 @@ class LatentVideoPredictor(VideoPredictor):
                 *down, nn.Conv2d(2 * width, 2 * width, 4, stride=2, padding=1), nn.ReLU(),
                 nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * width, 2 * latent),
             )
-        self.latent_shape = (latent, image_size // 4, image_size // 4) if latent_map else (latent,)
+        side = self.generator.latent_side if backbone == "dfn" else ()
+        self.latent_shape = (latent, *side)
 
     def prior_sample(self, batch: int, generator: torch.Generator | None = None, device=None) -> Tensor:
         """z ~ N(0, I): (batch, latent), or (batch, latent, H/4, W/4) with ``latent_map``."""
@@ -112,8 +112,7 @@ class LatentVideoPredictor(VideoPredictor):
         prior = torch.randn(mean.shape, generator=generator, device=mean.device)
         z = torch.where(dropped.view(-1, *[1] * (mean.ndim - 1)), prior, z)
         preds = self(frames, z, scales=True)
-        reconstruction = sum(lp_loss(y, target, p, reduction) for y, target in scale_targets(preds, future))
-        reconstruction = reconstruction / sum_scale(future, reduction)
+        reconstruction = scales_loss(preds, future, p, reduction=reduction)
         kl = 0.5 * (mean.pow(2) + log_var.exp() - 1 - log_var).flatten(1).sum(1)
         kl = (kl * (~dropped[:, 0])).mean()
         return {"loss": reconstruction + beta * kl, "reconstruction": reconstruction, "kl": kl}

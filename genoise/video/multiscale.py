@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from genoise._checks import check_int
 from genoise.video.base import VideoPredictor, check_frames, check_latent
+from genoise.video.losses import gradient_difference_loss, lp_loss, sum_scale
 
 
 def resize(frames: Tensor, size: int) -> Tensor:
@@ -40,6 +41,19 @@ def scale_targets(preds: Tensor | list[Tensor], future: Tensor) -> list[tuple[Te
     ``future`` resized to its side: the targets of the losses summed over the scales."""
     preds = preds if isinstance(preds, list) else [preds]
     return [(y, resize(future, y.shape[-1]) if y.shape[-1] != future.shape[-1] else future) for y in preds]
+
+
+def scales_loss(preds: Tensor | list[Tensor], future: Tensor, p: float, *, reduction: str = "mean",
+                gdl_weight: float | None = None, alpha: float = 1.0) -> Tensor:
+    """Σ_k L_p(Ŷ_k, Y_k) (+ ``gdl_weight`` · L_gdl(Ŷ_k, Y_k) unless it is ``None``) over the
+    pairs of :func:`scale_targets`; with ``reduction="sum"`` per-sample sums divided by
+    :func:`~genoise.video.losses.sum_scale` (the paper's weighting of the scales and terms)."""
+    total = future.new_zeros(())
+    for y, target in scale_targets(preds, future):
+        total = total + lp_loss(y, target, p, reduction)
+        if gdl_weight is not None:
+            total = total + gdl_weight * gradient_difference_loss(y, target, alpha, reduction)
+    return total / sum_scale(future, reduction)
 
 
 def scale_sizes(image_size: int, scales: int) -> list[int]:

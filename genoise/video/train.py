@@ -39,11 +39,9 @@ from genoise.video.latent import LatentVideoPredictor
 from genoise.video.losses import (
     discriminator_loss,
     generator_adversarial_loss,
-    gradient_difference_loss,
-    lp_loss,
     sum_scale,
 )
-from genoise.video.multiscale import MultiScaleDiscriminator, MultiScaleGenerator, scale_targets
+from genoise.video.multiscale import MultiScaleDiscriminator, MultiScaleGenerator, scale_targets, scales_loss
 from genoise.video.simvp import SimVP
 
 LOSSES = ("l2", "l1", "gdl", "adv", "adv_gdl", "latent")
@@ -111,12 +109,8 @@ def reconstruction_loss(preds: Tensor | list[Tensor], future: Tensor, loss: Vide
     """Σ_k L_p (+ λ_gdl L_gdl) over the scales of ``preds`` (per-sample sums divided by
     :func:`sum_scale` with ``reduction="sum"``)."""
     p = 2.0 if loss.loss == "l2" else loss.p if loss.adversarial else 1.0
-    total = future.new_zeros(())
-    for y, target in scale_targets(preds, future):
-        total = total + lp_loss(y, target, p, loss.reduction)
-        if loss.loss in ("gdl", "adv_gdl"):
-            total = total + loss.gdl_weight * gradient_difference_loss(y, target, loss.alpha, loss.reduction)
-    return total / sum_scale(future, loss.reduction)
+    gdl_weight = loss.gdl_weight if loss.loss in ("gdl", "adv_gdl") else None
+    return scales_loss(preds, future, p, reduction=loss.reduction, gdl_weight=gdl_weight, alpha=loss.alpha)
 
 
 class VideoStep:

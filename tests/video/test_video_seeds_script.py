@@ -19,7 +19,8 @@ def seeds(tmp_path, monkeypatch):
 
 def _record(path, psnr: dict[str, float], steps: int = 800) -> None:
     rows = [{"name": name, "table": "a", "frame": frame, "steps": steps,
-             "moving_psnr": value - (frame - 1), "moving_sharpness": value / 2}
+             "moving_psnr": value - (frame - 1), "moving_sharpness": value / 2,
+             "paper_psnr": 20.1 if name == "l2" else None, "paper_sharpness": 0.48 if name == "l2" else None}
             for name, value in psnr.items() for frame in (1, 2)]
     path.write_text(json.dumps({"command": "x", "date": "2026-12-06", "rows": rows}))
 
@@ -34,6 +35,8 @@ def test_mean_std_and_the_ordering_count_come_from_the_records(seeds, tmp_path):
     assert l2["moving_psnr"] == pytest.approx(7.5)
     assert l2["moving_psnr_std"] == pytest.approx(2.1213, abs=1e-4)
     assert l2["moving_psnr_per_seed"] == [6.0, 9.0]
+    assert (l2["paper_psnr"], l2["paper_sharpness"]) == (20.1, 0.48)
+    assert "| 20.1 / 0.48 |" in (tmp_path / "out.md").read_text()
     order = next(r for r in record["rows"] if r["name"] == "ordering_moving_psnr")
     assert (order["holds_in"], order["seeds"]) == (1, 2)
     assert "holds in 1 of 2 seeds" in (tmp_path / "out.md").read_text()
