@@ -26,6 +26,12 @@ Writes ``benchmarks/records/generative_mnist.{md,json,png}``.
     python benchmarks/generative_mnist.py --ema-decay 0.999  # GANs sampled from the average of
                                                              # the generator's weights, beside the
                                                              # last weights of the same runs (_ema999)
+    python benchmarks/generative_mnist.py --steps --matched --matched-steps ebgan=25000 \
+        ebgan_pt=15000 wgan_gp=9000 dcgan=40000 --ema-decay 0.999 --margin 0.05 \
+        --ebm-steps 4500 --ebm-width 32 --record generative_mnist_cap20
+                                                             # only an equal-CPU table, its budget
+                                                             # per row, plain EBGAN's margin and
+                                                             # the EBM's width set (≤ 20 CPU-min)
     python benchmarks/generative_mnist.py --quick            # a smoke run
 """
 
@@ -67,6 +73,7 @@ COVERAGE_ROWS, COVERAGE_POINTS, CPU_LIMIT = ("ebgan", "wgan_gp"), 3.0, 20.0
 # generator updates that cost about the same CPU time (≈ 13–20 minutes here) in every GAN row
 MATCHED = {"ebgan": 10000, "ebgan_pt": 10000, "wgan_gp": 4500, "dcgan": 12000}
 DEFAULT_WIDTH = int(load_recipe("ebgan-mnist").config["width"])
+DEFAULT_MARGIN = float(load_recipe("ebgan-mnist").config["margin"])
 VAE_CONFIG = {"latent_dim": 16, "hidden": [512, 256], "kl_weight": 1.0, "batch_size": 128, "lr": 0.001}
 
 
@@ -166,14 +173,27 @@ def goal_lines(scores: dict[str, dict]) -> tuple[list[str], dict[str, bool]]:
     ], goals
 
 
-def budgets(args: argparse.Namespace) -> list[dict[str, int]]:
-    """Generator updates per GAN row: one table per ``--steps`` value (the same for every row),
-    and with ``--matched`` one at about equal CPU time."""
-    return [dict.fromkeys(GAN_ROWS, steps) for steps in args.steps] + ([MATCHED] if args.matched else [])
+def matched_steps(pairs: list[str]) -> dict[str, int]:
+    """``--matched-steps ROW=N …``: the equal-CPU budget, MATCHED with these rows' updates."""
+    budget = dict(MATCHED)
+    for pair in pairs:
+        row, _, steps = pair.partition("=")
+        if row not in GAN_ROWS or not steps.isdigit() or int(steps) < 1:
+            raise SystemExit(f"--matched-steps takes ROW=N with ROW one of {', '.join(GAN_ROWS)} and N >= 1, "
+                             f"got {pair!r}")
+        budget[row] = int(steps)
+    return budget
 
 
-def budget_title(budget: dict[str, int]) -> str:
-    if budget is MATCHED:
+def budgets(args: argparse.Namespace) -> list[tuple[str, dict[str, int]]]:
+    """(name, generator updates per GAN row): one table per ``--steps`` value (the same for
+    every row), and with ``--matched`` one at about equal CPU time (``--matched-steps`` sets it)."""
+    equal = [(str(steps), dict.fromkeys(GAN_ROWS, steps)) for steps in args.steps]
+    return equal + ([("matched", matched_steps(args.matched_steps))] if args.matched else [])
+
+
+def budget_title(name: str, budget: dict[str, int]) -> str:
+    if name == "matched":
         each = ", ".join(f"{ROW_TITLES[row]} {steps:,}" for row, steps in budget.items())
         return f"About equal CPU time per GAN row (generator updates: {each})"
     return f"{budget['ebgan']:,} generator updates per GAN row"
@@ -183,6 +203,22 @@ def width_suffix(args: argparse.Namespace) -> str:
     """'' at the recipe's width, '-w32' at another: cells and records of another width have
     their own names."""
     return "" if args.width == DEFAULT_WIDTH else f"-w{args.width}"
+
+
+def row_margin(args: argparse.Namespace, row: str) -> float:
+    """EBGAN's margin m of a row: ``--pt-margin`` for the pulling-away row, ``--margin`` for
+    plain EBGAN (each defaults to the recipe's)."""
+    return args.pt_margin if row == "ebgan_pt" else args.margin
+
+
+def margin_suffix(args: argparse.Namespace, row: str = "ebgan") -> str:
+    """'' at the recipe's EBGAN margin, '-m0.05' at another (EBGAN cells only)."""
+    margin = row_margin(args, row)
+    return "" if not row.startswith("ebgan") or margin == DEFAULT_MARGIN else f"-m{margin:g}"
+
+
+def ebm_width(args: argparse.Namespace) -> int:
+    return args.width if args.ebm_width is None else args.ebm_width
 
 
 def ema_suffix(args: argparse.Namespace) -> str:
@@ -196,39 +232,37 @@ def train_cells(out: Path, args: argparse.Namespace, data: dict) -> dict:
     if args.width != DEFAULT_WIDTH:
         common["width"] = args.width
     suffix = width_suffix(args)
-    names: dict = {"mcmc_ebm": f"mcmc_ebm-{args.ebm_steps}{suffix}"}
+    ebm = {**common, "steps": args.ebm_steps, "width": ebm_width(args)}
+    names: dict = {"mcmc_ebm": f"mcmc_ebm-{args.ebm_steps}"
+                   + ("" if ebm["width"] == DEFAULT_WIDTH else f"-w{ebm['width']}")}
     average = {"ema_decay": args.ema_decay} if args.ema_decay else {}
-    for budget in budgets(args):
+    for _, budget in budgets(args):
         for row, (recipe, overrides) in GAN_ROWS.items():
             steps = budget[row]
-            names[(row, steps)] = f"{row}-{steps}{suffix}{ema_suffix(args)}"
+            margin = {"margin": row_margin(args, row)} if margin_suffix(args, row) else {}
+            names[(row, steps)] = f"{row}-{steps}{suffix}{margin_suffix(args, row)}{ema_suffix(args)}"
             cells.run_cell(out, recipe, names[(row, steps)],
-                           {**common, **overrides, **average, "steps": steps}, "evaluation.json")
-    cells.run_cell(out, "mcmc-ebm-mnist", names["mcmc_ebm"], {**common, "steps": args.ebm_steps},
-                   "evaluation.json")
+                           {**common, **overrides, **margin, **average, "steps": steps}, "evaluation.json")
+    cells.run_cell(out, "mcmc-ebm-mnist", names["mcmc_ebm"], ebm, "evaluation.json")
     return names
 
 
-def cell(out: Path, row: str, name: str, shape: tuple[int, ...]) -> tuple[dict, torch.Tensor]:
-    """A finished cell's scores (from its ``evaluation.json``: a GAN's weight average when
-    it kept one) and 36 of its samples."""
-    record = json.loads((out / name / "evaluation.json").read_text())
-    config, _ = read_run_config(out / name)
-    model, sampler = load_model(out / name, config, tuple(shape))
-    return record["rows"][row], draw_samples(model, sampler, config, 36, 0)
+def training_minutes(out: Path, name: str) -> float:
+    """A finished cell's training CPU-minutes, from its ``summary.json`` (``genoise eval``
+    rewrites ``evaluation.json`` without them; the summary is the training's own)."""
+    return float(json.loads((out / name / "summary.json").read_text())["cpu_minutes"])
 
 
 def rescore(draw: Callable[[int], torch.Tensor], out: Path, name: str, reference: tuple,
             weights: str) -> tuple[dict, torch.Tensor]:
-    """A GAN cell that kept a weight average, scored here from the first draw of its average
-    (``ema``) or of its last weights (``last``), ``draw`` being its :func:`cell_sampler` (a
-    cell's own ``evaluation.json`` may predate the average's recomputed batch-norm statistics).
-    The training CPU-minutes go with the average's row."""
+    """A finished GAN or EBM cell scored here from the first draw of ``draw`` (its
+    :func:`cell_sampler`: a GAN's weight average (``ema``) when it kept one, or its last weights
+    (``last``)), rather than read from the cell's ``evaluation.json``, which ``genoise eval``
+    rewrites with whatever options it was last given. The training CPU-minutes go with the
+    ``ema`` row (a run's own row); 36 of the samples go to the figure."""
     classifier, stats, train_images = reference
     images = draw(0)
-    rows = json.loads((out / name / "evaluation.json").read_text())["rows"]
-    trained = next(v["cpu_minutes"] for k, v in rows.items() if k != "test_images")
-    minutes = trained if weights == "ema" else None
+    minutes = training_minutes(out, name) if weights == "ema" else None
     return {**sample_quality(images, classifier, stats, train_images), "cpu_minutes": minutes}, images[:36]
 
 
@@ -236,9 +270,11 @@ def setting(args: argparse.Namespace) -> str:
     return (f"GAN rows: the same generator (DCGAN layout, z ∈ ℝ⁶⁴, width {args.width}), batch 64, Adam 2e-4. "
             "EBGAN: "
             "convolutional auto-encoder discriminator (code 32), energy = per-pixel mean squared "
-            "reconstruction error, margin 0.1 (pulling-away weight 0.1 in its second row); WGAN-GP: λ = 10, "
+            f"reconstruction error, margin {args.margin:g} (pulling-away weight 0.1 and margin "
+            f"{args.pt_margin:g} in its second row); "
+            "WGAN-GP: λ = 10, "
             "5 critic updates per generator update, Adam β = (0, 0.9); DCGAN: non-saturating. EBM: the "
-            f"same {args.width}-wide convolutional network as the energy, {args.ebm_steps} updates, "
+            f"same {ebm_width(args)}-wide convolutional network as the energy, {args.ebm_steps} updates, "
             "30 Langevin steps per negative, replay buffer of 5,000. VAE: MLP 784-512-256-16, "
             f"{args.vae_epochs} epochs; "
             "'VAE, recipe defaults': `genoise train vae-mnist` as shipped (2-D latent, 10 epochs). "
@@ -256,11 +292,27 @@ def setting(args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, nargs="+", default=[3000],
-                        help="generator updates of every GAN row; several budgets give one table each")
+    parser.add_argument("--steps", type=int, nargs="*", default=[3000],
+                        help="generator updates of every GAN row; several budgets give one table each "
+                             "(none: only the --matched table)")
     parser.add_argument("--matched", action="store_true",
                         help="also a table at about equal CPU time per GAN row (MATCHED updates)")
+    parser.add_argument("--matched-steps", nargs="*", default=[], metavar="ROW=N",
+                        help="generator updates of these rows in the --matched table (default "
+                             + ", ".join(f"{k}={v}" for k, v in MATCHED.items()) + ")")
     parser.add_argument("--ebm-steps", type=int, default=1500, help="energy updates of the MCMC EBM")
+    parser.add_argument("--ebm-width", type=int, default=None,
+                        help="the EBM's width (default --width; the EBM is not a GAN row, whose generator "
+                             "the protocol fixes)")
+    parser.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
+                        help="EBGAN's margin m in the plain EBGAN row (another than the recipe's names "
+                             "its cells)")
+    parser.add_argument("--pt-margin", type=float, default=DEFAULT_MARGIN,
+                        help="EBGAN's margin m in the pulling-away row (another than the recipe's names "
+                             "its cells)")
+    parser.add_argument("--record", default=None,
+                        help="stem of the record under benchmarks/records (default generative_mnist plus "
+                             "the width and weight-average suffixes)")
     parser.add_argument("--width", type=int, default=DEFAULT_WIDTH,
                         help="channels of the first convolution of every GAN and EBM network (DCGAN layout); "
                              "another width than the recipe's names its own cells and record (_w32)")
@@ -277,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="benchmarks/results/generative_mnist")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: the pipeline, not the numbers")
     args = parser.parse_args(argv)
+    if not args.steps and not args.matched:
+        parser.error("--steps with no budget needs --matched (otherwise there is no table)")
     command = "python benchmarks/generative_mnist.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.quick:
         args.steps, args.ebm_steps, args.vae_epochs, args.samples, args.matched = [20, 30], 10, 1, 200, False
@@ -289,8 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     config, _ = read_run_config(out / names["mcmc_ebm"])
     classifier, stats, train_images, floor = reference_scores(config, data["data_dir"], args.samples)
     shape = tuple(train_images.shape[1:])
-    shared = {"mcmc_ebm": cell(out, "mcmc_ebm", names["mcmc_ebm"], shape)}
+    reference = (classifier, stats, train_images)
     shared_draws = {"mcmc_ebm": cell_sampler(out, names["mcmc_ebm"], shape, args.samples)}
+    shared = {"mcmc_ebm": rescore(shared_draws["mcmc_ebm"], out, names["mcmc_ebm"], reference, "ema")}
     vaes = {"vae": ("vae", {**VAE_CONFIG, **data, "epochs": args.vae_epochs}),
             "vae_recipe": ("vae_recipe", {**data, **({"epochs": 1} if args.quick else {})})}  # as shipped
     for row, (name, overrides) in vaes.items():
@@ -300,37 +355,35 @@ def main(argv: list[str] | None = None) -> int:
                        images[:36])
     shared_spread = spread(shared_draws, classifier, stats, args.draws)
     records = ROOT / "benchmarks" / "records"
-    stem = ("generative_mnist" + (width_suffix(args) + ema_suffix(args)).replace("-", "_")
-            + ("_quick" if args.quick else ""))
+    stem = (args.record or "generative_mnist" + (width_suffix(args) + ema_suffix(args)).replace("-", "_")
+            ) + ("_quick" if args.quick else "")
     lines = [f"# Image generation on MNIST: GANs as energy-based models ({date.today().isoformat()})", "",
              f"Command: `{command}`", "", setting(args), ""]
     rows, met = [], {}
-    for index, budget in enumerate(budgets(args)):
+    for index, (name, budget) in enumerate(budgets(args)):
         weights = (("", "ema"), ("_last", "last")) if args.ema_decay else (("", "ema"),)
         draws = {f"{row}{tag}": cell_sampler(out, names[(row, budget[row])], shape, args.samples, kind)
                  for tag, kind in weights for row in GAN_ROWS}
-        if args.ema_decay:  # each model loaded once: its draw function serves both tables
-            reference = (classifier, stats, train_images)
-            pairs = {f"{row}{tag}": rescore(draws[f"{row}{tag}"], out, names[(row, budget[row])],
-                                            reference, kind)
-                     for tag, kind in weights for row in GAN_ROWS}
-        else:
-            pairs = {row: cell(out, row, names[(row, budget[row])], shape) for row in GAN_ROWS}
+        # each model loaded once: its draw function serves the table and the draws
+        pairs = {f"{row}{tag}": rescore(draws[f"{row}{tag}"], out, names[(row, budget[row])], reference, kind)
+                 for tag, kind in weights for row in GAN_ROWS}
         pairs.update(shared)
         spreads = {**spread(draws, classifier, stats, args.draws), **shared_spread}
         scores = {row: {**score, **spreads.get(row, {})} for row, (score, _) in pairs.items()}
         scores["test_images"] = {**floor, "cpu_minutes": None}
-        name = "matched" if budget is MATCHED else str(budget["ebgan"])
         goals, met[name] = goal_lines(scores)
         figure = f"{stem}.png" if index == 0 else f"{stem}_{name}.png"
         sample_figure({row: images for row, (_, images) in pairs.items()}, records / figure)
-        lines += [f"## {budget_title(budget)}", "", score_table(scores), "", "Goals:", "", *goals, "",
+        lines += [f"## {budget_title(name, budget)}", "", score_table(scores), "", "Goals:", "", *goals, "",
                   *spread_lines(spreads, args.draws, args.samples), "", f"![samples]({figure})", ""]
         rows += [{"row": row, "budget": name, "steps": budget.get(row), **s} for row, s in scores.items()]
     text = "\n".join(lines)
     print(text)
     write_records(records, stem, text, {"command": command, "date": date.today().isoformat(), "goals": met,
                                         "steps": args.steps, "width": args.width, "ebm_steps": args.ebm_steps,
+                                        "ebm_width": ebm_width(args), "margin": args.margin,
+                                        "pt_margin": args.pt_margin,
+                                        "matched": budgets(args)[-1][1] if args.matched else None,
                                         "ema_decay": args.ema_decay, "draws": args.draws,
                                         "samples": args.samples, "rows": rows})
     return 0

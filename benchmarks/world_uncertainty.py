@@ -68,7 +68,7 @@ def action_sets(data: torch.Tensor, generator: torch.Generator) -> dict[str, tor
 
 def _measurement(run_dir: Path, model, states: int, horizon: int, seed: int) -> tuple:
     """What every U is measured on: the run's cost, ``states`` held-out test states (seeded),
-    every action set and the latents (the prior of ``model``, seeded)."""
+    every action set, the latents (the prior of ``model``, seeded) and the run's summary."""
     summary = json.loads((run_dir / "summary.json").read_text())
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     test = TrafficDataset(
@@ -79,14 +79,29 @@ def _measurement(run_dir: Path, model, states: int, horizon: int, seed: int) -> 
     batch = test.sample_batch(states, g)
     sets = action_sets(batch["actions"], g)
     z = model.sample_prior((states, horizon), torch.Generator().manual_seed(seed + 1))
-    return costs, batch, sets, z
+    return costs, batch, sets, z, summary
+
+
+def _ratio_row(u: torch.Tensor, data: torch.Tensor, image: torch.Tensor, data_image: torch.Tensor) -> dict:
+    """One action set's U (per state) against the data actions' U on the same states, and the
+    same for the variance of the predicted images. Many states have U = 0 for every action (no
+    car near the ego's cost window), so a per-state ratio is mostly 0/0: how often U rises
+    above the data's is reported beside the ratio of the means."""
+    return {
+        "u_mean": float(u.mean()),
+        "ratio_of_means": float(u.mean() / data.mean()),
+        "share_above_data": float((u > data).double().mean()),
+        "share_zero": float((u == 0).double().mean()),
+        "u_image_mean": float(image.mean()),
+        "image_ratio_of_means": float(image.mean() / data_image.mean()),
+        "image_share_above_data": float((image > data_image).double().mean()),
+    }
 
 
 def measure(run_dir: Path, states: int, horizon: int, samples: int, chunk: int, seed: int) -> dict:
     """U of every action set on ``states`` held-out states of the run's test split."""
     model = load_forward_model(find_forward_model(run_dir)).eval()
-    summary = json.loads((run_dir / "summary.json").read_text())
-    costs, batch, sets, z = _measurement(run_dir, model, states, horizon, seed)
+    costs, batch, sets, z, summary = _measurement(run_dir, model, states, horizon, seed)
     u: dict[str, list[torch.Tensor]] = {kind: [] for kind in KINDS}
     u_image: dict[str, list[torch.Tensor]] = {kind: [] for kind in KINDS}
     for start in range(0, states, chunk):
@@ -109,21 +124,7 @@ def measure(run_dir: Path, states: int, horizon: int, samples: int, chunk: int, 
             u_image[kind].append(terms["image"].sum(-1))
     values = {kind: torch.cat(v) for kind, v in u.items()}
     images = {kind: torch.cat(v) for kind, v in u_image.items()}
-    data, data_image = values["data"], images["data"]
-    rows = {
-        kind: {
-            "u_mean": float(v.mean()),
-            "ratio_of_means": float(v.mean() / data.mean()),
-            # many states have U = 0 for every action (no car near the ego's cost window), so a
-            # per-state ratio is mostly 0/0: report how often U rises above the data's instead
-            "share_above_data": float((v > data).double().mean()),
-            "share_zero": float((v == 0).double().mean()),
-            "u_image_mean": float(images[kind].mean()),
-            "image_ratio_of_means": float(images[kind].mean() / data_image.mean()),
-            "image_share_above_data": float((images[kind] > data_image).double().mean()),
-        }
-        for kind, v in values.items()
-    }
+    rows = {kind: _ratio_row(v, values["data"], images[kind], images["data"]) for kind, v in values.items()}
     return {
         "rows": rows,
         "error_vs_horizon": summary["error_vs_horizon"]["model"],
@@ -139,7 +140,7 @@ def measure_ensemble(run_dirs: list[Path], states: int, horizon: int, seed: int)
     (Σ_t) and of the predicted images (Σ_t of the per-pixel variance), on the same held-out
     states and action sets as :func:`measure` (the first run's test split and seed)."""
     models = [load_forward_model(find_forward_model(d)).eval() for d in run_dirs]
-    costs, batch, sets, z = _measurement(run_dirs[0], models[0], states, horizon, seed)
+    costs, batch, sets, z, _ = _measurement(run_dirs[0], models[0], states, horizon, seed)
     speed0 = batch["states"][:, -1, 1:2]
     values = {}
     for kind in KINDS:
@@ -154,15 +155,8 @@ def measure_ensemble(run_dirs: list[Path], states: int, horizon: int, seed: int)
         )
     data_cost, data_image = values["data"]
     return {
-        kind: {
-            "u_mean": float(u.mean()),
-            "ratio_of_means": float(u.mean() / data_cost.mean()),
-            "median_state_ratio": float((u / data_cost.clamp(min=1e-12)).median()),
-            "share_above_data": float((u > data_cost).double().mean()),
-            "share_zero": float((u == 0).double().mean()),
-            "u_image_mean": float(ui.mean()),
-            "image_ratio_of_means": float(ui.mean() / data_image.mean()),
-        }
+        kind: {**_ratio_row(u, data_cost, ui, data_image),
+               "median_state_ratio": float((u / data_cost.clamp(min=1e-12)).median())}
         for kind, (u, ui) in values.items()
     }
 

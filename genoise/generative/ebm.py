@@ -9,7 +9,9 @@ steps started at replay-buffer samples (5 % re-initialised from uniform noise ea
 draw), and the energy magnitudes are kept small by α (E(y)² + E(ŷ)²) (Du & Mordatch
 §3.3):  L = mean E(y) − mean E(ŷ) + α (mean E(y)² + mean E(ŷ)²).
 Samples for evaluation continue buffer chains for K more steps (no re-initialisation),
-as Du & Mordatch report theirs.
+as Du & Mordatch report theirs; or (``start="noise"``) they are short-run chains of K steps
+from uniform noise, the protocol of Nijkamp et al., which asks the energy alone, without the
+buffer's long history, to carry noise to the data.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from genoise._checks import check_int, check_positive
+from genoise._checks import check_choice, check_int, check_positive
 from genoise.energy.base import Energy
 from genoise.energy.minimize import langevin_sample
 from genoise.energy.samplers import PersistentLangevinSampler, ReplayBuffer, uniform_init
@@ -112,13 +114,26 @@ def train_mcmc_ebm(energy: Energy, images: Tensor, steps: int, *, cfg: MCMCConfi
     return sampler, trainer.fit(resume=bool(run and run.resume))
 
 
+START = ("buffer", "noise")
+
+
 def sample_ebm(energy: Energy, sampler: PersistentLangevinSampler, n: int, cfg: MCMCConfig,
-               rng: torch.Generator | None = None) -> Tensor:
-    """n samples: buffer chains continued for ``cfg.steps`` Langevin steps (no re-initialisation)."""
+               rng: torch.Generator | None = None, start: str = "buffer", steps: int | None = None
+               ) -> Tensor:
+    """n samples by ``steps`` (default ``cfg.steps``) Langevin steps from ``start``:
+    ``"buffer"`` continues replay-buffer chains (no re-initialisation; Du & Mordatch);
+    ``"noise"`` runs short-run chains from U[0, 1] (Nijkamp et al.'s protocol)."""
     check_int("n", n)
-    start, _ = sampler.buffer.draw(n, rng)
-    start = start.to(next(energy.parameters()).device)
-    return langevin_sample(energy.free_energy, start, steps=cfg.steps, step_size=cfg.step_size,
+    check_choice("start", start, START)
+    steps = cfg.steps if steps is None else steps
+    check_int("steps", steps)
+    if start == "buffer":
+        begin, _ = sampler.buffer.draw(n, rng)
+    else:
+        shape = tuple(sampler.buffer.samples.shape[1:])
+        begin = uniform_init(*shape, low=0.0, high=1.0, dtype=sampler.buffer.samples.dtype)(n, rng)
+    begin = begin.to(next(energy.parameters()).device)
+    return langevin_sample(energy.free_energy, begin, steps=steps, step_size=cfg.step_size,
                            noise_std=cfg.noise_std, grad_clip=cfg.grad_clip, generator=rng,
                            projection=lambda v: v.clamp(0.0, 1.0))
 

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from genoise._checks import check_choice
 from genoise.data import load_dataset
-from genoise.generative.ebm import EBM_KIND, MCMCConfig, ebm_card, sample_ebm, train_mcmc_ebm
+from genoise.generative.ebm import EBM_KIND, START, MCMCConfig, ebm_card, sample_ebm, train_mcmc_ebm
 from genoise.generative.ebm import langevin_sampler as make_sampler
 from genoise.generative.gan import GAN_KIND, GANLoss, gan_card, train_gan
 from genoise.generative.metrics import classify, feature_classifier, gaussian_stats, sample_quality
@@ -159,11 +159,14 @@ def load_model(run_dir: Path, config: dict[str, Any], shape: tuple[int, ...],
     return energy.eval(), sampler
 
 
-def draw_samples(model: nn.Module, sampler: Any, config: dict[str, Any], n: int, seed: int) -> Tensor:
+def draw_samples(model: nn.Module, sampler: Any, config: dict[str, Any], n: int, seed: int,
+                 start: str = "buffer", steps: int | None = None) -> Tensor:
+    """``n`` samples of a GAN's generator, or of the EBM by Langevin chains from ``start``
+    (``buffer`` or ``noise``, :func:`~genoise.generative.ebm.sample_ebm`) for ``steps``."""
     rng = torch.Generator().manual_seed(seed)
     if sampler is None:
         return generate(model, n, rng).cpu()
-    return sample_ebm(model, sampler, n, mcmc_config(config), rng).cpu()
+    return sample_ebm(model, sampler, n, mcmc_config(config), rng, start=start, steps=steps).cpu()
 
 
 EVALUATE_OPTIONS: OptionSpec = {
@@ -172,6 +175,11 @@ EVALUATE_OPTIONS: OptionSpec = {
     "data_dir": ("data folder (default: the run's, else $GENOISE_DATA)", None, "a folder"),
     "weights": ("GANs: 'ema' (the generator's weight average, when the run kept one; default) or 'last'",
                 None, "ema or last"),
+    "start": ("EBM: where the sampling chains start, 'buffer' (continue the replay buffer's chains; "
+              "default) or 'noise' (short-run chains from uniform noise, Nijkamp et al. 2019)",
+              None, "buffer or noise"),
+    "mcmc_steps": ("EBM: Langevin steps of each sampling chain (default: the run's mcmc_steps)",
+                   count(1), "an integer >= 1"),
 }
 
 
@@ -200,24 +208,37 @@ def reference_scores(config: dict[str, Any], data_dir: Any, n: int) -> tuple[Any
 
 
 def evaluate(run_dir: str | Path, *, cpu_minutes: float | None = None, **options: Any) -> dict[str, Any]:
-    """``genoise eval generative RUN_DIR [samples=N] [seed=S]``: reload the run's model,
-    generate ``samples`` images, score them (``evaluation.md`` / ``.json``, ``samples.png``).
-    ``cpu_minutes`` (from ``train``) is the training cost written beside the scores."""
+    """``genoise eval generative RUN_DIR [samples=N] [seed=S] [weights=ema|last]
+    [start=buffer|noise] [mcmc_steps=K]``: reload the run's model, generate ``samples``
+    images, score them (``evaluation.md`` / ``.json``, ``samples.png``).
+    ``cpu_minutes`` (from ``train``) is the training cost written beside the scores; a later
+    evaluation carries it over from the run's ``summary.json``."""
     check_options(options, EVALUATE_OPTIONS, "generative evaluation")
     run_dir = Path(run_dir)
     config, _ = read_run_config(run_dir)
+    if cpu_minutes is None and (run_dir / "summary.json").is_file():
+        cpu_minutes = json.loads((run_dir / "summary.json").read_text()).get("cpu_minutes")
+    start = str(options.get("start", "buffer"))
+    check_choice("start", start, START)
+    chain_options = sorted({"start", "mcmc_steps"} & set(options))
+    if chain_options and config["kind"] != "mcmc_ebm":
+        raise ValueError(f"{' and '.join(chain_options)} set the MCMC EBM's sampling chains; "
+                         f"this run's kind is {config['kind']}")
+    steps = int(options.get("mcmc_steps", config.get("mcmc_steps", MCMCConfig.steps)))
     n = int(options.get("samples", config.get("samples", 2000)))
     data_dir = options.get("data_dir", config.get("data_dir"))
     classifier, stats, train_images, floor = reference_scores(config, data_dir, n)
     weights = str(options.get("weights", "ema"))
     model, sampler = load_model(run_dir, config, tuple(train_images.shape[1:]), weights)
-    samples = draw_samples(model, sampler, config, n, int(options.get("seed", 0)))
+    samples = draw_samples(model, sampler, config, n, int(options.get("seed", 0)), start, steps)
     row = row_name(config)
     scores = {row: {**sample_quality(samples, classifier, stats, train_images),
                     "cpu_minutes": cpu_minutes}, "test_images": floor}
     averaged = weights == "ema" and ema_decay(config) is not None
     record = {"rows": scores, "samples": n, "dataset": config["dataset"], "kind": config["kind"],
               "weights": "ema" if averaged else "last"}
+    if sampler is not None:
+        record["sampling"] = {"start": start, "mcmc_steps": steps}
     atomic_write_text(run_dir / "evaluation.json", json.dumps(record, indent=2) + "\n")
     table = score_table(scores)
     atomic_write_text(run_dir / "evaluation.md", table + "\n")

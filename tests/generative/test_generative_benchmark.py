@@ -39,3 +39,22 @@ def test_the_rows_below_the_vae_are_judged_on_the_mean_over_draws(bench):
     assert lines[-1] == "- Rows whose mean Fréchet distance is below the 16-D VAE's (1.53): ebgan_pt."
     assert "| EBGAN + pulling-away | 1.47 ± 0.06 | 1.40 – 1.50 | 6.0 ± 1.0 |" in lines
     assert bench.mean_std([2.0]) == (2.0, 0.0)
+
+
+def test_the_matched_budget_takes_its_rows_updates_from_the_command_line(bench):
+    args = Namespace(steps=[3000], matched=True, matched_steps=["dcgan=40000", "wgan_gp=9000"])
+    assert bench.budgets(args) == [
+        ("3000", dict.fromkeys(bench.GAN_ROWS, 3000)),
+        ("matched", {**bench.MATCHED, "dcgan": 40000, "wgan_gp": 9000})]
+    assert bench.budgets(Namespace(steps=[3000], matched=False, matched_steps=[]))[-1][0] == "3000"
+    for bad in ("vae=100", "dcgan=0", "dcgan=x", "dcgan"):
+        with pytest.raises(SystemExit, match="--matched-steps takes ROW=N"):
+            bench.matched_steps([bad])
+
+
+def test_a_margin_other_than_the_recipes_names_its_ebgan_cells(bench):
+    default = bench.DEFAULT_MARGIN
+    args = Namespace(margin=0.05, pt_margin=default)
+    assert bench.margin_suffix(args, "ebgan") == "-m0.05" and bench.margin_suffix(args, "ebgan_pt") == ""
+    assert bench.margin_suffix(Namespace(margin=default, pt_margin=0.2), "ebgan_pt") == "-m0.2"
+    assert bench.margin_suffix(args, "dcgan") == ""  # the other GANs have no margin

@@ -52,7 +52,9 @@ def test_training_writes_the_model_the_scores_and_the_samples(runs, recipe, row)
 def test_eval_generative_reloads_the_run(runs, capsys):
     assert main(["eval", "generative", str(runs / "ebgan-mnist"), "samples=12", "seed=3"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"scores", "floor"} and out["scores"]["cpu_minutes"] is None
+    # the training's CPU-minutes stay beside the new scores (from the run's summary)
+    trained = json.loads((runs / "ebgan-mnist" / "summary.json").read_text())["cpu_minutes"]
+    assert set(out) == {"scores", "floor"} and out["scores"]["cpu_minutes"] == trained > 0
     assert json.loads((runs / "ebgan-mnist" / "evaluation.json").read_text())["samples"] == 12
 
 
@@ -131,3 +133,39 @@ def test_demo_panel_draws_the_three_energies_and_scores_the_samples(tmp_path):
     assert (tmp_path / "demo" / "gan_energies.png").is_file()
     assert "![GAN energies](gan_energies.png)" in text
     assert all(name in text for name in ("EBGAN", "WGAN-GP", "DCGAN"))
+
+
+def test_the_ebm_is_sampled_from_its_buffer_or_by_short_run_chains_from_noise(runs, capsys):
+    import torch
+
+    from genoise.generative.ebm import sample_ebm
+    from genoise.recipes.generative import load_model, mcmc_config
+    from genoise.train.run_folder import read_run_config
+
+    run_dir = runs / "mcmc-ebm-mnist"
+    config, _ = read_run_config(run_dir)
+    energy, sampler = load_model(run_dir, config, (1, 8, 8))
+    cfg = mcmc_config(config)
+    # no step at all: the chains' starts themselves — stored buffer samples, or fresh U[0, 1] noise
+    buffer = sample_ebm(energy, sampler, 5, cfg, torch.Generator().manual_seed(0), steps=1)
+    kept = sampler.buffer.samples  # one step moves a pixel by ≤ ε/2 · clip = 0.1 plus the noise:
+    # ≤ 0.8 + ≈ 0.04 in L2 over 64 pixels, where two U[0, 1] images are ≈ 3.3 apart
+    assert (torch.cdist(buffer.flatten(1), kept.flatten(1)).amin(1) < 1.0).all()
+    noise = sample_ebm(energy, sampler, 4000, cfg, torch.Generator().manual_seed(0), start="noise", steps=1)
+    assert noise.shape == (4000, 1, 8, 8) and 0.0 <= float(noise.min()) and float(noise.max()) <= 1.0
+    # one short Langevin step (ε/2 · clip 0.01 + noise 0.005) leaves U[0, 1]'s mean and spread
+    assert abs(float(noise.mean()) - 0.5) < 0.02 and abs(float(noise.std()) - 12 ** -0.5) < 0.02
+    with pytest.raises(ValueError, match="start"):
+        sample_ebm(energy, sampler, 5, cfg, start="data")
+    assert main(["eval", "generative", str(run_dir), "start=noise", "mcmc_steps=3", "samples=12"]) == 0
+    capsys.readouterr()
+    record = json.loads((run_dir / "evaluation.json").read_text())
+    assert record["sampling"] == {"start": "noise", "mcmc_steps": 3} and record["samples"] == 12
+
+
+@pytest.mark.parametrize(("recipe", "option", "message"), [
+    ("mcmc-ebm-mnist", "start=data", "start"), ("mcmc-ebm-mnist", "mcmc_steps=0", "mcmc_steps=0 must be"),
+    ("ebgan-mnist", "start=noise", "start set the MCMC EBM's sampling chains; this run's kind is ebgan")])
+def test_eval_refuses_bad_sampling_options(runs, recipe, option, message, capsys):
+    assert main(["eval", "generative", str(runs / recipe), option]) != 0
+    assert message in capsys.readouterr().err
