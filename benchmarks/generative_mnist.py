@@ -226,21 +226,27 @@ def ema_suffix(args: argparse.Namespace) -> str:
     return f"-ema{format(args.ema_decay, 'g').removeprefix('0.')}" if args.ema_decay else ""
 
 
+def seed_suffix(args: argparse.Namespace) -> str:
+    """'' for training seed 0 (the recipes' default), '-s1' for seed 1 (every cell, VAEs too)."""
+    return f"-s{args.seed}" if args.seed else ""
+
+
 def train_cells(out: Path, args: argparse.Namespace, data: dict) -> dict:
     """Train (or reuse) every GAN cell of every budget and the EBM cell; their folder names."""
-    common = {**data, "samples": args.samples}
+    common = {**data, "samples": args.samples, **({"seed": args.seed} if args.seed else {})}
     if args.width != DEFAULT_WIDTH:
         common["width"] = args.width
     suffix = width_suffix(args)
     ebm = {**common, "steps": args.ebm_steps, "width": ebm_width(args)}
     names: dict = {"mcmc_ebm": f"mcmc_ebm-{args.ebm_steps}"
-                   + ("" if ebm["width"] == DEFAULT_WIDTH else f"-w{ebm['width']}")}
+                   + ("" if ebm["width"] == DEFAULT_WIDTH else f"-w{ebm['width']}") + seed_suffix(args)}
     average = {"ema_decay": args.ema_decay} if args.ema_decay else {}
     for _, budget in budgets(args):
         for row, (recipe, overrides) in GAN_ROWS.items():
             steps = budget[row]
             margin = {"margin": row_margin(args, row)} if margin_suffix(args, row) else {}
-            names[(row, steps)] = f"{row}-{steps}{suffix}{margin_suffix(args, row)}{ema_suffix(args)}"
+            names[(row, steps)] = (f"{row}-{steps}{suffix}{margin_suffix(args, row)}{ema_suffix(args)}"
+                                   f"{seed_suffix(args)}")
             cells.run_cell(out, recipe, names[(row, steps)],
                            {**common, **overrides, **margin, **average, "steps": steps}, "evaluation.json")
     cells.run_cell(out, "mcmc-ebm-mnist", names["mcmc_ebm"], ebm, "evaluation.json")
@@ -310,6 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pt-margin", type=float, default=DEFAULT_MARGIN,
                         help="EBGAN's margin m in the pulling-away row (another than the recipe's names "
                              "its cells)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="training seed of every cell (VAEs included); another than 0 names its "
+                             "cells (-s1)")
     parser.add_argument("--record", default=None,
                         help="stem of the record under benchmarks/records (default generative_mnist plus "
                              "the width and weight-average suffixes)")
@@ -346,8 +355,10 @@ def main(argv: list[str] | None = None) -> int:
     reference = (classifier, stats, train_images)
     shared_draws = {"mcmc_ebm": cell_sampler(out, names["mcmc_ebm"], shape, args.samples)}
     shared = {"mcmc_ebm": rescore(shared_draws["mcmc_ebm"], out, names["mcmc_ebm"], reference, "ema")}
-    vaes = {"vae": ("vae", {**VAE_CONFIG, **data, "epochs": args.vae_epochs}),
-            "vae_recipe": ("vae_recipe", {**data, **({"epochs": 1} if args.quick else {})})}  # as shipped
+    seeded = {"seed": args.seed} if args.seed else {}
+    vaes = {"vae": (f"vae{seed_suffix(args)}", {**VAE_CONFIG, **data, **seeded, "epochs": args.vae_epochs}),
+            "vae_recipe": (f"vae_recipe{seed_suffix(args)}",
+                           {**data, **seeded, **({"epochs": 1} if args.quick else {})})}  # as shipped
     for row, (name, overrides) in vaes.items():
         shared_draws[row], minutes = vae_sampler(out, name, overrides, args.samples)
         images = shared_draws[row](0)
@@ -382,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     write_records(records, stem, text, {"command": command, "date": date.today().isoformat(), "goals": met,
                                         "steps": args.steps, "width": args.width, "ebm_steps": args.ebm_steps,
                                         "ebm_width": ebm_width(args), "margin": args.margin,
-                                        "pt_margin": args.pt_margin,
+                                        "pt_margin": args.pt_margin, "seed": args.seed,
                                         "matched": budgets(args)[-1][1] if args.matched else None,
                                         "ema_decay": args.ema_decay, "draws": args.draws,
                                         "samples": args.samples, "rows": rows})

@@ -58,3 +58,7 @@ def test_a_margin_other_than_the_recipes_names_its_ebgan_cells(bench):
     assert bench.margin_suffix(args, "ebgan") == "-m0.05" and bench.margin_suffix(args, "ebgan_pt") == ""
     assert bench.margin_suffix(Namespace(margin=default, pt_margin=0.2), "ebgan_pt") == "-m0.2"
     assert bench.margin_suffix(args, "dcgan") == ""  # the other GANs have no margin
+
+
+def test_a_training_seed_other_than_0_names_every_cell(bench):
+    assert bench.seed_suffix(Namespace(seed=0)) == "" and bench.seed_suffix(Namespace(seed=1)) == "-s1"
