@@ -310,12 +310,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ebm-width", type=int, default=None,
                         help="the EBM's width (default --width; the EBM is not a GAN row, whose generator "
                              "the protocol fixes)")
-    parser.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
-                        help="EBGAN's margin m in the plain EBGAN row (another than the recipe's names "
-                             "its cells)")
-    parser.add_argument("--pt-margin", type=float, default=DEFAULT_MARGIN,
-                        help="EBGAN's margin m in the pulling-away row (another than the recipe's names "
-                             "its cells)")
+    for flag, row in (("--margin", "plain EBGAN"), ("--pt-margin", "pulling-away")):
+        parser.add_argument(flag, type=float, default=DEFAULT_MARGIN,
+                            help=f"EBGAN's margin m in the {row} row (another than the recipe's names "
+                                 "its cells)")
     parser.add_argument("--seed", type=int, default=0,
                         help="training seed of every cell (VAEs included); another than 0 names its "
                              "cells (-s1)")
