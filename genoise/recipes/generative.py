@@ -224,7 +224,7 @@ def evaluate(run_dir: str | Path, *, cpu_minutes: float | None = None, **options
     if chain_options and config["kind"] != "mcmc_ebm":
         raise ValueError(f"{' and '.join(chain_options)} set the MCMC EBM's sampling chains; "
                          f"this run's kind is {config['kind']}")
-    steps = int(options.get("mcmc_steps", config.get("mcmc_steps", MCMCConfig.steps)))
+    steps = int(options["mcmc_steps"]) if "mcmc_steps" in options else None  # None: the run's
     n = int(options.get("samples", config.get("samples", 2000)))
     data_dir = options.get("data_dir", config.get("data_dir"))
     classifier, stats, train_images, floor = reference_scores(config, data_dir, n)
@@ -238,7 +238,7 @@ def evaluate(run_dir: str | Path, *, cpu_minutes: float | None = None, **options
     record = {"rows": scores, "samples": n, "dataset": config["dataset"], "kind": config["kind"],
               "weights": "ema" if averaged else "last"}
     if sampler is not None:
-        record["sampling"] = {"start": start, "mcmc_steps": steps}
+        record["sampling"] = {"start": start, "mcmc_steps": steps or mcmc_config(config).steps}
     atomic_write_text(run_dir / "evaluation.json", json.dumps(record, indent=2) + "\n")
     table = score_table(scores)
     atomic_write_text(run_dir / "evaluation.md", table + "\n")

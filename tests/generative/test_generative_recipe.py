@@ -47,6 +47,8 @@ def test_training_writes_the_model_the_scores_and_the_samples(runs, recipe, row)
     # three updates of a 4-channel generator are far from the data; the test images are not
     assert scores["frechet"] > record["rows"]["test_images"]["frechet"]
     assert "Fréchet" in (run_dir / "evaluation.md").read_text()
+    if row == "mcmc_ebm":  # the EBM's chains: the replay buffer's, continued for the run's mcmc_steps
+        assert record["sampling"] == {"start": "buffer", "mcmc_steps": 2}
 
 
 def test_eval_generative_reloads_the_run(runs, capsys):
@@ -146,7 +148,7 @@ def test_the_ebm_is_sampled_from_its_buffer_or_by_short_run_chains_from_noise(ru
     config, _ = read_run_config(run_dir)
     energy, sampler = load_model(run_dir, config, (1, 8, 8))
     cfg = mcmc_config(config)
-    # no step at all: the chains' starts themselves — stored buffer samples, or fresh U[0, 1] noise
+    # one step: still next to the chains' starts — stored buffer samples, or fresh U[0, 1] noise
     buffer = sample_ebm(energy, sampler, 5, cfg, torch.Generator().manual_seed(0), steps=1)
     kept = sampler.buffer.samples  # one step moves a pixel by ≤ ε/2 · clip = 0.1 plus the noise:
     # ≤ 0.8 + ≈ 0.04 in L2 over 64 pixels, where two U[0, 1] images are ≈ 3.3 apart
