@@ -32,6 +32,8 @@ Writes ``benchmarks/records/video_prediction.{md,json,png,gif}`` (``--record`` n
     python benchmarks/video_prediction.py --set stochastic=false --b-steps 0 --steps 2000 \\
         --out benchmarks/results/video_prediction_det --record video_prediction_deterministic
                                                              # table (a) on deterministic Moving MNIST
+    python benchmarks/video_prediction.py --steps 800 --b-steps 0 --latent-set prior=learned \\
+        --record video_prediction_lp                         # (a), the latent row with a learned prior
 """
 
 from __future__ import annotations
@@ -54,9 +56,10 @@ from genoise.data.moving_mnist import fixed_sequences  # noqa: E402
 from genoise.recipes import apply_overrides, load_recipe  # noqa: E402
 from genoise.recipes.video import data_config, load_digit_pool, test_set  # noqa: E402
 from genoise.video import load_predictor, rollout  # noqa: E402
-from genoise.video.evaluate import blank_frame, copy_last, model_predict  # noqa: E402
+from genoise.video.evaluate import blank_frame, copy_last, latent_information, model_predict  # noqa: E402
 from genoise.video.evaluate import evaluate as score_predictions  # noqa: E402
 from genoise.video.figures import comparison_figure, save_rollout_gif  # noqa: E402
+from genoise.video.latent import LatentVideoPredictor  # noqa: E402
 from genoise.video.train import ROW_NAMES  # noqa: E402
 
 LOSSES = {"l2": "l2", "l1": "l1", "gdl_l1": "gdl", "adv": "adv", "adv_gdl": "adv_gdl", "latent": "latent"}
@@ -86,10 +89,25 @@ def _variant(data: dict) -> str:
     return "Stochastic" if data["stochastic"] else "Deterministic"
 
 
-def table_a(out: Path, base: dict, steps: int) -> tuple[list[str], list[dict], dict[str, dict], float]:
+def named(extra: dict | None) -> str:
+    """``-KEYVALUE`` for each recipe override of a cell, in key order (a cell's folder names them)."""
+    return "".join(f"-{key}{value:g}" if isinstance(value, float) else f"-{key}{value}"
+                   for key, value in sorted((extra or {}).items()))
+
+
+def a_cell(row: str, steps: int, latent: dict | None = None) -> str:
+    """The run folder of one table (a) cell; the latent row's folder names its ``--latent-set``
+    overrides (the other rows' cells are shared with the runs without them)."""
+    return f"a-{row}-{steps}" + (named(latent) if row == "latent" else "")
+
+
+def table_a(out: Path, base: dict, steps: int,
+            latent: dict | None = None) -> tuple[list[str], list[dict], dict[str, dict], float]:
     records, cpu = {}, 0.0
     for row, loss in LOSSES.items():
-        records[row], seconds = run_cell(out, f"a-{row}-{steps}", {**base, "steps": steps, "loss": loss})
+        extra = dict(latent or {}) if row == "latent" else {}
+        records[row], seconds = run_cell(out, a_cell(row, steps, latent),
+                                         {**base, "steps": steps, "loss": loss, **extra})
         cpu += seconds
     first = records["l2"]
     rows = {row: rec["rows"][row] for row, rec in records.items()}
@@ -180,9 +198,7 @@ def b_cell(model: str, steps: int, batch: int = RECIPE_BATCH, lr: float = RECIPE
     """The run folder of one table (b) cell; batches, learning rates and losses other than the
     recipe's (and OpenSTL's ℓ2) are named, and so is every ``--b-set`` override (``-KEYVALUE``)."""
     return (f"b-{model}-{steps}" + ("" if batch == RECIPE_BATCH else f"-bs{batch}")
-            + ("" if lr == RECIPE_LR else f"-lr{lr:g}") + ("" if loss == "l2" else f"-{loss}")
-            + "".join(f"-{key}{value:g}" if isinstance(value, float) else f"-{key}{value}"
-                      for key, value in sorted((extra or {}).items())))
+            + ("" if lr == RECIPE_LR else f"-lr{lr:g}") + ("" if loss == "l2" else f"-{loss}") + named(extra))
 
 
 def figure_b(out: Path, steps: int, models: list[str], path: Path, batch: int = RECIPE_BATCH,
@@ -218,11 +234,20 @@ def _frame_mean(scores: dict) -> dict[str, float]:
     return {k: sum(scores[k]) / len(scores[k]) for k in ("mse", "mae", "ssim")}
 
 
+def _latent_information(model: LatentVideoPredictor, steps: int, base: dict) -> dict[str, float]:
+    """The KL terms of :func:`~genoise.video.evaluate.latent_information` on table (b)'s test set,
+    for cells scored before ``genoise`` recorded them."""
+    config = {**load_recipe("video-mmnist").config, **b_overrides("latent_dfn", steps, base)}
+    frames, _ = test_set(config, load_digit_pool(config, None, "test"), 10)
+    return latent_information(model, frames)
+
+
 def table_b(out: Path, base: dict, steps: int, models: list[str],
             extra: dict | None = None) -> tuple[list[str], list[dict]]:
     batch, lr = int(base.get("batch_size", RECIPE_BATCH)), float(base.get("lr", RECIPE_LR))
     loss = base.get("loss", "l2")
     seen = steps * batch
+    kl_lines: list[str] = []
     lines = [
         "## (b) Deterministic Moving MNIST, 10 → 10 (OpenSTL's metrics, per frame)",
         "",
@@ -248,6 +273,11 @@ def table_b(out: Path, base: dict, steps: int, models: list[str],
         rows.append({"name": f"{model}_ours", "table": "b", **mean, "per_frame_ssim": scores["ssim"],
                      "parameters": params, "cpu_minutes": cpu / 60, "steps": steps,
                      "batch_size": batch, "lr": lr, "loss": loss, **(extra or {})})
+        if isinstance(predictor, LatentVideoPredictor):
+            info = record.get("latent") or _latent_information(predictor, steps, base)
+            rows[-1].update(info)
+            kl_lines.append(f"- {B_MODELS[model][0]}: KL(q ‖ p) = {info['kl_prior']:.2f} nats, "
+                            f"KL(q ‖ N(0, I)) = {info['kl_standard']:.2f} nats per test sequence.")
         if mean["ssim"] >= 0.90 and params <= 1e6 and cpu <= 3600:
             stretch.append(model)
         for best in (key for key in record["rows"] if key.startswith(f"{ROW_NAMES[loss]}_best_of_")):
@@ -275,6 +305,11 @@ def table_b(out: Path, base: dict, steps: int, models: list[str],
     blank = _frame_mean(record["rows"]["blank_frame"])
     beyond = [r["name"].replace("_ours", "") for r in rows
               if "_ours" in r["name"] and r["ssim"] > blank["ssim"] and r["mse"] < blank["mse"]]
+    if kl_lines:
+        lines += ["", "What z carries on the test set (KL(q(z | x, y) ‖ p(z | x)): what a draw from the "
+                  "prior misses of the posterior; KL(q ‖ N(0, I)): what the posterior says about the "
+                  "future):", "",
+                  *kl_lines]
     lines += ["", f"Our test set is the generated one ({record['test_sequences']} sequences, SHA-256 "
               f"{record['test_sha256'][:16]}…), not OpenSTL's download.", "",
               f"An all-black frame scores SSIM {blank['ssim']:.4f} (MSE {blank['mse']:.2f}) on this test "
@@ -284,7 +319,8 @@ def table_b(out: Path, base: dict, steps: int, models: list[str],
     return lines, rows
 
 
-def figures(out: Path, digits: torch.Tensor, records: Path, stem: str, steps: int, data: dict) -> None:
+def figures(out: Path, digits: torch.Tensor, records: Path, stem: str, steps: int, data: dict,
+            latent: dict | None = None) -> None:
     import matplotlib.pyplot as plt
 
     frames, _ = fixed_sequences(digits, data_config(data, 14), 8, "test")
@@ -293,7 +329,7 @@ def figures(out: Path, digits: torch.Tensor, records: Path, stem: str, steps: in
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for row in LOSSES:
-            model, _ = load_predictor(out / f"a-{row}-{steps}" / "model" / "last.pt")
+            model, _ = load_predictor(out / a_cell(row, steps, latent) / "model" / "last.pt")
             kwargs = {"generator": generator} if row == "latent" else {}
             preds[row] = rollout(model, sequence[:, :4], 10, **kwargs)[0]
     figure = comparison_figure(sequence[0, :4], sequence[0, 4:6], {k: v[:2] for k, v in preds.items()},
@@ -306,7 +342,7 @@ def figures(out: Path, digits: torch.Tensor, records: Path, stem: str, steps: in
 
 
 def curves(out: Path, digits: torch.Tensor, records: Path, stem: str, steps: int, data: dict,
-           horizon: int = 10) -> list[dict]:
+           horizon: int = 10, latent: dict | None = None) -> list[dict]:
     """Moving-area PSNR and whole-frame SSIM against the recursive step, every (a) row and
     copy-last, on the first 200 test sequences: ``{stem}_curves.png`` and the rows."""
     import matplotlib.pyplot as plt
@@ -315,7 +351,7 @@ def curves(out: Path, digits: torch.Tensor, records: Path, stem: str, steps: int
     results = {"copy_last": score_predictions(copy_last, frames, masks, 4, horizon)}
     generator = torch.Generator().manual_seed(0)
     for row in LOSSES:
-        model, _ = load_predictor(out / f"a-{row}-{steps}" / "model" / "last.pt")
+        model, _ = load_predictor(out / a_cell(row, steps, latent) / "model" / "last.pt")
         results[row] = score_predictions(model_predict(model, generator), frames, masks, 4, horizon)
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for row, scores in results.items():
@@ -363,6 +399,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="recipe overrides of table (a)'s cells, e.g. stochastic=false (give them "
                              "their own --out and --record)")
+    parser.add_argument("--latent-set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="recipe overrides of table (a)'s latent row only, e.g. prior=learned (named in "
+                             "its cell's folder; the other rows' cells are shared)")
     parser.add_argument("--test-sequences", type=int, default=500)
     parser.add_argument("--out", default="benchmarks/results/video_prediction")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: the pipeline, not the numbers")
@@ -386,6 +425,12 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         parser.error(f"--set: {err}")
     try:
+        latent_extra = apply_overrides(load_recipe("video-mmnist"), {}, args.latent_set)
+    except ValueError as err:
+        parser.error(f"--latent-set: {err}")
+    if fixed := sorted(set(latent_extra) & {"loss", "steps", "model"}):
+        parser.error(f"--latent-set: {', '.join(fixed)} is set by table (a)")
+    try:
         b_extra = apply_overrides(load_recipe("video-mmnist"), {}, args.b_set)
     except ValueError as err:
         parser.error(f"--b-set: {err}")
@@ -398,10 +443,11 @@ def main(argv: list[str] | None = None) -> int:
     if "a" not in args.skip:
         lines += ["Setting of table (a): multi-scale generator (4 scales, width 16), Adam on batches of 16 "
                   "fresh sequences, the paper's losses (λ_adv = 0.05, λ_gdl = 1, α = 1; ℓ1 under the "
-                  "adversarial rows), latent row: conditional VAE with latent dropout, z ∈ ℝ⁸.", ""]
+                  "adversarial rows), latent row: conditional VAE with latent dropout, z ∈ ℝ⁸"
+                  + "".join(f", {k}={v}" for k, v in sorted(latent_extra.items())) + ".", ""]
     rows = []
     for steps in [] if "a" in args.skip else args.steps:
-        a_lines, a_rows, scores, cpu = table_a(out, a_base, steps)
+        a_lines, a_rows, scores, cpu = table_a(out, a_base, steps, latent_extra)
         lines += a_lines + goal_lines(scores, cpu)
         rows += a_rows
     records = ROOT / "benchmarks" / "records"
@@ -418,8 +464,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.quick and "a" not in args.skip:
         data = {**TABLE_A, **a_base}
         digits = load_digit_pool(data, None, "test")  # the MNIST test digits, as every cell
-        figures(out, digits, records, stem, max(args.steps), data)
-        rows += curves(out, digits, records, stem, max(args.steps), data)
+        figures(out, digits, records, stem, max(args.steps), data, latent_extra)
+        rows += curves(out, digits, records, stem, max(args.steps), data, latent=latent_extra)
         lines += [f"## (c) Predictions side by side ({max(args.steps)} updates per row)", "",
                   f"![predictions]({stem}.png)", "",
                   f"[GIF of a recursive roll-out]({stem}.gif): truth, ℓ2, GDL ℓ1, Adv + GDL.", "",

@@ -2,7 +2,7 @@
 moving PSNR and moving sharpness beside the paper's (UCF101) numbers that every per-seed record
 carries, and how often the paper's ordering holds, from the JSON
 records that ``benchmarks/video_prediction.py`` wrote for each seed (one record per seed and
-weighting; this script trains nothing).
+weighting or prior; this script trains nothing).
 
     python benchmarks/video_prediction.py --set seed=1 --steps 800 --b-steps 0 \\
         --out benchmarks/results/video_prediction_s1 --record video_prediction_s1      # and seed=2
@@ -50,13 +50,13 @@ def holds(values: list[float]) -> bool:
 
 
 def summarise(groups: dict[str, list[str]], steps: int) -> tuple[list[str], list[dict]]:
-    lines = ["| weighting | row | seeds | PSNR moving, mean ± std | per seed | sharpness moving, mean ± std "
+    lines = ["| group | row | seeds | PSNR moving, mean ± std | per seed | sharpness moving, mean ± std "
              "| per seed | paper (UCF101) PSNR / sharpness |", "|---|---|---:|---:|---|---:|---|---:|"]
     rows, verdicts = [], []
     for group, stems in groups.items():
         tables = [first_frame(stem, steps) for stem in stems]
         for row in ROWS:
-            entry = {"name": row, "weighting": group, "steps": steps, "records": stems}
+            entry = {"name": row, "group": group, "steps": steps, "records": stems}
             cells = []
             for metric in METRICS:
                 values = [t[row][metric] for t in tables]
@@ -73,7 +73,7 @@ def summarise(groups: dict[str, list[str]], steps: int) -> tuple[list[str], list
             count = sum(holds([t[row][metric] for row in ORDER]) for t in tables)
             verdicts.append(f"- {group}: ℓ2 < ℓ1 < GDL ℓ1 < Adv + GDL on {metric.replace('_', ' ')} holds in "
                             f"{count} of {len(tables)} seeds")
-            rows.append({"name": f"ordering_{metric}", "weighting": group, "holds_in": count,
+            rows.append({"name": f"ordering_{metric}", "group": group, "holds_in": count,
                          "seeds": len(tables)})
     return [*lines, "", *verdicts], rows
 
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=800,
                         help="the table (a) budget to read (updates per row)")
     parser.add_argument("--group", nargs="+", action="append", required=True, metavar=("NAME", "RECORD"),
-                        help="a weighting's name, then its per-seed record stems")
+                        help="a group's name (a weighting, a prior…), then its per-seed record stems")
     parser.add_argument("--record", default="video_prediction_seeds")
     args = parser.parse_args(argv)
     if any(len(group) < 2 for group in args.group):

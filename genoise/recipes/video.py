@@ -24,7 +24,7 @@ from genoise.recipes import OptionSpec, check_options, count, load_recipe
 from genoise.train.run import Run
 from genoise.train.run_folder import read_run_config
 from genoise.train.seed import derive_seed
-from genoise.video.evaluate import blank_frame, copy_last, mean_frame, model_predict
+from genoise.video.evaluate import blank_frame, copy_last, latent_information, mean_frame, model_predict
 from genoise.video.evaluate import evaluate as score_predictions
 from genoise.video.figures import comparison_figure, save_rollout_gif
 from genoise.video.latent import LatentVideoPredictor
@@ -55,13 +55,14 @@ def model_kwargs(config: dict[str, Any]) -> dict[str, Any]:
     common = {k: int(config[k]) for k in ("image_size", "context", "horizon")}
     dfn = {"width": int(config["width"]), "hidden": int(config["hidden"]),
            "window": int(config.get("window", 3))}  # runs from before the key read 3
+    prior = str(config.get("prior", "fixed"))  # runs from before the key had the fixed prior
     if dfn_latent(config):
         return {**common, **dfn, "backbone": "dfn", "latent": int(config["latent"]),
-                "latent_map": bool(config.get("latent_map", False))}
+                "latent_map": bool(config.get("latent_map", False)), "prior": prior}
     if name in ("multiscale", "latent"):
         extra = {"scales": int(config["scales"]), "width": int(config["width"])}
         if name == "latent":
-            extra["latent"] = int(config["latent"])
+            extra.update(latent=int(config["latent"]), prior=prior)
         return {**common, **extra}
     if name == "simvp":
         return {**common, "spatial": int(config["width"]), "temporal": int(config["hidden"])}
@@ -88,6 +89,9 @@ def validate(config: dict[str, Any]) -> None:
     if bool(config.get("latent_map", False)) and not dfn_latent(config):
         raise ValueError("latent_map=true needs model=latent backbone=dfn (a map of z for the dynamic "
                          "filter network)")
+    if str(config.get("prior", "fixed")) != "fixed" and name != "latent":
+        raise ValueError(f"prior={config['prior']} needs model=latent (loss=latent): only the "
+                         "latent-variable predictor has a prior")
     if name in ("multiscale", "latent") and int(config["horizon"]) != 1 and loss.adversarial:
         raise ValueError("the adversarial losses are implemented for horizon=1 (the paper's 4 -> 1)")
     data_config(config)
@@ -120,14 +124,18 @@ def score_rows(model: nn.Module, config: dict[str, Any], train_digits: Tensor, t
     generator = torch.Generator().manual_seed(derive_seed(seed, 4))
     rows = {row: score_predictions(model_predict(model, generator), frames, masks, context, steps)}
     k = int(samples if samples is not None else config["samples"])
-    if isinstance(model, LatentVideoPredictor) and k > 1:
-        rows[f"{row}_best_of_{k}"] = score_predictions(model_predict(model, generator), frames, masks,
-                                                       context, steps, samples=k)
+    latent: dict[str, float] = {}
+    if isinstance(model, LatentVideoPredictor):
+        if k > 1:
+            rows[f"{row}_best_of_{k}"] = score_predictions(model_predict(model, generator), frames, masks,
+                                                           context, steps, samples=k)
+        if frames.shape[1] >= context + model.horizon:
+            latent = latent_information(model, frames)
     rows["copy_last"] = score_predictions(copy_last, frames, masks, context, steps)
     rows["mean_frame"] = score_predictions(mean_frame(mean_image), frames, masks, context, steps)
     rows["blank_frame"] = score_predictions(blank_frame, frames, masks, context, steps)
     return {"rows": rows, "test_sequences": int(frames.shape[0]), "test_sha256": checksum(frames),
-            "steps": steps, "context": context}
+            "steps": steps, "context": context, **({"latent": latent} if latent else {})}
 
 
 def evaluation_table(record: dict[str, Any]) -> str:
@@ -145,6 +153,11 @@ def evaluation_table(record: dict[str, Any]) -> str:
                                            "sharpness", "mse", "mae")]
             lines.append(f"| {name} | {t + 1} | " + " | ".join(f"{c:.3f}" if abs(c) < 10 else f"{c:.2f}"
                                                              for c in cols) + " |")
+    if "latent" in record:  # a latent-variable model: what its z carries (nats per sequence)
+        kl = record["latent"]
+        lines += ["", f"Latent z on the test set: KL(q(z | x, y) ‖ p(z | x)) = {kl['kl_prior']:.3f} nats "
+                  f"(what a draw from the prior misses), KL(q ‖ N(0, I)) = {kl['kl_standard']:.3f} nats "
+                  "(what the posterior says about the future)."]
     return "\n".join(lines) + "\n"
 
 

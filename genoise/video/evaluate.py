@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from genoise.video.base import rollout
-from genoise.video.latent import LatentVideoPredictor
+from genoise.video.latent import LatentVideoPredictor, gaussian_kl
 from genoise.video.metrics import finite_mean, moving_mask, score
 
 Predict = Callable[[Tensor, int], Tensor]  # (context frames, steps) -> (B, steps, C, H, W)
@@ -89,3 +89,31 @@ def evaluate(predict: Predict, frames: Tensor, masks: Tensor, context: int, step
             sums.setdefault(name, []).append(values)
     return {name: [finite_mean(v[:, t]) for t in range(steps)] for name, v in
             ((n, torch.cat(parts)) for n, parts in sums.items())}
+
+
+@torch.no_grad()
+def latent_information(model: LatentVideoPredictor, frames: Tensor, *,
+                       batch_size: int = 100) -> dict[str, float]:
+    """How much the posterior says, and how much of it the prior can guess, on a fixed set
+    (nats per sequence, means over the sequences of ``frames`` (N, T ≥ context + horizon, C, H, W)):
+
+    ``kl_prior``    KL(q(z | x, y) ‖ p(z | x)), the term the model is trained with: what a draw
+                    from the prior misses of the posterior (0 for a z that says nothing);
+    ``kl_standard`` KL(q(z | x, y) ‖ N(0, I)), the information the posterior carries about the
+                    future against the fixed prior (equal to ``kl_prior`` when the prior is fixed).
+
+    With a learned prior, ``kl_standard − kl_prior`` is how much of z the prior predicts from
+    the past."""
+    length = model.context + model.horizon
+    if frames.shape[1] < length:
+        raise ValueError(f"sequences of {frames.shape[1]} frames are shorter than context + horizon "
+                         f"= {model.context} + {model.horizon}")
+    to_prior, to_standard = [], []
+    for chunk in frames.split(batch_size):
+        x, y = chunk[:, : model.context], chunk[:, model.context : length]
+        mean, log_var = model.encode(x, y)
+        learned = model.prior_params(x)
+        to_standard.append(gaussian_kl(mean, log_var))
+        to_prior.append(gaussian_kl(mean, log_var, *learned) if learned is not None else to_standard[-1])
+    return {"kl_prior": float(torch.cat(to_prior).mean()),
+            "kl_standard": float(torch.cat(to_standard).mean())}

@@ -43,6 +43,8 @@ def test_table_b_cells_are_valid_runs_under_one_million_parameters(benchmark, mo
         (["--b-models", "latent_dfn"], "goes with --b-models latent_dfn"),
         (["--b-set", "steps=3"], "steps is set by table (b)"),
         (["--b-set", "window=1"], "out of range"),
+        (["--latent-set", "prior=vamp"], "--latent-set"),
+        (["--latent-set", "loss=l2"], "loss is set by table (a)"),
     ],
 )
 def test_contradictory_options_are_usage_errors(benchmark, argv, message, capsys, tmp_path):
@@ -96,3 +98,14 @@ def test_the_latent_table_b_cell_is_a_latent_dynamic_filter_network_that_draws_f
     g = torch.Generator().manual_seed(0)
     one, two = predictor.eval()(frames, generator=g), predictor(frames, generator=g)
     assert one.shape == (2, 10, 1, 64, 64) and not torch.equal(one, two)
+
+
+def test_latent_set_overrides_name_only_the_latent_rows_cell(benchmark):
+    """--latent-set prior=learned trains a latent row of its own; the other rows' cells are the
+    runs without it (shared), and a learned prior is a valid latent run."""
+    assert benchmark.a_cell("latent", 800) == "a-latent-800"
+    assert benchmark.a_cell("latent", 800, {"prior": "learned"}) == "a-latent-800-priorlearned"
+    assert benchmark.a_cell("l2", 800, {"prior": "learned"}) == "a-l2-800"
+    config = {**load_recipe("video-mmnist").config, "loss": "latent", "prior": "learned"}
+    validate(config)
+    assert build_predictor(model_name(config), **model_kwargs(config)).prior is not None
