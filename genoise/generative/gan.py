@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from genoise._checks import check_choice, check_int
+from genoise._checks import check_choice, check_int, check_positive
 from genoise.energy.base import Energy
 from genoise.generative.losses import (
     check_finite_energies,
@@ -124,9 +124,14 @@ def train_gan(generator: nn.Module, discriminator: Energy, images: Tensor, steps
               loss: GANLoss | None = None, batch_size: int = 64, lr: float = 2e-4,
               betas: tuple[float, float] = (0.5, 0.999), seed: int = 0, run: Run | None = None,
               card: ModelCard | None = None, progress: bool | None = None, log_every: int = 100,
-              checkpoint_every: int | None = 1000, ema_decay: float | None = None) -> dict[str, Any]:
+              checkpoint_every: int | None = 1000, ema_decay: float | None = None,
+              discriminator_lr: float | None = None) -> dict[str, Any]:
     """Adam (β = ``betas``; WGAN-GP's paper uses (0, 0.9), DCGAN's (0.5, 0.999)) on both
     players for ``steps`` generator updates; returns the Trainer's last metrics.
+
+    ``discriminator_lr`` gives the discriminator its own step (``None``: ``lr``), the
+    two time-scale update rule of Heusel et al. (NeurIPS 2017, "TTUR"; e.g. 4 × 10⁻⁴ for the
+    discriminator, 10⁻⁴ for the generator).
 
     ``ema_decay`` δ also keeps an exponential moving average of the generator's weights
     (:mod:`genoise.train.ema`; Yazıcı et al., ICLR 2019), checkpointed as
@@ -136,7 +141,9 @@ def train_gan(generator: nn.Module, discriminator: Energy, images: Tensor, steps
     if images.shape[1:] != tuple(getattr(generator, "output_shape", images.shape[1:])):
         raise ValueError(f"the generator's output {tuple(generator.output_shape)} does not match the "
                          f"data {tuple(images.shape[1:])} (per sample)")
-    d_optimizer = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas)
+    if discriminator_lr is not None:
+        check_positive("discriminator_lr", discriminator_lr)
+    d_optimizer = torch.optim.Adam(discriminator.parameters(), lr=discriminator_lr or lr, betas=betas)
     extra = {"discriminator": discriminator, "discriminator_optimizer": d_optimizer}
     if card is not None:
         extra["card"] = card

@@ -70,6 +70,9 @@ def validate(config: dict[str, Any]) -> None:
     """Cross-key checks, before anything is written."""
     ema_decay(config)
     if config["kind"] == "mcmc_ebm":
+        if float(config.get("d_lr", 0.0)):
+            raise ValueError("d_lr is the discriminator's learning rate of a GAN; the EBM has one network "
+                             "(its step is lr)")
         mcmc_config(config)
     else:
         gan_loss(config)
@@ -113,8 +116,10 @@ def train(run: Run) -> dict[str, Any]:
                                            "channels": images.shape[1], "width": generator.width},
                         {"width": int(config["width"]), "code": int(config["code"])}, loss)
         betas = (0.0, 0.9) if loss.kind == "wgan_gp" else (0.5, 0.999)
+        d_lr = float(config.get("d_lr", 0.0))  # runs from before the key: both players at lr
         train_gan(generator.to(run.device), energy.to(run.device), images, int(config["steps"]),
-                  loss=loss, betas=betas, card=card, ema_decay=ema_decay(config), **common)
+                  loss=loss, betas=betas, card=card, ema_decay=ema_decay(config),
+                  discriminator_lr=d_lr or None, **common)
     cpu_minutes = (time.process_time() - start) / 60
     where = {"data_dir": str(run.data_dir)} if run.data_dir else {}
     result = evaluate(run.dir, cpu_minutes=cpu_minutes, **where)

@@ -23,7 +23,7 @@ def runs(tmp_path_factory):
     try:
         for recipe in ("ebgan-mnist", "mcmc-ebm-mnist", "dcgan-mnist"):
             extra = {"ebgan-mnist": ["pt_weight=0.1"], "mcmc-ebm-mnist": ["mcmc_steps=2", "buffer_size=16"],
-                     "dcgan-mnist": ["ema_decay=0.5"]}[recipe]
+                     "dcgan-mnist": ["ema_decay=0.5", "d_lr=0.0004"]}[recipe]
             args = ["train", recipe, *TINY, *extra, "--runs-dir", str(root), "--name", recipe,
                     "--no-progress"]
             assert main(args) == 0
@@ -125,6 +125,22 @@ def test_a_weight_average_for_the_mcmc_ebm_is_refused(tmp_path, capsys):
     args = ["train", "mcmc-ebm-mnist", *TINY, "ema_decay=0.9", "--runs-dir", str(tmp_path), "--name", "bad"]
     assert main(args) != 0
     assert "ema_decay averages a GAN's generator" in capsys.readouterr().err
+
+
+def test_d_lr_reaches_the_discriminators_optimiser_and_lr_the_generators(runs):
+    from genoise.train.checkpoint import load_checkpoint
+
+    state = load_checkpoint(runs / "dcgan-mnist" / "model" / "last.pt")
+    assert state["extra_state"]["discriminator_optimizer"]["param_groups"][0]["lr"] == 0.0004
+    assert state["optimizer"]["param_groups"][0]["lr"] == 0.0002  # the recipe's lr, the generator's
+
+
+def test_a_discriminator_rate_for_the_mcmc_ebm_is_refused(tmp_path, capsys):
+    args = ["train", "mcmc-ebm-mnist", *TINY, "d_lr=0.001", "--runs-dir", str(tmp_path), "--name", "bad"]
+    assert main(args) != 0
+    err = capsys.readouterr().err.strip()
+    assert "d_lr is the discriminator's learning rate of a GAN" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "bad").exists()
 
 
 def test_demo_panel_draws_the_three_energies_and_scores_the_samples(tmp_path):

@@ -67,6 +67,24 @@ def test_gan_moves_the_generator_onto_a_2d_blob(kind):
     assert (after - target).norm() < 0.5 < (before - target).norm()
 
 
+def test_two_time_scales_give_each_player_its_own_adam_step(tmp_path):
+    """TTUR: Adam's first step moves each coordinate by about its learning rate (|g| ≫ ε), so after
+    one update the discriminator's largest move is ``discriminator_lr`` and the generator's ``lr``."""
+    torch.manual_seed(0)
+    generator, critic = MLPGenerator(latent_dim=2, out_dim=2, hidden=(8,)), mlp_critic(2, (8,))
+    g0 = [p.detach().clone() for p in generator.parameters()]
+    d0 = [p.detach().clone() for p in critic.parameters()]
+    train_gan(generator, critic, _blob(), 1, loss=GANLoss("dcgan"), batch_size=64, lr=1e-4,
+              discriminator_lr=4e-4, progress=False, checkpoint_every=None)
+    def moved(net, before):
+        return max(float((p.detach() - q).abs().max()) for p, q in zip(net.parameters(), before, strict=True))
+
+    moved_g, moved_d = moved(generator, g0), moved(critic, d0)
+    assert moved_g == pytest.approx(1e-4, rel=0.02) and moved_d == pytest.approx(4e-4, rel=0.02)
+    with pytest.raises(ValueError, match="discriminator_lr must be > 0"):
+        train_gan(generator, critic, _blob(), 1, discriminator_lr=0.0, progress=False, checkpoint_every=None)
+
+
 def test_generator_output_that_does_not_match_the_data_is_one_line():
     generator = MLPGenerator(latent_dim=2, out_dim=3)
     with pytest.raises(ValueError, match=r"generator's output \(3,\) does not match the data \(2,\)"):
