@@ -94,7 +94,7 @@ class LatentVideoPredictor(VideoPredictor):
                        else {"backbone": backbone, "hidden": hidden, "window": window})
         if latent_map:
             extra["latent_map"] = True
-        if prior == "learned":  # runs from before the option read "fixed"
+        if prior == "learned":  # a fixed prior keeps the kwargs (and checkpoints) it had before the option
             extra["prior"] = prior
         super().__init__(channels, image_size, context, horizon, width=width, latent=latent, **extra)
         self.latent, self.backbone = latent, backbone
