@@ -338,6 +338,12 @@ def count(low: int) -> Callable[[Any], bool]:
     return check
 
 
+def positive_number(value: Any) -> bool:
+    """A check for an evaluator option: a finite int or float (not a bool) > 0."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+            and value != float("inf"))
+
+
 def check_options(options: Mapping[str, Any], allowed: OptionSpec, what: str) -> dict[str, Any]:
     """Refuse an unknown option of ``genoise eval`` (for the ``what``) or a value of the wrong
     type/range with one line; return the options as a dict."""

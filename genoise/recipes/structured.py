@@ -30,7 +30,7 @@ from genoise.data.digit_strings import (
 )
 from genoise.io import atomic_write_text
 from genoise.nn.lenet import LeNet5
-from genoise.recipes import OptionSpec, check_options, count
+from genoise.recipes import OptionSpec, check_options, count, positive_number
 from genoise.structured.grammar import amount_grammar, digits_grammar
 from genoise.structured.reader import NUM_CLASSES, CheckReader
 from genoise.structured.sdnn import SDNN
@@ -239,16 +239,19 @@ def train(run: Run) -> dict[str, Any]:
 
 EVALUATE_OPTIONS: OptionSpec = {
     "strings": ("test strings read (default: the run's test_strings)", count(1), "an integer >= 1"),
+    "temperature": ("the check reader's confidence at temperature T: arc scores / T before the forward "
+                    "scores (default 1: the posterior)", positive_number, "a number > 0"),
     "data_dir": ("data folder (default: the run's, else $GENOISE_DATA)", None, "a folder"),
 }
 
 
-def score_rows(model: torch.nn.Module, strings: DigitStrings, grammar: Any, row: str) -> dict[str, dict]:
+def score_rows(model: torch.nn.Module, strings: DigitStrings, grammar: Any, row: str,
+               temperature: float = 1.0) -> dict[str, dict]:
     from genoise.structured.evaluate import string_scores
 
     rows = {}
     for suffix, constraint in (("", None), ("_grammar", grammar)):
-        reading = read_strings(model, strings, constraint)
+        reading = read_strings(model, strings, constraint, temperature=temperature)
         rows[row + suffix] = string_scores(
             reading.labels, reading.lengths, strings.labels, strings.lengths, reading.confidence
         )
@@ -273,18 +276,20 @@ def score_table(rows: dict[str, dict]) -> str:
 
 
 def evaluate(run_dir: str | Path, *, cpu_minutes: float | None = None, **options: Any) -> dict[str, Any]:
-    """``genoise eval amounts RUN_DIR [strings=N]``: read the fixed test strings without and
-    with the grammar; write ``evaluation.md`` / ``.json`` and ``reading.png``."""
+    """``genoise eval amounts RUN_DIR [strings=N] [temperature=T]``: read the fixed test strings
+    without and with the grammar; write ``evaluation.md`` / ``.json`` and ``reading.png``."""
     check_options(options, EVALUATE_OPTIONS, "amounts evaluation")
     run_dir = Path(run_dir)
     config, _ = read_run_config(run_dir)
     config = {**config, "test_strings": int(options.get("strings", config["test_strings"]))}
     strings = make_strings(config, options.get("data_dir", config.get("data_dir")), "test")
     model = load_model(run_dir, config)
-    rows = score_rows(model, strings, grammar_of(config), str(config["loss"]))
+    temperature = float(options.get("temperature", 1.0))
+    rows = score_rows(model, strings, grammar_of(config), str(config["loss"]), temperature)
     for row in rows.values():
         row["cpu_minutes"] = cpu_minutes
-    record = {"rows": rows, "strings": len(strings), "mode": config["mode"], "loss": config["loss"]}
+    record = {"rows": rows, "strings": len(strings), "mode": config["mode"], "loss": config["loss"],
+              "temperature": temperature}
     atomic_write_text(run_dir / "evaluation.json", json.dumps(record, indent=2) + "\n")
     atomic_write_text(run_dir / "evaluation.md", score_table(rows) + "\n")
     if isinstance(model, CheckReader):

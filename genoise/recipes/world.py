@@ -25,7 +25,7 @@ import torch
 
 from genoise._checks import check_positive
 from genoise.io import atomic_write_text
-from genoise.recipes import OptionSpec, check_options, count
+from genoise.recipes import OptionSpec, check_options, count, positive_number
 from genoise.train.run import Run
 from genoise.train.seed import derive_seed
 from genoise.world.checkpoints import (
@@ -270,10 +270,6 @@ def train_mpur(run: Run) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------- genoise eval driving
 
-def _is_positive_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
-
-
 # option -> (meaning, check of a value, what a valid value is)
 EVALUATE_OPTIONS: OptionSpec = {
     "episodes": ("number of held-out episodes (default: the run's eval_episodes)", count(1), "an int >= 1"),
@@ -283,7 +279,7 @@ EVALUATE_OPTIONS: OptionSpec = {
                 "a list of policy names, e.g. methods=[mpur,bc]"),
     "references": ("also drive 'no action' and the IDM driver (default true)",
                    lambda v: isinstance(v, bool), "true or false"),
-    "route_length": ("route length in metres (default: the run's)", _is_positive_number, "a number > 0"),
+    "route_length": ("route length in metres (default: the run's)", positive_number, "a number > 0"),
     "max_steps": ("time limit in steps (default: the run's)", count(1), "an int >= 1"),
     "env_overrides": ("extra HighwayTrafficEnv arguments", lambda v: isinstance(v, dict), "a mapping"),
     "gif": ("write <method>_episode.gif of the first policy's first episode (default false)",

@@ -16,12 +16,18 @@ based learning applied to document recognition", Sections IV–VI and X).
   check can carry; the **Viterbi transformer** returns the best one.
 
 The reading's **confidence** is the discriminative forward score F(U ∩ ŷ) − F(U) =
-log P(ŷ | x) (Section X: the check reader rejects below a threshold on this score).
+log P(ŷ | x) (Section X: the check reader rejects below a threshold on this score). With a
+``temperature`` T every arc score s is read as s / T before the two forward scores (the
+Viterbi reading is the same at any T > 0): T = 1 is the model's posterior; as T → 0 the
+confidence is decided by the runner-up path that reads another string (a margin); a large T
+flattens the paths, so longer strings, with more of them, get lower confidence. The
+temperature only re-ranks the readings for the reject curve (temperature scaling, Guo et al.,
+ICML 2017, applied to the graph's paths).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -133,17 +139,23 @@ class CheckReader(nn.Module):
         return interpretation_graph(log_probs, segmented.segs, segmented.num_states), segmented
 
     @torch.no_grad()
-    def read(self, images: Tensor, widths: Tensor | None = None, grammar: Graph | None = None) -> Reading:
+    def read(self, images: Tensor, widths: Tensor | None = None, grammar: Graph | None = None,
+             temperature: float = 1.0) -> Reading:
         """The Viterbi reading of every string (through ``grammar`` when given) and its
-        confidence log P(ŷ | x) = F(U ∩ ŷ) − F(U)."""
+        confidence log P(ŷ | x) = F(U ∩ ŷ) − F(U) (at ``temperature``, module docstring)."""
         graph, _ = self(images, widths)
-        return decode(graph, grammar)
+        return decode(graph, grammar, temperature)
 
 
-def decode(graph: Graph, grammar: Graph | None = None) -> Reading:
-    """Viterbi reading of a batch of graphs (composed with ``grammar``) and its confidence."""
+def decode(graph: Graph, grammar: Graph | None = None, temperature: float = 1.0) -> Reading:
+    """Viterbi reading of a batch of graphs (composed with ``grammar``) and its confidence,
+    the arc scores divided by ``temperature`` (> 0) first."""
+    if not temperature > 0 or temperature == float("inf"):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
     if grammar is not None:
         graph = intersect(graph, grammar)
+    if temperature != 1.0:
+        graph = replace(graph, weight=graph.weight / temperature)
     best = viterbi(graph, what="string", missing="ignore")
     total = forward_score(graph, missing="ignore")
     reached = torch.isfinite(total)

@@ -258,9 +258,13 @@ def _concat(readings: list[Reading]) -> Reading:
 
 @torch.no_grad()
 def read_strings(
-    model: nn.Module, strings: DigitStrings, grammar: Graph | None = None, batch_size: int = 100
+    model: nn.Module, strings: DigitStrings, grammar: Graph | None = None, batch_size: int = 100,
+    temperature: float = 1.0,
 ) -> Reading:
-    """The reading and confidence of every string by a :class:`CheckReader` or an :class:`SDNN`."""
+    """The reading and confidence of every string by a :class:`CheckReader` or an :class:`SDNN`
+    (``temperature``: the check reader's, :func:`~genoise.structured.reader.decode`)."""
+    if isinstance(model, SDNN) and temperature != 1.0:
+        raise ValueError("temperature re-scores the check reader's graph; the SDNN's confidence has none")
     model.eval()
     device = next(model.parameters()).device
     readings = []
@@ -273,6 +277,6 @@ def read_strings(
             readings.append(sdnn_decode(log_probs, frame_lengths(widths, log_probs.shape[0]), grammar))
         else:
             graph, _ = model(images, widths)
-            readings.append(decode(graph, grammar))
+            readings.append(decode(graph, grammar, temperature))
     reading = _concat(readings)
     return Reading(reading.labels.cpu(), reading.lengths.cpu(), reading.confidence.cpu())

@@ -50,6 +50,10 @@ def test_train_init_and_evaluate(tmp_path):
     rows = evaluate(tmp_path / "global", strings=3)
     assert set(rows) == {"viterbi", "viterbi_grammar"}
     assert main(["eval", "amounts", str(tmp_path / "global"), "strings=3"]) == 0
+    assert json.loads((tmp_path / "global" / "evaluation.json").read_text())["temperature"] == 1.0
+    warm = evaluate(tmp_path / "global", strings=3, temperature=2.5)  # another ranking, the same readings
+    assert all(warm[k]["string_accuracy"] == rows[k]["string_accuracy"] for k in rows)
+    assert json.loads((tmp_path / "global" / "evaluation.json").read_text())["temperature"] == 2.5
 
 
 def test_bad_init_and_options(tmp_path, capsys):
@@ -61,6 +65,9 @@ def test_bad_init_and_options(tmp_path, capsys):
     assert "does not apply to loss=sdnn_ctc" in capsys.readouterr().err
     with pytest.raises(ValueError, match="strings"):
         evaluate(tmp_path / "glob", strings=0)
+    assert main(["eval", "amounts", str(tmp_path / "glob"), "temperature=0"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "temperature" in err and "a number > 0" in err and len(err.splitlines()) == 1
 
 
 @pytest.mark.parametrize(("schedule", "last_lr"), [("constant", 1e-3), ("cosine", 0.0)])

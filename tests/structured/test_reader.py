@@ -75,6 +75,39 @@ def test_decode_reads_through_the_grammar_with_a_log_probability_confidence():
     assert float(constrained.confidence.detach().exp().max()) <= 1 + 1e-5
 
 
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 3.0])
+def test_the_confidence_at_a_temperature_equals_path_enumeration(temperature: float):
+    """Two tiny graphs: string 0 has two segmentations (one segment 0→2, or 0→1→2), string 1 one
+    segment. Every path is enumerated; log P_T(ŷ | x) = log Σ_{paths reading ŷ} e^{s/T} −
+    log Σ_{all paths} e^{s/T}, and the reading is the same at every T."""
+    segs = Segments(
+        string=torch.tensor([0, 0, 0, 1]),
+        start=torch.tensor([0, 0, 1, 0]),
+        end=torch.tensor([1, 2, 2, 1]),
+        x0=torch.zeros(4, dtype=torch.long),
+        x1=torch.ones(4, dtype=torch.long),
+    )
+    log_probs = (2 * torch.randn(4, NUM_CLASSES, generator=torch.Generator().manual_seed(3))).log_softmax(-1)
+    graph = interpretation_graph(log_probs, segs, torch.tensor([3, 2]))
+    w = log_probs[:, :11]
+    paths = [  # (string, labels, score) of every path
+        *[(0, (a,), w[1, a]) for a in range(11)],
+        *[(0, (a, b), w[0, a] + w[2, b]) for a in range(11) for b in range(11)],
+        *[(1, (a,), w[3, a]) for a in range(11)],
+    ]
+    reading, at_one = decode(graph, temperature=temperature), decode(graph)
+    assert torch.equal(reading.labels, at_one.labels) and torch.equal(reading.lengths, at_one.lengths)
+    for b in range(2):
+        best = tuple(reading.labels[b, : int(reading.lengths[b])].tolist())
+        mine = [float(score) / temperature for string, labels, score in paths if string == b]
+        same = [float(score) / temperature for string, labels, score in paths
+                if string == b and labels == best]
+        expected = torch.logsumexp(torch.tensor(same), 0) - torch.logsumexp(torch.tensor(mine), 0)
+        assert float(reading.confidence[b]) == pytest.approx(float(expected), abs=1e-5)
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0, got 0"):
+        decode(graph, temperature=0)
+
+
 def test_bad_reader_input():
     reader = CheckReader()
     with pytest.raises(ValueError, match="string image 1 is empty"):

@@ -36,3 +36,16 @@ def test_decode_greedy_and_through_grammar():
     constrained = sdnn_decode(lp, lengths, amount_grammar())
     assert constrained.labels[0, :2].tolist() == [1, 5]
     assert constrained.confidence.item() <= 1e-6  # a log-probability under the grammar
+
+
+def test_a_temperature_is_refused_for_the_sdnn():
+    from genoise.data.digit_strings import DigitStringConfig, digit_strings
+    from genoise.structured.train import read_strings
+
+    images = torch.zeros(10, 28, 28)
+    images[:, 6:22, 10:16] = 1.0
+    config = DigitStringConfig(min_length=3, max_length=3)
+    strings = digit_strings(images, torch.arange(10), 2, config, seed=0)
+    with pytest.raises(ValueError, match="temperature re-scores the check reader's graph"):
+        read_strings(SDNN(width=4), strings, temperature=2.0)
+    assert read_strings(SDNN(width=4), strings).labels.shape[0] == 2  # T = 1 reads as before
