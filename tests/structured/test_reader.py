@@ -22,14 +22,20 @@ def _pool():
     return images, torch.arange(10)
 
 
-def test_interpretation_graph_layout():
-    segs = Segments(
+def _two_strings() -> Segments:
+    """Segments of two strings: string 0 has boundaries 0, 1, 2 and segments 0→1, 0→2, 1→2
+    (one or two characters); string 1 has one segment 0→1."""
+    return Segments(
         string=torch.tensor([0, 0, 0, 1]),
         start=torch.tensor([0, 0, 1, 0]),
         end=torch.tensor([1, 2, 2, 1]),
         x0=torch.zeros(4, dtype=torch.long),
         x1=torch.ones(4, dtype=torch.long),
     )
+
+
+def test_interpretation_graph_layout():
+    segs = _two_strings()
     log_probs = torch.randn(4, NUM_CLASSES).log_softmax(-1)
     graph = interpretation_graph(log_probs, segs, torch.tensor([3, 2]))
     assert graph.num_arcs == 4 * 11 and graph.batch_size == 2
@@ -80,13 +86,7 @@ def test_the_confidence_at_a_temperature_equals_path_enumeration(temperature: fl
     """Two tiny graphs: string 0 has two segmentations (one segment 0→2, or 0→1→2), string 1 one
     segment. Every path is enumerated; log P_T(ŷ | x) = log Σ_{paths reading ŷ} e^{s/T} −
     log Σ_{all paths} e^{s/T}, and the reading is the same at every T."""
-    segs = Segments(
-        string=torch.tensor([0, 0, 0, 1]),
-        start=torch.tensor([0, 0, 1, 0]),
-        end=torch.tensor([1, 2, 2, 1]),
-        x0=torch.zeros(4, dtype=torch.long),
-        x1=torch.ones(4, dtype=torch.long),
-    )
+    segs = _two_strings()
     log_probs = (2 * torch.randn(4, NUM_CLASSES, generator=torch.Generator().manual_seed(3))).log_softmax(-1)
     graph = interpretation_graph(log_probs, segs, torch.tensor([3, 2]))
     w = log_probs[:, :11]
