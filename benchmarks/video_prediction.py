@@ -274,7 +274,7 @@ def table_b(out: Path, base: dict, steps: int, models: list[str],
                      "parameters": params, "cpu_minutes": cpu / 60, "steps": steps,
                      "batch_size": batch, "lr": lr, "loss": loss, **(extra or {})})
         if isinstance(predictor, LatentVideoPredictor):
-            info = record.get("latent") or _latent_information(predictor, steps, base)
+            info = record.get("latent") or _latent_information(predictor, steps, {**base, **(extra or {})})
             rows[-1].update(info)
             kl_lines.append(f"- {B_MODELS[model][0]}: KL(q ‖ p) = {info['kl_prior']:.2f} nats, "
                             f"KL(q ‖ N(0, I)) = {info['kl_standard']:.2f} nats per test sequence.")
