@@ -34,22 +34,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from genoise.recipes.structured import grammar_of, load_model, make_strings  # noqa: E402
-from genoise.structured.evaluate import accepted_correct_at, string_scores  # noqa: E402
+from genoise.structured.evaluate import accepted_correct_at, correct_strings  # noqa: E402
 from genoise.structured.train import read_strings  # noqa: E402
 from genoise.train.run_folder import read_run_config  # noqa: E402
 
 PAPER = 0.82  # the check reader: 82 % of 646 business checks read correctly at 1 % error
 DEFAULT_TEMPERATURES = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
-
-
-def correct_readings(reading, strings) -> torch.Tensor:
-    """(N,) bool: the reading equals the amount (labels and length)."""
-    width = max(reading.labels.shape[1], strings.labels.shape[1])
-    pad = torch.nn.functional.pad
-    hyp = pad(reading.labels, (0, width - reading.labels.shape[1]), value=-1)
-    ref = pad(strings.labels, (0, width - strings.labels.shape[1]), value=-1)
-    inside = torch.arange(width) < strings.lengths[:, None]
-    return (reading.lengths == strings.lengths) & ((hyp == ref) | ~inside).all(1)
 
 
 def choose(confidences: dict[float, torch.Tensor], correct: torch.Tensor, index: torch.Tensor) -> float:
@@ -82,9 +72,8 @@ def sweep(run_dir: Path, temperatures: list[float]) -> dict:
         reading = read_strings(model, strings, grammar, temperature=t)
         confidences[t] = reading.confidence
         if correct is None:  # the Viterbi reading does not depend on T
-            correct = correct_readings(reading, strings)
-            accuracy = string_scores(reading.labels, reading.lengths, strings.labels, strings.lengths,
-                                     reading.confidence)["string_accuracy"]
+            correct = correct_strings(reading.labels, reading.lengths, strings.labels, strings.lengths)
+            accuracy = float(correct.float().mean())
     return {"confidences": confidences, "correct": correct, "string_accuracy": accuracy,
             "strings": len(strings)}
 

@@ -68,6 +68,16 @@ def accepted_correct_at(confidence: Tensor, correct: Tensor, max_error: float = 
     return RejectPoint(float(right[best]), float(error[best]), float(rejected[best]))
 
 
+def correct_strings(labels: Tensor, lengths: Tensor, ref: Tensor, ref_lengths: Tensor) -> Tensor:
+    """(B,) bool: each padded reading equals its reference (the same length and labels)."""
+    width = max(labels.shape[1], ref.shape[1])
+    hyp = torch.nn.functional.pad(labels, (0, width - labels.shape[1]), value=-1)
+    target = torch.nn.functional.pad(ref, (0, width - ref.shape[1]), value=-1)
+    positions = torch.arange(width, device=hyp.device)
+    agree = ((hyp == target) | (positions >= ref_lengths[:, None])).all(1)
+    return (lengths == ref_lengths) & agree
+
+
 def string_scores(
     labels: Tensor,
     lengths: Tensor,
@@ -77,13 +87,7 @@ def string_scores(
     max_error: float = 0.01,
 ) -> dict[str, float]:
     """String accuracy, character error rate and the reject operating point of a reading."""
-    width = max(labels.shape[1], ref.shape[1])
-    hyp = torch.nn.functional.pad(labels, (0, width - labels.shape[1]), value=-1)
-    target = torch.nn.functional.pad(ref, (0, width - ref.shape[1]), value=-1)
-    positions = torch.arange(width, device=hyp.device)
-    same_length = lengths == ref_lengths
-    agree = ((hyp == target) | (positions >= ref_lengths[:, None])).all(1)
-    correct = same_length & agree
+    correct = correct_strings(labels, lengths, ref, ref_lengths)
     distance = edit_distance(labels, lengths, ref, ref_lengths)
     point = accepted_correct_at(confidence, correct, max_error)
     return {

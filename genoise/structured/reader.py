@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from genoise._checks import check_positive
 from genoise.data.digit_strings import NUM_SYMBOLS
 from genoise.nn.lenet import LeNet5
 from genoise.structured.graph import Graph, linear_graph, offsets_of
@@ -150,8 +151,7 @@ class CheckReader(nn.Module):
 def decode(graph: Graph, grammar: Graph | None = None, temperature: float = 1.0) -> Reading:
     """Viterbi reading of a batch of graphs (composed with ``grammar``) and its confidence,
     the arc scores divided by ``temperature`` (> 0) first."""
-    if not temperature > 0 or temperature == float("inf"):
-        raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
+    check_positive("temperature", temperature)
     if grammar is not None:
         graph = intersect(graph, grammar)
     if temperature != 1.0:
