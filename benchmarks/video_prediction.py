@@ -234,12 +234,11 @@ def _frame_mean(scores: dict) -> dict[str, float]:
     return {k: sum(scores[k]) / len(scores[k]) for k in ("mse", "mae", "ssim")}
 
 
-def _latent_information(model: LatentVideoPredictor, steps: int, base: dict) -> dict[str, float]:
-    """The KL terms of :func:`~genoise.video.evaluate.latent_information` on table (b)'s test set,
-    for cells scored before ``genoise`` recorded them."""
-    config = {**load_recipe("video-mmnist").config, **b_overrides("latent_dfn", steps, base)}
-    frames, _ = test_set(config, load_digit_pool(config, None, "test"), 10)
-    return latent_information(model, frames)
+def b_test_set(model: str, steps: int, base: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frames and digit masks of table (b)'s fixed test set, as ``model``'s cell generated them
+    (for what a cell scored before a column existed)."""
+    config = {**load_recipe("video-mmnist").config, **b_overrides(model, steps, base)}
+    return test_set(config, load_digit_pool(config, None, "test"), 10)
 
 
 def table_b(out: Path, base: dict, steps: int, models: list[str],
@@ -274,7 +273,8 @@ def table_b(out: Path, base: dict, steps: int, models: list[str],
                      "parameters": params, "cpu_minutes": cpu / 60, "steps": steps,
                      "batch_size": batch, "lr": lr, "loss": loss, **(extra or {})})
         if isinstance(predictor, LatentVideoPredictor):
-            info = record.get("latent") or _latent_information(predictor, steps, {**base, **(extra or {})})
+            info = record.get("latent") or latent_information(  # cells scored before it was recorded
+                predictor, b_test_set(model, steps, {**base, **(extra or {})})[0])
             rows[-1].update(info)
             kl_lines.append(f"- {B_MODELS[model][0]}: KL(q ‖ p) = {info['kl_prior']:.2f} nats, "
                             f"KL(q ‖ N(0, I)) = {info['kl_standard']:.2f} nats per test sequence.")
@@ -289,8 +289,7 @@ def table_b(out: Path, base: dict, steps: int, models: list[str],
                          "per_frame_ssim": record["rows"][best]["ssim"], "parameters": params,
                          "steps": steps, "batch_size": batch, "lr": lr, "loss": loss, **(extra or {})})
     if "blank_frame" not in record["rows"]:  # cells scored before the row existed
-        config = {**load_recipe("video-mmnist").config, **b_overrides(models[-1], steps, base)}
-        frames, masks = test_set(config, load_digit_pool(config, None, "test"), 10)
+        frames, masks = b_test_set(models[-1], steps, base)
         record["rows"]["blank_frame"] = score_predictions(blank_frame, frames, masks, 10, 10)
     for baseline, label in (("copy_last", "copy last frame"), ("mean_frame", "mean training frame"),
                             ("blank_frame", "blank (all-black) frame")):
