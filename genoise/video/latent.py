@@ -40,6 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from genoise._checks import check_choice, check_int
+from genoise.latent.regularizers import kl_divergence
 from genoise.video.base import VideoPredictor, check_frames
 from genoise.video.dfn import DynamicFilterPredictor
 from genoise.video.multiscale import MultiScaleGenerator, scales_loss
@@ -50,14 +51,11 @@ PRIORS = ("fixed", "learned")
 
 def gaussian_kl(mean: Tensor, log_var: Tensor, prior_mean: Tensor | None = None,
                 prior_log_var: Tensor | None = None) -> Tensor:
-    """KL(N(μ, σ²) ‖ N(μ_p, σ_p²)) summed over every dimension but the first: (B,).
-    ``prior_mean`` / ``prior_log_var`` ``None``: the standard normal."""
-    if prior_mean is None or prior_log_var is None:
-        terms = mean.pow(2) + log_var.exp() - 1 - log_var
-    else:
-        terms = (prior_log_var - log_var + (log_var.exp() + (mean - prior_mean).pow(2)) / prior_log_var.exp()
-                 - 1)
-    return 0.5 * terms.flatten(1).sum(1)
+    """KL(N(μ, σ²) ‖ N(μ_p, σ_p²)) summed over every dimension but the first (a vector or a map
+    of z): (B,). ``prior_mean`` / ``prior_log_var`` ``None``: the standard normal
+    (:func:`genoise.latent.regularizers.kl_divergence` on the flattened z)."""
+    prior = [t.flatten(1) for t in (prior_mean, prior_log_var) if t is not None]
+    return kl_divergence(mean.flatten(1), log_var.flatten(1), *prior)
 
 
 def _gaussian_head(inputs: int, width: int, latent: int, latent_map: bool) -> nn.Sequential:
