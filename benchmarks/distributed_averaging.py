@@ -51,7 +51,6 @@ sys.path.insert(0, str(ROOT))
 from benchmarks._cells import recipe_value, run_cell  # noqa: E402
 from benchmarks._data import HELP, data_dir  # noqa: E402
 from benchmarks._records import write_records  # noqa: E402
-from genoise.io import atomic_write_text  # noqa: E402
 from genoise.train.cluster import EAMSGD_MOMENTUM  # noqa: E402
 
 PERIODIC = ("downpour", "easgd", "eamsgd", "easgd_async", "eamsgd_async", "localsgd", "diloco")
@@ -456,19 +455,16 @@ def goal_seeds(out: Path, rows: list[dict], args: argparse.Namespace) -> int:
     )
     print(text)
     records = ROOT / "benchmarks" / "records"
-    atomic_write_text(records / "distributed_averaging_seeds.md", text + "\n")
-    atomic_write_text(
-        records / "distributed_averaging_seeds.json",
-        json.dumps(
-            {
-                "command": "python benchmarks/distributed_averaging.py --goal-seeds "
-                + " ".join(map(str, args.goal_seeds)),
-                "date": date.today().isoformat(),
-                "rows": record,
-            },
-            indent=1,
-        )
-        + "\n",
+    write_records(
+        records,
+        "distributed_averaging_seeds",
+        text + "\n",
+        {
+            "command": "python benchmarks/distributed_averaging.py --goal-seeds "
+            + " ".join(map(str, args.goal_seeds)),
+            "date": date.today().isoformat(),
+            "rows": record,
+        },
     )
     return 0
 
@@ -914,20 +910,17 @@ def main(argv: list[str] | None = None) -> int:
     stem = "distributed_averaging" + ("_quick" if args.quick else "")
     fig = curves_figure(histories, rows, args.datasets, args.workers[min(1, len(args.workers) - 1)], 16)
     fig.savefig(records / f"{stem}.png", dpi=110)
-    atomic_write_text(records / f"{stem}.md", text + "\n")
-    atomic_write_text(
-        records / f"{stem}.json",
-        json.dumps(
-            {
-                "command": "python benchmarks/distributed_averaging.py" + (" --quick" if args.quick else ""),
-                "date": date.today().isoformat(),
-                "worker_steps": args.worker_steps,
-                "rows": rows + real,
-                "goals": verdict,
-            },
-            indent=1,
-        )
-        + "\n",
+    write_records(
+        records,
+        stem,
+        text + "\n",
+        {
+            "command": "python benchmarks/distributed_averaging.py" + (" --quick" if args.quick else ""),
+            "date": date.today().isoformat(),
+            "worker_steps": args.worker_steps,
+            "rows": rows + real,
+            "goals": verdict,
+        },
     )
     return 0
 

@@ -30,7 +30,6 @@ writes its own record, named after it (e.g.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from datetime import date
@@ -41,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._cells import run_cell  # noqa: E402
 from benchmarks._data import HELP, data_dir  # noqa: E402
-from genoise.io import atomic_write_text  # noqa: E402
+from benchmarks._records import write_records  # noqa: E402
 from genoise.recipes import load_recipe  # noqa: E402
 from genoise.recipes.structured import score_table  # noqa: E402
 
@@ -228,21 +227,19 @@ def main(argv: list[str] | None = None) -> int:
     figure = out / "discriminative_forward" / "reading.png"
     if figure.is_file():  # (c): a test amount, its segmentation graph and the Viterbi path
         shutil.copyfile(figure, records / f"{stem}.png")
-    atomic_write_text(records / f"{stem}.md", text)
-    atomic_write_text(
-        records / f"{stem}.json",
-        json.dumps(
-            {
-                "date": date.today().isoformat(),
-                "command": command,
-                "setting": setting,
-                "rows": rows,
-                "cpu_minutes": total,
-                "goals": goals,
-            },
-            indent=2,
-        )
-        + "\n",
+    write_records(
+        records,
+        stem,
+        text,
+        {
+            "date": date.today().isoformat(),
+            "command": command,
+            "setting": setting,
+            "rows": rows,
+            "cpu_minutes": total,
+            "goals": goals,
+        },
+        indent=2,
     )
     return 0
 

@@ -21,7 +21,6 @@ Writes ``benchmarks/records/gtn_ctc_speed.{md,json}``.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -33,7 +32,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from genoise.io import atomic_write_text  # noqa: E402
+from benchmarks._records import write_records  # noqa: E402
 from genoise.structured.ctc import ctc_graph, ctc_loss  # noqa: E402
 from genoise.structured.semiring import forward_score  # noqa: E402
 
@@ -188,24 +187,21 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines) + "\n"
     print(text)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     stem = "gtn_ctc_speed" + ("_quick" if args.quick else "")
-    atomic_write_text(out / f"{stem}.md", text)
-    atomic_write_text(
-        out / f"{stem}.json",
-        json.dumps(
-            {
-                "date": date.today().isoformat(),
-                "command": command,
-                "setting": setting,
-                "rows": rows,
-                "max_loss_difference": value_gap,
-                "max_gradient_difference": grad_gap,
-                "goal": {"ratio_at_most": 3.0, "measured": ratio, "met": ratio <= 3},
-            },
-            indent=2,
-        )
-        + "\n",
+    write_records(
+        out,
+        stem,
+        text,
+        {
+            "date": date.today().isoformat(),
+            "command": command,
+            "setting": setting,
+            "rows": rows,
+            "max_loss_difference": value_gap,
+            "max_gradient_difference": grad_gap,
+            "goal": {"ratio_at_most": 3.0, "measured": ratio, "met": ratio <= 3},
+        },
+        indent=2,
     )
     return 0
 

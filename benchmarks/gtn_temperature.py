@@ -22,7 +22,6 @@ Writes ``benchmarks/records/gtn_temperature.{md,json}`` (``--record`` names anot
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from datetime import date
@@ -33,6 +32,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._records import write_records  # noqa: E402
 from genoise.recipes.structured import grammar_of, load_model, make_strings  # noqa: E402
 from genoise.structured.evaluate import accepted_correct_at, correct_strings  # noqa: E402
 from genoise.structured.train import read_strings  # noqa: E402
@@ -123,11 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines) + "\n"
     print(text)
     records = args.records_dir
-    records.mkdir(parents=True, exist_ok=True)
-    (records / f"{args.record}.md").write_text(text)
     command = f"python benchmarks/gtn_temperature.py {' '.join(given)}"
-    (records / f"{args.record}.json").write_text(json.dumps(
-        {"command": command, "date": date.today().isoformat(), "rows": rows}, indent=1) + "\n")
+    write_records(records, args.record, text,
+                  {"command": command, "date": date.today().isoformat(), "rows": rows})
     return 0
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import sys
 import time
 from pathlib import Path
@@ -31,9 +30,9 @@ sys.path.insert(0, str(ROOT))  # `python benchmarks/inference.py` from anywhere
 
 from benchmarks._cells import run_cell  # noqa: E402
 from benchmarks._data import HELP, data_dir  # noqa: E402
+from benchmarks._records import write_records  # noqa: E402
 from genoise.data import ImageData  # noqa: E402
 from genoise.deploy.emulate import NumberFormatMode, fold_batchnorm  # noqa: E402
-from genoise.io import atomic_write_text  # noqa: E402
 from genoise.recipes.deploy import (  # noqa: E402
     accuracy,
     batch1_speedups,
@@ -383,14 +382,13 @@ def main(argv: list[str] | None = None) -> int:
             )
         text.append("")
     text.append("![accuracy against bits, batch-1 latency](inference.png)")
-    atomic_write_text(records / "inference.md", "\n".join(text) + "\n")
     payload = {
         "date": date,
         "command": command,
         "threads": args.threads,
         "models": {title: {"rows": rows, **notes[title]} for title, rows in results.items()},
     }
-    atomic_write_text(records / "inference.json", json.dumps(payload, indent=1, default=str) + "\n")
+    write_records(records, "inference", "\n".join(text) + "\n", payload)
     print("\n".join(text))
     return 0
 

@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 import _cells as cells  # noqa: E402
 
+from benchmarks._records import write_records  # noqa: E402
 from genoise.recipes import apply_overrides, load_recipe  # noqa: E402
 
 MAIN_ROWS = ("mppi", "cem", "gradient", "mppi_last", "gcbc", "random", "oracle")
@@ -345,7 +346,6 @@ def main(argv: list[str] | None = None) -> int:
         ]
     text = "\n".join(lines)
     print(text)
-    (records / f"{stem}.md").write_text(text)
     record = {
         "command": command,
         "date": date.today().isoformat(),
@@ -354,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_minutes_default_recipe": cpu_mean,
         "rows": rows,
     }
-    (records / f"{stem}.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
+    write_records(records, stem, text, record)
     return 0
 
 

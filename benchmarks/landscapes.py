@@ -14,7 +14,6 @@ within 0.05 nats of the KDE, or better. Writes ``benchmarks/records/landscapes.{
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import shutil
 import sys
@@ -28,6 +27,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._records import write_records  # noqa: E402
 from genoise.data.toys import TOYS  # noqa: E402
 from genoise.recipes.landscapes import METHOD_TITLES, METHODS, LandscapeConfig, run_landscapes  # noqa: E402
 from genoise.train.run import Run  # noqa: E402
@@ -116,10 +116,9 @@ def main(argv: list[str] | None = None) -> int:
                   "uniform": r["uniform"]} for r in rows for m in methods]
     json_rows = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
                  for row in json_rows]
-    (records / f"{stem}.md").write_text(text)
-    (records / f"{stem}.json").write_text(json.dumps(
-        {"command": command, "date": date.today().isoformat(), "goal_met": ok, "steps": cfg.steps,
-         "hidden": cfg.hidden, "cpu_minutes": cpu, "rows": json_rows}, indent=1) + "\n")
+    write_records(records, stem, text, {"command": command, "date": date.today().isoformat(), "goal_met": ok,
+                                        "steps": cfg.steps, "hidden": cfg.hidden, "cpu_minutes": cpu,
+                                        "rows": json_rows})
     return 0
 
 

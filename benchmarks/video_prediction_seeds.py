@@ -26,6 +26,10 @@ from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._records import write_records  # noqa: E402
+
 RECORDS = ROOT / "benchmarks" / "records"
 ORDER = ("l2", "l1", "gdl_l1", "adv_gdl")  # the paper's ordering, worst to best
 ROWS = ("l2", "l1", "gdl_l1", "adv", "adv_gdl", "latent", "copy_last")
@@ -101,9 +105,8 @@ def main(argv: list[str] | None = None) -> int:
                       "Moving PSNR and the paper's sharpness difference (dB) on the moving pixels.", "",
                       *body, ""])
     print(text)
-    (RECORDS / f"{args.record}.md").write_text(text)
-    (RECORDS / f"{args.record}.json").write_text(json.dumps(
-        {"command": command, "date": date.today().isoformat(), "rows": rows}, indent=1) + "\n")
+    write_records(RECORDS, args.record, text,
+                  {"command": command, "date": date.today().isoformat(), "rows": rows})
     return 0
 
 

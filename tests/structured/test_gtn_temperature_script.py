@@ -42,6 +42,7 @@ def test_the_benchmark_runs_on_a_tiny_reader_and_refuses_bad_input(script, tmp_p
                         str(tmp_path / "rec"), "--record", "t"]) == 0
     record = json.loads((tmp_path / "rec" / "t.json").read_text())
     (row,) = record["rows"]
+    assert "commit" in record and "date" in record and "command" in record
     assert set(row["accepted_correct_by_temperature"]) == {"0.5", "1", "2"} and row["strings"] == 12
     assert all(t in (0.5, 1.0, 2.0) for t in row["chosen_temperatures"])
     assert "T = 0.5" in (tmp_path / "rec" / "t.md").read_text()
