@@ -169,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
         "--committee", nargs="*", default=[], help="gtn-amounts run folders whose recognisers read together"
     )
     parser.add_argument("--test-strings", type=int, default=1000)
+    parser.add_argument("--record", default=None,
+                        help="stem of the record under benchmarks/records (default gtn_ceiling, "
+                             "+ _committee with --committee, + _quick)")
     parser.add_argument("--quick", action="store_true", help="1 and 3 epochs, 300 test amounts")
     parser.add_argument("--data-dir", default=None, help=HELP)
     args = parser.parse_args(argv)
@@ -289,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     text = "\n".join(lines) + "\n"
     print(text)
-    stem = ("gtn_ceiling_quick" if args.quick else "gtn_ceiling") + ("_committee" if args.committee else "")
+    stem = ((args.record or "gtn_ceiling" + ("_committee" if args.committee else ""))
+            + ("_quick" if args.quick else ""))
     write_records(
         ROOT / "benchmarks" / "records",
         stem,

@@ -34,9 +34,11 @@ from genoise.recipes import OptionSpec, check_options, count, positive_number
 from genoise.structured.grammar import amount_grammar, digits_grammar
 from genoise.structured.reader import NUM_CLASSES, CheckReader
 from genoise.structured.sdnn import SDNN
+from genoise.structured.segment_images import normalise_characters
 from genoise.structured.train import (
     READER_KIND,
     SDNN_KIND,
+    Characters,
     freeze_features,
     pretrain_recognizer,
     read_strings,
@@ -50,6 +52,7 @@ from genoise.train.run_folder import read_run_config
 # test strings come from the MNIST test digits with this fixed seed (training strings: run seed)
 TEST_SEED = 1998
 PRETRAIN_BATCH = 128  # isolated digits per update of the pre-training stage (pretrain_epochs)
+CHARACTER_BATCH = 64  # isolated digits per string update beside the strings (character_weight)
 ROW_TITLES = {
     "isolated": "isolated segmented digits only",
     "viterbi": "+ Viterbi training",
@@ -80,6 +83,9 @@ def validate(config: dict[str, Any]) -> None:
     if config.get("freeze_features") and not (int(config.get("pretrain_epochs", 0)) or config.get("init")):
         raise ValueError("freeze_features=true needs pre-trained features: set pretrain_epochs > 0 "
                          "(or init=)")
+    if config["loss"] == "sdnn_ctc" and float(config.get("character_weight", 0)):
+        raise ValueError("character_weight trains the reader's LeNet-5 on isolated digits too; "
+                         "loss=sdnn_ctc has none")
     if config["loss"] == "sdnn_ctc" and config.get("init"):
         raise ValueError("init= (isolated reader weights) does not apply to loss=sdnn_ctc")
     if config.get("init"):
@@ -159,6 +165,19 @@ def initial_reader(run: Run, strings: DigitStrings) -> CheckReader:
     return train_isolated(run, strings, "isolated")
 
 
+def character_stream(run: Run) -> Characters | None:
+    """The isolated training digits every string update also learns from, at
+    ``character_weight`` (``None`` at 0, the default: the paper's protocol), normalised like
+    segments and distorted as the pre-training's (``pretrain_distortion``)."""
+    config = run.config
+    weight = float(config.get("character_weight", 0.0))  # runs from before the key had none
+    if not weight:
+        return None
+    images, labels = digit_images(config, run.data_dir, "train")
+    return Characters(normalise_characters(images).to(run.device), labels.long().to(run.device), weight,
+                      CHARACTER_BATCH, float(config["pretrain_distortion"]))
+
+
 def train_isolated(run: Run, strings: DigitStrings, folder: str) -> CheckReader:
     """The isolated-segment stage of a fresh reader, in ``RUN_DIR/folder``."""
     config = run.config
@@ -186,6 +205,7 @@ def train_isolated(run: Run, strings: DigitStrings, folder: str) -> CheckReader:
         "isolated",
         int(config["isolated_steps"]),
         rubbish_weight=float(config["rubbish_weight"]),
+        characters=character_stream(run),
         batch_size=int(config["batch_size"]),
         lr=float(config["isolated_lr"]),
         schedule=str(config["isolated_schedule"]),
@@ -228,6 +248,7 @@ def train(run: Run) -> dict[str, Any]:
             int(config["steps"]),
             lr=float(config["lr"]),
             margin=float(config["margin"]),
+            characters=character_stream(run),
             **common,
         )
     cpu_minutes = (time.process_time() - start) / 60

@@ -39,6 +39,37 @@ def string_tensors(strings: DigitStrings) -> tuple[Tensor, ...]:
     return (strings.images, strings.widths, strings.labels, strings.lengths, strings.owner.to(torch.int8))
 
 
+@dataclass(frozen=True)
+class Characters:
+    """Isolated characters kept beside a string stage: ``images`` (n, 1, 28, 28) normalised
+    like segments (:func:`~genoise.structured.segment_images.normalise_characters`), their
+    digit classes ``labels`` (n,), and how they enter each update: ``weight`` × the mean
+    cross-entropy of ``batch`` of them drawn at random (with replacement, from the Trainer's
+    generator), each distorted by :func:`distort` at ``distortion`` (0: none)."""
+
+    images: Tensor
+    labels: Tensor
+    weight: float
+    batch: int = 64
+    distortion: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_positive("character_weight", self.weight, allow_zero=True)
+        check_positive("character batch", self.batch)
+        check_positive("distortion", self.distortion, allow_zero=True)
+        if self.labels.ndim != 1 or self.labels.shape[0] != self.images.shape[0] or not len(self.labels):
+            raise ValueError(f"characters: labels must be ({self.images.shape[0]},) and not empty, "
+                             f"got {tuple(self.labels.shape)}")
+
+    def loss(self, reader: CheckReader, rng: torch.Generator) -> Tensor:
+        """The mean cross-entropy of one random batch of the characters (unweighted)."""
+        index = torch.randint(0, self.labels.shape[0], (self.batch,), generator=rng, device=rng.device)
+        images = self.images[index.to(self.images.device)]
+        if self.distortion:
+            images = distort(images, rng, self.distortion)
+        return F.cross_entropy(reader.recognizer(images), self.labels[index.to(self.labels.device)])
+
+
 class ReaderStep:
     """``step_fn`` of the Trainer for a :class:`CheckReader` and one loss of
     :data:`READER_LOSSES` (``isolated``: cross-entropy of every segment against its class,
@@ -47,15 +78,32 @@ class ReaderStep:
     ``rubbish_weight=0`` leaves the rubbish segments out: the recogniser is trained on the
     correctly cut characters only, the paper's "isolated characters" without the costly
     labelling of every wrong segment; rejecting the wrong ones is then left to global
-    training (a batch without a character segment gives a zero loss)."""
+    training (a batch without a character segment gives a zero loss).
 
-    def __init__(self, loss: str, margin: float = 1.0, rubbish_weight: float = 1.0) -> None:
+    ``characters`` (:class:`Characters`, weight > 0) adds their cross-entropy to every
+    update, L = L_strings + w · CE(isolated characters): the string stages then train the
+    recogniser without letting it stop being a classifier of whole digits (a multi-task
+    regulariser; in the spirit of learning without forgetting, Li & Hoiem 2016). Without it
+    the string stages keep the recogniser's accuracy but spoil how it ranks its own errors
+    (docs/structured.md)."""
+
+    def __init__(self, loss: str, margin: float = 1.0, rubbish_weight: float = 1.0,
+                 characters: Characters | None = None) -> None:
         self.loss, self.margin = check_choice("loss", loss, READER_LOSSES), float(margin)
         self.rubbish_weight = check_positive("rubbish_weight", rubbish_weight, allow_zero=True)
+        self.characters = characters if characters is not None and characters.weight > 0 else None
 
     def __call__(
         self, reader: CheckReader, batch: tuple[Tensor, ...], rng: torch.Generator
     ) -> dict[str, Tensor]:
+        out = self._strings(reader, batch)
+        if self.characters is not None:
+            characters = self.characters.loss(reader, rng)
+            out = {**out, "loss": out["loss"] + self.characters.weight * characters,
+                   "characters": characters.detach()}
+        return out
+
+    def _strings(self, reader: CheckReader, batch: tuple[Tensor, ...]) -> dict[str, Tensor]:
         images, widths, labels, lengths, owner = batch
         if self.loss == "isolated":
             segmented = reader.segment(images, widths)
@@ -152,14 +200,15 @@ def train_reader(
     *,
     margin: float = 1.0,
     rubbish_weight: float = 1.0,
+    characters: Characters | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Adam on the recognition transformer for ``steps`` batches of strings with ``loss``
-    (``margin``, ``rubbish_weight``: :class:`ReaderStep`'s; ``options``: the fields of
-    :class:`TrainOptions`); returns the Trainer's last metrics."""
+    (``margin``, ``rubbish_weight``, ``characters``: :class:`ReaderStep`'s; ``options``: the
+    fields of :class:`TrainOptions`); returns the Trainer's last metrics."""
     return _train(
         reader,
-        ReaderStep(loss, margin, rubbish_weight),
+        ReaderStep(loss, margin, rubbish_weight, characters),
         string_tensors(strings),
         steps,
         READER_KIND,

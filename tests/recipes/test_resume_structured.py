@@ -45,3 +45,10 @@ def test_pretraining_stage_resumes_bit_for_bit(tmp_path) -> None:
     the checkpoint too), then the isolated and global stages."""
     overrides = [*_TINY, "loss=discriminative_forward", "pretrain_epochs=1", "pretrain_distortion=1"]
     assert_resume_bit_for_bit(tmp_path, "gtn-amounts", overrides, 4)
+
+
+def test_string_stages_with_isolated_characters_resume_bit_for_bit(tmp_path) -> None:
+    """``character_weight``: the characters of every string update are drawn (and distorted) from
+    the step's generator, so a run stopped inside a string stage ends where an unbroken one does."""
+    overrides = [*_TINY, "loss=discriminative_forward", "character_weight=0.5", "pretrain_distortion=1"]
+    assert_resume_bit_for_bit(tmp_path, "gtn-amounts", overrides, 2)

@@ -131,3 +131,21 @@ def test_freeze_features_is_refused_without_features_to_freeze(tmp_path, capsys,
     assert _train(tmp_path, "bad", *overrides) != 0
     assert message in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_isolated_characters_beside_both_string_stages(tmp_path, capsys):
+    """``character_weight=w``: both string stages (isolated segments, then global) add w times
+    the cross-entropy of isolated training digits, logged as ``characters``; refused for the
+    SDNN, which has no LeNet-5."""
+    assert _train(tmp_path, "chars", "loss=discriminative_forward", "character_weight=0.5") == 0
+    for stage in ("isolated", "model"):
+        lines = (tmp_path / "chars" / stage / "metrics.jsonl").read_text().splitlines()
+        rows = [json.loads(line) for line in lines]
+        logged = [row["characters"] for row in rows if "characters" in row]
+        assert logged and all(0 < value < 10 for value in logged), stage
+    assert _train(tmp_path, "plain", "loss=discriminative_forward") == 0
+    rows = (tmp_path / "plain" / "model" / "metrics.jsonl").read_text()
+    assert "characters" not in rows
+    assert _train(tmp_path, "bad", "loss=sdnn_ctc", "character_weight=0.5") != 0
+    assert "loss=sdnn_ctc has none" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

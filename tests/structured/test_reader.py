@@ -231,3 +231,45 @@ def test_frozen_features_leave_c1_to_c5_unchanged_and_train_the_last_two_layers(
         assert moved == name.startswith(("f6.", "output.")), name
     with pytest.raises(ValueError, match="needs a LeNet-5 recogniser"):
         freeze_features(torch.nn.Linear(3, 2))
+
+
+@pytest.mark.parametrize("loss", ["isolated", "discriminative_forward"])
+def test_characters_add_their_weighted_cross_entropy_to_a_string_step(loss):
+    """L = L_strings + w · CE(a random batch of isolated characters), the batch drawn from the
+    step's generator; at w = 0 the step is the plain one and draws nothing."""
+    from genoise.structured.segment_images import normalise_characters
+    from genoise.structured.train import Characters, ReaderStep, string_tensors
+
+    images, labels = _pool()
+    strings = digit_strings(
+        images, labels, 3, DigitStringConfig(min_length=3, max_length=3, min_gap=2, max_gap=3), seed=2
+    )
+    batch = string_tensors(strings)
+    torch.manual_seed(0)
+    reader = CheckReader(max_span=2)
+    characters = Characters(normalise_characters(images), labels, weight=0.7, batch=6)
+    gen = torch.Generator().manual_seed(5)
+    out = ReaderStep(loss, characters=characters)(reader, batch, gen)
+    again = torch.Generator().manual_seed(5)
+    plain = ReaderStep(loss)(reader, batch, again)
+    assert again.get_state().equal(torch.Generator().manual_seed(5).get_state())  # drew nothing
+    index = torch.randint(0, 10, (6,), generator=again)  # the draws the step made
+    scores = reader.recognizer(characters.images[index])
+    expected_ce = torch.nn.functional.cross_entropy(scores, labels[index])
+    torch.testing.assert_close(out["characters"], expected_ce.detach())
+    torch.testing.assert_close(out["loss"], plain["loss"] + 0.7 * expected_ce)
+    assert gen.get_state().equal(again.get_state())
+    off = ReaderStep(loss, characters=Characters(characters.images, labels, weight=0.0))
+    gen = torch.Generator().manual_seed(5)
+    torch.testing.assert_close(off(reader, batch, gen)["loss"], plain["loss"])
+    assert gen.get_state().equal(torch.Generator().manual_seed(5).get_state())
+
+
+def test_characters_are_checked_in_one_line():
+    from genoise.structured.train import Characters
+
+    images = torch.zeros(4, 1, 28, 28)
+    with pytest.raises(ValueError, match=r"labels must be \(4,\)"):
+        Characters(images, torch.zeros(3, dtype=torch.long), 1.0)
+    with pytest.raises(ValueError, match="character_weight"):
+        Characters(images, torch.zeros(4, dtype=torch.long), -1.0)
