@@ -19,6 +19,12 @@ def recipe_value(value) -> str:
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
 
 
+def named(extra: dict | None) -> str:
+    """``-KEYVALUE`` for each recipe override of a cell, in key order (a cell's folder names them)."""
+    return "".join(f"-{key}{value:g}" if isinstance(value, float) else f"-{key}{value}"
+                   for key, value in sorted((extra or {}).items()))
+
+
 # where the data lie is not part of a cell's setting (a results folder may move between machines)
 NOT_SETTING = frozenset({"data_dir"})
 

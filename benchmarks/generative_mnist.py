@@ -32,6 +32,11 @@ Writes ``benchmarks/records/generative_mnist.{md,json,png}``.
                                                              # only an equal-CPU table, its budget
                                                              # per row, plain EBGAN's margin and
                                                              # the EBM's width set (≤ 20 CPU-min)
+    python benchmarks/generative_mnist.py ... --ebm-steps 2000 --ebm-width 32 \
+        --ebm-set reinit_fraction=1 mcmc_steps=100 --record generative_mnist_cap20_noise
+                                                             # the same table, the EBM trained on
+                                                             # short-run chains from noise
+                                                             # (Nijkamp et al.; the other cells shared)
     python benchmarks/generative_mnist.py --quick            # a smoke run
 """
 
@@ -56,9 +61,10 @@ from _records import write_records  # noqa: E402
 
 from genoise.generative.metrics import sample_quality  # noqa: E402
 from genoise.latent.vae import VAE  # noqa: E402
-from genoise.recipes import load_recipe  # noqa: E402
+from genoise.recipes import apply_overrides, load_recipe  # noqa: E402
 from genoise.recipes.generative import (  # noqa: E402
     ROW_TITLES,
+    default_start,
     draw_samples,
     load_model,
     reference_scores,
@@ -75,6 +81,7 @@ COVERAGE_ROWS, COVERAGE_POINTS, CPU_LIMIT = ("ebgan", "wgan_gp"), 3.0, 20.0
 MATCHED = {"ebgan": 10000, "ebgan_pt": 10000, "wgan_gp": 4500, "dcgan": 12000}
 DEFAULT_WIDTH = int(load_recipe("ebgan-mnist").config["width"])
 DEFAULT_MARGIN = float(load_recipe("ebgan-mnist").config["margin"])
+EBM_FIXED = ("kind", "dataset", "steps", "width", "samples", "seed")  # set by the benchmark's own flags
 VAE_CONFIG = {"latent_dim": 16, "hidden": [512, 256], "kl_weight": 1.0, "batch_size": 128, "lr": 0.001}
 
 
@@ -245,9 +252,10 @@ def train_cells(out: Path, args: argparse.Namespace, data: dict) -> dict:
     if args.width != DEFAULT_WIDTH:
         common["width"] = args.width
     suffix = width_suffix(args)
-    ebm = {**common, "steps": args.ebm_steps, "width": ebm_width(args)}
+    ebm = {**common, **args.ebm_overrides, "steps": args.ebm_steps, "width": ebm_width(args)}
     names: dict = {"mcmc_ebm": f"mcmc_ebm-{args.ebm_steps}"
-                   + ("" if ebm["width"] == DEFAULT_WIDTH else f"-w{ebm['width']}") + seed_suffix(args)}
+                   + ("" if ebm["width"] == DEFAULT_WIDTH else f"-w{ebm['width']}")
+                   + cells.named(args.ebm_overrides) + seed_suffix(args)}
     average = {"ema_decay": args.ema_decay} if args.ema_decay else {}
     for _, budget in budgets(args):
         for row, (recipe, overrides) in GAN_ROWS.items():
@@ -280,6 +288,17 @@ def rescore(draw: Callable[[int], torch.Tensor], out: Path, name: str, reference
     return {**sample_quality(images, classifier, stats, train_images), "cpu_minutes": minutes}, images[:36]
 
 
+def ebm_chains(args: argparse.Namespace) -> str:
+    """The EBM's negatives and samples, in words (its recipe's Langevin settings and --ebm-set)."""
+    config = {**load_recipe("mcmc-ebm-mnist").config, **args.ebm_overrides}
+    chains = f"{config['mcmc_steps']} Langevin steps per negative"
+    if default_start(config) == "noise":
+        return (chains + ", every chain from uniform noise (reinit_fraction = 1: the non-persistent "
+                "short-run training of Nijkamp et al. 2019), samples the same K-step chains from noise")
+    extra = "".join(f", {key} = {value}" for key, value in sorted(args.ebm_overrides.items()))
+    return chains + f", replay buffer of {config['buffer_size']:,}" + extra
+
+
 def setting(args: argparse.Namespace) -> str:
     return (f"GAN rows: the same generator (DCGAN layout, z ∈ ℝ⁶⁴, width {args.width}), batch 64, Adam 2e-4. "
             "EBGAN: "
@@ -289,7 +308,7 @@ def setting(args: argparse.Namespace) -> str:
             "WGAN-GP: λ = 10, "
             "5 critic updates per generator update, Adam β = (0, 0.9); DCGAN: non-saturating. EBM: the "
             f"same {ebm_width(args)}-wide convolutional network as the energy, {args.ebm_steps} updates, "
-            "30 Langevin steps per negative, replay buffer of 5,000. VAE: MLP 784-512-256-16, "
+            f"{ebm_chains(args)}. VAE: MLP 784-512-256-16, "
             f"{args.vae_epochs} epochs; "
             "'VAE, recipe defaults': `genoise train vae-mnist` as shipped (2-D latent, 10 epochs). "
             f"Scores: {args.samples} samples per row against the 10,000 MNIST test images, in the 84-D F6 "
@@ -315,6 +334,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="generator updates of these rows in the --matched table (default "
                              + ", ".join(f"{k}={v}" for k, v in MATCHED.items()) + ")")
     parser.add_argument("--ebm-steps", type=int, default=1500, help="energy updates of the MCMC EBM")
+    parser.add_argument("--ebm-set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="recipe overrides of the EBM cell, e.g. reinit_fraction=1 mcmc_steps=100 (named "
+                             "in its folder; the other cells are shared)")
     parser.add_argument("--ebm-width", type=int, default=None,
                         help="the EBM's width (default --width; the EBM is not a GAN row, whose generator "
                              "the protocol fixes)")
@@ -346,6 +368,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.steps and not args.matched:
         parser.error("--steps with no budget needs --matched (otherwise there is no table)")
+    try:  # parsed and checked as `genoise train` does, before anything is written
+        args.ebm_overrides = apply_overrides(load_recipe("mcmc-ebm-mnist"), {}, args.ebm_set)
+    except ValueError as err:
+        parser.error(f"--ebm-set: {err}")
+    if fixed := sorted(set(args.ebm_overrides) & set(EBM_FIXED)):
+        parser.error(f"--ebm-set: {', '.join(fixed)} is set by the benchmark's own flags")
     command = "python benchmarks/generative_mnist.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.quick:
         args.steps, args.ebm_steps, args.vae_epochs, args.samples, args.matched = [20, 30], 10, 1, 200, False
@@ -398,7 +426,8 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     write_records(records, stem, text, {"command": command, "date": date.today().isoformat(), "goals": met,
                                         "steps": args.steps, "width": args.width, "ebm_steps": args.ebm_steps,
-                                        "ebm_width": ebm_width(args), "margin": args.margin,
+                                        "ebm_width": ebm_width(args), "ebm_set": args.ebm_overrides,
+                                        "margin": args.margin,
                                         "pt_margin": args.pt_margin, "seed": args.seed,
                                         "matched": budgets(args)[-1][1] if args.matched else None,
                                         "ema_decay": args.ema_decay, "draws": args.draws,

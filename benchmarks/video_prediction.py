@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import sys
 from datetime import date
 from pathlib import Path
@@ -52,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 import _cells as cells  # noqa: E402
 
+from benchmarks._records import write_records  # noqa: E402
 from genoise.data.moving_mnist import fixed_sequences  # noqa: E402
 from genoise.recipes import apply_overrides, load_recipe  # noqa: E402
 from genoise.recipes.video import data_config, load_digit_pool, test_set  # noqa: E402
@@ -89,16 +89,10 @@ def _variant(data: dict) -> str:
     return "Stochastic" if data["stochastic"] else "Deterministic"
 
 
-def named(extra: dict | None) -> str:
-    """``-KEYVALUE`` for each recipe override of a cell, in key order (a cell's folder names them)."""
-    return "".join(f"-{key}{value:g}" if isinstance(value, float) else f"-{key}{value}"
-                   for key, value in sorted((extra or {}).items()))
-
-
 def a_cell(row: str, steps: int, latent: dict | None = None) -> str:
     """The run folder of one table (a) cell; the latent row's folder names its ``--latent-set``
     overrides (the other rows' cells are shared with the runs without them)."""
-    return f"a-{row}-{steps}" + (named(latent) if row == "latent" else "")
+    return f"a-{row}-{steps}" + (cells.named(latent) if row == "latent" else "")
 
 
 def table_a(out: Path, base: dict, steps: int,
@@ -198,7 +192,8 @@ def b_cell(model: str, steps: int, batch: int = RECIPE_BATCH, lr: float = RECIPE
     """The run folder of one table (b) cell; batches, learning rates and losses other than the
     recipe's (and OpenSTL's ℓ2) are named, and so is every ``--b-set`` override (``-KEYVALUE``)."""
     return (f"b-{model}-{steps}" + ("" if batch == RECIPE_BATCH else f"-bs{batch}")
-            + ("" if lr == RECIPE_LR else f"-lr{lr:g}") + ("" if loss == "l2" else f"-{loss}") + named(extra))
+            + ("" if lr == RECIPE_LR else f"-lr{lr:g}") + ("" if loss == "l2" else f"-{loss}")
+            + cells.named(extra))
 
 
 def figure_b(out: Path, steps: int, models: list[str], path: Path, batch: int = RECIPE_BATCH,
@@ -472,9 +467,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"![curves]({stem}_curves.png)", ""]
     text = "\n".join(lines)
     print(text)
-    (records / f"{stem}.md").write_text(text)
-    (records / f"{stem}.json").write_text(json.dumps({"command": command, "date": date.today().isoformat(),
-                                                      "rows": rows}, indent=1) + "\n")
+    write_records(records, stem, text, {"command": command, "date": date.today().isoformat(), "rows": rows})
     return 0
 
 

@@ -6,8 +6,9 @@ non-persistent short-run MCMC toward energy-based model", NeurIPS 2019).
 The gradient of the negative log-likelihood of p(y) ∝ exp(−E(y)) is
 ∇θ E(y_data) − E_p[∇θ E(ŷ)]; the model expectation is estimated with ŷ from K Langevin
 steps started at replay-buffer samples (5 % re-initialised from uniform noise each
-draw), and the energy magnitudes are kept small by α (E(y)² + E(ŷ)²) (Du & Mordatch
-§3.3):  L = mean E(y) − mean E(ŷ) + α (mean E(y)² + mean E(ŷ)²).
+draw; with ``reinit_fraction`` = 1 every chain starts from noise, Nijkamp et al.'s
+non-persistent short-run training), and the energy magnitudes are kept small by
+α (E(y)² + E(ŷ)²) (Du & Mordatch §3.3):  L = mean E(y) − mean E(ŷ) + α (mean E(y)² + mean E(ŷ)²).
 Samples for evaluation continue buffer chains for K more steps (no re-initialisation),
 as Du & Mordatch report theirs; or (``start="noise"``) they are short-run chains of K steps
 from uniform noise, the protocol of Nijkamp et al., which asks the energy alone, without the

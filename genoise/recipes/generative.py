@@ -48,7 +48,8 @@ GAN_ROWS = ("ebgan", "ebgan_pt", "wgan_gp", "dcgan")
 ROW_TITLES.update({f"{row}_last": f"{ROW_TITLES[row]}, last weights" for row in GAN_ROWS})
 WEIGHTS = ("ema", "last")
 MCMC_KEYS = {"mcmc_steps": "steps", "step_size": "step_size", "noise_std": "noise_std",
-             "grad_clip": "grad_clip", "buffer_size": "buffer_size", "alpha": "alpha"}
+             "grad_clip": "grad_clip", "buffer_size": "buffer_size", "reinit_fraction": "reinit_fraction",
+             "alpha": "alpha"}
 
 
 def row_name(config: dict[str, Any]) -> str:
@@ -63,7 +64,16 @@ def gan_loss(config: dict[str, Any]) -> GANLoss:
 
 
 def mcmc_config(config: dict[str, Any]) -> MCMCConfig:
-    return MCMCConfig(**{field: config[key] for key, field in MCMC_KEYS.items()})
+    """The EBM's Langevin settings; a key a run's config lacks (written before the key existed)
+    keeps :class:`MCMCConfig`'s default."""
+    return MCMCConfig(**{field: config[key] for key, field in MCMC_KEYS.items() if key in config})
+
+
+def default_start(config: dict[str, Any]) -> str:
+    """Where the EBM's evaluation chains start unless told: from noise for a run trained on
+    non-persistent chains (``reinit_fraction`` = 1, Nijkamp et al.: its model *is* the K-step
+    sampler from noise), else from the replay buffer (Du & Mordatch)."""
+    return "noise" if mcmc_config(config).reinit_fraction >= 1 else "buffer"
 
 
 def validate(config: dict[str, Any]) -> None:
@@ -165,12 +175,14 @@ def load_model(run_dir: Path, config: dict[str, Any], shape: tuple[int, ...],
 
 
 def draw_samples(model: nn.Module, sampler: Any, config: dict[str, Any], n: int, seed: int,
-                 start: str = "buffer", steps: int | None = None) -> Tensor:
+                 start: str | None = None, steps: int | None = None) -> Tensor:
     """``n`` samples of a GAN's generator, or of the EBM by Langevin chains from ``start``
-    (``buffer`` or ``noise``, :func:`~genoise.generative.ebm.sample_ebm`) for ``steps``."""
+    (``buffer`` or ``noise``, :func:`~genoise.generative.ebm.sample_ebm`; default
+    :func:`default_start`) for ``steps``."""
     rng = torch.Generator().manual_seed(seed)
     if sampler is None:
         return generate(model, n, rng).cpu()
+    start = default_start(config) if start is None else start
     return sample_ebm(model, sampler, n, mcmc_config(config), rng, start=start, steps=steps).cpu()
 
 
@@ -181,7 +193,8 @@ EVALUATE_OPTIONS: OptionSpec = {
     "weights": ("GANs: 'ema' (the generator's weight average, when the run kept one; default) or 'last'",
                 None, "ema or last"),
     "start": ("EBM: where the sampling chains start, 'buffer' (continue the replay buffer's chains; "
-              "default) or 'noise' (short-run chains from uniform noise, Nijkamp et al. 2019)",
+              "the default) or 'noise' (short-run chains from uniform noise, Nijkamp et al. 2019; "
+              "the default for a run trained with reinit_fraction=1)",
               None, "buffer or noise"),
     "mcmc_steps": ("EBM: Langevin steps of each sampling chain (default: the run's mcmc_steps)",
                    count(1), "an integer >= 1"),
@@ -223,7 +236,7 @@ def evaluate(run_dir: str | Path, *, cpu_minutes: float | None = None, **options
     config, _ = read_run_config(run_dir)
     if cpu_minutes is None and (run_dir / "summary.json").is_file():
         cpu_minutes = json.loads((run_dir / "summary.json").read_text()).get("cpu_minutes")
-    start = str(options.get("start", "buffer"))
+    start = str(options.get("start", default_start(config) if config["kind"] == "mcmc_ebm" else "buffer"))
     check_choice("start", start, START)
     chain_options = sorted({"start", "mcmc_steps"} & set(options))
     if chain_options and config["kind"] != "mcmc_ebm":

@@ -62,3 +62,28 @@ def test_a_margin_other_than_the_recipes_names_its_ebgan_cells(bench):
 
 def test_a_training_seed_other_than_0_names_every_cell(bench):
     assert bench.seed_suffix(Namespace(seed=0)) == "" and bench.seed_suffix(Namespace(seed=1)) == "-s1"
+
+
+def test_ebm_overrides_name_its_cell_and_are_described(bench, monkeypatch, capsys):
+    """``--ebm-set``: the EBM cell's folder names its overrides (the GAN and VAE cells are shared),
+    the setting says how its chains run, and keys the benchmark sets or bad values are refused
+    before anything is trained."""
+    calls = []
+    monkeypatch.setattr(bench.cells, "run_cell", lambda out, recipe, name, overrides, result:
+                        calls.append((recipe, name, overrides)))
+    noise = {"reinit_fraction": 1.0, "mcmc_steps": 100}
+    args = Namespace(samples=10, seed=0, width=bench.DEFAULT_WIDTH, ebm_width=32, ebm_steps=2000,
+                     ebm_overrides=noise, ema_decay=0.0, steps=[], matched=False, matched_steps=[])
+    names = bench.train_cells(Path("unused"), args, {"dataset": "mnist", "data_dir": None})
+    assert names["mcmc_ebm"] == "mcmc_ebm-2000-w32-mcmc_steps100-reinit_fraction1"
+    assert calls == [("mcmc-ebm-mnist", names["mcmc_ebm"],
+                      {"dataset": "mnist", "data_dir": None, "samples": 10, **noise, "steps": 2000,
+                       "width": 32})]
+    assert "100 Langevin steps per negative, every chain from uniform noise" in bench.ebm_chains(args)
+    buffer = bench.ebm_chains(Namespace(ebm_overrides={}))
+    assert buffer == "30 Langevin steps per negative, replay buffer of 5,000"
+    for given, message in ((["steps=5"], "steps is set by the benchmark's own flags"),
+                           (["reinit_fraction=2"], "reinit_fraction=2"), (["nonsense=1"], "unknown key")):
+        with pytest.raises(SystemExit):
+            bench.main(["--ebm-set", *given])
+        assert message in capsys.readouterr().err

@@ -187,3 +187,32 @@ def test_the_ebm_is_sampled_from_its_buffer_or_by_short_run_chains_from_noise(ru
 def test_eval_refuses_bad_sampling_options(runs, recipe, option, message, capsys):
     assert main(["eval", "generative", str(runs / recipe), option]) != 0
     assert message in capsys.readouterr().err
+
+
+def test_a_run_trained_on_chains_from_noise_is_sampled_from_noise_unless_told(tmp_path, capsys):
+    """``reinit_fraction=1``: every negative is a short-run chain from uniform noise (Nijkamp et
+    al. 2019); such a model is its K-step sampler from noise, which is how it is scored."""
+    import torch
+
+    from genoise.recipes.generative import default_start, draw_samples, load_model, mcmc_config
+    from genoise.train.checkpoint import load_checkpoint
+    from genoise.train.run_folder import read_run_config
+
+    args = ["train", "mcmc-ebm-mnist", *TINY, "mcmc_steps=2", "buffer_size=16", "reinit_fraction=1",
+            "--runs-dir", str(tmp_path), "--name", "sr", "--no-progress"]
+    assert main(args) == 0
+    run_dir = tmp_path / "sr"
+    card = load_checkpoint(run_dir / "model" / "last.pt")["extra_state"]["card"]
+    assert card["mcmc"]["reinit_fraction"] == 1.0
+    sampling = json.loads((run_dir / "evaluation.json").read_text())["sampling"]
+    assert sampling == {"start": "noise", "mcmc_steps": 2}
+    assert main(["eval", "generative", str(run_dir), "start=buffer", "samples=12"]) == 0
+    capsys.readouterr()
+    assert json.loads((run_dir / "evaluation.json").read_text())["sampling"]["start"] == "buffer"
+    config, _ = read_run_config(run_dir)
+    model, sampler = load_model(run_dir, config, (1, 8, 8))  # the benchmark's draws start there too
+    unsaid, noise = (draw_samples(model, sampler, config, 6, 0, start) for start in (None, "noise"))
+    assert torch.equal(unsaid, noise)
+    # a run written before the key existed keeps the replay buffer's 5 % and its buffer sampling
+    del config["reinit_fraction"]
+    assert mcmc_config(config).reinit_fraction == 0.05 and default_start(config) == "buffer"
