@@ -188,21 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     out = Path(args.out)
     stem = "gtn_ctc_speed" + ("_quick" if args.quick else "")
-    write_records(
-        out,
-        stem,
-        text,
-        {
-            "date": date.today().isoformat(),
-            "command": command,
-            "setting": setting,
-            "rows": rows,
-            "max_loss_difference": value_gap,
-            "max_gradient_difference": grad_gap,
-            "goal": {"ratio_at_most": 3.0, "measured": ratio, "met": ratio <= 3},
-        },
-        indent=2,
-    )
+    goal = {"ratio_at_most": 3.0, "measured": ratio, "met": ratio <= 3}
+    payload = {"date": date.today().isoformat(), "command": command, "setting": setting, "rows": rows,
+               "max_loss_difference": value_gap, "max_gradient_difference": grad_gap, "goal": goal}
+    write_records(out, stem, text, payload, indent=2)
     return 0
 
 
