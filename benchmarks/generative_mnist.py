@@ -295,7 +295,8 @@ def ebm_chains(args: argparse.Namespace) -> str:
     if default_start(config) == "noise":
         return (chains + ", every chain from uniform noise (reinit_fraction = 1: the non-persistent "
                 "short-run training of Nijkamp et al. 2019), samples the same K-step chains from noise")
-    extra = "".join(f", {key} = {value}" for key, value in sorted(args.ebm_overrides.items()))
+    extra = "".join(f", {key} = {value}" for key, value in sorted(args.ebm_overrides.items())
+                    if key not in ("mcmc_steps", "buffer_size"))  # those two are said already
     return chains + f", replay buffer of {config['buffer_size']:,}" + extra
 
 

@@ -82,10 +82,10 @@ class ReaderStep:
 
     ``characters`` (:class:`Characters`, weight > 0) adds their cross-entropy to every
     update, L = L_strings + w · CE(isolated characters): the string stages then train the
-    recogniser without letting it stop being a classifier of whole digits (a multi-task
-    regulariser; in the spirit of learning without forgetting, Li & Hoiem 2016). Without it
-    the string stages keep the recogniser's accuracy but spoil how it ranks its own errors
-    (docs/structured.md)."""
+    recogniser without letting it stop being a classifier of whole digits (multi-task
+    training: the pre-training's data stay in the loss, rehearsed). Without it the string
+    stages keep the recogniser's accuracy but spoil how it ranks its own errors; with it the
+    recogniser leaves them better than it entered (docs/structured.md)."""
 
     def __init__(self, loss: str, margin: float = 1.0, rubbish_weight: float = 1.0,
                  characters: Characters | None = None) -> None:

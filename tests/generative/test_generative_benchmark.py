@@ -82,6 +82,8 @@ def test_ebm_overrides_name_its_cell_and_are_described(bench, monkeypatch, capsy
     assert "100 Langevin steps per negative, every chain from uniform noise" in bench.ebm_chains(args)
     buffer = bench.ebm_chains(Namespace(ebm_overrides={}))
     assert buffer == "30 Langevin steps per negative, replay buffer of 5,000"
+    longer = bench.ebm_chains(Namespace(ebm_overrides={"mcmc_steps": 60, "alpha": 0.5}))
+    assert longer == "60 Langevin steps per negative, replay buffer of 5,000, alpha = 0.5"
     for given, message in ((["steps=5"], "steps is set by the benchmark's own flags"),
                            (["reinit_fraction=2"], "reinit_fraction=2"), (["nonsense=1"], "unknown key")):
         with pytest.raises(SystemExit):
