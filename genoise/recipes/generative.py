@@ -236,7 +236,7 @@ def evaluate(run_dir: str | Path, *, cpu_minutes: float | None = None, **options
     config, _ = read_run_config(run_dir)
     if cpu_minutes is None and (run_dir / "summary.json").is_file():
         cpu_minutes = json.loads((run_dir / "summary.json").read_text()).get("cpu_minutes")
-    start = str(options.get("start", default_start(config) if config["kind"] == "mcmc_ebm" else "buffer"))
+    start = str(options.get("start", default_start(config)))  # a GAN draws no chains: unused
     check_choice("start", start, START)
     chain_options = sorted({"start", "mcmc_steps"} & set(options))
     if chain_options and config["kind"] != "mcmc_ebm":

@@ -155,14 +155,14 @@ def load_model(run_dir: Path, config: dict[str, Any]) -> torch.nn.Module:
     return model.eval()
 
 
-def initial_reader(run: Run, strings: DigitStrings) -> CheckReader:
+def initial_reader(run: Run, strings: DigitStrings, characters: Characters | None = None) -> CheckReader:
     """The isolated-character reader every global loss starts from: ``init=RUN_DIR``'s, or
-    trained here in ``RUN_DIR/isolated``."""
+    trained here in ``RUN_DIR/isolated`` (with ``characters`` beside the strings)."""
     config = run.config
     if config.get("init"):  # validate() checked that it is a loss=isolated run
         init_dir = Path(str(config["init"]))
         return load_model(init_dir, read_run_config(init_dir)[0]).train()
-    return train_isolated(run, strings, "isolated")
+    return train_isolated(run, strings, "isolated", characters)
 
 
 def character_stream(run: Run) -> Characters | None:
@@ -178,8 +178,10 @@ def character_stream(run: Run) -> Characters | None:
                       CHARACTER_BATCH, float(config["pretrain_distortion"]))
 
 
-def train_isolated(run: Run, strings: DigitStrings, folder: str) -> CheckReader:
-    """The isolated-segment stage of a fresh reader, in ``RUN_DIR/folder``."""
+def train_isolated(run: Run, strings: DigitStrings, folder: str,
+                   characters: Characters | None = None) -> CheckReader:
+    """The isolated-segment stage of a fresh reader, in ``RUN_DIR/folder`` (``characters``: the
+    isolated digits of :func:`character_stream`, loaded once per run for both string stages)."""
     config = run.config
     reader = new_reader(config).to(run.device)
     epochs = int(config.get("pretrain_epochs", 0))  # runs from before the key had none
@@ -205,7 +207,7 @@ def train_isolated(run: Run, strings: DigitStrings, folder: str) -> CheckReader:
         "isolated",
         int(config["isolated_steps"]),
         rubbish_weight=float(config["rubbish_weight"]),
-        characters=character_stream(run),
+        characters=characters,
         batch_size=int(config["batch_size"]),
         lr=float(config["isolated_lr"]),
         schedule=str(config["isolated_schedule"]),
@@ -236,9 +238,10 @@ def train(run: Run) -> dict[str, Any]:
             **common,
         )
     elif loss == "isolated":
-        train_isolated(run, strings, "model")
+        train_isolated(run, strings, "model", character_stream(run))
     else:
-        reader = initial_reader(run, strings).to(run.device)
+        characters = character_stream(run)
+        reader = initial_reader(run, strings, characters).to(run.device)
         if config.get("freeze_features"):
             freeze_features(reader.recognizer)
         train_reader(
@@ -248,7 +251,7 @@ def train(run: Run) -> dict[str, Any]:
             int(config["steps"]),
             lr=float(config["lr"]),
             margin=float(config["margin"]),
-            characters=character_stream(run),
+            characters=characters,
             **common,
         )
     cpu_minutes = (time.process_time() - start) / 60

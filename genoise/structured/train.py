@@ -56,18 +56,17 @@ class Characters:
     def __post_init__(self) -> None:
         check_positive("character_weight", self.weight, allow_zero=True)
         check_positive("character batch", self.batch)
-        check_positive("distortion", self.distortion, allow_zero=True)
         if self.labels.ndim != 1 or self.labels.shape[0] != self.images.shape[0] or not len(self.labels):
             raise ValueError(f"characters: labels must be ({self.images.shape[0]},) and not empty, "
                              f"got {tuple(self.labels.shape)}")
+        object.__setattr__(self, "_step", CharacterStep(self.distortion))  # checks the distortion
 
     def loss(self, reader: CheckReader, rng: torch.Generator) -> Tensor:
-        """The mean cross-entropy of one random batch of the characters (unweighted)."""
+        """The mean cross-entropy of one random batch of the characters (unweighted): the
+        pre-training's :class:`CharacterStep` on a batch drawn with ``rng``."""
         index = torch.randint(0, self.labels.shape[0], (self.batch,), generator=rng, device=rng.device)
-        images = self.images[index.to(self.images.device)]
-        if self.distortion:
-            images = distort(images, rng, self.distortion)
-        return F.cross_entropy(reader.recognizer(images), self.labels[index.to(self.labels.device)])
+        index = index.to(self.images.device)
+        return self._step(reader, (self.images[index], self.labels[index]), rng)
 
 
 class ReaderStep:
