@@ -37,6 +37,9 @@ Writes ``benchmarks/records/generative_mnist.{md,json,png}``.
                                                              # the same table, the EBM trained on
                                                              # short-run chains from noise
                                                              # (Nijkamp et al.; the other cells shared)
+    python benchmarks/generative_mnist.py ... --r1 10 --record generative_mnist_cap20_r1
+                                                             # also a row DCGAN + R1 (γ = 10,
+                                                             # 36,000 updates; not a protocol row)
     python benchmarks/generative_mnist.py --quick            # a smoke run
 """
 
@@ -75,10 +78,11 @@ from genoise.train.run_folder import read_run_config  # noqa: E402
 
 GAN_ROWS = {"ebgan": ("ebgan-mnist", {}), "ebgan_pt": ("ebgan-mnist", {"pt_weight": 0.1}),
             "wgan_gp": ("wgan-gp-mnist", {}), "dcgan": ("dcgan-mnist", {})}
-CONTRASTIVE = ("ebgan", "ebgan_pt", "wgan_gp", "dcgan", "mcmc_ebm")
+CONTRASTIVE = ("ebgan", "ebgan_pt", "wgan_gp", "dcgan", "mcmc_ebm")  # the protocol's rows
 COVERAGE_ROWS, COVERAGE_POINTS, CPU_LIMIT = ("ebgan", "wgan_gp"), 3.0, 20.0
 # generator updates that cost about the same CPU time (≈ 13–20 minutes here) in every GAN row
 MATCHED = {"ebgan": 10000, "ebgan_pt": 10000, "wgan_gp": 4500, "dcgan": 12000}
+R1_MATCHED = 36000  # DCGAN + R1 (--r1): about 18 CPU-minutes, the cost of 40,000 plain DCGAN updates + 27 %
 DEFAULT_WIDTH = int(load_recipe("ebgan-mnist").config["width"])
 DEFAULT_MARGIN = float(load_recipe("ebgan-mnist").config["margin"])
 EBM_FIXED = ("kind", "dataset", "steps", "width", "samples", "seed")  # set by the benchmark's own flags
@@ -185,16 +189,33 @@ def goal_lines(scores: dict[str, dict]) -> tuple[list[str], dict[str, bool]]:
                     f"{scores[r]['max_class_deviation']:.1f}" for r in COVERAGE_ROWS) + ").",
         f"- Each row trains in ≤ {CPU_LIMIT:g} CPU-minutes: {mark[goals['cpu']]} ("
         + ", ".join(f"{r} {scores[r]['cpu_minutes']:.1f}" for r in CONTRASTIVE) + ").",
-    ], goals
+    ] + ([extra_row_line(scores["dcgan_r1"], vae)] if "dcgan_r1" in scores else []), goals
 
 
-def matched_steps(pairs: list[str]) -> dict[str, int]:
-    """``--matched-steps ROW=N …``: the equal-CPU budget, MATCHED with these rows' updates."""
-    budget = dict(MATCHED)
+def extra_row_line(score: dict, vae: float) -> str:
+    """DCGAN + R1 (``--r1``) against the VAE: a line beside the goals, which it does not enter."""
+    side = "below" if score["frechet"] < vae else "not below"
+    return (f"- Beside the protocol's rows, DCGAN + R1: Fréchet {score['frechet']:.2f}, {side} the VAE's "
+            f"({vae:.2f}); largest class deviation {score['max_class_deviation']:.1f} points; "
+            f"{score['cpu_minutes']:.1f} CPU-minutes.")
+
+
+def gan_rows(args: argparse.Namespace) -> dict[str, tuple[str, dict]]:
+    """The GAN rows of this run: the protocol's four, and with ``--r1 γ`` the DCGAN with the R1
+    penalty (``dcgan_r1``, an extra row beside the plain DCGAN baseline)."""
+    r1 = float(getattr(args, "r1", 0.0))
+    return {**GAN_ROWS, **({"dcgan_r1": ("dcgan-mnist", {"r1_weight": r1})} if r1 else {})}
+
+
+def matched_steps(pairs: list[str], rows: dict | None = None) -> dict[str, int]:
+    """``--matched-steps ROW=N …``: the equal-CPU budget of ``rows`` (default the protocol's),
+    MATCHED (and R1_MATCHED) with these rows' updates."""
+    rows = GAN_ROWS if rows is None else rows
+    budget = {row: MATCHED.get(row, R1_MATCHED) for row in rows}
     for pair in pairs:
         row, _, steps = pair.partition("=")
-        if row not in GAN_ROWS or not steps.isdigit() or int(steps) < 1:
-            raise SystemExit(f"--matched-steps takes ROW=N with ROW one of {', '.join(GAN_ROWS)} and N >= 1, "
+        if row not in rows or not steps.isdigit() or int(steps) < 1:
+            raise SystemExit(f"--matched-steps takes ROW=N with ROW one of {', '.join(rows)} and N >= 1, "
                              f"got {pair!r}")
         budget[row] = int(steps)
     return budget
@@ -203,8 +224,9 @@ def matched_steps(pairs: list[str]) -> dict[str, int]:
 def budgets(args: argparse.Namespace) -> list[tuple[str, dict[str, int]]]:
     """(name, generator updates per GAN row): one table per ``--steps`` value (the same for
     every row), and with ``--matched`` one at about equal CPU time (``--matched-steps`` sets it)."""
-    equal = [(str(steps), dict.fromkeys(GAN_ROWS, steps)) for steps in args.steps]
-    return equal + ([("matched", matched_steps(args.matched_steps))] if args.matched else [])
+    rows = gan_rows(args)
+    equal = [(str(steps), dict.fromkeys(rows, steps)) for steps in args.steps]
+    return equal + ([("matched", matched_steps(args.matched_steps, rows))] if args.matched else [])
 
 
 def budget_title(name: str, budget: dict[str, int]) -> str:
@@ -241,6 +263,11 @@ def ema_suffix(args: argparse.Namespace) -> str:
     return f"-ema{format(args.ema_decay, 'g').removeprefix('0.')}" if args.ema_decay else ""
 
 
+def r1_suffix(args: argparse.Namespace, row: str) -> str:
+    """'-r1w10' for the DCGAN + R1 cells (γ = 10), '' for the others."""
+    return f"-r1w{args.r1:g}" if row == "dcgan_r1" else ""
+
+
 def seed_suffix(args: argparse.Namespace) -> str:
     """'' for training seed 0 (the recipes' default), '-s1' for seed 1 (every cell, VAEs too)."""
     return f"-s{args.seed}" if args.seed else ""
@@ -258,11 +285,11 @@ def train_cells(out: Path, args: argparse.Namespace, data: dict) -> dict:
                    + cells.named(args.ebm_overrides) + seed_suffix(args)}
     average = {"ema_decay": args.ema_decay} if args.ema_decay else {}
     for _, budget in budgets(args):
-        for row, (recipe, overrides) in GAN_ROWS.items():
+        for row, (recipe, overrides) in gan_rows(args).items():
             steps = budget[row]
             margin = {"margin": row_margin(args, row)} if margin_suffix(args, row) else {}
-            names[(row, steps)] = (f"{row}-{steps}{suffix}{margin_suffix(args, row)}{ema_suffix(args)}"
-                                   f"{seed_suffix(args)}")
+            names[(row, steps)] = (f"{row}-{steps}{suffix}{margin_suffix(args, row)}{r1_suffix(args, row)}"
+                                   f"{ema_suffix(args)}{seed_suffix(args)}")
             cells.run_cell(out, recipe, names[(row, steps)],
                            {**common, **overrides, **margin, **average, "steps": steps}, "evaluation.json")
     cells.run_cell(out, "mcmc-ebm-mnist", names["mcmc_ebm"], ebm, "evaluation.json")
@@ -307,7 +334,10 @@ def setting(args: argparse.Namespace) -> str:
             f"reconstruction error, margin {args.margin:g} (pulling-away weight 0.1 and margin "
             f"{args.pt_margin:g} in its second row); "
             "WGAN-GP: λ = 10, "
-            "5 critic updates per generator update, Adam β = (0, 0.9); DCGAN: non-saturating. EBM: the "
+            "5 critic updates per generator update, Adam β = (0, 0.9); DCGAN: non-saturating"
+            + (f"; DCGAN + R1 (an extra row, not the protocol's): the same DCGAN with + γ/2 · mean "
+               f"‖∇E(y)‖² on real images, γ = {args.r1:g} (Mescheder et al. 2018)" if args.r1 else "")
+            + ". EBM: the "
             f"same {ebm_width(args)}-wide convolutional network as the energy, {args.ebm_steps} updates, "
             f"{ebm_chains(args)}. VAE: MLP 784-512-256-16, "
             f"{args.vae_epochs} epochs; "
@@ -345,6 +375,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument(flag, type=float, default=DEFAULT_MARGIN,
                             help=f"EBGAN's margin m in the {row} row (another than the recipe's names "
                                  "its cells)")
+    parser.add_argument("--r1", type=float, default=0.0, metavar="GAMMA",
+                        help="also a row 'DCGAN + R1': the DCGAN with the zero-centred gradient penalty "
+                             f"(γ/2) R1 on real images (r1_weight=GAMMA; {R1_MATCHED} updates in the "
+                             "--matched table unless --matched-steps dcgan_r1=N); not one of the "
+                             "protocol's rows, so not in its goals")
     parser.add_argument("--seed", type=int, default=0,
                         help="training seed of every cell (VAEs included); another than 0 names its "
                              "cells (-s1)")
@@ -369,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.steps and not args.matched:
         parser.error("--steps with no budget needs --matched (otherwise there is no table)")
+    if args.r1 < 0:
+        parser.error(f"--r1 must be >= 0, got {args.r1:g}")
     try:  # parsed and checked as `genoise train` does, before anything is written
         args.ebm_overrides = apply_overrides(load_recipe("mcmc-ebm-mnist"), {}, args.ebm_set)
     except ValueError as err:
@@ -409,10 +446,10 @@ def main(argv: list[str] | None = None) -> int:
     for index, (name, budget) in enumerate(budgets(args)):
         weights = (("", "ema"), ("_last", "last")) if args.ema_decay else (("", "ema"),)
         draws = {f"{row}{tag}": cell_sampler(out, names[(row, budget[row])], shape, args.samples, kind)
-                 for tag, kind in weights for row in GAN_ROWS}
+                 for tag, kind in weights for row in gan_rows(args)}
         # each model loaded once: its draw function serves the table and the draws
         pairs = {f"{row}{tag}": rescore(draws[f"{row}{tag}"], out, names[(row, budget[row])], reference, kind)
-                 for tag, kind in weights for row in GAN_ROWS}
+                 for tag, kind in weights for row in gan_rows(args)}
         pairs.update(shared)
         spreads = {**spread(draws, classifier, stats, args.draws), **shared_spread}
         scores = {row: {**score, **spreads.get(row, {})} for row, (score, _) in pairs.items()}
@@ -431,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
                                         "margin": args.margin,
                                         "pt_margin": args.pt_margin, "seed": args.seed,
                                         "matched": budgets(args)[-1][1] if args.matched else None,
-                                        "ema_decay": args.ema_decay, "draws": args.draws,
+                                        "ema_decay": args.ema_decay, "draws": args.draws, "r1": args.r1,
                                         "samples": args.samples, "rows": rows})
     return 0
 

@@ -11,6 +11,7 @@ from genoise.generative.losses import (
     generator_energy_loss,
     gradient_penalty,
     pulling_away_term,
+    r1_penalty,
     wgan_critic_loss,
 )
 from genoise.generative.metrics import (
@@ -56,6 +57,7 @@ __all__ = [
     "mlp_critic",
     "nearest_distance",
     "pulling_away_term",
+    "r1_penalty",
     "sample_ebm",
     "sample_quality",
     "standing_statistics",

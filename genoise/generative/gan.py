@@ -29,6 +29,7 @@ from genoise.generative.losses import (
     generator_energy_loss,
     gradient_penalty,
     pulling_away_term,
+    r1_penalty,
     wgan_critic_loss,
 )
 from genoise.train import Run, Trainer
@@ -47,6 +48,8 @@ class GANLoss:
     pt_weight : EBGAN's pulling-away weight (0 = plain EBGAN)
     gp_weight : WGAN-GP's λ
     critic_steps : discriminator updates per generator update
+    r1_weight : DCGAN's γ of + γ/2 · R1, the zero-centred gradient penalty on real samples
+        (Mescheder et al. 2018; 0 = the plain non-saturating DCGAN)
     """
 
     kind: str = "ebgan"
@@ -54,6 +57,7 @@ class GANLoss:
     pt_weight: float = 0.0
     gp_weight: float = 10.0
     critic_steps: int = 1
+    r1_weight: float = 0.0
 
     def __post_init__(self) -> None:
         check_choice("kind", self.kind, KINDS)
@@ -61,8 +65,12 @@ class GANLoss:
         check_weight("pt_weight", self.pt_weight)
         check_weight("gp_weight", self.gp_weight)
         check_int("critic_steps", self.critic_steps)
+        check_weight("r1_weight", self.r1_weight)
         if self.pt_weight and self.kind != "ebgan":
             raise ValueError(f"pt_weight is EBGAN's pulling-away term; kind={self.kind} has none")
+        if self.r1_weight and self.kind != "dcgan":
+            raise ValueError(f"r1_weight is the non-saturating DCGAN's gradient penalty on real samples; "
+                             f"kind={self.kind} has {'gp_weight' if self.kind == 'wgan_gp' else 'none'}")
 
 
 class GANStep:
@@ -81,6 +89,8 @@ class GANStep:
             value = ebgan_discriminator_loss(e_real, e_fake, loss.margin)
         elif loss.kind == "dcgan":
             value = dcgan_discriminator_loss(e_real, e_fake)
+            if loss.r1_weight:
+                value = value + 0.5 * loss.r1_weight * r1_penalty(d, real)
         else:
             value = wgan_critic_loss(e_real, e_fake) + loss.gp_weight * gradient_penalty(d, real, fake, rng)
         return value, {"energy_real": e_real.mean().detach(), "energy_fake": e_fake.mean().detach()}

@@ -89,6 +89,17 @@ def gradient_penalty(energy, real: Tensor, fake: Tensor, rng: torch.Generator | 
     return (grad.flatten(1).norm(dim=1) - target).pow(2).mean()
 
 
+def r1_penalty(energy, real: Tensor) -> Tensor:
+    """R1 = mean ‖∇_y E(y)‖₂² on the real samples y: the zero-centred gradient penalty of
+    Mescheder, Geiger & Nowozin ("Which training methods for GANs do actually converge?",
+    ICML 2018), added as γ/2 · R1 to the discriminator's loss. It flattens the energy on the
+    data manifold, which makes the non-saturating GAN locally convergent. Differentiable in
+    the energy's parameters (D = sigmoid(−E), so ∇E = −∇ logit D: the same norm)."""
+    inputs = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(energy(inputs).sum(), inputs, create_graph=True)
+    return grad.flatten(1).pow(2).sum(1).mean()
+
+
 def dcgan_discriminator_loss(energy_real: Tensor, energy_fake: Tensor) -> Tensor:
     """softplus(E(y)) + softplus(−E(G(z))): binary cross-entropy with D = sigmoid(−E)."""
     return F.softplus(_check("energy_real", energy_real)).mean() + F.softplus(

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import update_bn
 
-from genoise._checks import check_int
+from genoise._checks import check_choice, check_int
 from genoise.energy.base import Energy
 from genoise.energy.networks import ScalarEnergy
 from genoise.nn import MLP
@@ -81,18 +81,28 @@ class MLPGenerator(nn.Module):
         return self.net(z)
 
 
-def conv_trunk(image_size: int, channels: int, width: int, out_dim: int) -> nn.Sequential:
-    """Two stride-2 4×4 convolutions (LeakyReLU 0.2) and a linear map to ``out_dim``."""
+ACTIVATIONS = {"leaky_relu": lambda: nn.LeakyReLU(0.2), "silu": nn.SiLU}
+
+
+def conv_trunk(image_size: int, channels: int, width: int, out_dim: int,
+               activation: str = "leaky_relu") -> nn.Sequential:
+    """Two stride-2 4×4 convolutions and a linear map to ``out_dim``; ``activation`` is
+    DCGAN's LeakyReLU(0.2) (``"leaky_relu"``) or SiLU / swish, x·σ(x) (``"silu"``), whose
+    gradient is continuous in the input (the smooth energies that image EBMs sample by
+    Langevin dynamics use it: Du & Mordatch 2019; Du et al. 2021)."""
     side = _check_size(image_size) // 4
+    act = ACTIVATIONS[check_choice("activation", activation, tuple(ACTIVATIONS))]
     return nn.Sequential(
-        nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2),
-        nn.Conv2d(width, 2 * width, 4, 2, 1), nn.LeakyReLU(0.2),
+        nn.Conv2d(channels, width, 4, 2, 1), act(),
+        nn.Conv2d(width, 2 * width, 4, 2, 1), act(),
         nn.Flatten(), nn.Linear(2 * width * side * side, out_dim))
 
 
-def conv_critic(image_size: int = 28, channels: int = 1, width: int = 16) -> ScalarEnergy:
-    """A convolutional critic / classifier as an energy: E(y) = net(y), (B,)."""
-    return ScalarEnergy(conv_trunk(image_size, channels, width, 1))
+def conv_critic(image_size: int = 28, channels: int = 1, width: int = 16,
+                activation: str = "leaky_relu") -> ScalarEnergy:
+    """A convolutional critic / classifier as an energy: E(y) = net(y), (B,)
+    (:func:`conv_trunk` with one output)."""
+    return ScalarEnergy(conv_trunk(image_size, channels, width, 1, activation))
 
 
 def mlp_critic(in_dim: int = 2, hidden: Sequence[int] = (64, 64, 64)) -> ScalarEnergy:

@@ -40,11 +40,11 @@ from genoise.train.run import Run
 from genoise.train.run_folder import read_run_config
 
 ROW_TITLES = {"ebgan": "EBGAN", "ebgan_pt": "EBGAN + pulling-away", "wgan_gp": "WGAN-GP",
-              "dcgan": "DCGAN (non-saturating)", "mcmc_ebm": "short-run-MCMC EBM",
+              "dcgan": "DCGAN (non-saturating)", "dcgan_r1": "DCGAN + R1", "mcmc_ebm": "short-run-MCMC EBM",
               "vae": "VAE, 16-D latent (reference)", "vae_recipe": "VAE, recipe defaults (2-D latent)",
               "test_images": "MNIST test images (floor)"}
 # a run that kept a weight average of its generator, sampled from its last weights instead
-GAN_ROWS = ("ebgan", "ebgan_pt", "wgan_gp", "dcgan")
+GAN_ROWS = ("ebgan", "ebgan_pt", "wgan_gp", "dcgan", "dcgan_r1")
 ROW_TITLES.update({f"{row}_last": f"{ROW_TITLES[row]}, last weights" for row in GAN_ROWS})
 WEIGHTS = ("ema", "last")
 MCMC_KEYS = {"mcmc_steps": "steps", "step_size": "step_size", "noise_std": "noise_std",
@@ -54,13 +54,16 @@ MCMC_KEYS = {"mcmc_steps": "steps", "step_size": "step_size", "noise_std": "nois
 
 def row_name(config: dict[str, Any]) -> str:
     kind = str(config["kind"])
-    return "ebgan_pt" if kind == "ebgan" and float(config.get("pt_weight", 0)) > 0 else kind
+    if kind == "ebgan" and float(config.get("pt_weight", 0)) > 0:
+        return "ebgan_pt"
+    return "dcgan_r1" if kind == "dcgan" and float(config.get("r1_weight", 0)) > 0 else kind
 
 
 def gan_loss(config: dict[str, Any]) -> GANLoss:
     return GANLoss(kind=str(config["kind"]), margin=float(config["margin"]),
                    pt_weight=float(config["pt_weight"]), gp_weight=float(config["gp_weight"]),
-                   critic_steps=int(config["critic_steps"]))
+                   critic_steps=int(config["critic_steps"]),
+                   r1_weight=float(config.get("r1_weight", 0.0)))  # runs from before the key: none
 
 
 def mcmc_config(config: dict[str, Any]) -> MCMCConfig:
@@ -86,6 +89,9 @@ def validate(config: dict[str, Any]) -> None:
         mcmc_config(config)
     else:
         gan_loss(config)
+        if config.get("activation", "leaky_relu") != "leaky_relu":
+            raise ValueError("activation sets the MCMC EBM's energy network; every GAN row keeps "
+                             "DCGAN's LeakyReLU discriminator (the table's fixed architecture)")
 
 
 def load_images(config: dict[str, Any], data_dir: Any, split: str) -> Tensor:
@@ -98,8 +104,8 @@ def build_networks(config: dict[str, Any], shape: tuple[int, ...]) -> tuple[nn.M
     """(generator or None, discriminator / energy) for the recipe's ``kind``."""
     channels, size = shape[0], shape[-1]
     width = int(config["width"])
-    if config["kind"] == "mcmc_ebm":
-        return None, conv_critic(size, channels, width)
+    if config["kind"] == "mcmc_ebm":  # runs from before the key: DCGAN's LeakyReLU
+        return None, conv_critic(size, channels, width, str(config.get("activation", "leaky_relu")))
     generator = ConvGenerator(int(config["latent_dim"]), size, channels, width)
     if config["kind"] == "ebgan":
         return generator, conv_autoencoder_energy(size, channels, width, int(config["code"]))
@@ -118,7 +124,8 @@ def train(run: Run) -> dict[str, Any]:
     start = time.process_time()
     if generator is None:
         cfg = mcmc_config(config)
-        card = ebm_card({"shape": list(images.shape[1:]), "width": int(config["width"])}, cfg)
+        card = ebm_card({"shape": list(images.shape[1:]), "width": int(config["width"]),
+                         "activation": str(config.get("activation", "leaky_relu"))}, cfg)
         train_mcmc_ebm(energy.to(run.device), images, int(config["steps"]), cfg=cfg, card=card, **common)
     else:
         loss = gan_loss(config)

@@ -89,3 +89,34 @@ def test_ebm_overrides_name_its_cell_and_are_described(bench, monkeypatch, capsy
         with pytest.raises(SystemExit):
             bench.main(["--ebm-set", *given])
         assert message in capsys.readouterr().err
+
+
+def test_r1_adds_a_dcgan_r1_row_with_its_own_cells_beside_the_protocols(bench, monkeypatch, capsys):
+    """``--r1 γ``: a fifth GAN row, 'DCGAN + R1', trained by dcgan-mnist with r1_weight = γ in cells
+    named for γ (36,000 updates in the matched table unless told); the protocol's goals keep their
+    five rows, and a line beside them reports the extra row."""
+    calls = []
+    monkeypatch.setattr(bench.cells, "run_cell", lambda out, recipe, name, overrides, result:
+                        calls.append((recipe, name, overrides)))
+    args = Namespace(samples=10, seed=0, width=bench.DEFAULT_WIDTH, ebm_width=None, ebm_steps=10,
+                     ebm_overrides={}, ema_decay=0.999, steps=[], matched=True,
+                     matched_steps=["dcgan=40000"], r1=10.0, margin=bench.DEFAULT_MARGIN,
+                     pt_margin=bench.DEFAULT_MARGIN)
+    assert list(bench.gan_rows(args)) == [*bench.GAN_ROWS, "dcgan_r1"]
+    assert bench.budgets(args)[-1][1]["dcgan_r1"] == bench.R1_MATCHED == 36000
+    names = bench.train_cells(Path("unused"), args, {"dataset": "mnist", "data_dir": None})
+    assert names[("dcgan_r1", 36000)] == "dcgan_r1-36000-r1w10-ema999"
+    assert names[("dcgan", 40000)] == "dcgan-40000-ema999"  # the baseline's cell is shared
+    r1_call = next(c for c in calls if c[1] == "dcgan_r1-36000-r1w10-ema999")
+    assert r1_call[0] == "dcgan-mnist" and r1_call[2]["r1_weight"] == 10.0 and r1_call[2]["steps"] == 36000
+    assert "dcgan_r1" not in bench.gan_rows(Namespace(r1=0.0))
+    score = {"frechet": 1.2, "max_class_deviation": 2.5, "cpu_minutes": 18.0, "classes_covered": 10}
+    scores = {row: dict(score) for row in (*bench.CONTRASTIVE, "dcgan_r1", "vae", "vae_recipe")}
+    scores["vae"]["frechet"] = 1.5
+    lines, goals = bench.goal_lines(scores)
+    assert set(goals) == {"beat_vae", "coverage", "cpu"}
+    beside = "- Beside the protocol's rows, DCGAN + R1: Fréchet 1.20, below the VAE's (1.50)"
+    assert lines[-1].startswith(beside)
+    with pytest.raises(SystemExit):
+        bench.main(["--r1", "-1"])
+    assert "--r1 must be >= 0" in capsys.readouterr().err

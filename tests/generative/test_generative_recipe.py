@@ -216,3 +216,53 @@ def test_a_run_trained_on_chains_from_noise_is_sampled_from_noise_unless_told(tm
     # a run written before the key existed keeps the replay buffer's 5 % and its buffer sampling
     del config["reinit_fraction"]
     assert mcmc_config(config).reinit_fraction == 0.05 and default_start(config) == "buffer"
+
+
+def test_a_swish_energy_is_trained_saved_and_rebuilt(tmp_path, capsys):
+    """``activation=silu``: the EBM's energy network uses SiLU in place of LeakyReLU; the card
+    records it and the evaluation rebuilds the same network from the run's config."""
+    import torch
+    from torch import nn
+
+    from genoise.recipes.generative import load_model
+    from genoise.train.checkpoint import load_checkpoint
+    from genoise.train.run_folder import read_run_config
+
+    args = ["train", "mcmc-ebm-mnist", *TINY, "mcmc_steps=2", "buffer_size=16", "activation=silu",
+            "--runs-dir", str(tmp_path), "--name", "swish", "--no-progress"]
+    assert main(args) == 0
+    run_dir = tmp_path / "swish"
+    state = load_checkpoint(run_dir / "model" / "last.pt")
+    assert state["extra_state"]["card"]["kwargs"]["activation"] == "silu"
+    config, _ = read_run_config(run_dir)
+    energy, _ = load_model(run_dir, config, (1, 8, 8))
+    kinds = {type(m) for m in energy.modules()}
+    assert nn.SiLU in kinds and nn.LeakyReLU not in kinds
+    for name, value in state["model"].items():  # the trained weights, loaded as they were saved
+        assert torch.equal(energy.state_dict()[name], value)
+    del config["activation"]  # a run from before the key: DCGAN's LeakyReLU
+    energy, _ = load_model(run_dir, config, (1, 8, 8))
+    assert nn.LeakyReLU in {type(m) for m in energy.modules()}
+
+
+def test_an_activation_for_a_gan_row_is_refused(tmp_path, capsys):
+    args = ["train", "wgan-gp-mnist", *TINY, "activation=silu", "--runs-dir", str(tmp_path), "--name", "bad"]
+    assert main(args) != 0
+    err = capsys.readouterr().err.strip()
+    assert "activation sets the MCMC EBM's energy network" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "bad").exists()
+
+
+def test_dcgan_with_r1_is_its_own_row(tmp_path, capsys):
+    from genoise.train.checkpoint import load_checkpoint
+
+    args = ["train", "dcgan-mnist", *TINY, "r1_weight=10", "--runs-dir", str(tmp_path), "--name", "r1",
+            "--no-progress"]
+    assert main(args) == 0
+    run_dir = tmp_path / "r1"
+    assert load_checkpoint(run_dir / "model" / "last.pt")["extra_state"]["card"]["loss"]["r1_weight"] == 10.0
+    assert set(json.loads((run_dir / "evaluation.json").read_text())["rows"]) == {"dcgan_r1", "test_images"}
+    assert "DCGAN + R1" in (run_dir / "evaluation.md").read_text()
+    bad = ["train", "ebgan-mnist", *TINY, "r1_weight=1", "--runs-dir", str(tmp_path), "--name", "bad"]
+    assert main(bad) != 0
+    assert "r1_weight is the non-saturating DCGAN's" in capsys.readouterr().err

@@ -14,6 +14,7 @@ from genoise.generative import (
     generator_energy_loss,
     gradient_penalty,
     pulling_away_term,
+    r1_penalty,
     wgan_critic_loss,
 )
 
@@ -84,3 +85,16 @@ def test_dcgan_losses_equal_binary_cross_entropy_with_d_equal_sigmoid_of_minus_e
     expected = F.binary_cross_entropy(d_real, torch.ones(7)) + F.binary_cross_entropy(d_fake, torch.zeros(7))
     torch.testing.assert_close(dcgan_discriminator_loss(e_real, e_fake), expected)
     torch.testing.assert_close(dcgan_generator_loss(e_fake), F.binary_cross_entropy(d_fake, torch.ones(7)))
+
+
+def test_r1_penalty_is_the_squared_input_gradient_on_the_data():
+    # E(y) = ½‖A y‖²: ∇E = AᵀA y, so R1 = mean ‖AᵀA y‖² (a closed form that varies with y)
+    a = torch.tensor([[1.0, 2.0], [0.0, -1.0]])
+    energy = FunctionEnergy(lambda y, x=None, z=None: 0.5 * (y @ a.T).pow(2).sum(1))
+    real = torch.randn(9, 2, generator=torch.Generator().manual_seed(0))
+    expected = (real @ (a.T @ a).T).pow(2).sum(1).mean()
+    torch.testing.assert_close(r1_penalty(energy, real), expected)
+    assert not real.requires_grad  # the data is not modified
+    weight = torch.tensor([0.3, -0.2], requires_grad=True)  # differentiable in the parameters
+    r1_penalty(FunctionEnergy(lambda y, x=None, z=None: (y @ weight) ** 2), real).backward()
+    assert weight.grad is not None and torch.isfinite(weight.grad).all() and weight.grad.abs().sum() > 0

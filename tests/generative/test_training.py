@@ -93,12 +93,30 @@ def test_generator_output_that_does_not_match_the_data_is_one_line():
 
 @pytest.mark.parametrize(("field", "value", "message"), [
     ("margin", 0.0, "margin must be > 0"), ("kind", "vae", "kind must be one of"),
-    ("critic_steps", 0, "critic_steps"), ("pt_weight", -1.0, "pt_weight")])
+    ("critic_steps", 0, "critic_steps"), ("pt_weight", -1.0, "pt_weight"),
+    ("r1_weight", -1.0, "r1_weight")])
 def test_gan_loss_refuses_bad_values(field, value, message):
     with pytest.raises(ValueError, match=message):
         GANLoss(**{field: value})
     with pytest.raises(ValueError, match="pt_weight is EBGAN's pulling-away term"):
         GANLoss("dcgan", pt_weight=0.1)
+    with pytest.raises(ValueError, match=r"r1_weight is the non-saturating DCGAN's .*wgan_gp has gp_weight"):
+        GANLoss("wgan_gp", r1_weight=1.0)
+
+
+def test_r1_adds_half_gamma_times_the_penalty_on_the_real_batch_to_the_discriminator():
+    from genoise.generative import dcgan_discriminator_loss, r1_penalty
+    from genoise.generative.gan import GANStep
+
+    torch.manual_seed(0)
+    critic, real, fake = mlp_critic(2, (8,)), _blob(16), _blob(16, seed=1) + 1.0
+    optimizer = torch.optim.SGD(critic.parameters(), lr=0.0)
+    plain = GANStep(GANLoss("dcgan"), critic, optimizer)._discriminator_loss(real, fake, None)[0]
+    step = GANStep(GANLoss("dcgan", r1_weight=10.0), critic, optimizer)
+    with_r1 = step._discriminator_loss(real, fake, None)[0]
+    torch.testing.assert_close(plain, dcgan_discriminator_loss(critic(real), critic(fake)))
+    torch.testing.assert_close(with_r1 - plain, 5.0 * r1_penalty(critic, real))
+    assert float(r1_penalty(critic, real).detach()) > 0
 
 
 class _PoisonAfter(torch.nn.Module):
@@ -179,3 +197,18 @@ def test_standing_statistics_are_the_generators_own_batch_statistics():
     before = norm.running_mean.clone()
     standing_statistics(generator, batches=3, batch_size=16, seed=5)
     assert torch.equal(norm.running_mean, before)  # seeded
+
+
+def test_the_conv_critic_takes_a_smooth_activation():
+    from torch import nn
+
+    images = torch.rand(3, 1, 28, 28)
+    leaky, swish = conv_critic(28, 1, 4), conv_critic(28, 1, 4, activation="silu")
+    assert {nn.LeakyReLU} <= {type(m) for m in leaky.modules()}
+    kinds = {type(m) for m in swish.modules()}
+    assert nn.SiLU in kinds and nn.LeakyReLU not in kinds
+    swish.load_state_dict(leaky.state_dict())  # the same parameters: only the nonlinearity differs
+    with torch.no_grad():
+        assert swish(images).shape == (3,) and not torch.equal(swish(images), leaky(images))
+    with pytest.raises(ValueError, match="activation must be one of 'leaky_relu', 'silu'; got 'relu'"):
+        conv_critic(28, 1, 4, activation="relu")
