@@ -9,7 +9,8 @@ layout: ``linear_start/last.pt``, ``main/last.pt``, a checkpoint every epoch); a
 invocation stops when ``--max-minutes`` is spent and the next one resumes, so long rows
 can be chained in short commands. Defaults not set by a row come from
 ``genoise/recipes/memn2n-babi.yaml``. A run counts in the table once
-it has finished; its ``result.json`` (config, per-task test/validation/training error)
+it has finished; its ``result.json`` (config, per-task test/validation/training error, the
+git commit of the code that trained it)
 is written under ``--records`` — by default ``benchmarks/records/babi_table``, kept in
 the repository so the table grows across sessions and machines (checkpoints stay in
 ``--out``). Shortened runs (``--epochs``/``--ls-epochs``/``--quick``) keep their
@@ -44,6 +45,7 @@ from genoise.io import atomic_write_text  # noqa: E402
 from genoise.memory.training import MemN2NConfig, task_errors, train_memn2n  # noqa: E402
 from genoise.recipes import load_recipe  # noqa: E402
 from genoise.train import DivergedError, Run  # noqa: E402
+from genoise.train.run_folder import git_commit  # noqa: E402
 
 DIVERGED = "diverged.txt"
 PER_TASK = dict(embedding_dim=20, epochs=100, lr_decay_every=25, ls_epochs=20)
@@ -121,7 +123,8 @@ def train_one(folder: Path, record: Path, cfg: MemN2NConfig, data_dir: Path, dea
     valid, _ = task_errors(model, data.valid)
     train, _ = task_errors(model, data.train)
     result = {"config": asdict(cfg), "test_error": test, "valid_error": valid, "train_error": train,
-              "fallbacks": data.fallbacks, "epochs_run": out.ls_epochs + out.epochs}
+              "fallbacks": data.fallbacks, "epochs_run": out.ls_epochs + out.epochs,
+              "commit": git_commit()}  # the code that trained it (records/_records.py's rule)
     record.mkdir(parents=True, exist_ok=True)
     atomic_write_text(record / "result.json", json.dumps(result, indent=1))
     print(f"[babi_table]   done: mean test error {100 * sum(test.values()) / len(test):.1f} %", flush=True)
