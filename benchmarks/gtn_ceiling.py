@@ -19,11 +19,12 @@ Columns: the recogniser's error on the 10,000 MNIST test digits (normalised), th
 accuracy and accepted & correct at ≤ 1 % error.
 
 With ``--runs``, the recogniser of each reader run (``genoise train gtn-amounts …``) is scored
-the same way beside its real reading (from its ``evaluation.json``, with the grammar): how much
-of the gap to 82 % is the recogniser's accuracy on clean digits, and how much the segmentation
-and the overlaps. The reader's own errors are split too: how many hold a digit its recogniser
-misreads even alone, among all and among the 11 most confident (at most 10 errors fit under
-1 % of 1,000 amounts, so the 11th sets the operating point).
+the same way (its digits normalised at the run's ``segment_scale``) beside its real reading
+(from its ``evaluation.json``, with the grammar): how much of the gap to 82 % is the
+recogniser's accuracy on clean digits, and how much the segmentation and the overlaps. The
+reader's own errors are split too: how many hold a digit its recogniser misreads even alone,
+among all and among the 11 most confident (at most 10 errors fit under 1 % of 1,000 amounts,
+so the 11th sets the operating point).
 
 With ``--committee``, the recognisers of those reader runs read every segment together: their
 log-probabilities are averaged (``geometric``: a product of experts, renormalised) or their
@@ -90,21 +91,25 @@ class Committee(nn.Module):
 
 
 @torch.no_grad()
-def digit_log_probs(recognizer: torch.nn.Module, images: torch.Tensor, chunk: int = 2000) -> torch.Tensor:
+def digit_log_probs(recognizer: torch.nn.Module, images: torch.Tensor, chunk: int = 2000,
+                    scale: str = "segment") -> torch.Tensor:
     """(n, 10) log-probabilities of the 10 digit classes (the 12 outputs' softmax restricted to
-    them and renormalised) of isolated (n, 28, 28) digits, normalised like segments."""
+    them and renormalised) of isolated (n, 28, 28) digits, normalised like segments (at the
+    reader's ``scale``)."""
     recognizer.eval()
-    x = normalise_characters(images)
+    x = normalise_characters(images, scale=scale)
     scores = torch.cat([recognizer(x[lo : lo + chunk])[:, :10] for lo in range(0, x.shape[0], chunk)])
     return F.log_softmax(scores, dim=1)
 
 
-def ceiling(recognizer: torch.nn.Module, strings, test_images: torch.Tensor) -> tuple[dict, torch.Tensor]:
-    """The perfect-segmentation reading of ``strings`` (module docstring) by ``recognizer``: its
-    scores, and which strings hold a digit it misreads alone ((n,) bool)."""
+def ceiling(recognizer: torch.nn.Module, strings, test_images: torch.Tensor, scale: str = "segment"
+            ) -> tuple[dict, torch.Tensor]:
+    """The perfect-segmentation reading of ``strings`` (module docstring) by ``recognizer`` (its
+    digits normalised at ``scale``): its scores, and which strings hold a digit it misreads
+    alone ((n,) bool)."""
     digit = (strings.labels >= 0) & (strings.labels != SEPARATOR)
     b, k = digit.nonzero(as_tuple=True)
-    log_p = digit_log_probs(recognizer, test_images[strings.source[b, k]])
+    log_p = digit_log_probs(recognizer, test_images[strings.source[b, k]], scale=scale)
     best, pred = log_p.max(1)
     wrong = torch.zeros(len(strings)).index_add_(0, b, (pred != strings.labels[b, k]).float()) > 0
     confidence = torch.zeros(len(strings), dtype=best.dtype).index_add_(0, b, best)
@@ -143,8 +148,9 @@ def error_sources(
     }
 
 
-def mnist_error(recognizer: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
-    pred = digit_log_probs(recognizer, images).argmax(1)
+def mnist_error(recognizer: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                scale: str = "segment") -> float:
+    pred = digit_log_probs(recognizer, images, scale=scale).argmax(1)
     return float((pred != labels).float().mean())
 
 
@@ -218,12 +224,13 @@ def main(argv: list[str] | None = None) -> int:
         model = load_model(Path(run), run_config)
         evaluation = json.loads((Path(run) / "evaluation.json").read_text())["rows"]
         reading = next(v for name, v in evaluation.items() if name.endswith("_grammar"))
-        scores, misread_alone = ceiling(model.recognizer, strings, test_images)
+        scores, misread_alone = ceiling(model.recognizer, strings, test_images, model.scale)
         row = {
             "row": f"recogniser of {Path(run).name}",
             "kind": "run",
             "run": str(run),
-            "mnist_test_error": mnist_error(model.recognizer, test_images, test_labels),
+            "segment_scale": model.scale,
+            "mnist_test_error": mnist_error(model.recognizer, test_images, test_labels, model.scale),
             **scores,
             **error_sources(model, strings, grammar_of(run_config), misread_alone),
             # the run's own evaluation (the same reading, as recorded when it was trained)
@@ -239,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
             run_config, _ = read_run_config(Path(run))
             models.append(load_model(Path(run), run_config))
         first = models[0]
+        if len({m.scale for m in models}) > 1:
+            scales = ", ".join(f"{run}: {m.scale}" for run, m in zip(args.committee, models, strict=True))
+            parser.error(f"--committee readers must share one segment_scale, got {scales}")
         for mean in ("geometric", "arithmetic"):
             committee = Committee([m.recognizer for m in models], mean).eval()
             reader = CheckReader(
@@ -247,14 +257,15 @@ def main(argv: list[str] | None = None) -> int:
                 valley=first.valley,
                 smooth=first.smooth,
                 min_piece=first.min_piece,
+                scale=first.scale,
             ).eval()
-            scores, misread_alone = ceiling(committee, strings, test_images)
+            scores, misread_alone = ceiling(committee, strings, test_images, first.scale)
             row = {
                 "row": f"committee of {len(models)} readers, {mean} mean",
                 "kind": "committee",
                 "runs": [str(r) for r in args.committee],
                 "mean": mean,
-                "mnist_test_error": mnist_error(committee, test_images, test_labels),
+                "mnist_test_error": mnist_error(committee, test_images, test_labels, first.scale),
                 **scores,
                 **error_sources(reader, strings, grammar_of(run_config), misread_alone),
             }

@@ -88,6 +88,9 @@ def validate(config: dict[str, Any]) -> None:
                          "loss=sdnn_ctc has none")
     if config["loss"] == "sdnn_ctc" and config.get("init"):
         raise ValueError("init= (isolated reader weights) does not apply to loss=sdnn_ctc")
+    if config["loss"] == "sdnn_ctc" and segment_scale(config) != "segment":
+        raise ValueError("segment_scale sets how the reader's segments are normalised; loss=sdnn_ctc "
+                         "reads the string without segmenting it")
     if config.get("init"):
         init_config, _ = read_run_config(Path(str(config["init"])))
         if init_config.get("loss") != "isolated":
@@ -99,6 +102,11 @@ def validate(config: dict[str, Any]) -> None:
             raise ValueError(
                 f"init={config['init']} has recognizer_width={theirs}, this run recognizer_width={ours}: "
                 "give the same width"
+            )
+        if segment_scale(init_config) != segment_scale(config):
+            raise ValueError(
+                f"init={config['init']} has segment_scale={segment_scale(init_config)}, this run "
+                f"segment_scale={segment_scale(config)}: give the same scale"
             )
 
 
@@ -131,7 +139,14 @@ def new_reader(config: dict[str, Any]) -> CheckReader:
     """A fresh segmentation reader: LeNet-5 (``recognizer_width`` times its maps) as its
     recognition transformer."""
     width = int(config.get("recognizer_width", 1))  # runs from before the key read as 1
-    return CheckReader(LeNet5(num_classes=NUM_CLASSES, width=width), max_span=int(config["max_span"]))
+    return CheckReader(LeNet5(num_classes=NUM_CLASSES, width=width), max_span=int(config["max_span"]),
+                       scale=segment_scale(config))
+
+
+def segment_scale(config: dict[str, Any]) -> str:
+    """How segments (and the isolated digits beside them) are normalised: ``segment_scale``
+    (runs from before the key: ``segment``, MNIST's per-segment box)."""
+    return str(config.get("segment_scale", "segment"))
 
 
 def build_model(config: dict[str, Any]) -> torch.nn.Module:
@@ -174,7 +189,8 @@ def character_stream(run: Run) -> Characters | None:
     if not weight:
         return None
     images, labels = digit_images(config, run.data_dir, "train")
-    return Characters(normalise_characters(images).to(run.device), labels.long().to(run.device), weight,
+    x = normalise_characters(images, scale=segment_scale(config))
+    return Characters(x.to(run.device), labels.long().to(run.device), weight,
                       CHARACTER_BATCH, float(config["pretrain_distortion"]))
 
 

@@ -33,12 +33,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genoise._checks import check_positive
+from genoise._checks import check_choice, check_positive
 from genoise.data.digit_strings import NUM_SYMBOLS
 from genoise.nn.lenet import LeNet5
 from genoise.structured.graph import Graph, linear_graph, offsets_of
 from genoise.structured.intersect import intersect
-from genoise.structured.segment_images import character_pixels, crop_segments
+from genoise.structured.segment_images import SCALES, character_pixels, crop_segments
 from genoise.structured.segmentation import Pieces, Segments, find_pieces, segments
 from genoise.structured.semiring import forward_score, viterbi
 
@@ -109,7 +109,11 @@ class CheckReader(nn.Module):
     """Segmenter (fixed heuristics) + recognition transformer (trainable); see the module
     docstring. ``recognizer`` maps (M, 1, 28, 28) segment images to (M, 12) class scores.
     ``max_span``, ``valley``, ``smooth``, ``min_piece`` are the segmenter's
-    (:func:`~genoise.structured.segmentation.find_pieces`); the defaults over-segment."""
+    (:func:`~genoise.structured.segmentation.find_pieces`); the defaults over-segment.
+    ``scale`` is how a segment is normalised before the recogniser reads it
+    (:func:`~genoise.structured.segment_images.crop_segments`): ``"segment"`` (its own ink box,
+    MNIST's normalisation) or ``"string"`` (one factor per string: a segment keeps its size and
+    height relative to the string's characters)."""
 
     def __init__(
         self,
@@ -119,16 +123,19 @@ class CheckReader(nn.Module):
         valley: float = 0.9,
         smooth: int = 1,
         min_piece: int = 3,
+        scale: str = "segment",
     ) -> None:
         super().__init__()
         self.recognizer = recognizer if recognizer is not None else LeNet5(num_classes=NUM_CLASSES)
         self.max_span, self.valley, self.smooth, self.min_piece = max_span, valley, smooth, min_piece
+        self.scale = check_choice("scale", scale, SCALES)
 
     def segment(self, images: Tensor, widths: Tensor | None = None) -> SegmentedBatch:
         """Pieces, segments and segment images of a batch of (B, 28, W) strings."""
         pieces = find_pieces(images, widths, valley=self.valley, smooth=self.smooth, min_piece=self.min_piece)
         segs = segments(pieces, self.max_span)
-        return SegmentedBatch(pieces, segs, crop_segments(images, segs, pieces=pieces), pieces.counts + 1)
+        crops = crop_segments(images, segs, pieces=pieces, scale=self.scale)
+        return SegmentedBatch(pieces, segs, crops, pieces.counts + 1)
 
     def segment_classes(self, segmented: SegmentedBatch, owner: Tensor, labels: Tensor) -> Tensor:
         return segment_classes(segmented, owner, labels)

@@ -8,7 +8,12 @@ its ink (pixels above ``threshold``) is scaled, aspect ratio preserved, so that 
 side spans ``box`` pixels, and placed in a ``size`` × ``size`` image with its centre of mass
 (or the centre of its box) at the image centre, as MNIST's digits were normalised (20 × 20
 box, 28 × 28 field); one bilinear ``grid_sample`` call per chunk of segments does the
-resampling. :func:`character_pixels` counts how many pixels of every true character (an
+resampling. With ``scale="string"`` every segment of a string is scaled by one factor, ``box``
+over the ink height of the whole string, and put at the string's vertical centre of mass (its
+own horizontal centre): a fragment of a character stays small and low or high where it was,
+two merged characters stay twice as wide, and a separator dot stays a dot — the size and the
+position the per-segment box throws away, and which tell a wrong cut from a character.
+:func:`character_pixels` counts how many pixels of every true character (an
 owner map such as :attr:`~genoise.data.digit_strings.DigitStrings.owner`) each segment holds.
 """
 
@@ -22,12 +27,16 @@ from genoise._checks import check_choice, check_int, check_positive
 from genoise.structured.segmentation import Pieces, Segments, check_strings
 
 CENTRES = ("mass", "box")
+SCALES = ("segment", "string")
 _CHUNK = 4096  # segments resampled per grid_sample call
 
 
-def _normalise(window: Tensor, threshold: float, size: int, box: int, centre: str) -> Tensor:
+def _normalise(window: Tensor, threshold: float, size: int, box: int, centre: str,
+               string: tuple[Tensor, Tensor] | None = None) -> Tensor:
     """Windows (m, H, w) → their (m, 1, size, size) MNIST-like images: the ink box scaled into
-    ``box``, the centre put at the middle, by one bilinear ``grid_sample``."""
+    ``box``, the centre put at the middle, by one bilinear ``grid_sample``. ``string`` = (ink
+    height, vertical centre) (m,) of each window's string: the scale ``box`` / height and that
+    vertical centre replace the window's own (``scale="string"``)."""
     m, H, width = window.shape
     device = window.device
     ink = window > threshold
@@ -45,6 +54,9 @@ def _normalise(window: Tensor, threshold: float, size: int, box: int, centre: st
         cx = (mass.sum(1) * (torch.arange(width, device=device).double() + 0.5)).sum(1) / weight
     else:
         cy, cx = (top + bottom).double() / 2, (left + right).double() / 2
+    if string is not None:
+        height, cy = (t.to(device=device, dtype=torch.float64) for t in string)
+        scale = box / height.clamp_min(1.0)
     # output coordinate o (pixel centres k + ½) ↦ input c + (o − size / 2) / scale, normalised
     theta = torch.zeros(m, 2, 3, dtype=torch.float64, device=device)
     theta[:, 0, 0] = size / (scale * width)
@@ -56,19 +68,43 @@ def _normalise(window: Tensor, threshold: float, size: int, box: int, centre: st
     return sampled.clamp(0, 1) * cols_any.any(1)[:, None, None, None]
 
 
+def string_extent(images: Tensor, threshold: float = 0.1) -> tuple[Tensor, Tensor]:
+    """(height, cy) (n,) float64 of every string's ink (pixels above ``threshold``): the rows
+    from its top ink row to one past its bottom one (0 without ink), and its intensity-weighted
+    vertical centre of mass in pixel coordinates (the middle row without ink)."""
+    x = check_strings("images", images)
+    H = x.shape[1]
+    ink = x > threshold
+    rows = ink.any(2)
+    top = rows.to(torch.uint8).argmax(1)
+    bottom = H - rows.flip(1).to(torch.uint8).argmax(1)
+    height = torch.where(rows.any(1), bottom - top, 0).double()
+    mass = torch.where(ink, x, 0).double().sum(2)
+    weight = mass.sum(1)
+    centre = (mass * (torch.arange(H, device=x.device).double() + 0.5)).sum(1) / weight.clamp_min(
+        torch.finfo(torch.float64).tiny)
+    return height, torch.where(weight > 0, centre, H / 2)
+
+
 def normalise_characters(
-    images: Tensor, size: int = 28, box: int = 20, *, threshold: float = 0.1, centre: str = "mass"
+    images: Tensor, size: int = 28, box: int = 20, *, threshold: float = 0.1, centre: str = "mass",
+    scale: str = "segment",
 ) -> Tensor:
     """Isolated character images (n, H, W) or (n, 1, H, W) normalised as :func:`crop_segments`
-    normalises a segment (the whole image is the segment's window), so that a recogniser
-    trained on them sees what it will see on segments: (n, 1, size, size) in [0, 1]."""
+    normalises a segment (the whole image is the segment's window, and with ``scale="string"``
+    also its string), so that a recogniser trained on them sees what it will see on segments:
+    (n, 1, size, size) in [0, 1]."""
     x = check_strings("images", images)
     check_int("size", size, min=1)
     check_int("box", box, min=1, max=size)
     check_positive("threshold", threshold, allow_zero=True)
     check_choice("centre", centre, CENTRES)
+    check_choice("scale", scale, SCALES)
+    chunks = [x[lo : lo + _CHUNK] for lo in range(0, x.shape[0], _CHUNK)]
     parts = [
-        _normalise(x[lo : lo + _CHUNK], threshold, size, box, centre) for lo in range(0, x.shape[0], _CHUNK)
+        _normalise(chunk, threshold, size, box, centre,
+                   string_extent(chunk, threshold) if scale == "string" else None)
+        for chunk in chunks
     ]
     return torch.cat(parts) if parts else x.new_zeros(0, 1, size, size)
 
@@ -82,6 +118,7 @@ def crop_segments(
     pieces: Pieces | None = None,
     threshold: float = 0.1,
     centre: str = "mass",
+    scale: str = "segment",
 ) -> Tensor:
     """The MNIST-like image of every segment (the module docstring's normalisation).
 
@@ -103,7 +140,11 @@ def crop_segments(
     box : side of the square the ink box is scaled into (1 ≤ box ≤ size)
     pieces : Pieces, optional — the pieces ``segs`` were built from (map (n, H, W))
     threshold : a pixel above it is ink
-    centre : "mass" or "box" — the point put at the centre of the image
+    centre : "mass" or "box" — the point put at the centre of the image (horizontally, with
+        ``scale="string"``)
+    scale : "segment" — the segment's ink box spans ``box`` (MNIST's normalisation); "string" —
+        every segment of a string scaled by ``box`` / the string's ink height and put at the
+        string's vertical centre of mass (:func:`string_extent`)
 
     Returns
     -------
@@ -115,6 +156,7 @@ def crop_segments(
     check_int("box", box, min=1, max=size)
     check_positive("threshold", threshold, allow_zero=True)
     check_choice("centre", centre, CENTRES)
+    check_choice("scale", scale, SCALES)
     device = x.device
     string, x0, x1, first, last = (
         t.to(device=device, dtype=torch.long) for t in (segs.string, segs.x0, segs.x1, segs.start, segs.end)
@@ -140,6 +182,7 @@ def crop_segments(
     columns = x.transpose(1, 2).reshape(n * W, H)  # every column of every string, gathered whole
     if pieces is not None:
         piece_columns = pieces.map.to(device=device, dtype=torch.int32).transpose(1, 2).reshape(n * W, H)
+    extent = string_extent(x, threshold) if scale == "string" else None
     order = torch.sort(x1 - x0, stable=True).indices  # chunks of similar widths: narrow windows
     for lo in range(0, M, _CHUNK):  # chunks bound the memory of the windows and grids
         chunk = order[lo : lo + _CHUNK]
@@ -153,7 +196,8 @@ def crop_segments(
         if pieces is not None:
             piece = piece_columns.index_select(0, column).view(-1, width, H).transpose(1, 2)
             keep = keep & (piece >= first[chunk, None, None]) & (piece < last[chunk, None, None])
-        out[chunk] = _normalise(torch.where(keep, window, 0), threshold, size, box, centre)
+        own = None if extent is None else (extent[0][s], extent[1][s])
+        out[chunk] = _normalise(torch.where(keep, window, 0), threshold, size, box, centre, own)
     return out
 
 

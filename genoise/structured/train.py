@@ -270,8 +270,8 @@ def pretrain_recognizer(
     **options: Any,
 ) -> dict[str, Any]:
     """Adam on the recognition transformer alone for ``epochs`` passes over isolated digit
-    images (n, 28, 28) with classes ``labels`` (n,) in 0–9, each normalised like a segment
-    (:func:`~genoise.structured.segment_images.normalise_characters`) and, when
+    images (n, 28, 28) with classes ``labels`` (n,) in 0–9, each normalised like a segment at the
+    reader's ``scale`` (:func:`~genoise.structured.segment_images.normalise_characters`) and, when
     ``distortion`` > 0, distorted afresh at every pass (:func:`distort`): the paper's
     recogniser is trained on isolated characters before it meets a segmentation graph (LeCun
     et al. 1998, Section V). ``options``: the fields of :class:`TrainOptions`."""
@@ -282,7 +282,7 @@ def pretrain_recognizer(
         low, high = int(labels.min()), int(labels.max())
         raise ValueError(f"labels must be digits 0-9, got values in [{low}, {high}]")
     opts = TrainOptions(**options)
-    x = normalise_characters(images)
+    x = normalise_characters(images, scale=reader.scale)
     steps = epochs * max(1, x.shape[0] // opts.batch_size)
     data = (x, labels.long())
     desc = "recogniser on isolated characters"

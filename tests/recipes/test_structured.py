@@ -149,3 +149,27 @@ def test_isolated_characters_beside_both_string_stages(tmp_path, capsys):
     assert _train(tmp_path, "bad", "loss=sdnn_ctc", "character_weight=0.5") != 0
     assert "loss=sdnn_ctc has none" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_segment_scale_string_reaches_the_reader_and_the_isolated_digits(tmp_path, capsys, monkeypatch):
+    """``segment_scale=string``: the evaluated reader normalises its segments at the string's
+    scale, the pre-training's digits are normalised the same way, and ``init=`` of another scale
+    or the SDNN is refused before anything is written."""
+    from genoise.recipes.structured import load_model
+    from genoise.structured import train as structured_train
+    from genoise.train.run_folder import read_run_config
+
+    seen = []
+    original = structured_train.normalise_characters
+    monkeypatch.setattr(structured_train, "normalise_characters",
+                        lambda images, **kw: seen.append(kw.get("scale")) or original(images, **kw))
+    assert _train(tmp_path, "scaled", "loss=isolated", "segment_scale=string", "pretrain_epochs=1") == 0
+    assert seen == ["string"]
+    model = load_model(tmp_path / "scaled", read_run_config(tmp_path / "scaled")[0])
+    assert model.scale == "string"
+    init = f"init={tmp_path / 'scaled'}"
+    assert _train(tmp_path, "plain", "loss=viterbi", init) != 0
+    assert "segment_scale=string, this run segment_scale=segment" in capsys.readouterr().err
+    assert not (tmp_path / "plain").exists()
+    assert _train(tmp_path, "sdnn", "loss=sdnn_ctc", "segment_scale=string") != 0
+    assert "loss=sdnn_ctc reads the string without segmenting it" in capsys.readouterr().err

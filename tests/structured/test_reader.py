@@ -273,3 +273,35 @@ def test_characters_are_checked_in_one_line():
         Characters(images, torch.zeros(3, dtype=torch.long), 1.0)
     with pytest.raises(ValueError, match="character_weight"):
         Characters(images, torch.zeros(4, dtype=torch.long), -1.0)
+
+
+def test_string_scale_keeps_each_segments_size_and_height_in_its_string():
+    """``scale="string"``: one factor per string (box / the string's ink height) and the string's
+    vertical centre, so a short low block stays short and low, where the per-segment box blows it
+    up to 20 px; a whole character whose ink is taller than wide is normalised as by its own box."""
+    from genoise.structured.segment_images import crop_segments, normalise_characters, string_extent
+    from genoise.structured.segmentation import find_pieces, segments
+
+    x = torch.zeros(1, 28, 40)
+    x[0, 4:24, 5:10] = 1.0  # a bar 20 rows tall: the string's height
+    x[0, 18:24, 20:26] = 1.0  # a 6 × 6 block at its foot
+    height, centre = string_extent(x)
+    assert float(height[0]) == 20.0
+    assert float(centre[0]) == pytest.approx((20 * 5 * 14.0 + 36 * 21.0) / (100 + 36))
+    pieces = find_pieces(x)
+    segs = segments(pieces, 1)
+    def rows(images):
+        return [ink.nonzero().flatten().tolist() for ink in (images[:, 0] > 0.1).any(2)]
+
+    own, scaled = (crop_segments(x, segs, pieces=pieces, scale=s) for s in ("segment", "string"))
+    block_own, block_scaled = rows(own)[1], rows(scaled)[1]
+    assert len(block_own) >= 19  # the per-segment box: 20 px tall
+    assert 5 <= len(block_scaled) <= 7  # the string's scale (20 / 20 = 1): 6 px
+    assert min(block_scaled) > 14  # below the middle of the image, as in the string
+    # a character alone, taller than wide, is its own string: the same image either way
+    torch.testing.assert_close(normalise_characters(x[:, :, :14], scale="string"),
+                               normalise_characters(x[:, :, :14]))
+    with pytest.raises(ValueError, match="scale must be one of 'segment', 'string'; got 'page'"):
+        crop_segments(x, segs, pieces=pieces, scale="page")
+    with pytest.raises(ValueError, match="scale must be one of"):
+        CheckReader(scale="page")
