@@ -31,6 +31,19 @@ SCALES = ("segment", "string")
 _CHUNK = 4096  # segments resampled per grid_sample call
 
 
+def _span(present: Tensor) -> tuple[Tensor, Tensor]:
+    """The first index and one past the last where ``present`` (m, L) is true, per row (0 and
+    L where it is nowhere true)."""
+    length = present.shape[1]
+    return present.to(torch.uint8).argmax(1), length - present.flip(1).to(torch.uint8).argmax(1)
+
+
+def _centre(profile: Tensor, weight: Tensor) -> Tensor:
+    """The centre of mass (m,) of the float64 mass ``profile`` (m, L) along its axis, in pixel
+    coordinates (index + ½), its total being ``weight`` (m,)."""
+    return (profile * (torch.arange(profile.shape[1], device=profile.device).double() + 0.5)).sum(1) / weight
+
+
 def _normalise(window: Tensor, threshold: float, size: int, box: int, centre: str,
                string: tuple[Tensor, Tensor] | None = None) -> Tensor:
     """Windows (m, H, w) → their (m, 1, size, size) MNIST-like images: the ink box scaled into
@@ -41,17 +54,13 @@ def _normalise(window: Tensor, threshold: float, size: int, box: int, centre: st
     device = window.device
     ink = window > threshold
     rows_any, cols_any = ink.any(2), ink.any(1)
-    top = rows_any.to(torch.uint8).argmax(1)
-    bottom = H - rows_any.flip(1).to(torch.uint8).argmax(1)
-    left = cols_any.to(torch.uint8).argmax(1)
-    right = width - cols_any.flip(1).to(torch.uint8).argmax(1)
+    (top, bottom), (left, right) = _span(rows_any), _span(cols_any)
     h, w = (bottom - top).double(), (right - left).double()
     scale = box / torch.maximum(torch.maximum(h, w), torch.ones_like(h))  # output px per input px
     if centre == "mass":
         mass = torch.where(ink, window, 0).double()
         weight = mass.sum((1, 2)).clamp_min(torch.finfo(torch.float64).tiny)
-        cy = (mass.sum(2) * (torch.arange(H, device=device).double() + 0.5)).sum(1) / weight
-        cx = (mass.sum(1) * (torch.arange(width, device=device).double() + 0.5)).sum(1) / weight
+        cy, cx = _centre(mass.sum(2), weight), _centre(mass.sum(1), weight)
     else:
         cy, cx = (top + bottom).double() / 2, (left + right).double() / 2
     if string is not None:
@@ -73,17 +82,14 @@ def string_extent(images: Tensor, threshold: float = 0.1) -> tuple[Tensor, Tenso
     from its top ink row to one past its bottom one (0 without ink), and its intensity-weighted
     vertical centre of mass in pixel coordinates (the middle row without ink)."""
     x = check_strings("images", images)
-    H = x.shape[1]
     ink = x > threshold
     rows = ink.any(2)
-    top = rows.to(torch.uint8).argmax(1)
-    bottom = H - rows.flip(1).to(torch.uint8).argmax(1)
+    top, bottom = _span(rows)
     height = torch.where(rows.any(1), bottom - top, 0).double()
-    mass = torch.where(ink, x, 0).double().sum(2)
-    weight = mass.sum(1)
-    centre = (mass * (torch.arange(H, device=x.device).double() + 0.5)).sum(1) / weight.clamp_min(
-        torch.finfo(torch.float64).tiny)
-    return height, torch.where(weight > 0, centre, H / 2)
+    profile = torch.where(ink, x, 0).double().sum(2)
+    weight = profile.sum(1)
+    centre = _centre(profile, weight.clamp_min(torch.finfo(torch.float64).tiny))
+    return height, torch.where(weight > 0, centre, x.shape[1] / 2)
 
 
 def normalise_characters(
