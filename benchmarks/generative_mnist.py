@@ -203,8 +203,7 @@ def extra_row_line(score: dict, vae: float) -> str:
 def gan_rows(args: argparse.Namespace) -> dict[str, tuple[str, dict]]:
     """The GAN rows of this run: the protocol's four, and with ``--r1 γ`` the DCGAN with the R1
     penalty (``dcgan_r1``, an extra row beside the plain DCGAN baseline)."""
-    r1 = float(getattr(args, "r1", 0.0))
-    return {**GAN_ROWS, **({"dcgan_r1": ("dcgan-mnist", {"r1_weight": r1})} if r1 else {})}
+    return {**GAN_ROWS, **({"dcgan_r1": ("dcgan-mnist", {"r1_weight": args.r1})} if args.r1 else {})}
 
 
 def matched_steps(pairs: list[str], rows: dict | None = None) -> dict[str, int]:

@@ -79,6 +79,12 @@ def default_start(config: dict[str, Any]) -> str:
     return "noise" if mcmc_config(config).reinit_fraction >= 1 else "buffer"
 
 
+def energy_activation(config: dict[str, Any]) -> str:
+    """The EBM's energy-network activation (``activation``; runs from before the key: DCGAN's
+    LeakyReLU)."""
+    return str(config.get("activation", "leaky_relu"))
+
+
 def validate(config: dict[str, Any]) -> None:
     """Cross-key checks, before anything is written."""
     ema_decay(config)
@@ -89,7 +95,7 @@ def validate(config: dict[str, Any]) -> None:
         mcmc_config(config)
     else:
         gan_loss(config)
-        if config.get("activation", "leaky_relu") != "leaky_relu":
+        if energy_activation(config) != "leaky_relu":
             raise ValueError("activation sets the MCMC EBM's energy network; every GAN row keeps "
                              "DCGAN's LeakyReLU discriminator (the table's fixed architecture)")
 
@@ -104,8 +110,8 @@ def build_networks(config: dict[str, Any], shape: tuple[int, ...]) -> tuple[nn.M
     """(generator or None, discriminator / energy) for the recipe's ``kind``."""
     channels, size = shape[0], shape[-1]
     width = int(config["width"])
-    if config["kind"] == "mcmc_ebm":  # runs from before the key: DCGAN's LeakyReLU
-        return None, conv_critic(size, channels, width, str(config.get("activation", "leaky_relu")))
+    if config["kind"] == "mcmc_ebm":
+        return None, conv_critic(size, channels, width, energy_activation(config))
     generator = ConvGenerator(int(config["latent_dim"]), size, channels, width)
     if config["kind"] == "ebgan":
         return generator, conv_autoencoder_energy(size, channels, width, int(config["code"]))
@@ -125,7 +131,7 @@ def train(run: Run) -> dict[str, Any]:
     if generator is None:
         cfg = mcmc_config(config)
         card = ebm_card({"shape": list(images.shape[1:]), "width": int(config["width"]),
-                         "activation": str(config.get("activation", "leaky_relu"))}, cfg)
+                         "activation": energy_activation(config)}, cfg)
         train_mcmc_ebm(energy.to(run.device), images, int(config["steps"]), cfg=cfg, card=card, **common)
     else:
         loss = gan_loss(config)

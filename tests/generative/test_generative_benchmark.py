@@ -42,11 +42,11 @@ def test_the_rows_below_the_vae_are_judged_on_the_mean_over_draws(bench):
 
 
 def test_the_matched_budget_takes_its_rows_updates_from_the_command_line(bench):
-    args = Namespace(steps=[3000], matched=True, matched_steps=["dcgan=40000", "wgan_gp=9000"])
+    args = Namespace(steps=[3000], matched=True, matched_steps=["dcgan=40000", "wgan_gp=9000"], r1=0.0)
     assert bench.budgets(args) == [
         ("3000", dict.fromkeys(bench.GAN_ROWS, 3000)),
         ("matched", {**bench.MATCHED, "dcgan": 40000, "wgan_gp": 9000})]
-    assert bench.budgets(Namespace(steps=[3000], matched=False, matched_steps=[]))[-1][0] == "3000"
+    assert bench.budgets(Namespace(steps=[3000], matched=False, matched_steps=[], r1=0.0))[-1][0] == "3000"
     for bad in ("vae=100", "dcgan=0", "dcgan=x", "dcgan"):
         with pytest.raises(SystemExit, match="--matched-steps takes ROW=N"):
             bench.matched_steps([bad])
@@ -73,7 +73,7 @@ def test_ebm_overrides_name_its_cell_and_are_described(bench, monkeypatch, capsy
                         calls.append((recipe, name, overrides)))
     noise = {"reinit_fraction": 1.0, "mcmc_steps": 100}
     args = Namespace(samples=10, seed=0, width=bench.DEFAULT_WIDTH, ebm_width=32, ebm_steps=2000,
-                     ebm_overrides=noise, ema_decay=0.0, steps=[], matched=False, matched_steps=[])
+                     ebm_overrides=noise, ema_decay=0.0, steps=[], matched=False, matched_steps=[], r1=0.0)
     names = bench.train_cells(Path("unused"), args, {"dataset": "mnist", "data_dir": None})
     assert names["mcmc_ebm"] == "mcmc_ebm-2000-w32-mcmc_steps100-reinit_fraction1"
     assert calls == [("mcmc-ebm-mnist", names["mcmc_ebm"],
