@@ -266,3 +266,4 @@ def test_dcgan_with_r1_is_its_own_row(tmp_path, capsys):
     bad = ["train", "ebgan-mnist", *TINY, "r1_weight=1", "--runs-dir", str(tmp_path), "--name", "bad"]
     assert main(bad) != 0
     assert "r1_weight is the non-saturating DCGAN's" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

@@ -173,3 +173,4 @@ def test_segment_scale_string_reaches_the_reader_and_the_isolated_digits(tmp_pat
     assert not (tmp_path / "plain").exists()
     assert _train(tmp_path, "sdnn", "loss=sdnn_ctc", "segment_scale=string") != 0
     assert "loss=sdnn_ctc reads the string without segmenting it" in capsys.readouterr().err
+    assert not (tmp_path / "sdnn").exists()
