@@ -48,8 +48,9 @@ from benchmarks._cells import run_cell  # noqa: E402
 from benchmarks._records import write_records  # noqa: E402
 from benchmarks.world_uncertainty import KINDS, OOD, action_sets  # noqa: E402
 from genoise.io import atomic_write_text  # noqa: E402
-from genoise.recipes import load_recipe, resolve_config  # noqa: E402
+from genoise.recipes import apply_overrides, load_recipe, resolve_config  # noqa: E402
 from genoise.train.run import Run  # noqa: E402
+from genoise.train.trainer import DivergedError  # noqa: E402
 from genoise.world.checkpoints import find_forward_model, load_forward_model, observation_config  # noqa: E402
 from genoise.world.control import expert, keep_speed, planner_controller, policy_controller  # noqa: E402
 from genoise.world.costs import CostConfig  # noqa: E402
@@ -114,7 +115,7 @@ class Setting:
 
     def __init__(self, args: argparse.Namespace) -> None:
         out = Path(args.out)
-        run_cell(out, "world-model-traffic", "model", MODEL, "summary.json")
+        run_cell(out, "world-model-traffic", "model", args.model, "summary.json")
         self.model = load_forward_model(find_forward_model(out / "model")).eval()
         summary = json.loads((out / "model" / "summary.json").read_text())
         self.error_vs_horizon = summary["error_vs_horizon"]
@@ -187,19 +188,25 @@ def policy_cells(args: argparse.Namespace, s: Setting, method: str, seed: int) -
             continue
         config = policy_config(args, steps)
         run = Run(out / "policies" / f"{name}_s{seed}", config=config, resume=True, progress=False)
-        policy = train_policy(
-            method,
-            s.model,
-            s.data,
-            s.sequences,
-            s.low,
-            s.high,
-            config,
-            seed=seed,
-            run=run,
-            obs_config=s.obs,
-            progress=False,
-        )
+        try:
+            policy = train_policy(
+                method,
+                s.model,
+                s.data,
+                s.sequences,
+                s.low,
+                s.high,
+                config,
+                seed=seed,
+                run=run,
+                obs_config=s.obs,
+                progress=False,
+            )
+        except DivergedError as err:  # recorded, and the other seeds go on
+            record = {"method": method, "seed": seed, "steps": steps, "error": str(err)}
+            _cached(out / "cells" / f"diverged_{name}_s{seed}.json", lambda record=record: record)
+            print(f"{method} seed {seed}: {err}", flush=True)
+            return
         result = evaluation_table(
             {method: policy_controller(policy)}, s.seeds, s.env_kwargs, s.model.history, record=None
         )["results"][method]
@@ -341,6 +348,10 @@ def summarise(args: argparse.Namespace) -> dict:
             own = [c["u_own"] for c in found if "u_own" in c]
             if own:
                 rows[method].update(u_own_mean=float(np.mean(own)), u_own_seeds=len(own))
+            stopped = cells.glob(f"diverged_{method}_s*.json")
+            diverged = sorted(json.loads(p.read_text())["seed"] for p in stopped)
+            if diverged:  # stopped by the trainer's divergence guard: no policy, not in the mean
+                rows[method].update(diverged=len(diverged), diverged_seeds=diverged)
     for name in ("references", "true_future_cem", *PLANNERS):
         path = cells / f"{name}.json"
         if path.is_file():
@@ -377,10 +388,12 @@ def report(args: argparse.Namespace, argv: list[str]) -> str:
     lines = [
         f"## MPUR and the other controllers on the traffic simulator ({date})",
         "",
-        f"`{command.strip()}` — forward model: `world-model-traffic` {MODEL}; policies: {args.steps} updates "
+        f"`{command.strip()}` — forward model: `world-model-traffic` {args.model}; "
+        f"policies: {args.steps} updates "
         f"of batch 16, H = {args.horizon}, latents from the posterior, normalised hinged U "
         f"(u_weight {0.05 * args.horizon:g} = 0.05 × H); {args.episodes} held-out episodes (seeds 100000…). "
-        "Success % is mean ± std over training seeds; the paper's goal: MPUR ≥ 80 % and ≥ 20 points above "
+        "Success % is mean ± std over training seeds (a seed whose training the divergence guard stopped "
+        "has no policy and is counted apart); the paper's goal: MPUR ≥ 80 % and ≥ 20 points above "
         "its no-uncertainty ablation.",
         "",
         "| controller | success % (mean ± std) | training seeds | episodes | collision % | off-road % | "
@@ -390,8 +403,9 @@ def report(args: argparse.Namespace, argv: list[str]) -> str:
 
     def line(label: str, r: dict) -> str:
         own = f"{r['u_own_mean']:.2f} ({r['u_own_seeds']} seeds)" if "u_own_mean" in r else "–"
+        seeds = f"{r['seeds']} (+ {r['diverged']} diverged)" if r.get("diverged") else f"{r['seeds']}"
         return (
-            f"| {label} | {r['success_mean']:.1f} ± {r['success_std']:.1f} | {r['seeds']} | "
+            f"| {label} | {r['success_mean']:.1f} ± {r['success_std']:.1f} | {seeds} | "
             f"{r['episodes']} | {r['collision_mean']:.1f} | {r['offroad_mean']:.1f} | "
             f"{r['distance_mean']:.1f} | {own} |"
         )
@@ -446,7 +460,7 @@ def report(args: argparse.Namespace, argv: list[str]) -> str:
     payload = {
         "date": date,
         "command": command.strip(),
-        "model": MODEL,
+        "model": args.model,
         "policy_steps": args.steps,
         "horizon": args.horizon,
         "episodes": args.episodes,
@@ -454,8 +468,8 @@ def report(args: argparse.Namespace, argv: list[str]) -> str:
         "curve": curve,
         "u_ratio": ratio,
     }
-    records = write_records(args.records, "mpur_table", text, payload)
-    _plot(curve, records / "mpur_table.png")
+    records = write_records(args.records, args.record, text, payload)
+    _plot(curve, records / f"{args.record}.png")
     return text
 
 
@@ -570,6 +584,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="drive keep speed, IDM, the planners, true-future CEM and the U-ratio diagnostic",
     )
+    parser.add_argument(
+        "--u-ratio", action="store_true", help="the U-ratio diagnostic alone (--references includes it)"
+    )
     parser.add_argument("--planner-episodes", type=int, default=5)
     parser.add_argument("--ratio-states", type=int, default=128)
     parser.add_argument("--report", action="store_true")
@@ -586,17 +603,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--figure-seed", type=int, default=0)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "mpur_table"))
     parser.add_argument("--records", default=str(ROOT / "benchmarks" / "records"))
+    parser.add_argument(
+        "--record", default="mpur_table", help="file stem of the record (another keeps the main one)"
+    )
+    parser.add_argument(
+        "--model-set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="recipe overrides of the forward model (e.g. car_motion=learned n_future=10); give such a "
+        "table its own --out and --record",
+    )
     args = parser.parse_args(argv)
+    try:  # parsed and checked as `genoise train` does, before anything is written
+        args.model = {**MODEL, **apply_overrides(load_recipe("world-model-traffic"), {}, args.model_set)}
+    except ValueError as err:
+        parser.error(f"--model-set: {err}")
     argv = argv if argv is not None else sys.argv[1:]
     torch.set_num_threads(1)
-    if args.seeds or args.references or args.figure or args.diagnose:
+    if args.seeds or args.references or args.figure or args.diagnose or args.u_ratio:
         setting = Setting(args)
         if args.figure:
             figure(args, setting, Path(args.records) / "mpur_futures.png")
         if args.diagnose:
             diagnose(args, setting)
-        if args.references:
+        if args.references or args.u_ratio:
             u_ratio(args, setting)
+        if args.references:
             reference_cells(args, setting)
         for seed in args.seeds:
             for method in args.methods:

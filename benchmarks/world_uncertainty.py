@@ -18,6 +18,13 @@ and the same dropout masks for every action set:
   goal is ≥ 10 for out-of-distribution actions;
 - the prediction error against the horizon of both models (the issue: no worse than today).
 
+``--learned`` adds a third model, ``action_conditioned=true car_motion=learned``: the network
+predicts the other cars in the ego's own frame, so the scene's response to the ego's braking
+or swerving is learned (the paper's forward model) rather than applied by exact kinematics,
+and its U and prediction error are measured on the same states, latents and masks.
+``--set KEY=VALUE …`` overrides the recipe for every model trained (e.g. ``n_future=10``, the
+steps of the autoregressive training loss), with its own ``--out-dir``.
+
 Writes ``benchmarks/records/world_uncertainty.{md,json}`` (rows, command, date).
 """
 
@@ -37,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._cells import run_cell  # noqa: E402
 from benchmarks._records import write_records  # noqa: E402
+from genoise.recipes import apply_overrides, load_recipe  # noqa: E402
 from genoise.world.checkpoints import find_forward_model, load_forward_model  # noqa: E402
 from genoise.world.costs import CostConfig, driving_cost  # noqa: E402
 from genoise.world.dataset import TrafficDataset  # noqa: E402
@@ -45,6 +53,8 @@ from genoise.world.uncertainty import uncertainty_terms  # noqa: E402
 
 KINDS = ("data", "shuffled", "brake", "accelerate", "swerve", "zigzag")
 OOD = ("brake", "accelerate", "swerve", "zigzag")
+# recipe keys the benchmark sets itself (--set may not)
+BENCHMARK_KEYS = frozenset({"seed", "train_steps", "action_conditioned", "car_motion", "traffic_dir"})
 
 
 def action_sets(data: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -199,14 +209,32 @@ def main(argv: list[str] | None = None) -> int:
         help="also measure the disagreement of K action-conditioned models trained from seeds seed … "
         "seed + K − 1 on the same data (0: skip)",
     )
+    parser.add_argument(
+        "--learned",
+        action="store_true",
+        help="also train and measure an action-conditioned model with car_motion=learned (cell `learned`)",
+    )
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="recipe overrides of every model trained (e.g. n_future=10); give such a run its own --out-dir",
+    )
     args = parser.parse_args(argv)
+    try:  # parsed and checked as `genoise train` does, before anything is written
+        model_set = apply_overrides(load_recipe("world-model-traffic"), {}, args.set)
+    except ValueError as err:
+        parser.error(f"--set: {err}")
+    if fixed := sorted(set(model_set) & BENCHMARK_KEYS):
+        parser.error(f"--set: {', '.join(fixed)} is set by the benchmark itself")
     if args.ensemble == 1 or args.ensemble < 0:
         parser.error(f"--ensemble must be 0 (off) or >= 2 members, got {args.ensemble}")
     if args.quick:
         args.train_steps, args.states = 300, 64
     torch.set_num_threads(1)
     out = Path(args.out_dir)
-    base = {"seed": args.seed, "train_steps": args.train_steps}
+    base = {"seed": args.seed, "train_steps": args.train_steps, **model_set}
     run_cell(out, "world-model-traffic", "blind", base, "summary.json")
     traffic = json.loads((out / "blind" / "summary.json").read_text())["traffic_dir"]
     run_cell(
@@ -216,10 +244,15 @@ def main(argv: list[str] | None = None) -> int:
         {**base, "action_conditioned": True, "traffic_dir": traffic},
         "summary.json",
     )
+    names = ["blind", "conditioned"]
+    if args.learned:
+        overrides = {**base, "action_conditioned": True, "car_motion": "learned", "traffic_dir": traffic}
+        run_cell(out, "world-model-traffic", "learned", overrides, "summary.json")
+        names.append("learned")
     state_seed = args.seed if args.state_seed is None else args.state_seed
     results = {
         name: measure(out / name, args.states, args.horizon, args.samples, args.chunk, state_seed)
-        for name in ("blind", "conditioned")
+        for name in names
     }
     ensemble = None
     if args.ensemble:
@@ -236,7 +269,9 @@ def main(argv: list[str] | None = None) -> int:
         f"## Does U depend on the action? ({date})",
         "",
         f"`{command.strip()}` — {args.states} held-out states, T = {args.horizon}, M = {args.samples} "
-        f"dropout masks, {args.train_steps} training steps per model; the same latents and masks for "
+        f"dropout masks, {args.train_steps} training steps per model"
+        + "".join(f", `{key}={value}`" for key, value in model_set.items())
+        + "; the same latents and masks for "
         "every action set. Reference: today's kinematic model (`blind`, the network does not see the "
         "action); ours: `action_conditioned=true`.",
         "",
@@ -275,6 +310,25 @@ def main(argv: list[str] | None = None) -> int:
         f"conditioned {ood_image['conditioned']:.2f}.",
         "",
     ]
+    if "learned" in results:
+        learned = results["learned"]["rows"]
+        lines += [
+            "The action-conditioned model with `car_motion=learned` (the other cars predicted in the ego's "
+            "own frame, step by step; the ego state and lanes exact), on the same states, latents and masks:",
+            "",
+            "| action set | U | U / U(data) | states with U > U(data) | states with U = 0 | U_image / data |",
+            "|---|---:|---:|---:|---:|---:|",
+            *(
+                f"| {kind} | {r['u_mean']:.3g} | {r['ratio_of_means']:.2f} | "
+                f"{100 * r['share_above_data']:.0f} % | {100 * r['share_zero']:.0f} % | "
+                f"{r['image_ratio_of_means']:.2f} |"
+                for kind, r in learned.items()
+            ),
+            "",
+            f"Smallest out-of-distribution ratio (goal ≥ 10): learned car motion {ood['learned']:.2f} "
+            f"(U_image: {ood_image['learned']:.2f}).",
+            "",
+        ]
     if ensemble is not None:
         lines += [
             f"An ensemble instead of dropout: the disagreement (variance over members, each without dropout, "
@@ -296,19 +350,12 @@ def main(argv: list[str] | None = None) -> int:
             "",
         ]
     lines += [
-        "| step | blind MSE | conditioned MSE | copy-last MSE |",
-        "|---:|---:|---:|---:|",
+        "| step | " + " | ".join(f"{name} MSE" for name in names) + " | copy-last MSE |",
+        "|---:|" + "---:|" * (len(names) + 1),
     ]
-    for i, (b, c, k) in enumerate(
-        zip(
-            results["blind"]["error_vs_horizon"],
-            results["conditioned"]["error_vs_horizon"],
-            results["blind"]["copy_last"],
-            strict=False,
-        ),
-        1,
-    ):
-        lines.append(f"| {i} | {b:.5f} | {c:.5f} | {k:.5f} |")
+    curves = [results[name]["error_vs_horizon"] for name in names] + [results["blind"]["copy_last"]]
+    for i, row in enumerate(zip(*curves, strict=False), 1):
+        lines.append(f"| {i} | " + " | ".join(f"{v:.5f}" for v in row) + " |")
     text = "\n".join(lines) + "\n"
     payload = {
         "date": date,
@@ -317,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         "horizon": args.horizon,
         "samples": args.samples,
         "train_steps": args.train_steps,
+        "model_overrides": model_set,
         "state_seed": state_seed,
         "models": results,
         "u_ratio": ood,

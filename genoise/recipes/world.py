@@ -97,6 +97,9 @@ def validate(config: dict[str, Any]) -> None:
     if config.get("action_conditioned") and not config.get("ego_kinematics"):
         raise ValueError("action_conditioned=true needs ego_kinematics=true (the fully learned model "
                          "always reads the action)")
+    if config.get("car_motion", "kinematic") == "learned" and not config.get("action_conditioned"):
+        raise ValueError("car_motion=learned needs action_conditioned=true (the network moves the other "
+                         "cars in the ego's frame, so it must read the action)")
     if config.get("learned_prior") and int(config.get("nz", 0)) == 0:
         raise ValueError("learned_prior=true needs a latent (nz > 0)")
 
@@ -116,6 +119,7 @@ def _fit_model(run: Run) -> tuple[ForwardModel, TrafficDataset, Path]:
         ego_kinematics=kinematics if config["ego_kinematics"] else None,
         action_conditioned=bool(config["action_conditioned"]),
         learned_prior=bool(config.get("learned_prior", False)),
+        car_motion=str(config.get("car_motion", "kinematic")),  # runs from before the key: kinematic
     ).to(run.device)
     obs_config = {"obs_mode": "raster", "raster": asdict(raster), "road": asdict(train.road),
                   "history": history}

@@ -35,6 +35,8 @@ from torch import Tensor, nn
 from genoise.latent.regularizers import kl_divergence, reparameterize
 from genoise.world.raster import RasterSpec
 
+CAR_MOTIONS = ("kinematic", "learned")
+
 
 def ego_step(speed: Tensor, y: Tensor, action: Tensor, dt: float) -> tuple[Tensor, Tensor]:
     """The simulator's integrator for the ego car: ``v' = max(0, v + a dt)``,
@@ -91,6 +93,16 @@ class ForwardModel(nn.Module):
         (``h + W_a a``, as in Henaff et al. 2019, where the predictor conditions on the action):
         its prediction of the ego-centred scene — and so its dropout uncertainty — can depend
         on where the ego goes. Off by default: the invisible-car reference frame ignores it.
+    car_motion : with ``ego_kinematics``, how the other cars move in the ego's frame:
+        ``"kinematic"`` (default) — the network predicts them in the frame of a reference ego
+        that keeps its speed and lane, and they are shifted by the ego's exact deviation from
+        it (:meth:`kinematic_decode`, :func:`rollout`), so the action reaches the scene only
+        through known physics; ``"learned"`` — the network predicts them directly in the ego's
+        own frame, one step at a time from its own ego-centred predictions, reading the action
+        (needs ``action_conditioned``): the apparent motion of the scene caused by the ego's
+        braking or swerving is learned, as in the paper's forward model, so its dropout
+        uncertainty can grow for actions unlike the data's. The ego state and the lane
+        channel stay exact either way.
     learned_prior : (``nz > 0``) a conditional prior ``p(z | h) = N(m(h), diag s(h)^2)``
         instead of ``N(0, I)``; its head starts at zero, i.e. at ``N(0, I)``.
     """
@@ -108,6 +120,7 @@ class ForwardModel(nn.Module):
         ego_kinematics: dict[str, float] | None = None,
         action_conditioned: bool = False,
         learned_prior: bool = False,
+        car_motion: str = "kinematic",
     ) -> None:
         super().__init__()
         self.raster = raster or RasterSpec()
@@ -126,6 +139,7 @@ class ForwardModel(nn.Module):
             ego_kinematics=None if ego_kinematics is None else dict(ego_kinematics),
             action_conditioned=bool(action_conditioned),
             learned_prior=bool(learned_prior),
+            car_motion=str(car_motion),
         )
         if ego_kinematics is not None:
             missing = {"dt", "n_lanes", "lane_width"} - set(ego_kinematics)
@@ -140,6 +154,12 @@ class ForwardModel(nn.Module):
                 "action_conditioned applies to ego_kinematics models (the others always see the action)"
             )
         self.action_conditioned = bool(action_conditioned)
+        if car_motion not in CAR_MOTIONS:
+            raise ValueError(f"car_motion must be one of {', '.join(CAR_MOTIONS)}, got {car_motion!r}")
+        if car_motion == "learned" and not self.action_conditioned:
+            raise ValueError("car_motion='learned' needs an action_conditioned ego_kinematics model "
+                             "(the network moves the other cars, so it must read the action)")
+        self.car_motion = str(car_motion)
         if learned_prior and nz == 0:
             raise ValueError("learned_prior needs a latent (nz > 0)")
         self.learned_prior = bool(learned_prior)
@@ -183,6 +203,13 @@ class ForwardModel(nn.Module):
         self.state_std.copy_(states.std(0).clamp(min=1e-3))
         self.action_mean.copy_(actions.mean(0))
         self.action_std.copy_(actions.std(0).clamp(min=1e-3))
+
+    @property
+    def reference_frame(self) -> bool:
+        """True for ``ego_kinematics`` models with ``car_motion="kinematic"``: rollouts predict
+        the other cars in a reference ego's frame and shift them by the ego's exact motion
+        (:func:`rollout`); False when every step is predicted in the ego's own frame."""
+        return self.kinematics is not None and self.car_motion == "kinematic"
 
     def encode(self, images: Tensor, states: Tensor, action: Tensor) -> Tensor:
         """Hidden code ``h`` (B, hidden) of images (B, k, 3, H, W), states (B, k, S), action (B, A)."""
@@ -260,6 +287,8 @@ class ForwardModel(nn.Module):
         v_next, y_next = ego_step(v, y, action, dt)
         state = torch.stack([y_next, v_next, action[:, 1]], -1)
         cars = (last_image[:, CARS] + delta[:, CARS]).clamp(0.0, 1.0)
+        if self.car_motion == "learned":  # the network's cars are already in the ego's frame
+            return self.draw(cars, y_next, last_image[:, EGO]), state
         image = self.compose(cars, (v_next - v) * dt, action[:, 1] * dt, y_next, last_image[:, EGO])
         return image, state
 
@@ -267,9 +296,8 @@ class ForwardModel(nn.Module):
         """Raster (N, 3, H, W) of an ego car that is ``along`` metres ahead of and ``across``
         metres left of the frame in which the other cars ``cars`` (N, H, W) were drawn
         (bilinear sampling, zeros outside), with the lane channel drawn at ``ego_y`` (N,) and
-        the ego channel ``ego`` (N, H, W); differentiable in ``along``, ``across``, ``ego_y``."""
-        from genoise.world.raster import lane_profile
-
+        the ego channel ``ego`` (N, H, W) (:meth:`draw`); differentiable in ``along``,
+        ``across``, ``ego_y``."""
         n, (h, w) = cars.shape[0], self.raster.shape
         ext_x, ext_y = self.raster.extent
         rows = (2 * torch.arange(h, dtype=cars.dtype, device=cars.device) + 1) / h - 1
@@ -280,9 +308,16 @@ class ForwardModel(nn.Module):
         cars = F.grid_sample(
             cars.unsqueeze(1), grid, mode="bilinear", padding_mode="zeros", align_corners=False
         )[:, 0]
+        return self.draw(cars, ego_y, ego)
+
+    def draw(self, cars: Tensor, ego_y: Tensor, ego: Tensor) -> Tensor:
+        """Raster (N, 3, H, W) of the other cars (N, H, W) as they are, the lane channel drawn
+        at the ego's lateral position ``ego_y`` (N,) and the ego channel ``ego`` (N, H, W)."""
+        from genoise.world.raster import lane_profile
+
         kin = self.kinematics
         lanes = lane_profile(ego_y, self.raster, int(kin["n_lanes"]), kin["lane_width"])
-        return torch.stack([lanes.unsqueeze(1).expand(n, h, w), cars, ego], 1)
+        return torch.stack([lanes.unsqueeze(1).expand(*cars.shape), cars, ego], 1)
 
     def reference_future(
         self,
@@ -299,8 +334,9 @@ class ForwardModel(nn.Module):
         deviation from the reference (:func:`rollout`). An ``action_conditioned`` model
         reads the ego's ``actions`` (B, T, A) in its code at every step (the frame stays the
         reference one), so its future — and its uncertainty — depends on them."""
-        if self.kinematics is None:
-            raise ValueError("reference_future needs a model with ego_kinematics")
+        if not self.reference_frame:
+            raise ValueError("reference_future needs an ego_kinematics model with car_motion='kinematic' "
+                             "(a learned car motion predicts every step in the ego's own frame)")
         future = []
         for t in range(steps):
             step_action = None if actions is None else actions[:, t]
@@ -359,8 +395,10 @@ def rollout(
     the ego following the simulator's integrator. (Feeding the shifted frames back into the
     network instead would ask it to extrapolate the ego's speed change from its own blurred
     predictions: measured, 3 s of braking at 3 m/s² then brought the followers almost no
-    closer.) For one step both are the same."""
-    if model.kinematics is not None:
+    closer.) For one step both are the same. A model with ``car_motion="learned"`` is rolled
+    out step by step in the ego's frame, as the fully learned one: each step's prediction is
+    fed back and the next step reads the next action."""
+    if model.reference_frame:
         reference = model.reference_future(
             images, states, actions.shape[1], z, actions if model.action_conditioned else None
         )

@@ -117,7 +117,7 @@ def unroll_policy(
     an ``action_conditioned`` one predicts it step by step, each step reading the action the
     policy just chose (gradients flow through both)."""
     reference = None
-    kinematic = model.kinematics is not None
+    kinematic = model.reference_frame  # a learned car motion steps in the ego's frame, as the full model
     if kinematic and not model.action_conditioned:
         with torch.no_grad():  # action-independent; the model is frozen during policy training
             reference = model.reference_future(images, states, horizon, z)

@@ -21,10 +21,10 @@ def batch(traffic_root):
     return data.sample_batch(16, torch.Generator().manual_seed(0))
 
 
-def model(nz: int = 0, action_conditioned: bool = False) -> ForwardModel:
+def model(nz: int = 0, action_conditioned: bool = False, car_motion: str = "kinematic") -> ForwardModel:
     torch.manual_seed(0)
     return ForwardModel(history=2, raster=SPEC, nz=nz, width=4, hidden=16, ego_kinematics=KIN,
-                        action_conditioned=action_conditioned).eval()
+                        action_conditioned=action_conditioned, car_motion=car_motion).eval()
 
 
 def test_ego_state_and_lane_channel_are_exact_on_recorded_data(batch) -> None:
@@ -109,14 +109,18 @@ def test_braking_brings_the_other_cars_closer_by_the_accumulated_deviation() -> 
     torch.testing.assert_close(moved[0, :, 1], torch.tensor([9.0, 8.0, 7.0]))
 
 
-@pytest.mark.parametrize("action_conditioned", [False, True])
-def test_policy_unroll_equals_the_rollout_of_its_actions(batch, action_conditioned: bool) -> None:
+@pytest.mark.parametrize("action_conditioned, car_motion",
+                         [(False, "kinematic"), (True, "kinematic"), (True, "learned")])
+def test_policy_unroll_equals_the_rollout_of_its_actions(
+    batch, action_conditioned: bool, car_motion: str
+) -> None:
     """The policy drives inside the model as ``rollout`` replays its actions — for the
-    action-blind model (the other cars' future predicted once) and the action-conditioned one
-    (predicted step by step, reading each action)."""
+    action-blind model (the other cars' future predicted once), the action-conditioned one
+    (predicted step by step, reading each action) and the one with a learned car motion
+    (every step in the ego's own frame)."""
     from genoise.world.policy import DrivingPolicy, unroll_policy
 
-    m = model(nz=2, action_conditioned=action_conditioned)
+    m = model(nz=2, action_conditioned=action_conditioned, car_motion=car_motion)
     torch.nn.init.normal_(m.decoder[-1].weight, std=0.1)  # a network that predicts something
     torch.manual_seed(3)
     policy = DrivingPolicy.from_model(m, LOW, HIGH, width=4, hidden=16)

@@ -50,3 +50,38 @@ def test_members_from_two_seeds_disagree(bench, runs) -> None:
     assert rows["swerve"]["u_image_mean"] > 0.0
     for r in rows.values():
         assert 0.0 <= r["share_above_data"] <= 1.0 and r["u_mean"] >= 0.0
+
+
+def test_learned_car_motion_model_measured_beside_the_others(bench, tmp_path) -> None:
+    """``--learned`` trains a third model (``car_motion=learned``) on the same data, ``--set``
+    reaches every model, and the record holds all three."""
+    import json
+
+    import yaml
+
+    tiny = [f"{k}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}"
+            for k, v in TINY.items() if k != "train_steps"]
+    out, records = tmp_path / "cells", tmp_path / "records"
+    args = ["--learned", "--train-steps", "3", "--states", "4", "--horizon", "3", "--samples", "2",
+            "--chunk", "4", "--out-dir", str(out), "--records", str(records), "--record", "wu",
+            "--set", *tiny]
+    assert bench.main(args) == 0
+    payload = json.loads((records / "wu.json").read_text())
+    assert set(payload["models"]) == {"blind", "conditioned", "learned"}
+    assert set(payload["u_ratio"]) == {"blind", "conditioned", "learned"}
+    assert payload["model_overrides"]["n_future"] == TINY["n_future"]
+    learned = yaml.safe_load((out / "learned" / "config.yaml").read_text())
+    assert learned["car_motion"] == "learned" and learned["action_conditioned"] is True
+    assert learned["raster_shape"] == TINY["raster_shape"]
+    assert learned["traffic_dir"] == str(out / "blind" / "traffic")  # the same data as the others
+    text = (records / "wu.md").read_text()
+    assert "`car_motion=learned`" in text and "| step | blind MSE | conditioned MSE | learned MSE |" in text
+
+
+@pytest.mark.parametrize("bad, message", [(["nope=1"], "unknown key 'nope'"),
+                                          (["seed=1"], "seed is set by the benchmark itself")])
+def test_bad_model_overrides_are_refused(bench, tmp_path, capsys, bad, message) -> None:
+    with pytest.raises(SystemExit):
+        bench.main(["--out-dir", str(tmp_path / "x"), "--set", *bad])
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
