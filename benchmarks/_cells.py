@@ -12,6 +12,22 @@ from pathlib import Path
 import yaml
 
 from genoise.cli import main as genoise
+from genoise.recipes import apply_overrides, load_recipe
+
+
+def recipe_overrides(
+    parser, recipe: str, flag: str, items, fixed=(), why: str = "is set by the benchmark itself"
+) -> dict:
+    """The ``KEY=VALUE`` items of a benchmark's ``flag`` for ``recipe``, parsed and checked as
+    ``genoise train`` does, before anything is written: a bad item, or a key in ``fixed`` (one
+    the benchmark sets itself), ends the command with one line naming the flag (``parser.error``)."""
+    try:
+        overrides = apply_overrides(load_recipe(recipe), {}, items)
+    except ValueError as err:
+        parser.error(f"{flag}: {err}")
+    if clash := sorted(set(overrides) & set(fixed)):
+        parser.error(f"{flag}: {', '.join(clash)} {why}")
+    return overrides
 
 
 def recipe_value(value) -> str:

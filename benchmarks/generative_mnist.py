@@ -64,7 +64,7 @@ from _records import write_records  # noqa: E402
 
 from genoise.generative.metrics import sample_quality  # noqa: E402
 from genoise.latent.vae import VAE  # noqa: E402
-from genoise.recipes import apply_overrides, load_recipe  # noqa: E402
+from genoise.recipes import load_recipe  # noqa: E402
 from genoise.recipes.generative import (  # noqa: E402
     ROW_TITLES,
     default_start,
@@ -405,12 +405,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--steps with no budget needs --matched (otherwise there is no table)")
     if args.r1 < 0:
         parser.error(f"--r1 must be >= 0, got {args.r1:g}")
-    try:  # parsed and checked as `genoise train` does, before anything is written
-        args.ebm_overrides = apply_overrides(load_recipe("mcmc-ebm-mnist"), {}, args.ebm_set)
-    except ValueError as err:
-        parser.error(f"--ebm-set: {err}")
-    if fixed := sorted(set(args.ebm_overrides) & set(EBM_FIXED)):
-        parser.error(f"--ebm-set: {', '.join(fixed)} is set by the benchmark's own flags")
+    args.ebm_overrides = cells.recipe_overrides(parser, "mcmc-ebm-mnist", "--ebm-set", args.ebm_set,
+                                                EBM_FIXED, "is set by the benchmark's own flags")
     command = "python benchmarks/generative_mnist.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.quick:
         args.steps, args.ebm_steps, args.vae_epochs, args.samples, args.matched = [20, 30], 10, 1, 200, False

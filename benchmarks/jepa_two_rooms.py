@@ -42,9 +42,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import _cells as cells  # noqa: E402
+from _cells import recipe_overrides  # noqa: E402
 
 from benchmarks._records import write_records  # noqa: E402
-from genoise.recipes import apply_overrides, load_recipe  # noqa: E402
+from genoise.recipes import load_recipe  # noqa: E402
 
 MAIN_ROWS = ("mppi", "cem", "gradient", "mppi_last", "gcbc", "random", "oracle")
 ABLATIONS = {
@@ -143,12 +144,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--rows lacks {', '.join(sorted(rows_needed - set(main_rows)))}, which table "
                          f"{table} reuses: add it or --skip {table}")
     command = " ".join(["python benchmarks/jepa_two_rooms.py", *(argv if argv is not None else sys.argv[1:])])
-    recipe = load_recipe("jepa-two-rooms")
-    defaults = recipe.config
-    try:  # parsed and checked as `genoise train` does, before anything is written
-        base: dict = apply_overrides(recipe, {}, args.set)
-    except ValueError as err:
-        parser.error(f"--set: {err}")
+    defaults = load_recipe("jepa-two-rooms").config
+    base: dict = recipe_overrides(parser, "jepa-two-rooms", "--set", args.set)
     out = Path(args.out + ("_quick" if args.quick else ""))
     out.mkdir(parents=True, exist_ok=True)
     if args.quick:

@@ -44,11 +44,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._cells import run_cell  # noqa: E402
+from benchmarks._cells import recipe_overrides, run_cell  # noqa: E402
 from benchmarks._records import write_records  # noqa: E402
 from benchmarks.world_uncertainty import KINDS, OOD, action_sets  # noqa: E402
 from genoise.io import atomic_write_text  # noqa: E402
-from genoise.recipes import apply_overrides, load_recipe, resolve_config  # noqa: E402
+from genoise.recipes import load_recipe, resolve_config  # noqa: E402
 from genoise.train.run import Run  # noqa: E402
 from genoise.train.trainer import DivergedError  # noqa: E402
 from genoise.world.checkpoints import find_forward_model, load_forward_model, observation_config  # noqa: E402
@@ -615,10 +615,7 @@ def main(argv: list[str] | None = None) -> int:
         "table its own --out and --record",
     )
     args = parser.parse_args(argv)
-    try:  # parsed and checked as `genoise train` does, before anything is written
-        args.model = {**MODEL, **apply_overrides(load_recipe("world-model-traffic"), {}, args.model_set)}
-    except ValueError as err:
-        parser.error(f"--model-set: {err}")
+    args.model = {**MODEL, **recipe_overrides(parser, "world-model-traffic", "--model-set", args.model_set)}
     argv = argv if argv is not None else sys.argv[1:]
     torch.set_num_threads(1)
     if args.seeds or args.references or args.figure or args.diagnose or args.u_ratio:

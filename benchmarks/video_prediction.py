@@ -53,7 +53,7 @@ import _cells as cells  # noqa: E402
 
 from benchmarks._records import write_records  # noqa: E402
 from genoise.data.moving_mnist import fixed_sequences  # noqa: E402
-from genoise.recipes import apply_overrides, load_recipe  # noqa: E402
+from genoise.recipes import load_recipe  # noqa: E402
 from genoise.recipes.video import data_config, load_digit_pool, test_set  # noqa: E402
 from genoise.video import load_predictor, rollout  # noqa: E402
 from genoise.video.evaluate import blank_frame, copy_last, latent_information, model_predict  # noqa: E402
@@ -414,22 +414,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--b-loss latent goes with --b-models latent_dfn, and latent_dfn only with "
                      "--b-loss latent")
     base = {"test_sequences": args.test_sequences}
-    try:  # parsed and checked as `genoise train` does, before anything is written
-        a_base = {**base, **apply_overrides(load_recipe("video-mmnist"), {}, args.set)}
-    except ValueError as err:
-        parser.error(f"--set: {err}")
-    try:
-        latent_extra = apply_overrides(load_recipe("video-mmnist"), {}, args.latent_set)
-    except ValueError as err:
-        parser.error(f"--latent-set: {err}")
-    if fixed := sorted(set(latent_extra) & {"loss", "steps", "model"}):
-        parser.error(f"--latent-set: {', '.join(fixed)} is set by table (a)")
-    try:
-        b_extra = apply_overrides(load_recipe("video-mmnist"), {}, args.b_set)
-    except ValueError as err:
-        parser.error(f"--b-set: {err}")
-    if fixed := sorted(set(b_extra) & set(B_FIXED)):
-        parser.error(f"--b-set: {', '.join(fixed)} is set by table (b) or its own flag")
+    a_base = {**base, **cells.recipe_overrides(parser, "video-mmnist", "--set", args.set)}
+    latent_extra = cells.recipe_overrides(parser, "video-mmnist", "--latent-set", args.latent_set,
+                                    {"loss", "steps", "model"}, "is set by table (a)")
+    b_extra = cells.recipe_overrides(parser, "video-mmnist", "--b-set", args.b_set, B_FIXED,
+                               "is set by table (b) or its own flag")
     out = Path(args.out + ("_quick" if args.quick else ""))
     out.mkdir(parents=True, exist_ok=True)
     lines = [f"# Video prediction beyond mean squared error ({date.today().isoformat()})", "",

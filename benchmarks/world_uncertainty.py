@@ -42,9 +42,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._cells import run_cell  # noqa: E402
+from benchmarks._cells import recipe_overrides, run_cell  # noqa: E402
 from benchmarks._records import write_records  # noqa: E402
-from genoise.recipes import apply_overrides, load_recipe  # noqa: E402
 from genoise.world.checkpoints import find_forward_model, load_forward_model  # noqa: E402
 from genoise.world.costs import CostConfig, driving_cost  # noqa: E402
 from genoise.world.dataset import TrafficDataset  # noqa: E402
@@ -222,12 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         help="recipe overrides of every model trained (e.g. n_future=10); give such a run its own --out-dir",
     )
     args = parser.parse_args(argv)
-    try:  # parsed and checked as `genoise train` does, before anything is written
-        model_set = apply_overrides(load_recipe("world-model-traffic"), {}, args.set)
-    except ValueError as err:
-        parser.error(f"--set: {err}")
-    if fixed := sorted(set(model_set) & BENCHMARK_KEYS):
-        parser.error(f"--set: {', '.join(fixed)} is set by the benchmark itself")
+    model_set = recipe_overrides(parser, "world-model-traffic", "--set", args.set, BENCHMARK_KEYS)
     if args.ensemble == 1 or args.ensemble < 0:
         parser.error(f"--ensemble must be 0 (off) or >= 2 members, got {args.ensemble}")
     if args.quick:

@@ -13,6 +13,15 @@ from genoise.cli import main
 TINY = ["dataset=digits", "width=4", "latent_dim=4", "code=4", "steps=3", "batch_size=8", "samples=30"]
 
 
+def refused(tmp_path, capsys, recipe: str, override: str) -> str:
+    """`genoise train RECIPE … OVERRIDE` into ``tmp_path/bad`` fails and writes nothing; its
+    error output (stripped)."""
+    args = ["train", recipe, *TINY, override, "--runs-dir", str(tmp_path), "--name", "bad"]
+    assert main(args) != 0
+    assert not (tmp_path / "bad").exists()
+    return capsys.readouterr().err.strip()
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     import os
@@ -109,22 +118,17 @@ def test_eval_of_a_folder_without_a_model_is_one_line(tmp_path, capsys):
                                                     ("pt_weight=-1", "pt_weight"),
                                                     ("ema_decay=1", "ema_decay")])
 def test_bad_config_values_are_refused_before_anything_is_written(tmp_path, override, message, capsys):
-    args = ["train", "ebgan-mnist", *TINY, override, "--runs-dir", str(tmp_path), "--name", "bad"]
-    assert main(args) != 0
-    assert message in capsys.readouterr().err
-    assert not (tmp_path / "bad").exists()
+    assert message in refused(tmp_path, capsys, "ebgan-mnist", override)
 
 
 def test_pulling_away_with_another_gan_is_refused(tmp_path, capsys):
-    args = ["train", "dcgan-mnist", *TINY, "pt_weight=0.1", "--runs-dir", str(tmp_path), "--name", "bad"]
-    assert main(args) != 0
-    assert "pt_weight is EBGAN's pulling-away term" in capsys.readouterr().err
+    err = refused(tmp_path, capsys, "dcgan-mnist", "pt_weight=0.1")
+    assert "pt_weight is EBGAN's pulling-away term" in err
 
 
 def test_a_weight_average_for_the_mcmc_ebm_is_refused(tmp_path, capsys):
-    args = ["train", "mcmc-ebm-mnist", *TINY, "ema_decay=0.9", "--runs-dir", str(tmp_path), "--name", "bad"]
-    assert main(args) != 0
-    assert "ema_decay averages a GAN's generator" in capsys.readouterr().err
+    err = refused(tmp_path, capsys, "mcmc-ebm-mnist", "ema_decay=0.9")
+    assert "ema_decay averages a GAN's generator" in err
 
 
 def test_d_lr_reaches_the_discriminators_optimiser_and_lr_the_generators(runs):
@@ -136,11 +140,8 @@ def test_d_lr_reaches_the_discriminators_optimiser_and_lr_the_generators(runs):
 
 
 def test_a_discriminator_rate_for_the_mcmc_ebm_is_refused(tmp_path, capsys):
-    args = ["train", "mcmc-ebm-mnist", *TINY, "d_lr=0.001", "--runs-dir", str(tmp_path), "--name", "bad"]
-    assert main(args) != 0
-    err = capsys.readouterr().err.strip()
+    err = refused(tmp_path, capsys, "mcmc-ebm-mnist", "d_lr=0.001")
     assert "d_lr is the discriminator's learning rate of a GAN" in err and len(err.splitlines()) == 1
-    assert not (tmp_path / "bad").exists()
 
 
 def test_demo_panel_draws_the_three_energies_and_scores_the_samples(tmp_path):
@@ -246,11 +247,8 @@ def test_a_swish_energy_is_trained_saved_and_rebuilt(tmp_path, capsys):
 
 
 def test_an_activation_for_a_gan_row_is_refused(tmp_path, capsys):
-    args = ["train", "wgan-gp-mnist", *TINY, "activation=silu", "--runs-dir", str(tmp_path), "--name", "bad"]
-    assert main(args) != 0
-    err = capsys.readouterr().err.strip()
+    err = refused(tmp_path, capsys, "wgan-gp-mnist", "activation=silu")
     assert "activation sets the MCMC EBM's energy network" in err and len(err.splitlines()) == 1
-    assert not (tmp_path / "bad").exists()
 
 
 def test_dcgan_with_r1_is_its_own_row(tmp_path, capsys):
@@ -263,7 +261,5 @@ def test_dcgan_with_r1_is_its_own_row(tmp_path, capsys):
     assert load_checkpoint(run_dir / "model" / "last.pt")["extra_state"]["card"]["loss"]["r1_weight"] == 10.0
     assert set(json.loads((run_dir / "evaluation.json").read_text())["rows"]) == {"dcgan_r1", "test_images"}
     assert "DCGAN + R1" in (run_dir / "evaluation.md").read_text()
-    bad = ["train", "ebgan-mnist", *TINY, "r1_weight=1", "--runs-dir", str(tmp_path), "--name", "bad"]
-    assert main(bad) != 0
-    assert "r1_weight is the non-saturating DCGAN's" in capsys.readouterr().err
-    assert not (tmp_path / "bad").exists()
+    err = refused(tmp_path, capsys, "ebgan-mnist", "r1_weight=1")
+    assert "r1_weight is the non-saturating DCGAN's" in err
