@@ -16,7 +16,10 @@ and the same dropout masks for every action set:
   swerve (+2 m/s lateral) and a zig-zag (+2 then −2 m/s);
 - the ratio U(kind) / U(data) (of the means, and the median per-state ratio) — the issue's
   goal is ≥ 10 for out-of-distribution actions;
-- the prediction error against the horizon of both models (the issue: no worse than today).
+- the prediction error against the horizon of both models (the issue: no worse than today),
+  beside today's model: when ``--set`` or ``--train-steps`` changes the model or its
+  training, a fourth cell ``today`` trains the recipe's defaults on the same data, raster and
+  seed, and the verdict names each model's worst step.
 
 ``--learned`` adds a third model, ``action_conditioned=true car_motion=learned``: the network
 predicts the other cars in the ego's own frame, so the scene's response to the ego's braking
@@ -44,15 +47,24 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._cells import recipe_overrides, run_cell  # noqa: E402
 from benchmarks._records import write_records  # noqa: E402
+from genoise.recipes import load_recipe  # noqa: E402
+from genoise.recipes.world import error_generator  # noqa: E402
 from genoise.world.checkpoints import find_forward_model, load_forward_model  # noqa: E402
 from genoise.world.costs import CostConfig, driving_cost  # noqa: E402
 from genoise.world.dataset import TrafficDataset  # noqa: E402
 from genoise.world.forward import rollout  # noqa: E402
+from genoise.world.train import errors_per_sample  # noqa: E402
 from genoise.world.uncertainty import uncertainty_terms  # noqa: E402
 
 KINDS = ("data", "shuffled", "brake", "accelerate", "swerve", "zigzag")
 OOD = ("brake", "accelerate", "swerve", "zigzag")
 # recipe keys the benchmark sets itself (--set may not)
+DEFAULT_TRAIN_STEPS = int(load_recipe("world-model-traffic").config["train_steps"])
+# what today's model shares with the others when --set changes them: the data, the raster and
+# the evaluation (the rest, the model and its training, stay at the recipe's defaults)
+SHARED_KEYS = frozenset({"episodes", "steps", "warmup", "lanes", "road_length", "density", "raster_shape",
+                         "raster_extent", "history", "eval_horizon", "eval_batches", "lane_weight",
+                         "offroad_weight", "speed_gradient", "rear_speed"})
 BENCHMARK_KEYS = frozenset({"seed", "train_steps", "action_conditioned", "car_motion", "traffic_dir"})
 
 
@@ -170,6 +182,41 @@ def measure_ensemble(run_dirs: list[Path], states: int, horizon: int, seed: int)
     }
 
 
+def error_verdict(error: list[float], today: list[float], paired: dict | None = None) -> dict:
+    """The error-vs-horizon goal: ``error`` no worse than ``today`` at any step (ratio of the
+    means ≤ 1); with ``paired`` (:func:`paired_errors`), also whether any step is worse by more
+    than two standard errors of the paired difference (``significantly_worse_steps``)."""
+    ratios = [e / t for e, t in zip(error, today, strict=True)]
+    worst = max(range(len(ratios)), key=ratios.__getitem__)
+    verdict = {"met": ratios[worst] <= 1.0, "worst_step": worst + 1, "worst_ratio": ratios[worst]}
+    if paired is not None:
+        steps = zip(paired["relative"], paired["se"], strict=True)
+        verdict["significantly_worse_steps"] = [k + 1 for k, (rel, se) in enumerate(steps) if rel > 2 * se]
+    return verdict
+
+
+def paired_errors(run_dir: Path, reference: Path) -> dict:
+    """Per step, the relative difference of the test MSE of ``run_dir``'s model from
+    ``reference``'s, ``mean(e − e_ref) / mean(e_ref)``, and its standard error, sample by
+    sample on the same test batches and prior draws (the recipe's error protocol; both runs
+    have the same seed and data)."""
+    per_sample = []
+    for folder in (run_dir, reference):
+        summary = json.loads((folder / "summary.json").read_text())
+        config = yaml.safe_load((folder / "config.yaml").read_text())
+        model = load_forward_model(find_forward_model(folder)).eval()
+        test = TrafficDataset(summary["traffic_dir"], "test", history=model.history,
+                              n_future=int(config["eval_horizon"]), raster=model.raster)
+        errors = errors_per_sample(model, test, int(config["eval_batches"]),
+                                   generator=error_generator(int(config["seed"])))
+        per_sample.append(errors["model"].double())
+    ours, ref = per_sample
+    diff, scale = ours - ref, ref.mean(0)
+    se = diff.std(0) / diff.shape[0] ** 0.5
+    relative = diff.mean(0) / scale
+    return {"relative": relative.tolist(), "se": (se / scale).tolist(), "samples": diff.shape[0]}
+
+
 def side_by_side(results: dict, cells) -> list[str]:
     """One Markdown row per action set: ``cells(blind_row, conditioned_row)`` between its name and
     the closing bar."""
@@ -188,7 +235,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--horizon", type=int, default=20, help="rollout steps T of U")
     parser.add_argument("--samples", type=int, default=8, help="dropout masks M")
     parser.add_argument("--chunk", type=int, default=64)
-    parser.add_argument("--train-steps", type=int, default=1500)
+    parser.add_argument("--train-steps", type=int, default=DEFAULT_TRAIN_STEPS)
+    parser.add_argument(
+        "--today-steps",
+        type=int,
+        default=DEFAULT_TRAIN_STEPS,
+        help="training steps of today's model, the error goal's reference (the recipe's default)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="training seed (and, by default, the state seed)")
     parser.add_argument(
         "--state-seed",
@@ -243,6 +296,15 @@ def main(argv: list[str] | None = None) -> int:
         overrides = {**base, "action_conditioned": True, "car_motion": "learned", "traffic_dir": traffic}
         run_cell(out, "world-model-traffic", "learned", overrides, "summary.json")
         names.append("learned")
+    # the error goal's reference: today's model (the recipe's defaults, blind) on the same data;
+    # without overrides that is the blind cell itself
+    today = out / "blind"
+    if set(model_set) - SHARED_KEYS or args.train_steps != args.today_steps:
+        shared = {k: v for k, v in model_set.items() if k in SHARED_KEYS}
+        defaults = {"seed": args.seed, "train_steps": args.today_steps, **shared, "traffic_dir": traffic}
+        run_cell(out, "world-model-traffic", "today", defaults, "summary.json")
+        today = out / "today"
+    today_error = json.loads((today / "summary.json").read_text())["error_vs_horizon"]["model"]
     state_seed = args.seed if args.state_seed is None else args.state_seed
     results = {
         name: measure(out / name, args.states, args.horizon, args.samples, args.chunk, state_seed)
@@ -344,12 +406,49 @@ def main(argv: list[str] | None = None) -> int:
             "",
         ]
     lines += [
-        "| step | " + " | ".join(f"{name} MSE" for name in names) + " | copy-last MSE |",
-        "|---:|" + "---:|" * (len(names) + 1),
+        "| step | " + " | ".join(f"{name} MSE" for name in names) + " | today's model MSE | copy-last MSE |",
+        "|---:|" + "---:|" * (len(names) + 2),
     ]
-    curves = [results[name]["error_vs_horizon"] for name in names] + [results["blind"]["copy_last"]]
+    curves = [results[name]["error_vs_horizon"] for name in names]
+    curves += [today_error, results["blind"]["copy_last"]]
     for i, row in enumerate(zip(*curves, strict=False), 1):
         lines.append(f"| {i} | " + " | ".join(f"{v:.5f}" for v in row) + " |")
+    paired = {name: paired_errors(out / name, today) for name in names if out / name != today}
+    error_goal = {
+        name: error_verdict(results[name]["error_vs_horizon"], today_error, paired.get(name))
+        for name in names
+    }
+    lines += [
+        "",
+        "Prediction error against today's model (`world-model-traffic` defaults: blind, "
+        f"n_future=2, {args.today_steps} steps, the same data, raster and seed; goal: no worse at any "
+        "step): "
+        + "; ".join(
+            f"{name} {'met' if v['met'] else 'not met'} (worst step {v['worst_step']}: "
+            f"{100 * (v['worst_ratio'] - 1):+.0f} %)"
+            for name, v in error_goal.items()
+        )
+        + ".",
+    ]
+    if paired:
+        steps = range(1, len(today_error) + 1)
+        lines += [
+            "",
+            "The same, sample by sample on the same test batches and prior draws "
+            f"({next(iter(paired.values()))['samples']} samples): per step, the relative difference "
+            "of the MSE from today's model, ± its standard error (negative: better than today's):",
+            "",
+            "| model | " + " | ".join(f"step {k}" for k in steps) + " | steps worse by > 2 SE |",
+            "|---|" + "---:|" * (len(today_error) + 1),
+            *(
+                f"| {name} | "
+                + " | ".join(
+                    f"{100 * r:+.0f} ± {100 * e:.0f} %" for r, e in zip(p["relative"], p["se"], strict=True)
+                )
+                + f" | {', '.join(map(str, error_goal[name]['significantly_worse_steps'])) or 'none'} |"
+                for name, p in paired.items()
+            ),
+        ]
     text = "\n".join(lines) + "\n"
     payload = {
         "date": date,
@@ -363,6 +462,9 @@ def main(argv: list[str] | None = None) -> int:
         "models": results,
         "u_ratio": ood,
         "u_image_ratio": ood_image,
+        "today_error_vs_horizon": today_error,
+        "error_goal": error_goal,
+        "paired_error_vs_today": paired,
         "ensemble": ensemble,
     }
     write_records(args.records, args.record, text, payload)

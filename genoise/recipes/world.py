@@ -100,6 +100,10 @@ def validate(config: dict[str, Any]) -> None:
     if config.get("car_motion", "kinematic") == "learned" and not config.get("action_conditioned"):
         raise ValueError("car_motion=learned needs action_conditioned=true (the network moves the other "
                          "cars in the ego's frame, so it must read the action)")
+    if config.get("unroll_frame", "ego") == "reference" and (
+            not config.get("ego_kinematics") or config.get("car_motion", "kinematic") != "kinematic"):
+        raise ValueError("unroll_frame=reference needs ego_kinematics=true and car_motion=kinematic (the "
+                         "frame of a reference ego that keeps its speed and lane)")
     if config.get("learned_prior") and int(config.get("nz", 0)) == 0:
         raise ValueError("learned_prior=true needs a latent (nz > 0)")
 
@@ -126,9 +130,16 @@ def _fit_model(run: Run) -> tuple[ForwardModel, TrafficDataset, Path]:
     train_forward_model(
         model, train, int(config["train_steps"]), int(config["batch_size"]), float(config["lr"]),
         float(config["beta"]), float(config["z_dropout"]), seed=seed, run=run.subrun("model"),
+        unroll_frame=str(config.get("unroll_frame", "ego")),  # runs from before the key: ego
         obs_config=obs_config,
     )
     return model.eval(), train, root
+
+
+def error_generator(seed: int) -> torch.Generator:
+    """The generator of the test batches and prior draws of a run's error-vs-horizon evaluation
+    (:func:`~genoise.world.train.error_vs_horizon`), from the run's ``seed``."""
+    return torch.Generator().manual_seed(derive_seed(seed, 2))
 
 
 def _report_model(run: Run, model: ForwardModel, root: Path, dt: float) -> dict[str, Any]:
@@ -136,7 +147,7 @@ def _report_model(run: Run, model: ForwardModel, root: Path, dt: float) -> dict[
     config = run.config
     test = TrafficDataset(root, "test", history=model.history, n_future=int(config["eval_horizon"]),
                           raster=model.raster)
-    generator = torch.Generator().manual_seed(derive_seed(int(config["seed"]), 2))
+    generator = error_generator(int(config["seed"]))
     errors = error_vs_horizon(model, test, n_batches=int(config["eval_batches"]), generator=generator)
     _plot_errors(run, errors, dt)
     _save_prediction_strip(run, model, test, generator)

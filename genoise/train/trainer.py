@@ -138,7 +138,9 @@ class Trainer:
     config : dict, optional      the run's configuration, stored in the checkpoint
     diverge_factor : float | None
         stop as diverged when |loss| > factor·max(|loss at the first step|, 1) or the
-        gradient norm > factor·max(first gradient norm, 1) (``None``: only NaN/Inf stop)
+        gradient norm > factor·max(first gradient norm, 1) (``None``: only NaN/Inf stop).
+        With ``grad_clip`` only the loss counts: a clipped update is bounded whatever the
+        gradient's norm, so a spike in it is what clipping is for, not a divergence
 
     Raises ``NonFiniteLossError`` / ``DivergedError`` (before the update; the last good
     checkpoint is kept) and ``RunInterrupted`` after step ``run.stop_after``.
@@ -328,7 +330,8 @@ class Trainer:
         if self._reference is None:
             self._reference = current
             return
-        for name, value, start in zip(("|loss|", "gradient norm"), current, self._reference, strict=True):
+        checks = zip(("|loss|", "gradient norm"), current, self._reference, strict=True)
+        for name, value, start in list(checks)[: 1 if self.grad_clip is not None else 2]:
             bound = self.diverge_factor * max(start, 1.0)
             if value > bound:
                 raise DivergedError(f"diverged: {name} {value:.4g} at step {step} exceeds "

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genoise.latent.regularizers import kl_divergence, reparameterize
-from genoise.world.raster import RasterSpec
+from genoise.world.raster import CARS, EGO, RasterSpec, lane_profile
 
 CAR_MOTIONS = ("kinematic", "learned")
 
@@ -280,8 +280,6 @@ class ForwardModel(nn.Module):
         ``((v' - v) dt, a_y dt)``, with bilinear sampling. So the predicted raster, and every
         cost computed from it, is differentiable in the action, and an untrained model with
         ``a = 0`` copies the last frame exactly."""
-        from genoise.world.raster import CARS, EGO
-
         dt = float(self.kinematics["dt"])
         y, v = last_state[:, 0], last_state[:, 1]
         v_next, y_next = ego_step(v, y, action, dt)
@@ -313,8 +311,6 @@ class ForwardModel(nn.Module):
     def draw(self, cars: Tensor, ego_y: Tensor, ego: Tensor) -> Tensor:
         """Raster (N, 3, H, W) of the other cars (N, H, W) as they are, the lane channel drawn
         at the ego's lateral position ``ego_y`` (N,) and the ego channel ``ego`` (N, H, W)."""
-        from genoise.world.raster import lane_profile
-
         kin = self.kinematics
         lanes = lane_profile(ego_y, self.raster, int(kin["n_lanes"]), kin["lane_width"])
         return torch.stack([lanes.unsqueeze(1).expand(*cars.shape), cars, ego], 1)
@@ -351,8 +347,6 @@ class ForwardModel(nn.Module):
         """One step of :meth:`reference_future`: the other cars (B, H, W) at the next step and
         the reference histories moved on by one frame. The code sees ``action`` (an
         ``action_conditioned`` model; zeros when None); the frame is the reference ego's."""
-        from genoise.world.raster import CARS
-
         keep = torch.zeros(images.shape[0], self.action_dim, dtype=images.dtype, device=images.device)
         h = self.encode(images, states, keep if action is None else action)
         image, state = self.decode(h, images[:, -1], states[:, -1], self.latent(h, z), keep)
@@ -418,8 +412,6 @@ def kinematic_rollout(
 ) -> tuple[Tensor, Tensor]:
     """Rasters (B, T, 3, H, W) and states (B, T, 3) of the ego driving ``actions`` (B, T, 2)
     through the other cars' ``reference`` future (B, T, H, W) (see :func:`rollout`)."""
-    from genoise.world.raster import EGO
-
     b, steps = actions.shape[:2]
     dt = float(model.kinematics["dt"])
     y0, v0 = states[:, -1, 0], states[:, -1, 1]
@@ -433,18 +425,41 @@ def kinematic_rollout(
     return pictures, torch.stack([y, v, actions[..., 1]], -1)
 
 
+UNROLL_FRAMES = ("ego", "reference")
+
+
 def forward_model_loss(
     model: ForwardModel,
     batch: dict[str, Tensor],
     beta: float = 1e-6,
     z_dropout: float = 0.5,
     generator: torch.Generator | None = None,
+    unroll_frame: str = "ego",
 ) -> dict[str, Tensor]:
     """Training loss over the batch's ``F`` future steps (teacher-forced actions,
-    autoregressive frames): ``MSE(images) + MSE(normalised states) + beta * KL``."""
+    autoregressive frames): ``MSE(images) + MSE(normalised states) + beta * KL``, each the
+    mean over the ``F`` steps.
+
+    ``unroll_frame`` says which frames the unroll feeds back. ``"ego"``: each step's
+    prediction in the ego's own frame (after the ego's exact motion). ``"reference"`` (models
+    with :attr:`ForwardModel.reference_frame`): the steps are predicted as :func:`rollout`
+    predicts them — the network's frames and states are those of a reference ego that keeps
+    its speed and lane (:meth:`ForwardModel.reference_step`), and the loss compares the
+    reference future shifted by the ego's exact deviation (:func:`kinematic_rollout`) with
+    the recorded frames. The model is then trained on the inputs it is rolled out on; an
+    ``action_conditioned`` one otherwise meets, from the second step of a rollout on, a
+    history that keeps its speed beside an action that changes it, a pair the ego unroll
+    never shows it. The one-step loss is the same either way."""
+    if unroll_frame not in UNROLL_FRAMES:
+        raise ValueError(f"unroll_frame must be one of {UNROLL_FRAMES}, got {unroll_frame!r}")
+    if unroll_frame == "reference" and not model.reference_frame:
+        raise ValueError("unroll_frame='reference' needs an ego_kinematics model with car_motion='kinematic'")
     images, states, actions = batch["images"], batch["states"], batch["actions"]
+    reference, n = unroll_frame == "reference", actions.shape[1]
+    keep_course = torch.zeros_like(actions[:, 0])
     image_loss = state_loss = kl = images.new_zeros(())
-    for t in range(actions.shape[1]):
+    cars = []
+    for t in range(n):
         target_image, target_state = batch["target_images"][:, t], batch["target_states"][:, t]
         h = model.encode(images, states, actions[:, t])
         z = None
@@ -455,14 +470,23 @@ def forward_model_loss(
             z = z * keep
             prior = model.prior(h) if model.learned_prior else (None, None)
             kl = kl + kl_divergence(mu, logvar, *prior).mean()
-        image, state = model.decode(h, images[:, -1], states[:, -1], z, actions[:, t])
-        image_loss = image_loss + F.mse_loss(image, target_image)
-        state_loss = state_loss + F.mse_loss(
-            (state - target_state) / model.state_std, torch.zeros_like(state)
-        )
+        image, state = model.decode(h, images[:, -1], states[:, -1], z,
+                                    keep_course if reference else actions[:, t])
+        if reference:
+            cars.append(image[:, CARS])
+        else:
+            image_loss = image_loss + F.mse_loss(image, target_image)
+            state_loss = state_loss + F.mse_loss(
+                (state - target_state) / model.state_std, torch.zeros_like(state)
+            )
         images = torch.cat([images[:, 1:], image.unsqueeze(1)], 1)
         states = torch.cat([states[:, 1:], state.unsqueeze(1)], 1)
-    n = actions.shape[1]
+    if reference:
+        pictures, ego_states = kinematic_rollout(
+            model, torch.stack(cars, 1), batch["images"], batch["states"], actions
+        )
+        image_loss = F.mse_loss(pictures, batch["target_images"]) * n
+        state_loss = ((ego_states - batch["target_states"]) / model.state_std).pow(2).mean() * n
     total = (image_loss + state_loss) / n + beta * kl / n
     return {"loss": total, "image_mse": image_loss / n, "state_mse": state_loss / n, "kl": kl / n}
 
@@ -497,9 +521,11 @@ def prediction_error(
     model: ForwardModel,
     batch: dict[str, Tensor],
     generator: torch.Generator | None = None,
+    per_sample: bool = False,
 ) -> dict[str, Tensor]:
     """Per-horizon MSE (T,) of the model's rollout (z from the prior) and of the
-    copy-the-last-frame baseline, on a batch with ``F = T`` future steps."""
+    copy-the-last-frame baseline, on a batch with ``F = T`` future steps; ``per_sample``:
+    each sample's (B, T), for paired comparisons of two models on the same batch."""
     was_training = model.training
     model.eval()
     with torch.no_grad():
@@ -509,8 +535,9 @@ def prediction_error(
     model.train(was_training)
     target = batch["target_images"]
     copy = batch["images"][:, -1:].expand_as(target)
+    first = () if per_sample else (0,)
     return {
-        "model": (images - target).pow(2).mean((0, 2, 3, 4)),
-        "copy_last": (copy - target).pow(2).mean((0, 2, 3, 4)),
-        "state_model": ((states - batch["target_states"]) / model.state_std).pow(2).mean((0, 2)),
+        "model": (images - target).pow(2).mean((*first, 2, 3, 4)),
+        "copy_last": (copy - target).pow(2).mean((*first, 2, 3, 4)),
+        "state_model": ((states - batch["target_states"]) / model.state_std).pow(2).mean((*first, 2)),
     }

@@ -14,7 +14,7 @@ constructor arguments and the observation format it was trained on, so that
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -76,6 +76,7 @@ def train_forward_model(
     beta: float = 1e-6,
     z_dropout: float = 0.5,
     *,
+    unroll_frame: str = "ego",
     seed: int = 0,
     run: Run | None = None,
     obs_config: Mapping[str, Any] | None = None,
@@ -83,7 +84,8 @@ def train_forward_model(
     progress: bool | None = None,
 ) -> dict[str, Any]:
     """Adam on :func:`~genoise.world.forward.forward_model_loss` (gradient norm clipped at 5)
-    for ``steps`` updates; the normalisation is set from the data first. With ``run``,
+    for ``steps`` updates (``unroll_frame``: see there); the normalisation is set from the
+    data first. With ``run``,
     ``run.dir/last.pt`` holds the training state and a :class:`ModelCard` (``obs_config``),
     and ``run.resume`` continues from it. Returns the Trainer's last metrics row."""
     normalise_from_data(model, data, generator=torch.Generator().manual_seed(derive_seed(int(seed), 1)))
@@ -91,7 +93,8 @@ def train_forward_model(
 
     def step_fn(net: ForwardModel, batch: tuple[Tensor, ...], generator: torch.Generator) -> dict:
         inputs = as_batch(batch, net.state_mean.device)
-        return forward_model_loss(net, inputs, beta=beta, z_dropout=z_dropout, generator=generator)
+        return forward_model_loss(net, inputs, beta=beta, z_dropout=z_dropout, generator=generator,
+                                  unroll_frame=unroll_frame)
 
     trainer = Trainer(
         model, torch.optim.Adam(model.parameters(), lr=lr), step_fn, TrafficBatches(data, batch_size),
@@ -219,6 +222,20 @@ def train_policy(
     return policy.eval()
 
 
+def _test_batches(
+    model: ForwardModel, data: TrafficDataset, n_batches: int, batch_size: int,
+    generator: torch.Generator | None,
+) -> Iterator[tuple[dict[str, Tensor], torch.Generator | None]]:
+    """The error protocol's ``n_batches`` batches of ``data`` on the model's device, each with
+    the generator of its prior draws (both from ``generator``)."""
+    device = model.state_mean.device
+    for _ in range(n_batches):
+        batch = {k: v.to(device) for k, v in data.sample_batch(batch_size, generator).items()}
+        z_generator = None if generator is None else torch.Generator(device).manual_seed(
+            int(torch.randint(2**62, (1,), generator=generator)))
+        yield batch, z_generator
+
+
 def error_vs_horizon(
     model: ForwardModel,
     data: TrafficDataset,
@@ -228,12 +245,25 @@ def error_vs_horizon(
 ) -> dict[str, list[float]]:
     """Mean per-step raster MSE of the model's rollout and of the copy-last-frame baseline
     over ``n_batches`` batches of ``data`` (whose ``n_future`` is the horizon)."""
-    device = model.state_mean.device
     sums: dict[str, torch.Tensor] = {}
-    for _ in range(n_batches):
-        batch = {k: v.to(device) for k, v in data.sample_batch(batch_size, generator).items()}
-        z_generator = None if generator is None else torch.Generator(device).manual_seed(
-            int(torch.randint(2**62, (1,), generator=generator)))
+    for batch, z_generator in _test_batches(model, data, n_batches, batch_size, generator):
         for key, value in prediction_error(model, batch, z_generator).items():
             sums[key] = sums.get(key, 0) + value.cpu() / n_batches
     return {k: v.tolist() for k, v in sums.items()}
+
+
+def errors_per_sample(
+    model: ForwardModel,
+    data: TrafficDataset,
+    n_batches: int = 4,
+    batch_size: int = 32,
+    generator: torch.Generator | None = None,
+) -> dict[str, Tensor]:
+    """Each test sample's per-step errors (N, T), N = ``n_batches · batch_size``, on the
+    batches and prior draws of :func:`error_vs_horizon` with the same ``generator``: two
+    models evaluated from equal generators are compared sample by sample (a paired test)."""
+    parts: dict[str, list[Tensor]] = {}
+    for batch, z_generator in _test_batches(model, data, n_batches, batch_size, generator):
+        for key, value in prediction_error(model, batch, z_generator, per_sample=True).items():
+            parts.setdefault(key, []).append(value.cpu())
+    return {k: torch.cat(v) for k, v in parts.items()}

@@ -411,6 +411,34 @@ def test_exploding_loss_stops_as_diverged_and_keeps_the_last_good_checkpoint(tmp
     assert not isinstance(info.value, DivergedError)
 
 
+def test_a_gradient_spike_stops_an_unclipped_run_but_not_a_clipped_one(tmp_path):
+    """One step's gradient is 1e6 times the others while the loss stays small: without
+    clipping the update would be huge (DivergedError on the gradient norm); with
+    ``grad_clip`` the update is bounded, so only the loss is watched and the run finishes."""
+    from genoise.train import DivergedError
+
+    model = nn.Linear(2, 1)
+    x = torch.randn(32, 2, generator=torch.Generator().manual_seed(0))
+
+    def step_fn(model, batch, generator):
+        loss = model(batch[0]).pow(2).mean()
+        spike = 1e6 if step_fn.calls == 5 else 0.0
+        step_fn.calls += 1
+        weight = model.weight.sum()
+        return loss + spike * (weight - weight.detach())  # value unchanged, gradient + 1e6
+
+    def trainer(name, **kwargs):
+        step_fn.calls = 0
+        return Trainer(model, torch.optim.SGD(model.parameters(), lr=0.01), step_fn, (x,),
+                       run=Run(tmp_path / name, progress=False), max_steps=20, batch_size=32,
+                       **kwargs)
+
+    with pytest.raises(DivergedError, match=r"diverged: gradient norm .* at step 6 exceeds"):
+        trainer("plain").fit()
+    assert trainer("clipped", grad_clip=1.0).fit()["step"] == 20
+    assert torch.isfinite(model.weight).all() and model.weight.abs().max() < 10
+
+
 def test_a_normal_run_is_not_called_diverged(tmp_path):
     trainer = _source_trainer(Run(tmp_path / "fine", progress=False), max_steps=50)
     assert trainer.fit()["step"] == 50

@@ -45,6 +45,25 @@ def test_training_reduces_the_prediction_loss(data, nz: int) -> None:
     assert errors["model"].shape == (3,) and errors["copy_last"].shape == (3,)
 
 
+def test_per_sample_errors_average_to_the_error_vs_horizon(data) -> None:
+    """``errors_per_sample`` scores the same batches and prior draws as ``error_vs_horizon``
+    (equal generators), one row per sample: its mean over samples is that curve."""
+    from genoise.world.train import error_vs_horizon, errors_per_sample
+
+    model = small_model(nz=4)
+    torch.nn.init.normal_(model.decoder[-1].weight, std=0.1)  # predicts something
+    def seeded(seed: int) -> dict:
+        return {"n_batches": 3, "batch_size": 5, "generator": torch.Generator().manual_seed(seed)}
+
+    curve = error_vs_horizon(model, data, **seeded(7))
+    rows = errors_per_sample(model, data, **seeded(7))
+    assert rows["model"].shape == (15, 3) and rows["state_model"].shape == (15, 3)
+    for key in ("model", "copy_last", "state_model"):
+        torch.testing.assert_close(rows[key].mean(0), torch.tensor(curve[key]), rtol=1e-5, atol=1e-9)
+    other = errors_per_sample(model, data, **seeded(8))
+    assert not torch.equal(other["copy_last"], rows["copy_last"])  # other batches
+
+
 def test_latent_dropout_one_means_the_latent_is_ignored(data) -> None:
     model = small_model(nz=4, dropout=0.0).eval()
     batch = data.sample_batch(8, torch.Generator().manual_seed(1))

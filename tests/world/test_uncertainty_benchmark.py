@@ -64,10 +64,26 @@ def test_learned_car_motion_model_measured_beside_the_others(bench, tmp_path) ->
     out, records = tmp_path / "cells", tmp_path / "records"
     args = ["--learned", "--train-steps", "3", "--states", "4", "--horizon", "3", "--samples", "2",
             "--chunk", "4", "--out-dir", str(out), "--records", str(records), "--record", "wu",
-            "--set", *tiny]
+            "--today-steps", "2", "--set", *tiny]
     assert bench.main(args) == 0
     payload = json.loads((records / "wu.json").read_text())
     assert set(payload["models"]) == {"blind", "conditioned", "learned"}
+    # today's model: the recipe's model and training on the same data, raster and seed
+    today = yaml.safe_load((out / "today" / "config.yaml").read_text())
+    assert today["raster_shape"] == TINY["raster_shape"]
+    assert today["traffic_dir"] == str(out / "blind" / "traffic")
+    assert today["train_steps"] == 2 and today["hidden"] == 256 and today["action_conditioned"] is False
+    today_error = json.loads((out / "today" / "summary.json").read_text())["error_vs_horizon"]["model"]
+    assert payload["today_error_vs_horizon"] == today_error
+    for name, verdict in payload["error_goal"].items():
+        error = payload["models"][name]["error_vs_horizon"]
+        ratios = [e / t for e, t in zip(error, today_error, strict=True)]
+        assert verdict["worst_ratio"] == max(ratios) and verdict["met"] == (max(ratios) <= 1)
+        # the paired comparison: on the same samples its mean difference is the means' difference
+        paired = payload["paired_error_vs_today"][name]
+        for step, (rel, ratio) in enumerate(zip(paired["relative"], ratios, strict=True), 1):
+            assert rel == pytest.approx(ratio - 1, rel=1e-4, abs=1e-6)
+            assert (step in verdict["significantly_worse_steps"]) == (rel > 2 * paired["se"][step - 1])
     assert set(payload["u_ratio"]) == {"blind", "conditioned", "learned"}
     assert payload["model_overrides"]["n_future"] == TINY["n_future"]
     learned = yaml.safe_load((out / "learned" / "config.yaml").read_text())
@@ -75,7 +91,9 @@ def test_learned_car_motion_model_measured_beside_the_others(bench, tmp_path) ->
     assert learned["raster_shape"] == TINY["raster_shape"]
     assert learned["traffic_dir"] == str(out / "blind" / "traffic")  # the same data as the others
     text = (records / "wu.md").read_text()
-    assert "`car_motion=learned`" in text and "| step | blind MSE | conditioned MSE | learned MSE |" in text
+    assert "`car_motion=learned`" in text
+    assert "| step | blind MSE | conditioned MSE | learned MSE | today's model MSE |" in text
+    assert "Prediction error against today's model" in text and "steps worse by > 2 SE" in text
 
 
 @pytest.mark.parametrize("bad, message", [(["nope=1"], "unknown key 'nope'"),
