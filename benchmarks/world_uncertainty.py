@@ -58,13 +58,13 @@ from genoise.world.uncertainty import uncertainty_terms  # noqa: E402
 
 KINDS = ("data", "shuffled", "brake", "accelerate", "swerve", "zigzag")
 OOD = ("brake", "accelerate", "swerve", "zigzag")
-# recipe keys the benchmark sets itself (--set may not)
 DEFAULT_TRAIN_STEPS = int(load_recipe("world-model-traffic").config["train_steps"])
 # what today's model shares with the others when --set changes them: the data, the raster and
 # the evaluation (the rest, the model and its training, stay at the recipe's defaults)
 SHARED_KEYS = frozenset({"episodes", "steps", "warmup", "lanes", "road_length", "density", "raster_shape",
                          "raster_extent", "history", "eval_horizon", "eval_batches", "lane_weight",
                          "offroad_weight", "speed_gradient", "rear_speed"})
+# recipe keys the benchmark sets itself (--set may not)
 BENCHMARK_KEYS = frozenset({"seed", "train_steps", "action_conditioned", "car_motion", "traffic_dir"})
 
 
@@ -195,23 +195,25 @@ def error_verdict(error: list[float], today: list[float], paired: dict | None = 
     return verdict
 
 
-def paired_errors(run_dir: Path, reference: Path) -> dict:
-    """Per step, the relative difference of the test MSE of ``run_dir``'s model from
-    ``reference``'s, ``mean(e − e_ref) / mean(e_ref)``, and its standard error, sample by
-    sample on the same test batches and prior draws (the recipe's error protocol; both runs
-    have the same seed and data)."""
-    per_sample = []
-    for folder in (run_dir, reference):
-        summary = json.loads((folder / "summary.json").read_text())
-        config = yaml.safe_load((folder / "config.yaml").read_text())
-        model = load_forward_model(find_forward_model(folder)).eval()
-        test = TrafficDataset(summary["traffic_dir"], "test", history=model.history,
-                              n_future=int(config["eval_horizon"]), raster=model.raster)
-        errors = errors_per_sample(model, test, int(config["eval_batches"]),
-                                   generator=error_generator(int(config["seed"])))
-        per_sample.append(errors["model"].double())
-    ours, ref = per_sample
-    diff, scale = ours - ref, ref.mean(0)
+def sample_errors(run_dir: Path) -> torch.Tensor:
+    """Each test sample's per-step MSE (N, T) of ``run_dir``'s model on the recipe's error
+    protocol (its test batches and prior draws, from the run's seed): runs with the same seed
+    and data are scored on the same samples."""
+    summary = json.loads((run_dir / "summary.json").read_text())
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    model = load_forward_model(find_forward_model(run_dir)).eval()
+    test = TrafficDataset(summary["traffic_dir"], "test", history=model.history,
+                          n_future=int(config["eval_horizon"]), raster=model.raster)
+    errors = errors_per_sample(model, test, int(config["eval_batches"]),
+                               generator=error_generator(int(config["seed"])))
+    return errors["model"].double()
+
+
+def paired_errors(ours: torch.Tensor, reference: torch.Tensor) -> dict:
+    """Per step, the relative difference of the per-sample errors ``ours`` from ``reference``
+    (both (N, T), :func:`sample_errors`), ``mean(e − e_ref) / mean(e_ref)``, and its standard
+    error, sample by sample."""
+    diff, scale = ours - reference, reference.mean(0)
     se = diff.std(0) / diff.shape[0] ** 0.5
     relative = diff.mean(0) / scale
     return {"relative": relative.tolist(), "se": (se / scale).tolist(), "samples": diff.shape[0]}
@@ -413,7 +415,9 @@ def main(argv: list[str] | None = None) -> int:
     curves += [today_error, results["blind"]["copy_last"]]
     for i, row in enumerate(zip(*curves, strict=False), 1):
         lines.append(f"| {i} | " + " | ".join(f"{v:.5f}" for v in row) + " |")
-    paired = {name: paired_errors(out / name, today) for name in names if out / name != today}
+    compared = [name for name in names if out / name != today]
+    today_samples = sample_errors(today) if compared else None
+    paired = {name: paired_errors(sample_errors(out / name), today_samples) for name in compared}
     error_goal = {
         name: error_verdict(results[name]["error_vs_horizon"], today_error, paired.get(name))
         for name in names

@@ -330,8 +330,8 @@ class Trainer:
         if self._reference is None:
             self._reference = current
             return
-        checks = zip(("|loss|", "gradient norm"), current, self._reference, strict=True)
-        for name, value, start in list(checks)[: 1 if self.grad_clip is not None else 2]:
+        names = ("|loss|",) if self.grad_clip is not None else ("|loss|", "gradient norm")
+        for name, value, start in zip(names, current, self._reference, strict=False):
             bound = self.diverge_factor * max(start, 1.0)
             if value > bound:
                 raise DivergedError(f"diverged: {name} {value:.4g} at step {step} exceeds "

@@ -85,9 +85,9 @@ def train_forward_model(
 ) -> dict[str, Any]:
     """Adam on :func:`~genoise.world.forward.forward_model_loss` (gradient norm clipped at 5)
     for ``steps`` updates (``unroll_frame``: see there); the normalisation is set from the
-    data first. With ``run``,
-    ``run.dir/last.pt`` holds the training state and a :class:`ModelCard` (``obs_config``),
-    and ``run.resume`` continues from it. Returns the Trainer's last metrics row."""
+    data first. With ``run``, ``run.dir/last.pt`` holds the training state and a
+    :class:`ModelCard` (``obs_config``), and ``run.resume`` continues from it. Returns the
+    Trainer's last metrics row."""
     normalise_from_data(model, data, generator=torch.Generator().manual_seed(derive_seed(int(seed), 1)))
     card = ModelCard(kwargs=model.kwargs, obs_config=dict(obs_config or {}))
 
