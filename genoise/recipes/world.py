@@ -131,6 +131,7 @@ def _fit_model(run: Run) -> tuple[ForwardModel, TrafficDataset, Path]:
         model, train, int(config["train_steps"]), int(config["batch_size"]), float(config["lr"]),
         float(config["beta"]), float(config["z_dropout"]), seed=seed, run=run.subrun("model"),
         unroll_frame=str(config.get("unroll_frame", "ego")),  # runs from before the key: ego
+        step_weights=str(config.get("step_weights", "uniform")),  # runs from before the key: uniform
         obs_config=obs_config,
     )
     return model.eval(), train, root

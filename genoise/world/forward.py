@@ -426,6 +426,23 @@ def kinematic_rollout(
 
 
 UNROLL_FRAMES = ("ego", "reference")
+STEP_WEIGHTS = ("uniform", "harmonic")
+
+
+def unroll_step_weights(n: int, kind: str = "uniform") -> Tensor | None:
+    """Weights ``w_t`` (n,) of the ``n`` steps of a training unroll, summing to 1; ``None`` for
+    ``"uniform"`` (``w_t = 1/n``, computed as the plain mean). ``"harmonic"``:
+    ``w_t = (1/t) / H_n`` for ``t = 1 … n`` (``H_n`` the n-th harmonic number). A rollout's
+    squared error grows about linearly with the step, so uniform weights hand the first steps a
+    small share of the loss (step 1 of 10 under 2 %); harmonic weights give each step's
+    *relative* error about the same share, meant to keep a long unroll's first steps accurate
+    (measured in docs/world.md)."""
+    if kind not in STEP_WEIGHTS:
+        raise ValueError(f"step_weights must be one of {STEP_WEIGHTS}, got {kind!r}")
+    if kind == "uniform":
+        return None
+    inverse = 1.0 / torch.arange(1, n + 1, dtype=torch.float64)
+    return (inverse / inverse.sum()).float()
 
 
 def forward_model_loss(
@@ -435,10 +452,12 @@ def forward_model_loss(
     z_dropout: float = 0.5,
     generator: torch.Generator | None = None,
     unroll_frame: str = "ego",
+    step_weights: str = "uniform",
 ) -> dict[str, Tensor]:
     """Training loss over the batch's ``F`` future steps (teacher-forced actions,
     autoregressive frames): ``MSE(images) + MSE(normalised states) + beta * KL``, each the
-    mean over the ``F`` steps.
+    mean over the ``F`` steps, or with ``step_weights="harmonic"`` the sum weighted by
+    :func:`unroll_step_weights`.
 
     ``unroll_frame`` says which frames the unroll feeds back. ``"ego"``: each step's
     prediction in the ego's own frame (after the ego's exact motion). ``"reference"`` (models
@@ -456,6 +475,9 @@ def forward_model_loss(
         raise ValueError("unroll_frame='reference' needs an ego_kinematics model with car_motion='kinematic'")
     images, states, actions = batch["images"], batch["states"], batch["actions"]
     reference, n = unroll_frame == "reference", actions.shape[1]
+    weights = unroll_step_weights(n, step_weights)
+    # the per-step terms are summed, then divided by n: step t counts n * w_t (1 when uniform)
+    scale = [1.0] * n if weights is None else (weights.to(images.device) * n).unbind()
     keep_course = torch.zeros_like(actions[:, 0])
     image_loss = state_loss = kl = images.new_zeros(())
     cars = []
@@ -469,14 +491,14 @@ def forward_model_loss(
             keep = (torch.rand(mu.shape[0], 1, generator=generator, device=mu.device) >= z_dropout).float()
             z = z * keep
             prior = model.prior(h) if model.learned_prior else (None, None)
-            kl = kl + kl_divergence(mu, logvar, *prior).mean()
+            kl = kl + scale[t] * kl_divergence(mu, logvar, *prior).mean()
         image, state = model.decode(h, images[:, -1], states[:, -1], z,
                                     keep_course if reference else actions[:, t])
         if reference:
             cars.append(image[:, CARS])
         else:
-            image_loss = image_loss + F.mse_loss(image, target_image)
-            state_loss = state_loss + F.mse_loss(
+            image_loss = image_loss + scale[t] * F.mse_loss(image, target_image)
+            state_loss = state_loss + scale[t] * F.mse_loss(
                 (state - target_state) / model.state_std, torch.zeros_like(state)
             )
         images = torch.cat([images[:, 1:], image.unsqueeze(1)], 1)
@@ -485,8 +507,14 @@ def forward_model_loss(
         pictures, ego_states = kinematic_rollout(
             model, torch.stack(cars, 1), batch["images"], batch["states"], actions
         )
-        image_loss = F.mse_loss(pictures, batch["target_images"]) * n
-        state_loss = ((ego_states - batch["target_states"]) / model.state_std).pow(2).mean() * n
+        state_error = ((ego_states - batch["target_states"]) / model.state_std).pow(2)
+        if weights is None:
+            image_loss = F.mse_loss(pictures, batch["target_images"]) * n
+            state_loss = state_error.mean() * n
+        else:
+            w = weights.to(images.device) * n
+            image_loss = ((pictures - batch["target_images"]).pow(2).mean((0, 2, 3, 4)) * w).sum()
+            state_loss = (state_error.mean((0, 2)) * w).sum()
     total = (image_loss + state_loss) / n + beta * kl / n
     return {"loss": total, "image_mse": image_loss / n, "state_mse": state_loss / n, "kl": kl / n}
 

@@ -77,6 +77,7 @@ def train_forward_model(
     z_dropout: float = 0.5,
     *,
     unroll_frame: str = "ego",
+    step_weights: str = "uniform",
     seed: int = 0,
     run: Run | None = None,
     obs_config: Mapping[str, Any] | None = None,
@@ -84,7 +85,7 @@ def train_forward_model(
     progress: bool | None = None,
 ) -> dict[str, Any]:
     """Adam on :func:`~genoise.world.forward.forward_model_loss` (gradient norm clipped at 5)
-    for ``steps`` updates (``unroll_frame``: see there); the normalisation is set from the
+    for ``steps`` updates (``unroll_frame``, ``step_weights``: see there); the normalisation is set from the
     data first. With ``run``, ``run.dir/last.pt`` holds the training state and a
     :class:`ModelCard` (``obs_config``), and ``run.resume`` continues from it. Returns the
     Trainer's last metrics row."""
@@ -94,7 +95,7 @@ def train_forward_model(
     def step_fn(net: ForwardModel, batch: tuple[Tensor, ...], generator: torch.Generator) -> dict:
         inputs = as_batch(batch, net.state_mean.device)
         return forward_model_loss(net, inputs, beta=beta, z_dropout=z_dropout, generator=generator,
-                                  unroll_frame=unroll_frame)
+                                  unroll_frame=unroll_frame, step_weights=step_weights)
 
     trainer = Trainer(
         model, torch.optim.Adam(model.parameters(), lr=lr), step_fn, TrafficBatches(data, batch_size),
