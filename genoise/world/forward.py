@@ -512,7 +512,7 @@ def forward_model_loss(
             image_loss = F.mse_loss(pictures, batch["target_images"]) * n
             state_loss = state_error.mean() * n
         else:
-            w = weights.to(images.device) * n
+            w = torch.stack(scale)
             image_loss = ((pictures - batch["target_images"]).pow(2).mean((0, 2, 3, 4)) * w).sum()
             state_loss = (state_error.mean((0, 2)) * w).sum()
     total = (image_loss + state_loss) / n + beta * kl / n
