@@ -58,7 +58,8 @@ from genoise.world.uncertainty import uncertainty_terms  # noqa: E402
 
 KINDS = ("data", "shuffled", "brake", "accelerate", "swerve", "zigzag")
 OOD = ("brake", "accelerate", "swerve", "zigzag")
-DEFAULT_TRAIN_STEPS = int(load_recipe("world-model-traffic").config["train_steps"])
+RECIPE_DEFAULTS = load_recipe("world-model-traffic").config  # today's model
+DEFAULT_TRAIN_STEPS = int(RECIPE_DEFAULTS["train_steps"])
 # what today's model shares with the others when --set changes them: the data, the raster and
 # the evaluation (the rest, the model and its training, stay at the recipe's defaults)
 SHARED_KEYS = frozenset({"episodes", "steps", "warmup", "lanes", "road_length", "density", "raster_shape",
@@ -425,8 +426,8 @@ def main(argv: list[str] | None = None) -> int:
     lines += [
         "",
         "Prediction error against today's model (`world-model-traffic` defaults: blind, "
-        f"n_future=2, {args.today_steps} steps, the same data, raster and seed; goal: no worse at any "
-        "step): "
+        f"n_future={RECIPE_DEFAULTS['n_future']}, {args.today_steps} steps, the same data, raster and "
+        "seed; goal: no worse at any step): "
         + "; ".join(
             f"{name} {'met' if v['met'] else 'not met'} (worst step {v['worst_step']}: "
             f"{100 * (v['worst_ratio'] - 1):+.0f} %)"
