@@ -23,6 +23,12 @@ a cost *averaged* over the H unrolled steps, ours is summed. Rows:
 - ``keep_speed``, ``idm`` (replay of the recorded driver), ``true_future_cem`` (CEM on the
   simulator's true future: the reference an ideal model would give): deterministic, one run.
 
+The success-vs-rollout-length curve (the paper's Figure 5) trains MPUR and its ablation with
+another training horizon, same budget, ``u_weight`` = 0.05 × H, cells and policies named
+``…_h{H}``; ``--report`` (at the table's H = 20) puts them beside the table's rows:
+
+    python benchmarks/mpur_table.py --horizon 10 --methods mpur mpur_no_u --seeds 0 1 --steps 800
+
 Every cell (a policy's checkpoint, an evaluation) is kept under ``--out``: an interrupted run
 continues where it stopped (a policy resumes from its last checkpoint, bit for bit), and the
 curve's budgets are one training run evaluated at each budget. Writes
@@ -56,6 +62,7 @@ from genoise.world.control import expert, keep_speed, planner_controller, policy
 from genoise.world.costs import CostConfig  # noqa: E402
 from genoise.world.dataset import TrafficDataset  # noqa: E402
 from genoise.world.evaluate import eval_seeds, evaluation_table  # noqa: E402
+from genoise.world.forward import posterior_noise  # noqa: E402
 from genoise.world.highway_env import HighwayTrafficEnv  # noqa: E402
 from genoise.world.planners import planner_options  # noqa: E402
 from genoise.world.policy import unroll_policy  # noqa: E402
@@ -89,6 +96,15 @@ NAMES = {
     "true_future_cem": "CEM on the true future (reference)",
 }
 MODEL = {"seed": 0, "train_steps": 1500, "action_conditioned": True, "learned_prior": True}
+HORIZON = 20  # the table's training rollout length; another --horizon is a point of the curve
+
+
+def cell_name(args: argparse.Namespace, method: str) -> str:
+    """The name of ``method``'s cells and policies under this run's options: a ``--u-weight``
+    makes MPUR a sensitivity row ``mpur_uw{w}``, a ``--horizon`` other than the table's a point
+    ``{method}_h{H}`` of the rollout-length curve."""
+    name = method if args.u_weight is None or method != "mpur" else f"mpur_uw{args.u_weight:g}"
+    return name if args.horizon == HORIZON else f"{name}_h{args.horizon}"
 
 
 def policy_config(args: argparse.Namespace, steps: int) -> dict:
@@ -176,7 +192,7 @@ def policy_cells(args: argparse.Namespace, s: Setting, method: str, seed: int) -
     """Train ``method`` with training seed ``seed`` to each budget of the curve (one resumed
     run) and evaluate it after each on the held-out episodes."""
     out = Path(args.out)
-    name = method if args.u_weight is None or method != "mpur" else f"mpur_uw{args.u_weight:g}"
+    name = cell_name(args, method)
     budgets = (
         sorted({b for b in args.curve if b < args.steps} | {args.steps})
         if name in ("mpur", "mpur_no_u")
@@ -212,8 +228,9 @@ def policy_cells(args: argparse.Namespace, s: Setting, method: str, seed: int) -
         )["results"][method]
         row = {k: result[k] for k in ("success_rate", "collision_rate", "offroad_rate", "mean_distance")}
         row["u_own"] = own_uncertainty(args, s, policy)
-        _cached(cell, lambda row=row, steps=steps: {**row, "method": method, "seed": seed, "steps": steps})
-        print(f"{method} seed {seed} {steps} updates: success {100 * row['success_rate']:.0f} %", flush=True)
+        row.update(method=method, seed=seed, steps=steps, horizon=args.horizon)
+        _cached(cell, lambda row=row: row)
+        print(f"{name} seed {seed} {steps} updates: success {100 * row['success_rate']:.0f} %", flush=True)
 
 
 def diagnose(args: argparse.Namespace, s: Setting) -> None:
@@ -278,59 +295,99 @@ def reference_cells(args: argparse.Namespace, s: Setting) -> None:
         )
 
 
+def _u_per_set(s: Setting, batch: dict, sets: dict, z, stats) -> dict:
+    """U (B,) of each state for each action set (raw without ``stats``), the same dropout masks
+    for every set."""
+    n = batch["images"].shape[0]
+    values = {}
+    for kind in KINDS:
+        torch.manual_seed(2)
+        with torch.no_grad():
+            values[kind] = torch.cat(
+                [
+                    uncertainty_cost(
+                        s.model,
+                        batch["images"][i : i + 32],
+                        batch["states"][i : i + 32],
+                        sets[kind][i : i + 32],
+                        None if z is None else z[i : i + 32],
+                        8,
+                        s.costs,
+                        stats,
+                    )
+                    for i in range(0, n, 32)
+                ]
+            )
+    return values
+
+
+def _ratio_rows(values: dict) -> dict:
+    """Per action set: mean and median U over the states, the share of states where U is above
+    U(data), the ratio of the means (the diagnostic's) and of the medians (robust to a few
+    states of large U); for the data, the share of its sum carried by its five largest states."""
+    data, median = float(values["data"].mean()), float(values["data"].median())
+    rows = {
+        k: {
+            "u_mean": float(v.mean()),
+            "u_median": float(v.median()),
+            "share_above_data": float((v > values["data"]).double().mean()),
+            "ratio_of_means": float(v.mean()) / data if data > 0 else None,
+            "ratio_of_medians": float(v.median()) / median if median > 0 else None,
+        }
+        for k, v in values.items()
+    }
+    top = values["data"].sort(descending=True).values
+    rows["data"]["top5_share"] = float(top[:5].sum() / top.sum()) if data > 0 else None
+    ratios = [rows[k]["ratio_of_means"] for k in OOD]
+    return {"rows": rows, "min_ood_ratio": None if None in ratios else min(ratios)}
+
+
+def _ratio_batch(args: argparse.Namespace, s: Setting) -> tuple[dict, dict]:
+    g = torch.Generator().manual_seed(0)
+    batch = s.test.sample_batch(args.ratio_states, g)
+    return batch, action_sets(batch["actions"], g)
+
+
 def u_ratio(args: argparse.Namespace, s: Setting) -> dict:
     """U of recorded vs out-of-distribution actions on held-out test states, raw and normalised
     (the statistics MPUR's training seed 0 uses), same latents and dropout masks per set."""
 
     def compute() -> dict:
-        m, n = s.model, args.ratio_states
-        g = torch.Generator().manual_seed(0)
-        batch = s.test.sample_batch(n, g)
-        sets = action_sets(batch["actions"], g)
-        z = m.sample_prior((n, args.horizon), torch.Generator().manual_seed(1))
-        stats = mpur_uncertainty_stats(m, s.sequences, s.config, s.costs, seed=0)
-        result = {}
-        for form, form_stats in (("raw", None), ("normalised", stats)):
-            values = {}
-            for kind in KINDS:
-                torch.manual_seed(2)
-                with torch.no_grad():
-                    values[kind] = torch.cat(
-                        [
-                            uncertainty_cost(
-                                m,
-                                batch["images"][i : i + 32],
-                                batch["states"][i : i + 32],
-                                sets[kind][i : i + 32],
-                                z[i : i + 32],
-                                8,
-                                s.costs,
-                                form_stats,
-                            )
-                            for i in range(0, n, 32)
-                        ]
-                    )
-            data = float(values["data"].mean())
-            rows = {
-                k: {
-                    "u_mean": float(v.mean()),
-                    "share_above_data": float((v > values["data"]).double().mean()),
-                    "ratio_of_means": float(v.mean()) / data if data > 0 else None,
-                }
-                for k, v in values.items()
-            }
-            ratios = [rows[k]["ratio_of_means"] for k in OOD]
-            result[form] = {"rows": rows, "min_ood_ratio": None if None in ratios else min(ratios)}
-        return result
+        batch, sets = _ratio_batch(args, s)
+        z = s.model.sample_prior((args.ratio_states, args.horizon), torch.Generator().manual_seed(1))
+        stats = mpur_uncertainty_stats(s.model, s.sequences, s.config, s.costs, seed=0)
+        return {
+            form: _ratio_rows(_u_per_set(s, batch, sets, z, form_stats))
+            for form, form_stats in (("raw", None), ("normalised", stats))
+        }
 
     return _cached(Path(args.out) / "cells" / "u_ratio.json", compute)
+
+
+def u_ratio_latents(args: argparse.Namespace, s: Setting) -> dict:
+    """The raw U ratio with three choices of the latents on the same states and masks: samples
+    of the prior (the diagnostic's), the prior's mean (noise 0) and samples of the posterior of
+    the recorded sequence (MPUR's training latents) — does the ratio depend on the latents?"""
+
+    def compute() -> dict:
+        batch, sets = _ratio_batch(args, s)
+        m, n = s.model, args.ratio_states
+        latents = {
+            "prior": m.sample_prior((n, args.horizon), torch.Generator().manual_seed(1)),
+            "prior_mean": torch.zeros(n, args.horizon, m.nz),
+            "posterior": posterior_noise(m, batch, torch.Generator().manual_seed(3)),
+        }
+        return {name: _ratio_rows(_u_per_set(s, batch, sets, z, None)) for name, z in latents.items()}
+
+    return _cached(Path(args.out) / "cells" / "u_ratio_latents.json", compute)
 
 
 def summarise(args: argparse.Namespace) -> dict:
     """Rows (mean ± std over training seeds), the curve, from the cells on disk."""
     cells = Path(args.out) / "cells"
     rows: dict[str, dict] = {}
-    variants = sorted({p.name.split("_s")[0] for p in cells.glob(f"mpur_uw*_s*_n{args.steps}.json")})
+    variants = {p.name.split("_s")[0] for p in cells.glob(f"mpur_uw*_s*_n{args.steps}.json")}
+    variants = sorted(variants - set(_by_horizon(cells, args)))
     for method in (*POLICIES, *variants):
         found = [json.loads(p.read_text()) for p in sorted(cells.glob(f"{method}_s*_n{args.steps}.json"))]
         if found:
@@ -375,14 +432,32 @@ def summarise(args: argparse.Namespace) -> dict:
             str(k): {"mean": float(np.mean(v)), "std": float(np.std(v)), "seeds": len(v)}
             for k, v in sorted(by_steps.items())
         }
-    return {"rows": rows, "curve": curve}
+    lengths: dict[str, dict] = {}
+    for method in ("mpur", "mpur_no_u"):
+        by_h = {args.horizon: list(rows[method]["per_seed"].values())} if method in rows else {}
+        for name, h in _by_horizon(cells, args).items():
+            if name == f"{method}_h{h}":
+                found = sorted(cells.glob(f"{name}_s*_n{args.steps}.json"))
+                by_h[h] = [100 * json.loads(p.read_text())["success_rate"] for p in found]
+        lengths[method] = {
+            str(h): {"mean": float(np.mean(v)), "std": float(np.std(v)), "seeds": len(v)}
+            for h, v in sorted(by_h.items())
+        }
+    return {"rows": rows, "curve": curve, "rollout_length": lengths}
+
+
+def _by_horizon(cells: Path, args: argparse.Namespace) -> dict[str, int]:
+    """The cell names ``…_h{H}`` at the table's budget (points of the rollout-length curve)
+    and their H."""
+    names = {p.name.split("_s")[0] for p in cells.glob(f"*_h*_s*_n{args.steps}.json")}
+    return {n: int(n.rsplit("_h", 1)[1]) for n in names if n.rsplit("_h", 1)[1].isdigit()}
 
 
 def report(args: argparse.Namespace, argv: list[str]) -> str:
     summary = summarise(args)
     ratio_path = Path(args.out) / "cells" / "u_ratio.json"
     ratio = json.loads(ratio_path.read_text()) if ratio_path.is_file() else None
-    rows, curve = summary["rows"], summary["curve"]
+    rows, curve, lengths = summary["rows"], summary["curve"], summary["rollout_length"]
     date = datetime.date.today().isoformat()
     command = "python benchmarks/mpur_table.py " + " ".join(argv)
     lines = [
@@ -440,6 +515,21 @@ def report(args: argparse.Namespace, argv: list[str]) -> str:
             cells = [curve[m].get(str(b)) for m in ("mpur", "mpur_no_u")]
             text = [f"{c['mean']:.1f} ± {c['std']:.1f} | {c['seeds']}" if c else "– | 0" for c in cells]
             lines.append(f"| {b} | {text[0]} | {text[1]} |")
+    horizons = sorted({int(h) for c in lengths.values() for h in c})
+    if len(horizons) > 1:
+        lines += [
+            "",
+            f"Success % against the training rollout length H ({args.steps} updates, u_weight = 0.05 × H; "
+            f"H = {args.horizon} is the table's rows; mean ± std over the seeds measured):",
+            "",
+            "| H (× 0.1 s) | MPUR | seeds | MPUR without U | seeds |",
+            "|---:|---:|---:|---:|---:|",
+        ]
+        for h in horizons:
+            cells = [lengths[m].get(str(h)) for m in ("mpur", "mpur_no_u")]
+            text = [f"{c['mean']:.1f} ± {c['std']:.1f} | {c['seeds']}" if c else "– | 0" for c in cells]
+            lines.append(f"| {h} | {text[0]} | {text[1]} |")
+    fmt = lambda v: "∞ (U(data) = 0)" if v is None else f"{v:.2f}"  # noqa: E731
     if ratio:
         lines += [
             "",
@@ -449,13 +539,31 @@ def report(args: argparse.Namespace, argv: list[str]) -> str:
             "| action set | raw U | raw ratio | normalised U | normalised ratio |",
             "|---|---:|---:|---:|---:|",
         ]
-        fmt = lambda v: "∞ (U(data) = 0)" if v is None else f"{v:.2f}"  # noqa: E731
         for kind in KINDS:
             a, b = ratio["raw"]["rows"][kind], ratio["normalised"]["rows"][kind]
             lines.append(
                 f"| {kind} | {a['u_mean']:.3g} | {fmt(a['ratio_of_means'])} | {b['u_mean']:.3g} | "
                 f"{fmt(b['ratio_of_means'])} |"
             )
+    latents_path = Path(args.out) / "cells" / "u_ratio_latents.json"
+    latents = json.loads(latents_path.read_text()) if latents_path.is_file() else None
+    if latents:
+        lines += [
+            "",
+            "The raw U ratio with other latents (same states and masks; `--u-ratio-latents`): prior "
+            "samples (as above), the prior's mean, the posterior of the recorded sequence (MPUR's "
+            "training latents). Each cell: ratio of the means over the states (ratio of the medians); "
+            "U(data): mean (median), and the share of its sum carried by its five largest states:",
+            "",
+            "| latents | U(data) | top-5 share | " + " | ".join(KINDS[1:]) + " |",
+            "|---|---:|---:|" + "---:|" * (len(KINDS) - 1),
+        ]
+        for name, result in latents.items():
+            r = result["rows"]
+            ratios = [f"{fmt(r[k]['ratio_of_means'])} ({fmt(r[k]['ratio_of_medians'])})" for k in KINDS[1:]]
+            d = r["data"]
+            data = f"{d['u_mean']:.3g} ({d['u_median']:.3g})"
+            lines.append(f"| {name} | {data} | {fmt(d['top5_share'])} | {' | '.join(ratios)} |")
     text = "\n".join(lines) + "\n"
     payload = {
         "date": date,
@@ -466,14 +574,17 @@ def report(args: argparse.Namespace, argv: list[str]) -> str:
         "episodes": args.episodes,
         "rows": rows,
         "curve": curve,
+        "rollout_length": lengths,
         "u_ratio": ratio,
+        "u_ratio_latents": latents,
     }
     records = write_records(args.records, args.record, text, payload)
-    _plot(curve, records / f"{args.record}.png")
+    _plot(curve, lengths if len(horizons) > 1 else None, records / f"{args.record}.png")
     return text
 
 
-def _plot(curve: dict, path: Path) -> None:
+def _plot(curve: dict, lengths: dict | None, path: Path) -> None:
+    """Success against policy updates and, when measured, against the training rollout length."""
     if not (curve["mpur"] or curve["mpur_no_u"]):
         return
     import matplotlib
@@ -483,18 +594,22 @@ def _plot(curve: dict, path: Path) -> None:
 
     from genoise.io import atomic_savefig
 
-    fig, ax = plt.subplots(figsize=(5, 3.4))
-    for method, label in (("mpur", "MPUR"), ("mpur_no_u", "MPUR without U")):
-        steps = sorted(int(k) for k in curve[method])
-        if steps:
-            mean = np.array([curve[method][str(k)]["mean"] for k in steps])
-            std = np.array([curve[method][str(k)]["std"] for k in steps])
-            ax.errorbar(steps, mean, yerr=std, marker="o", capsize=3, label=label)
-    ax.set_xlabel("policy updates")
-    ax.set_ylabel("success % (held-out episodes)")
-    ax.set_ylim(0, 100)
-    ax.legend()
-    ax.grid(alpha=0.3)
+    panels = [(curve, "policy updates")]
+    if lengths:
+        panels.append((lengths, "training rollout length H (× 0.1 s)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.4), squeeze=False)
+    for ax, (points, xlabel) in zip(axes[0], panels, strict=True):
+        for method, label in (("mpur", "MPUR"), ("mpur_no_u", "MPUR without U")):
+            xs = sorted(int(k) for k in points[method])
+            if xs:
+                mean = np.array([points[method][str(k)]["mean"] for k in xs])
+                std = np.array([points[method][str(k)]["std"] for k in xs])
+                ax.errorbar(xs, mean, yerr=std, marker="o", capsize=3, label=label)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("success % (held-out episodes)")
+        ax.set_ylim(0, 100)
+        ax.legend()
+        ax.grid(alpha=0.3)
     atomic_savefig(fig, path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
@@ -511,7 +626,7 @@ def figure(args: argparse.Namespace, s: Setting, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     from genoise.io import atomic_savefig
-    from genoise.world.forward import posterior_noise, rollout
+    from genoise.world.forward import rollout
     from genoise.world.uncertainty import uncertainty_terms
 
     m, horizon = s.model, args.horizon
@@ -587,6 +702,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--u-ratio", action="store_true", help="the U-ratio diagnostic alone (--references includes it)"
     )
+    parser.add_argument(
+        "--u-ratio-latents",
+        action="store_true",
+        help="the raw U ratio with prior samples, the prior's mean and posterior latents",
+    )
     parser.add_argument("--planner-episodes", type=int, default=5)
     parser.add_argument("--ratio-states", type=int, default=128)
     parser.add_argument("--report", action="store_true")
@@ -616,9 +736,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     args.model = {**MODEL, **recipe_overrides(parser, "world-model-traffic", "--model-set", args.model_set)}
+    table_options = ("report", "references", "u_ratio", "u_ratio_latents", "figure", "diagnose")
+    table_only = [f for f in table_options if getattr(args, f)]
+    if args.horizon != HORIZON and table_only:
+        parser.error(
+            f"--horizon {args.horizon} trains points of the rollout-length curve (cells …_h{args.horizon}); "
+            f"--{table_only[0].replace('_', '-')} works at the table's --horizon {HORIZON}: "
+            "run it without --horizon"
+        )
     argv = argv if argv is not None else sys.argv[1:]
     torch.set_num_threads(1)
-    if args.seeds or args.references or args.figure or args.diagnose or args.u_ratio:
+    if args.seeds or args.references or args.figure or args.diagnose or args.u_ratio or args.u_ratio_latents:
         setting = Setting(args)
         if args.figure:
             figure(args, setting, Path(args.records) / "mpur_futures.png")
@@ -626,6 +754,8 @@ def main(argv: list[str] | None = None) -> int:
             diagnose(args, setting)
         if args.references or args.u_ratio:
             u_ratio(args, setting)
+        if args.u_ratio_latents:
+            u_ratio_latents(args, setting)
         if args.references:
             reference_cells(args, setting)
         for seed in args.seeds:

@@ -4,9 +4,11 @@ refused before anything is written."""
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import pytest
+import torch
 
 from tests._benchmarks import load_benchmark
 
@@ -50,3 +52,70 @@ def test_a_diverged_seed_is_counted_apart(bench, tmp_path) -> None:
     assert row["seeds"] == 2 and row["success_mean"] == pytest.approx(45.0)
     assert row["diverged"] == 1 and row["diverged_seeds"] == [1]
     assert "| 2 (+ 1 diverged) |" in (records / "mpur_table.md").read_text()
+
+
+def _cell(cells, name: str, seed: int, success: float, steps: int = 400) -> None:
+    cell = {"success_rate": success, "collision_rate": 0.0, "offroad_rate": 0.0, "mean_distance": 200.0,
+            "method": name.split("_h")[0], "seed": seed, "steps": steps}
+    (cells / f"{name}_s{seed}_n{steps}.json").write_text(json.dumps(cell))
+
+
+def test_cells_of_another_horizon_are_points_of_the_rollout_length_curve(bench, tmp_path) -> None:
+    """Policies trained with another --horizon have cells of their own (``…_h{H}``): the report
+    puts them in the rollout-length curve beside the table's H, not in the table's rows."""
+    args = argparse.Namespace(u_weight=None, horizon=10)
+    assert bench.cell_name(args, "mpur_no_u") == "mpur_no_u_h10"
+    args.u_weight = 0.1
+    assert bench.cell_name(args, "mpur") == "mpur_uw0.1_h10"
+    args.horizon = bench.HORIZON
+    assert bench.cell_name(args, "mpur") == "mpur_uw0.1" and bench.cell_name(args, "bc") == "bc"
+    cells = tmp_path / "cells" / "cells"
+    cells.mkdir(parents=True)
+    for name, seed, success in (
+        ("mpur", 0, 0.6), ("mpur", 1, 0.8), ("mpur_h10", 0, 0.3), ("mpur_h10", 1, 0.4),
+        ("mpur_no_u_h10", 0, 0.2), ("mpur_uw0.1_h10", 0, 0.9), ("mpur_h5", 0, 0.1),
+    ):
+        _cell(cells, name, seed, success)
+    _cell(cells, "mpur_h5", 1, 0.7, steps=200)  # another budget: not in the curve at 400
+    records = tmp_path / "records"
+    assert bench.main(["--report", "--out", str(tmp_path / "cells"), "--records", str(records)]) == 0
+    payload = json.loads((records / "mpur_table.json").read_text())
+    mpur = payload["rows"]["mpur"]
+    assert mpur["seeds"] == 2 and mpur["success_mean"] == pytest.approx(70.0)
+    assert set(payload["rows"]) == {"mpur"}
+    lengths = payload["rollout_length"]
+    assert lengths["mpur"]["10"] == {"mean": pytest.approx(35.0), "std": pytest.approx(5.0), "seeds": 2}
+    assert lengths["mpur"]["5"]["seeds"] == 1 and lengths["mpur"]["20"]["mean"] == pytest.approx(70.0)
+    assert set(lengths["mpur_no_u"]) == {"10"}
+    text = (records / "mpur_table.md").read_text()
+    assert "| 10 | 35.0 ± 5.0 | 2 | 20.0 ± 0.0 | 1 |" in text and "| 20 | 70.0 ± 10.0 | 2 | – | 0 |" in text
+
+
+def test_table_options_refuse_another_horizon(bench, tmp_path, capsys) -> None:
+    with pytest.raises(SystemExit):
+        bench.main(["--report", "--horizon", "10", "--out", str(tmp_path / "cells")])
+    assert "--report works at the table's --horizon 20" in capsys.readouterr().err
+    assert not (tmp_path / "cells").exists()
+
+
+def test_the_latents_check_is_reported_with_its_ratios(bench, tmp_path) -> None:
+    """``--u-ratio-latents``' cell (U per action set for three latent choices) becomes a table of
+    ratios U / U(data) in the record, one row per latent choice."""
+    cells = tmp_path / "cells" / "cells"
+    cells.mkdir(parents=True)
+    _cell(cells, "mpur", 0, 0.5)
+    u = {"data": 2e-4, "shuffled": 3e-4, "brake": 2e-3, "accelerate": 4e-4, "swerve": 4e-2, "zigzag": 1e-2}
+    # ten states, one of them large: the mean is u[k], the median 1e-7
+    values = {k: torch.tensor([10 * v - 9e-7] + [1e-7] * 9, dtype=torch.float64) for k, v in u.items()}
+    values["accelerate"][1:] = 1e-4  # above the data's median everywhere but on its one large state
+    check = {name: bench._ratio_rows(values) for name in ("prior", "prior_mean", "posterior")}
+    (cells / "u_ratio_latents.json").write_text(json.dumps(check))
+    records = tmp_path / "records"
+    assert bench.main(["--report", "--out", str(tmp_path / "cells"), "--records", str(records)]) == 0
+    text = (records / "mpur_table.md").read_text()
+    rows = check["posterior"]["rows"]
+    assert rows["brake"]["ratio_of_means"] == pytest.approx(10.0) and rows["brake"]["ratio_of_medians"] == 1.0
+    assert rows["accelerate"]["ratio_of_medians"] == pytest.approx(1000.0)
+    assert rows["data"]["top5_share"] > 0.99
+    assert "| posterior | 0.0002 (1e-07) | 1.00 | 1.50 (1.00) | 10.00 (1.00) | 2.45 (1000.00) |" in text
+    assert json.loads((records / "mpur_table.json").read_text())["u_ratio_latents"] == check
