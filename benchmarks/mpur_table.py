@@ -503,32 +503,18 @@ def report(args: argparse.Namespace, argv: list[str]) -> str:
             f"{json.loads(data_u.read_text())['u_data']:.2f}.",
         ]
     if curve["mpur"] or curve["mpur_no_u"]:
-        budgets = sorted({int(k) for c in curve.values() for k in c})
-        lines += [
-            "",
+        lines += _both_policies(
             "Success % against policy updates (mean ± std over the seeds measured at that budget):",
-            "",
-            "| updates | MPUR | seeds | MPUR without U | seeds |",
-            "|---:|---:|---:|---:|---:|",
-        ]
-        for b in budgets:
-            cells = [curve[m].get(str(b)) for m in ("mpur", "mpur_no_u")]
-            text = [f"{c['mean']:.1f} ± {c['std']:.1f} | {c['seeds']}" if c else "– | 0" for c in cells]
-            lines.append(f"| {b} | {text[0]} | {text[1]} |")
-    horizons = sorted({int(h) for c in lengths.values() for h in c})
-    if len(horizons) > 1:
-        lines += [
-            "",
+            "updates",
+            curve,
+        )
+    if len({h for c in lengths.values() for h in c}) > 1:
+        lines += _both_policies(
             f"Success % against the training rollout length H ({args.steps} updates, u_weight = 0.05 × H; "
             f"H = {args.horizon} is the table's rows; mean ± std over the seeds measured):",
-            "",
-            "| H (× 0.1 s) | MPUR | seeds | MPUR without U | seeds |",
-            "|---:|---:|---:|---:|---:|",
-        ]
-        for h in horizons:
-            cells = [lengths[m].get(str(h)) for m in ("mpur", "mpur_no_u")]
-            text = [f"{c['mean']:.1f} ± {c['std']:.1f} | {c['seeds']}" if c else "– | 0" for c in cells]
-            lines.append(f"| {h} | {text[0]} | {text[1]} |")
+            "H (× 0.1 s)",
+            lengths,
+        )
     fmt = lambda v: "∞ (U(data) = 0)" if v is None else f"{v:.2f}"  # noqa: E731
     if ratio:
         lines += [
@@ -579,8 +565,20 @@ def report(args: argparse.Namespace, argv: list[str]) -> str:
         "u_ratio_latents": latents,
     }
     records = write_records(args.records, args.record, text, payload)
-    _plot(curve, lengths if len(horizons) > 1 else None, records / f"{args.record}.png")
+    several = len({h for c in lengths.values() for h in c}) > 1
+    _plot(curve, lengths if several else None, records / f"{args.record}.png")
     return text
+
+
+def _both_policies(title: str, column: str, points: dict) -> list[str]:
+    """Markdown lines: MPUR and its ablation (mean ± std, seeds) at each point of a curve."""
+    lines = ["", title, "", f"| {column} | MPUR | seeds | MPUR without U | seeds |"]
+    lines.append("|---:|---:|---:|---:|---:|")
+    for x in sorted({int(k) for c in points.values() for k in c}):
+        cells = [points[m].get(str(x)) for m in ("mpur", "mpur_no_u")]
+        text = [f"{c['mean']:.1f} ± {c['std']:.1f} | {c['seeds']}" if c else "– | 0" for c in cells]
+        lines.append(f"| {x} | {text[0]} | {text[1]} |")
+    return lines
 
 
 def _plot(curve: dict, lengths: dict | None, path: Path) -> None:
