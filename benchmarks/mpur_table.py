@@ -342,10 +342,12 @@ def _ratio_rows(values: dict) -> dict:
     return {"rows": rows, "min_ood_ratio": None if None in ratios else min(ratios)}
 
 
-def _ratio_batch(args: argparse.Namespace, s: Setting) -> tuple[dict, dict]:
+def _ratio_batch(args: argparse.Namespace, s: Setting) -> tuple[dict, dict, torch.Tensor | None]:
+    """The diagnostics' held-out states, their action sets and the prior's latents."""
     g = torch.Generator().manual_seed(0)
     batch = s.test.sample_batch(args.ratio_states, g)
-    return batch, action_sets(batch["actions"], g)
+    z = s.model.sample_prior((args.ratio_states, args.horizon), torch.Generator().manual_seed(1))
+    return batch, action_sets(batch["actions"], g), z
 
 
 def u_ratio(args: argparse.Namespace, s: Setting) -> dict:
@@ -353,8 +355,7 @@ def u_ratio(args: argparse.Namespace, s: Setting) -> dict:
     (the statistics MPUR's training seed 0 uses), same latents and dropout masks per set."""
 
     def compute() -> dict:
-        batch, sets = _ratio_batch(args, s)
-        z = s.model.sample_prior((args.ratio_states, args.horizon), torch.Generator().manual_seed(1))
+        batch, sets, z = _ratio_batch(args, s)
         stats = mpur_uncertainty_stats(s.model, s.sequences, s.config, s.costs, seed=0)
         return {
             form: _ratio_rows(_u_per_set(s, batch, sets, z, form_stats))
@@ -370,10 +371,10 @@ def u_ratio_latents(args: argparse.Namespace, s: Setting) -> dict:
     the recorded sequence (MPUR's training latents) — does the ratio depend on the latents?"""
 
     def compute() -> dict:
-        batch, sets = _ratio_batch(args, s)
+        batch, sets, z = _ratio_batch(args, s)
         m, n = s.model, args.ratio_states
         latents = {
-            "prior": m.sample_prior((n, args.horizon), torch.Generator().manual_seed(1)),
+            "prior": z,
             "prior_mean": torch.zeros(n, args.horizon, m.nz),
             "posterior": posterior_noise(m, batch, torch.Generator().manual_seed(3)),
         }
@@ -386,8 +387,9 @@ def summarise(args: argparse.Namespace) -> dict:
     """Rows (mean ± std over training seeds), the curve, from the cells on disk."""
     cells = Path(args.out) / "cells"
     rows: dict[str, dict] = {}
+    by_horizon = _by_horizon(cells, args)
     variants = {p.name.split("_s")[0] for p in cells.glob(f"mpur_uw*_s*_n{args.steps}.json")}
-    variants = sorted(variants - set(_by_horizon(cells, args)))
+    variants = sorted(variants - set(by_horizon))
     for method in (*POLICIES, *variants):
         found = [json.loads(p.read_text()) for p in sorted(cells.glob(f"{method}_s*_n{args.steps}.json"))]
         if found:
@@ -435,7 +437,7 @@ def summarise(args: argparse.Namespace) -> dict:
     lengths: dict[str, dict] = {}
     for method in ("mpur", "mpur_no_u"):
         by_h = {args.horizon: list(rows[method]["per_seed"].values())} if method in rows else {}
-        for name, h in _by_horizon(cells, args).items():
+        for name, h in by_horizon.items():
             if name == f"{method}_h{h}":
                 found = sorted(cells.glob(f"{name}_s*_n{args.steps}.json"))
                 by_h[h] = [100 * json.loads(p.read_text())["success_rate"] for p in found]
@@ -508,7 +510,8 @@ def report(args: argparse.Namespace, argv: list[str]) -> str:
             "updates",
             curve,
         )
-    if len({h for c in lengths.values() for h in c}) > 1:
+    several = len({h for c in lengths.values() for h in c}) > 1  # the curve beyond the table's H
+    if several:
         lines += _both_policies(
             f"Success % against the training rollout length H ({args.steps} updates, u_weight = 0.05 × H; "
             f"H = {args.horizon} is the table's rows; mean ± std over the seeds measured):",
@@ -565,7 +568,6 @@ def report(args: argparse.Namespace, argv: list[str]) -> str:
         "u_ratio_latents": latents,
     }
     records = write_records(args.records, args.record, text, payload)
-    several = len({h for c in lengths.values() for h in c}) > 1
     _plot(curve, lengths if several else None, records / f"{args.record}.png")
     return text
 
@@ -744,7 +746,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     argv = argv if argv is not None else sys.argv[1:]
     torch.set_num_threads(1)
-    if args.seeds or args.references or args.figure or args.diagnose or args.u_ratio or args.u_ratio_latents:
+    if args.seeds or [f for f in table_only if f != "report"]:  # everything but the report needs the model
         setting = Setting(args)
         if args.figure:
             figure(args, setting, Path(args.records) / "mpur_futures.png")
