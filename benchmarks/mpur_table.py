@@ -97,6 +97,7 @@ NAMES = {
 }
 MODEL = {"seed": 0, "train_steps": 1500, "action_conditioned": True, "learned_prior": True}
 HORIZON = 20  # the table's training rollout length; another --horizon is a point of the curve
+STATS_DROPOUT_SEED = 13  # the dropout masks of the diagnostics' normal range of U (Setting.stats)
 
 
 def cell_name(args: argparse.Namespace, method: str) -> str:
@@ -158,9 +159,12 @@ class Setting:
 
     @property
     def stats(self):
-        """The normal range of U on recorded actions (MPUR's, training seed 0)."""
+        """The normal range of U on recorded actions, as MPUR's training seed 0 computes it (the
+        same sequences and latents), with the dropout masks drawn from ``STATS_DROPOUT_SEED``:
+        the same statistics in every process, whatever ran before them."""
         if self._stats is None:
-            self._stats = mpur_uncertainty_stats(self.model, self.sequences, self.config, self.costs, seed=0)
+            self._stats = mpur_uncertainty_stats(self.model, self.sequences, self.config, self.costs, seed=0,
+                                                 dropout_seed=STATS_DROPOUT_SEED)
         return self._stats
 
 
@@ -180,10 +184,18 @@ def own_uncertainty(args: argparse.Namespace, s: Setting, policy=None) -> float:
     return float(u.mean())
 
 
-def _cached(path: Path, compute) -> dict:
+def _cached(path: Path, compute, stats: bool = False) -> dict:
+    """The cell at ``path``, computed once. ``stats``: the cell uses ``Setting.stats`` and is
+    recomputed unless it was made with today's ``STATS_DROPOUT_SEED`` (the cells of earlier
+    revisions drew the statistics' dropout masks from whatever state the global generator was
+    in, so their normalised values depended on what the process had run before)."""
     if path.is_file():
-        return json.loads(path.read_text())
+        value = json.loads(path.read_text())
+        if not stats or value.get("stats_dropout_seed") == STATS_DROPOUT_SEED:
+            return value
     value = compute()
+    if stats:
+        value["stats_dropout_seed"] = STATS_DROPOUT_SEED
     atomic_write_text(path, json.dumps(value, indent=1) + "\n")
     return value
 
@@ -227,15 +239,16 @@ def policy_cells(args: argparse.Namespace, s: Setting, method: str, seed: int) -
             {method: policy_controller(policy)}, s.seeds, s.env_kwargs, s.model.history, record=None
         )["results"][method]
         row = {k: result[k] for k in ("success_rate", "collision_rate", "offroad_rate", "mean_distance")}
-        row["u_own"] = own_uncertainty(args, s, policy)
+        row["u_own"], row["stats_dropout_seed"] = own_uncertainty(args, s, policy), STATS_DROPOUT_SEED
         row.update(method=method, seed=seed, steps=steps, horizon=args.horizon)
         _cached(cell, lambda row=row: row)
         print(f"{name} seed {seed} {steps} updates: success {100 * row['success_rate']:.0f} %", flush=True)
 
 
 def diagnose(args: argparse.Namespace, s: Setting) -> None:
-    """Add ``u_own`` to the table's cells measured before it existed, where the policy's
-    checkpoint is still the one of the table's budget (a longer curve run moves it on)."""
+    """Add ``u_own`` to the table's cells measured before it existed (or before
+    ``STATS_DROPOUT_SEED``), where the policy's checkpoint is still the one of the table's
+    budget (a longer curve run moves it on)."""
     from genoise.train.checkpoint import load_checkpoint
     from genoise.world.checkpoints import load_policy
 
@@ -243,14 +256,16 @@ def diagnose(args: argparse.Namespace, s: Setting) -> None:
     for path in sorted((out / "cells").glob(f"*_s*_n{args.steps}.json")):
         cell = json.loads(path.read_text())
         checkpoint = out / "policies" / f"{path.name.rsplit('_n', 1)[0]}" / "last.pt"
-        if "u_own" in cell or not checkpoint.is_file():
+        fresh = "u_own" in cell and cell.get("stats_dropout_seed") == STATS_DROPOUT_SEED
+        if fresh or not checkpoint.is_file():
             continue
         if int(load_checkpoint(checkpoint, map_location="cpu")["step"]) != args.steps:
             continue
         cell["u_own"] = own_uncertainty(args, s, load_policy(checkpoint)[0])
+        cell["stats_dropout_seed"] = STATS_DROPOUT_SEED
         atomic_write_text(path, json.dumps(cell, indent=1) + "\n")
     data = out / "cells" / "u_data.json"
-    _cached(data, lambda: {"u_data": own_uncertainty(args, s)})
+    _cached(data, lambda: {"u_data": own_uncertainty(args, s)}, stats=True)
 
 
 def reference_cells(args: argparse.Namespace, s: Setting) -> None:
@@ -352,17 +367,17 @@ def _ratio_batch(args: argparse.Namespace, s: Setting) -> tuple[dict, dict, torc
 
 def u_ratio(args: argparse.Namespace, s: Setting) -> dict:
     """U of recorded vs out-of-distribution actions on held-out test states, raw and normalised
-    (the statistics MPUR's training seed 0 uses), same latents and dropout masks per set."""
+    (``Setting.stats``: MPUR's statistics, masks from a fixed seed), same latents and dropout
+    masks per set."""
 
     def compute() -> dict:
         batch, sets, z = _ratio_batch(args, s)
-        stats = mpur_uncertainty_stats(s.model, s.sequences, s.config, s.costs, seed=0)
         return {
             form: _ratio_rows(_u_per_set(s, batch, sets, z, form_stats))
-            for form, form_stats in (("raw", None), ("normalised", stats))
+            for form, form_stats in (("raw", None), ("normalised", s.stats))
         }
 
-    return _cached(Path(args.out) / "cells" / "u_ratio.json", compute)
+    return _cached(Path(args.out) / "cells" / "u_ratio.json", compute, stats=True)
 
 
 def u_ratio_latents(args: argparse.Namespace, s: Setting) -> dict:
@@ -656,7 +671,7 @@ def figure(args: argparse.Namespace, s: Setting, path: Path) -> None:
                 ax.set_ylabel(name, fontsize=7)
             if r == 0:
                 ax.set_title(f"t + {(t + 1) * 0.1:.1f} s", fontsize=8)
-    stats = mpur_uncertainty_stats(m, s.sequences, s.config, s.costs, seed=0)
+    stats = s.stats
     swerve = one["actions"].clone()
     swerve[:, horizon // 2 :, 1] = 2.0
     ax = fig.add_subplot(grid[1])

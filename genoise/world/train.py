@@ -119,12 +119,28 @@ def u_weight_at(step: int, u_weight: float, warmup: int) -> float:
 
 
 def mpur_uncertainty_stats(
-    model: ForwardModel, expert_data: TrafficDataset, config: Mapping[str, Any], costs: CostConfig, seed: int
+    model: ForwardModel,
+    expert_data: TrafficDataset,
+    config: Mapping[str, Any],
+    costs: CostConfig,
+    seed: int,
+    dropout_seed: int | None = None,
 ) -> UncertaintyStats:
     """The normal range of the dropout variances (:func:`uncertainty_stats`) on
     ``u_stats_batches`` batches of recorded ``horizon``-step sequences of ``expert_data``,
-    drawn and sampled with generators derived from ``seed`` (so a resumed run recomputes the
-    same statistics)."""
+    drawn and sampled with generators derived from ``seed``.
+
+    The dropout masks come from torch's global generator (``nn.Dropout`` takes no other):
+    :func:`train_policy` seeds it just before, so a resumed run recomputes the same
+    statistics. A caller that has not seeded it (a diagnostic computed after other work in
+    the same process) passes ``dropout_seed``: the masks are then drawn from a fork of the
+    global generator seeded with it, the same in every process, and the caller's generator
+    is left as it was."""
+    if dropout_seed is not None:
+        devices = [model.state_mean.device] if model.state_mean.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(int(dropout_seed))
+            return mpur_uncertainty_stats(model, expert_data, config, costs, seed)
     horizon, n = int(config["horizon"]), int(config.get("u_stats_batches", MPUR_DEFAULTS["u_stats_batches"]))
     if expert_data.n_future < horizon:
         raise ValueError(f"the uncertainty statistics need {horizon}-step sequences, the data has "

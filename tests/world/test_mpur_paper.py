@@ -156,6 +156,37 @@ def test_normalised_uncertainty_stays_zero_on_data_and_rises_off_it(batch) -> No
     assert float(u["brake"].min()) > 10 * float(u["data"].mean()) + 1.0
 
 
+def test_the_statistics_with_a_dropout_seed_are_the_same_in_any_process_state(traffic_root) -> None:
+    """Without ``dropout_seed`` the masks come from the global generator (train_policy seeds it
+    first); with it, the statistics do not depend on what ran before, and the caller's
+    generator is left where it was."""
+    from genoise.world.costs import CostConfig
+    from genoise.world.train import mpur_uncertainty_stats
+
+    data = TrafficDataset(traffic_root, "train", history=2, n_future=3, raster=SPEC)
+    m, costs = forward_model(True, nz=2, dropout=0.5), CostConfig()
+    with torch.no_grad():
+        nn.init.normal_(m.decoder[-1].weight, std=0.3, generator=torch.Generator().manual_seed(0))
+    config = {"horizon": 3, "policy_batch": 4, "n_dropout": 4, "u_stats_batches": 2}
+
+    def stats(global_seed: int, **kwargs) -> UncertaintyStats:
+        torch.manual_seed(global_seed)
+        return mpur_uncertainty_stats(m, data, config, costs, seed=0, **kwargs)
+
+    def same(a: UncertaintyStats, b: UncertaintyStats) -> bool:
+        return all(torch.equal(a.mean[k], b.mean[k]) and torch.equal(a.std[k], b.std[k]) for k in TERMS)
+
+    assert same(stats(1), stats(1))
+    assert not same(stats(1), stats(2))  # the masks follow the global generator
+    assert same(stats(1, dropout_seed=13), stats(2, dropout_seed=13))
+    assert not same(stats(1, dropout_seed=13), stats(1, dropout_seed=14))
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    mpur_uncertainty_stats(m, data, config, costs, seed=0, dropout_seed=13)
+    assert torch.equal(torch.rand(3), expected)
+
+
 def test_the_u_reg_schedule_ramps_linearly_then_holds() -> None:
     assert u_weight_at(0, 0.05, 0) == 0.05
     assert [u_weight_at(s, 1.0, 4) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]

@@ -119,3 +119,24 @@ def test_the_latents_check_is_reported_with_its_ratios(bench, tmp_path) -> None:
     assert rows["data"]["top5_share"] > 0.99
     assert "| posterior | 0.0002 (1e-07) | 1.00 | 1.50 (1.00) | 10.00 (1.00) | 2.45 (1000.00) |" in text
     assert json.loads((records / "mpur_table.json").read_text())["u_ratio_latents"] == check
+
+
+def test_cells_of_the_normalised_u_are_recomputed_once_the_masks_are_seeded(bench, tmp_path) -> None:
+    """A cell made before ``STATS_DROPOUT_SEED`` (its normalised U depended on what the process
+    had run before) is recomputed, marked, and then kept; other cells are kept as they are."""
+    calls = []
+
+    def compute() -> dict:
+        calls.append(1)
+        return {"u_data": 2.0}
+
+    old = tmp_path / "u_data.json"
+    old.write_text(json.dumps({"u_data": 1.0}))
+    marked = {"u_data": 2.0, "stats_dropout_seed": bench.STATS_DROPOUT_SEED}
+    assert bench._cached(old, compute, stats=True) == marked
+    assert bench._cached(old, compute, stats=True)["u_data"] == 2.0
+    assert json.loads(old.read_text())["stats_dropout_seed"] == bench.STATS_DROPOUT_SEED
+    assert len(calls) == 1
+    plain = tmp_path / "references.json"
+    plain.write_text(json.dumps({"idm": 1.0}))
+    assert bench._cached(plain, compute) == {"idm": 1.0} and len(calls) == 1
