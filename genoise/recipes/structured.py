@@ -282,10 +282,16 @@ EVALUATE_OPTIONS: OptionSpec = {
     "temperature": ("the check reader's confidence at temperature T: arc scores / T before the forward "
                     "scores (default 1: the posterior)", positive_number, "a number > 0"),
     "data_dir": ("data folder (default: the run's, else $GENOISE_DATA)", None, "a folder"),
+    "experts": ("other gtn-amounts run folders (check readers or SDNNs) that read with this run's model "
+                "as a product of experts: rows LOSS_experts, tables in RUN_DIR/experts+<names> "
+                "(genoise.structured.experts)",
+                lambda v: isinstance(v, list) and len(v) > 0, "a list of run folders such as [runs/sdnn]"),
 }
+# what the test strings are made of: a product's readers must have been trained on the same kind
+SAME_STRINGS = ("dataset", "mode")
 
 
-def score_rows(model: torch.nn.Module, strings: DigitStrings, grammar: Any, row: str,
+def score_rows(model: torch.nn.Module | list[torch.nn.Module], strings: DigitStrings, grammar: Any, row: str,
                temperature: float = 1.0) -> dict[str, dict]:
     from genoise.structured.evaluate import string_scores
 
@@ -306,9 +312,13 @@ def score_table(rows: dict[str, dict]) -> str:
     ]
     for name, s in rows.items():
         base = name.removesuffix("_grammar")
+        title = ROW_TITLES.get(base, base)
+        if base.endswith("_experts"):
+            loss = base.removesuffix("_experts")
+            title = f"{ROW_TITLES.get(loss, loss)}, × the other readers (product of experts)"
         minutes = "" if s.get("cpu_minutes") is None else f"{s['cpu_minutes']:.1f}"
         lines.append(
-            f"| {ROW_TITLES.get(base, base)} | {'yes' if name.endswith('_grammar') else 'no'} | "
+            f"| {title} | {'yes' if name.endswith('_grammar') else 'no'} | "
             f"{s['string_accuracy']:.3f} | {s['character_error_rate']:.3f} | "
             f"{s['accepted_correct']:.3f} | {s['rejected']:.3f} | {minutes} |"
         )
@@ -322,19 +332,63 @@ def evaluate(run_dir: str | Path, *, cpu_minutes: float | None = None, **options
     run_dir = Path(run_dir)
     config, _ = read_run_config(run_dir)
     config = {**config, "test_strings": int(options.get("strings", config["test_strings"]))}
+    others = [Path(p) for p in options.get("experts") or []]
+    experts = [_expert(p, config) for p in others]  # checked before the strings are made
     strings = make_strings(config, options.get("data_dir", config.get("data_dir")), "test")
     model = load_model(run_dir, config)
     temperature = float(options.get("temperature", 1.0))
-    rows = score_rows(model, strings, grammar_of(config), str(config["loss"]), temperature)
+    if experts:
+        if temperature != 1.0:
+            raise ValueError("temperature re-scores one check reader's graph; a product of readers has none")
+        rows = score_rows([model, *experts], strings, grammar_of(config), f"{config['loss']}_experts")
+        out_dir = experts_folder(run_dir, others)
+        out_dir.mkdir(exist_ok=True)
+    else:
+        rows = score_rows(model, strings, grammar_of(config), str(config["loss"]), temperature)
+        out_dir = run_dir
     for row in rows.values():
         row["cpu_minutes"] = cpu_minutes
     record = {"rows": rows, "strings": len(strings), "mode": config["mode"], "loss": config["loss"],
-              "temperature": temperature}
-    atomic_write_text(run_dir / "evaluation.json", json.dumps(record, indent=2) + "\n")
-    atomic_write_text(run_dir / "evaluation.md", score_table(rows) + "\n")
-    if isinstance(model, CheckReader):
+              "temperature": temperature,
+              **({"experts": [str(run_dir), *map(str, others)]} if experts else {})}
+    atomic_write_text(out_dir / "evaluation.json", json.dumps(record, indent=2) + "\n")
+    atomic_write_text(out_dir / "evaluation.md", score_table(rows) + "\n")
+    if isinstance(model, CheckReader) and not experts:
         save_reading_figure(run_dir / "reading.png", model, strings, grammar_of(config))
     return rows
+
+
+def product_rows(
+    run_dir: str | Path, others: list[str | Path], data_dir: str | None = None
+) -> dict[str, dict]:
+    """The rows (``LOSS_experts``, ``…_grammar``) of ``run_dir``'s model read with the models of
+    ``others`` as a product of experts: from their experts folder when it holds them, else
+    evaluated now (``genoise eval amounts RUN_DIR experts=[…]``)."""
+    run_dir, others = Path(run_dir), [Path(p) for p in others]
+    cached = experts_folder(run_dir, others) / "evaluation.json"
+    if not cached.is_file():
+        return evaluate(run_dir, experts=[str(p) for p in others],
+                        **({"data_dir": data_dir} if data_dir is not None else {}))
+    return json.loads(cached.read_text())["rows"]
+
+
+def experts_folder(run_dir: Path, others: list[Path]) -> Path:
+    """Where a product's tables go, beside the run's own: ``RUN_DIR/experts+<other>+…`` (the
+    other readers' folder names), one folder per product."""
+    return run_dir / "+".join(["experts", *(Path(p).resolve().name for p in others)])
+
+
+def _expert(run_dir: Path, config: dict[str, Any]) -> torch.nn.Module:
+    """The trained model of another gtn-amounts run, for a product with the run whose
+    ``config`` reads the test strings (same digits and mode, else one line saying which)."""
+    if not (run_dir / "config.yaml").is_file():
+        raise FileNotFoundError(f"expert {run_dir} is not a run folder (no config.yaml)")
+    theirs, _ = read_run_config(run_dir)
+    differ = [k for k in SAME_STRINGS if theirs.get(k) != config.get(k)]
+    if differ:
+        raise ValueError(f"expert {run_dir} was trained on other strings ({', '.join(differ)}: "
+                         f"{', '.join(f'{theirs.get(k)!r} vs {config.get(k)!r}' for k in differ)})")
+    return load_model(run_dir, theirs)
 
 
 def save_reading_figure(

@@ -12,12 +12,15 @@ Haffner 1998, "Gradient-based learning applied to document recognition", Parts I
   :mod:`~genoise.structured.reader` — the segmentation graph, the segments' images, the
   recognition transformer and the check reader;
 * :mod:`~genoise.structured.sdnn` — a sliding-window ConvNet trained with CTC;
+* :mod:`~genoise.structured.experts` — check readers and SDNNs read together as a product of
+  experts over whole readings;
 * :mod:`~genoise.structured.grammar`, :mod:`~genoise.structured.evaluate`,
   :mod:`~genoise.structured.train`, :mod:`~genoise.structured.figures`.
 """
 
 from genoise.structured.ctc import ctc_graph, ctc_loss, forced_align
 from genoise.structured.evaluate import accepted_correct_at, edit_distance, reject_curve, string_scores
+from genoise.structured.experts import Opinion, opinion, product_reading, read_with_experts
 from genoise.structured.grammar import (
     amount_grammar,
     any_sequence,
@@ -52,6 +55,7 @@ __all__ = [
     "Graph",
     "GraphLoss",
     "NoPathError",
+    "Opinion",
     "Reading",
     "ViterbiResult",
     "accepted_correct_at",
@@ -79,7 +83,10 @@ __all__ = [
     "interpretation_graph",
     "intersect",
     "linear_graph",
+    "opinion",
+    "product_reading",
     "read_strings",
+    "read_with_experts",
     "reject_curve",
     "repeat_graph",
     "sdnn_decode",

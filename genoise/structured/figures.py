@@ -97,3 +97,31 @@ def path_segments(graph_path: Tensor, segment_of_arc: Tensor) -> list[int]:
     """Segment index of every arc of a Viterbi path (−1 padding dropped)."""
     arcs = graph_path[graph_path >= 0]
     return segment_of_arc[arcs].tolist()
+
+
+def reject_curves_figure(curves: dict[str, tuple[Tensor, Tensor]], max_error: float = 0.01) -> Any:
+    """The reject curves of several readers on the same strings (the check reader's operating
+    point, LeCun et al. 1998, Section X): for every threshold on each reader's confidence, the
+    share of all strings rejected (x) against the share read wrongly and accepted (y, log
+    scale), with the ``max_error`` line; the legend gives each reader's accepted-and-correct
+    share at that line. ``curves``: label → ((n,) confidence, (n,) bool correct)."""
+    import matplotlib.pyplot as plt
+
+    from genoise.structured.evaluate import accepted_correct_at, reject_curve
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for label, (confidence, correct) in curves.items():
+        rejected, error, _ = reject_curve(confidence, correct)
+        point = accepted_correct_at(confidence, correct, max_error)
+        floor = 0.5 / confidence.numel()  # no error at all: drawn at half a string
+        ax.step(100 * rejected.numpy(), 100 * error.clamp_min(floor).numpy(), where="post",
+                label=f"{label}: {100 * point.correct:.1f} % accepted & correct")
+    ax.axhline(100 * max_error, color="grey", ls="--", lw=1)
+    ax.set_yscale("log")
+    ax.set_xlabel("rejected (% of all strings)")
+    ax.set_ylabel("accepted and read wrongly (% of all strings)")
+    ax.set_xlim(0, 60)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig

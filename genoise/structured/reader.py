@@ -158,6 +158,14 @@ class CheckReader(nn.Module):
 def decode(graph: Graph, grammar: Graph | None = None, temperature: float = 1.0) -> Reading:
     """Viterbi reading of a batch of graphs (composed with ``grammar``) and its confidence,
     the arc scores divided by ``temperature`` (> 0) first."""
+    return decode_lattice(graph, grammar, temperature)[0]
+
+
+def decode_lattice(
+    graph: Graph, grammar: Graph | None = None, temperature: float = 1.0
+) -> tuple[Reading, Graph, Tensor]:
+    """:func:`decode`'s reading, with the graph it read (U ∩ grammar, scores / T) and that
+    graph's forward score F (B,): log P(y | x) of any reading y is F(that ∩ y) − F."""
     check_positive("temperature", temperature)
     if grammar is not None:
         graph = intersect(graph, grammar)
@@ -170,4 +178,4 @@ def decode(graph: Graph, grammar: Graph | None = None, temperature: float = 1.0)
     lengths = best.lengths
     chosen = forward_score(intersect(graph, linear_graph(labels, lengths)), missing="ignore")
     confidence = torch.where(reached, chosen - total, float("-inf"))
-    return Reading(best.labels, lengths, confidence)
+    return Reading(best.labels, lengths, confidence), graph, total

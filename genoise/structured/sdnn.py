@@ -67,6 +67,15 @@ def frame_lengths(widths: Tensor, steps: int) -> Tensor:
 
 def sdnn_decode(log_probs: Tensor, lengths: Tensor, grammar: Graph | None = None) -> Reading:
     """Best reading of every string (module docstring) and its confidence log P(ŷ | x)."""
+    return sdnn_decode_total(log_probs, lengths, grammar)[0]
+
+
+def sdnn_decode_total(
+    log_probs: Tensor, lengths: Tensor, grammar: Graph | None = None
+) -> tuple[Reading, Tensor]:
+    """:func:`sdnn_decode`'s reading and the log-normaliser (B,) of its confidence: log P(G | x),
+    the frames' total mass on the grammar's readings (0 without a grammar), so that
+    log P(y | x) = −CTC(y) − it for any reading y."""
     steps = log_probs.shape[0]
     if grammar is None:
         frames = log_probs.argmax(-1).T.clone()
@@ -83,4 +92,4 @@ def sdnn_decode(log_probs: Tensor, lengths: Tensor, grammar: Graph | None = None
     targets = torch.where(labels >= 0, labels + 1, 1)
     chosen = -F.ctc_loss(log_probs, targets, lengths, counts, reduction="none", zero_infinity=False)
     confidence = torch.where(torch.isfinite(total), chosen - total, float("-inf"))
-    return Reading(labels, counts, confidence)
+    return Reading(labels, counts, confidence), total

@@ -10,7 +10,7 @@ starting from those weights, with a graph loss.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from genoise._checks import check_choice, check_int, check_positive
 from genoise.data.digit_strings import NUM_SYMBOLS, DigitStrings
+from genoise.structured.experts import read_with_experts
 from genoise.structured.graph import Graph
 from genoise.structured.losses import GRAPH_LOSSES, graph_loss
 from genoise.structured.reader import RUBBISH, CheckReader, Reading, decode
@@ -306,25 +307,31 @@ def _concat(readings: list[Reading]) -> Reading:
 
 @torch.no_grad()
 def read_strings(
-    model: nn.Module, strings: DigitStrings, grammar: Graph | None = None, batch_size: int = 100,
-    temperature: float = 1.0,
+    model: nn.Module | Sequence[nn.Module], strings: DigitStrings, grammar: Graph | None = None,
+    batch_size: int = 100, temperature: float = 1.0,
 ) -> Reading:
     """The reading and confidence of every string by a :class:`CheckReader` or an :class:`SDNN`
-    (``temperature``: the check reader's, :func:`~genoise.structured.reader.decode`)."""
-    if isinstance(model, SDNN) and temperature != 1.0:
-        raise ValueError("temperature re-scores the check reader's graph; the SDNN's confidence has none")
-    model.eval()
-    device = next(model.parameters()).device
+    (``temperature``: the check reader's, :func:`~genoise.structured.reader.decode`), or by a
+    product of several (a list of them: :mod:`~genoise.structured.experts`)."""
+    models = list(model) if isinstance(model, Sequence) else [model]
+    if temperature != 1.0 and (len(models) > 1 or isinstance(models[0], SDNN)):
+        raise ValueError("temperature re-scores one check reader's graph; the SDNN's confidence and a "
+                         "product of readers have none")
+    for m in models:
+        m.eval()
+    device = next(models[0].parameters()).device
     readings = []
     for lo in range(0, len(strings), batch_size):  # batches of strings, each vectorised
         part = strings[lo : lo + batch_size]
         width = int(part.widths.max())
         images, widths = part.images[:, :, :width].to(device), part.widths.to(device)
-        if isinstance(model, SDNN):
-            log_probs = model(images)
+        if len(models) > 1:
+            readings.append(read_with_experts(models, images, widths, grammar))
+        elif isinstance(models[0], SDNN):
+            log_probs = models[0](images)
             readings.append(sdnn_decode(log_probs, frame_lengths(widths, log_probs.shape[0]), grammar))
         else:
-            graph, _ = model(images, widths)
+            graph, _ = models[0](images, widths)
             readings.append(decode(graph, grammar, temperature))
     reading = _concat(readings)
     return Reading(reading.labels.cpu(), reading.lengths.cpu(), reading.confidence.cpu())

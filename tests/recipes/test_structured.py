@@ -174,3 +174,34 @@ def test_segment_scale_string_reaches_the_reader_and_the_isolated_digits(tmp_pat
     assert _train(tmp_path, "sdnn", "loss=sdnn_ctc", "segment_scale=string") != 0
     assert "loss=sdnn_ctc reads the string without segmenting it" in capsys.readouterr().err
     assert not (tmp_path / "sdnn").exists()
+
+
+def test_a_reader_and_an_sdnn_read_as_a_product_of_experts(tmp_path, capsys):
+    """``genoise eval amounts RUN experts=[SDNN]``: rows ``LOSS_experts`` in their own folder,
+    cached by ``product_rows``; bad experts are refused in one line."""
+    from genoise.recipes.structured import experts_folder, product_rows
+
+    _train(tmp_path, "reader", "loss=discriminative_forward")
+    _train(tmp_path, "sdnn", "loss=sdnn_ctc", "sdnn_steps=2")
+    rows = evaluate(tmp_path / "reader", strings=3, experts=[str(tmp_path / "sdnn")])
+    assert set(rows) == {"discriminative_forward_experts", "discriminative_forward_experts_grammar"}
+    folder = experts_folder(tmp_path / "reader", [tmp_path / "sdnn"])
+    assert folder.name == "experts+sdnn"
+    record = json.loads((folder / "evaluation.json").read_text())
+    assert record["experts"] == [str(tmp_path / "reader"), str(tmp_path / "sdnn")]
+    assert "product of experts" in (folder / "evaluation.md").read_text()
+    assert not (tmp_path / "reader" / "evaluation.json").read_text().count("experts")  # its own rows stay
+    (folder / "evaluation.json").write_text(json.dumps({"rows": {"cached": {}}}))
+    assert product_rows(tmp_path / "reader", [tmp_path / "sdnn"]) == {"cached": {}}  # read, not recomputed
+    for experts, error, message in (
+        ([str(tmp_path / "none")], FileNotFoundError, "is not a run folder"),
+        ([str(tmp_path / "sdnn")], ValueError, "a product of readers has none"),
+    ):
+        with pytest.raises(error, match=message):
+            evaluate(tmp_path / "reader", strings=3, experts=experts,
+                     **({"temperature": 2.0} if error is ValueError else {}))
+    with pytest.raises(ValueError, match=r"experts=.* must be a list of run folders"):
+        evaluate(tmp_path / "reader", experts=str(tmp_path / "sdnn"))
+    _train(tmp_path, "free", "loss=sdnn_ctc", "sdnn_steps=2", "mode=free")
+    with pytest.raises(ValueError, match=r"trained on other strings \(mode: 'free' vs 'amount'\)"):
+        evaluate(tmp_path / "reader", strings=3, experts=[str(tmp_path / "free")])

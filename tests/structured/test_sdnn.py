@@ -46,6 +46,6 @@ def test_a_temperature_is_refused_for_the_sdnn():
     images[:, 6:22, 10:16] = 1.0
     config = DigitStringConfig(min_length=3, max_length=3)
     strings = digit_strings(images, torch.arange(10), 2, config, seed=0)
-    with pytest.raises(ValueError, match="temperature re-scores the check reader's graph"):
+    with pytest.raises(ValueError, match="temperature re-scores one check reader's graph"):
         read_strings(SDNN(width=4), strings, temperature=2.0)
     assert read_strings(SDNN(width=4), strings).labels.shape[0] == 2  # T = 1 reads as before
