@@ -333,13 +333,13 @@ def evaluate(run_dir: str | Path, *, cpu_minutes: float | None = None, **options
     config, _ = read_run_config(run_dir)
     config = {**config, "test_strings": int(options.get("strings", config["test_strings"]))}
     others = [Path(p) for p in options.get("experts") or []]
+    temperature = float(options.get("temperature", 1.0))
+    if others and temperature != 1.0:
+        raise ValueError("temperature re-scores one check reader's graph; a product of readers has none")
     experts = [_expert(p, config) for p in others]  # checked before the strings are made
     strings = make_strings(config, options.get("data_dir", config.get("data_dir")), "test")
     model = load_model(run_dir, config)
-    temperature = float(options.get("temperature", 1.0))
     if experts:
-        if temperature != 1.0:
-            raise ValueError("temperature re-scores one check reader's graph; a product of readers has none")
         rows = score_rows([model, *experts], strings, grammar_of(config), f"{config['loss']}_experts")
         out_dir = experts_folder(run_dir, others)
         out_dir.mkdir(exist_ok=True)
