@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import sys
 from datetime import date
 from pathlib import Path
@@ -55,12 +54,11 @@ def cells(args: argparse.Namespace) -> tuple[dict[str, Path], dict[str, float]]:
     """Train (or reuse) every reader and SDNN; their folders and training CPU-minutes, by name
     (a cell trained by ``genoise train`` itself and copied in carries them in ``summary.json``)."""
     out = Path(args.out)
-    quick = {**QUICK, "pretrain_epochs": 1} if args.quick else {}
+    shared = {**(QUICK if args.quick else {}), **({"data_dir": args.data_dir} if args.data_dir else {})}
+    reader = {**READER, **shared, **({"pretrain_epochs": 1} if args.quick else {}), **args.reader_set}
     folders, minutes = {}, {}
     for seed in args.seeds:
-        for kind, settings in (("reader", {**READER, **quick, **args.reader_set}),
-                               ("sdnn", {**SDNN, **{k: v for k, v in quick.items() if k in QUICK},
-                                         **args.sdnn_set})):
+        for kind, settings in (("reader", reader), ("sdnn", {**SDNN, **shared, **args.sdnn_set})):
             name = f"{kind}_s{seed}"
             _, cpu = run_cell(out, "gtn-amounts", name, {**settings, "seed": seed}, "evaluation.json")
             if not np.isfinite(cpu):
@@ -94,7 +92,7 @@ def read_product(folders: dict[str, Path], members: list[str], data: str | None)
     return next(v for k, v in rows.items() if k.endswith("_grammar"))
 
 
-def figure(folders: dict[str, Path], groups: dict[str, list[str]], path: Path, data: str) -> None:
+def figure(folders: dict[str, Path], groups: dict[str, list[str]], path: Path, data: str | None) -> None:
     """The reject curves of ``groups`` (label → members) on the test amounts, with the grammar."""
     import matplotlib
 
@@ -109,9 +107,10 @@ def figure(folders: dict[str, Path], groups: dict[str, list[str]], path: Path, d
     from genoise.structured.train import read_strings
     from genoise.train.run_folder import read_run_config
 
-    configs = {name: read_run_config(folder)[0] for name, folder in folders.items()}
-    models = {name: load_model(folders[name], configs[name]) for name in folders}
-    first = configs[next(iter(folders))]
+    needed = list(dict.fromkeys(m for members in groups.values() for m in members))
+    configs = {name: read_run_config(folders[name])[0] for name in needed}
+    models = {name: load_model(folders[name], configs[name]) for name in needed}
+    first = configs[needed[0]]
     strings = make_strings(first, data, "test")
     curves = {}
     with torch.no_grad():
@@ -150,11 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     record = args.record or ("gtn_experts_quick" if args.quick else "gtn_experts")
     args.out = args.out or str(ROOT / "benchmarks" / "results" / record)
     data = data_dir(args.data_dir)
-    os.environ.setdefault("GENOISE_DATA", str(data))
+    args.data_dir = str(data) if data else None
     folders, minutes = cells(args)
     rows = {}
     for name, members in products(folders):
-        row = read_product(folders, members, str(data))
+        row = read_product(folders, members, args.data_dir)
         rows[name] = {
             "members": members,
             "string_accuracy": row["string_accuracy"],
@@ -211,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args.seeds) > 1:
         groups["all"] = next(m for n, m in products(folders) if n == "all")
     args.records_dir.mkdir(parents=True, exist_ok=True)
-    figure(folders, groups, args.records_dir / f"{record}.png", str(data))
+    figure(folders, groups, args.records_dir / f"{record}.png", args.data_dir)
     lines += ["", f"![reject curves of {', '.join(groups)}]({record}.png)"]
     text = "\n".join(lines) + "\n"
     print(text)

@@ -31,11 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genoise.structured.graph import Graph, linear_graph
-from genoise.structured.intersect import intersect
-from genoise.structured.reader import CheckReader, Reading, decode_lattice
-from genoise.structured.sdnn import SDNN, frame_lengths, sdnn_decode_total
-from genoise.structured.semiring import forward_score
+from genoise.structured.graph import Graph
+from genoise.structured.reader import CheckReader, Reading, decode_lattice, reading_log_posterior
+from genoise.structured.sdnn import SDNN, ctc_log_posterior, frame_lengths, sdnn_decode_total
 
 
 @dataclass
@@ -52,14 +50,9 @@ class Opinion:
     def log_posterior(self, labels: Tensor, lengths: Tensor) -> Tensor:
         """(B,) log P(y | x) of the readings ``labels`` (B, L), −1 padded, of ``lengths`` (B,);
         −inf where the reader cannot produce y (or reads no path at all)."""
-        padded = torch.where(labels >= 0, labels, 0)
         if self.graph is not None:
-            chosen = forward_score(intersect(self.graph, linear_graph(padded, lengths)), missing="ignore")
-        else:
-            chosen = -F.ctc_loss(self.log_probs, padded + 1, self.frames, lengths, reduction="none",
-                                 zero_infinity=False)
-        reached = torch.isfinite(self.total) & torch.isfinite(chosen)
-        return torch.where(reached, chosen - self.total, float("-inf"))
+            return reading_log_posterior(self.graph, self.total, labels, lengths)
+        return ctc_log_posterior(self.log_probs, self.frames, self.total, labels, lengths)
 
 
 def opinion(model: nn.Module, images: Tensor, widths: Tensor, grammar: Graph | None = None) -> Opinion:

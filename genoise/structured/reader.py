@@ -173,9 +173,13 @@ def decode_lattice(
         graph = replace(graph, weight=graph.weight / temperature)
     best = viterbi(graph, what="string", missing="ignore")
     total = forward_score(graph, missing="ignore")
-    reached = torch.isfinite(total)
-    labels = torch.where(best.labels >= 0, best.labels, 0)
-    lengths = best.lengths
-    chosen = forward_score(intersect(graph, linear_graph(labels, lengths)), missing="ignore")
-    confidence = torch.where(reached, chosen - total, float("-inf"))
-    return Reading(best.labels, lengths, confidence), graph, total
+    confidence = reading_log_posterior(graph, total, best.labels, best.lengths)
+    return Reading(best.labels, best.lengths, confidence), graph, total
+
+
+def reading_log_posterior(graph: Graph, total: Tensor, labels: Tensor, lengths: Tensor) -> Tensor:
+    """(B,) log P(y | x) = F(graph ∩ y) − F(graph) of the readings ``labels`` (B, L), −1
+    padded, of ``lengths``; ``total`` = F(graph); −inf where the graph reads no path."""
+    padded = torch.where(labels >= 0, labels, 0)
+    chosen = forward_score(intersect(graph, linear_graph(padded, lengths)), missing="ignore")
+    return torch.where(torch.isfinite(total), chosen - total, float("-inf"))

@@ -89,7 +89,15 @@ def sdnn_decode_total(
         total = forward_score(decoding, missing="ignore")
     if labels.shape[1] == 0:
         labels = labels.new_full((labels.shape[0], 1), -1)
+    return Reading(labels, counts, ctc_log_posterior(log_probs, lengths, total, labels, counts)), total
+
+
+def ctc_log_posterior(
+    log_probs: Tensor, frames: Tensor, total: Tensor, labels: Tensor, lengths: Tensor
+) -> Tensor:
+    """(B,) log P(y | x) = −CTC(y) − ``total`` of the readings ``labels`` (B, L), −1 padded, of
+    ``lengths``, from (T, B, C) frame log-probabilities over ``frames`` (B,) frames; −inf where
+    ``total`` is (no reading of the grammar fits the frames)."""
     targets = torch.where(labels >= 0, labels + 1, 1)
-    chosen = -F.ctc_loss(log_probs, targets, lengths, counts, reduction="none", zero_infinity=False)
-    confidence = torch.where(torch.isfinite(total), chosen - total, float("-inf"))
-    return Reading(labels, counts, confidence), total
+    chosen = -F.ctc_loss(log_probs, targets, frames, lengths, reduction="none", zero_infinity=False)
+    return torch.where(torch.isfinite(total), chosen - total, float("-inf"))
