@@ -184,6 +184,16 @@ def own_uncertainty(args: argparse.Namespace, s: Setting, policy=None) -> float:
     return float(u.mean())
 
 
+def _seeded(cell: dict) -> bool:
+    """Was ``cell``'s normalised U made with today's ``STATS_DROPOUT_SEED``?"""
+    return cell.get("stats_dropout_seed") == STATS_DROPOUT_SEED
+
+
+def _mark_seeded(cell: dict) -> dict:
+    cell["stats_dropout_seed"] = STATS_DROPOUT_SEED
+    return cell
+
+
 def _cached(path: Path, compute, stats: bool = False) -> dict:
     """The cell at ``path``, computed once. ``stats``: the cell uses ``Setting.stats`` and is
     recomputed unless it was made with today's ``STATS_DROPOUT_SEED`` (the cells of earlier
@@ -191,11 +201,11 @@ def _cached(path: Path, compute, stats: bool = False) -> dict:
     in, so their normalised values depended on what the process had run before)."""
     if path.is_file():
         value = json.loads(path.read_text())
-        if not stats or value.get("stats_dropout_seed") == STATS_DROPOUT_SEED:
+        if not stats or _seeded(value):
             return value
     value = compute()
     if stats:
-        value["stats_dropout_seed"] = STATS_DROPOUT_SEED
+        _mark_seeded(value)
     atomic_write_text(path, json.dumps(value, indent=1) + "\n")
     return value
 
@@ -239,7 +249,8 @@ def policy_cells(args: argparse.Namespace, s: Setting, method: str, seed: int) -
             {method: policy_controller(policy)}, s.seeds, s.env_kwargs, s.model.history, record=None
         )["results"][method]
         row = {k: result[k] for k in ("success_rate", "collision_rate", "offroad_rate", "mean_distance")}
-        row["u_own"], row["stats_dropout_seed"] = own_uncertainty(args, s, policy), STATS_DROPOUT_SEED
+        row["u_own"] = own_uncertainty(args, s, policy)
+        _mark_seeded(row)
         row.update(method=method, seed=seed, steps=steps, horizon=args.horizon)
         _cached(cell, lambda row=row: row)
         print(f"{name} seed {seed} {steps} updates: success {100 * row['success_rate']:.0f} %", flush=True)
@@ -256,13 +267,12 @@ def diagnose(args: argparse.Namespace, s: Setting) -> None:
     for path in sorted((out / "cells").glob(f"*_s*_n{args.steps}.json")):
         cell = json.loads(path.read_text())
         checkpoint = out / "policies" / f"{path.name.rsplit('_n', 1)[0]}" / "last.pt"
-        fresh = "u_own" in cell and cell.get("stats_dropout_seed") == STATS_DROPOUT_SEED
-        if fresh or not checkpoint.is_file():
+        if ("u_own" in cell and _seeded(cell)) or not checkpoint.is_file():
             continue
         if int(load_checkpoint(checkpoint, map_location="cpu")["step"]) != args.steps:
             continue
         cell["u_own"] = own_uncertainty(args, s, load_policy(checkpoint)[0])
-        cell["stats_dropout_seed"] = STATS_DROPOUT_SEED
+        _mark_seeded(cell)
         atomic_write_text(path, json.dumps(cell, indent=1) + "\n")
     data = out / "cells" / "u_data.json"
     _cached(data, lambda: {"u_data": own_uncertainty(args, s)}, stats=True)
