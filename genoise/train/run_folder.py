@@ -161,6 +161,33 @@ def git_commit() -> str | None:
     return f"{commit}{' (modified)' if dirty.stdout.strip() else ''}" if commit else None
 
 
+def cpu_name() -> str:
+    """The processor's model name (``/proc/cpuinfo`` on Linux, else :func:`platform.processor`)."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as lines:
+            for line in lines:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, Any]:
+    """What a measurement depends on beyond the code: the CPU, the instruction set torch's
+    kernels dispatch to (``torch.backends.cpu.get_cpu_capability()``: AVX2, AVX512, …), the
+    cores and torch's threads. Training is bit-for-bit deterministic on one machine, not
+    across CPUs: the vectorised kernels (ATen's and oneDNN's) sum in an order that depends on
+    the instruction set, so the same command gives other numbers on another CPU
+    (docs/training.md, "Same command, another machine")."""
+    import torch
+
+    return {"cpu": cpu_name(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cores": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+
+
 def provenance(*, recipe: str, device: Any, data_dir: Path | None) -> dict[str, Any]:
     """What a run records about itself in ``config.yaml`` (its ``run:`` section)."""
     import platform
@@ -172,7 +199,7 @@ def provenance(*, recipe: str, device: Any, data_dir: Path | None) -> dict[str, 
     return {"recipe": recipe, "command": _command(), "started": now(), "status": "running",
             "device": str(device), "data_dir": str(data_dir.resolve()) if data_dir is not None else None,
             "data_read": [], "genoise": genoise.__version__, "git_commit": git_commit(),
-            "torch": str(torch.__version__), "python": platform.python_version()}
+            "torch": str(torch.__version__), "python": platform.python_version(), "machine": machine()}
 
 
 def read_run_config(run_dir: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -16,7 +16,7 @@ import yaml
 
 from genoise.cli import main
 from genoise.train import load_checkpoint
-from genoise.train.run_folder import RunLock
+from genoise.train.run_folder import RunLock, machine
 
 RECIPE = """description: least squares on Gaussian batches (command-line tests)
 entry: tests.cli._entries:linear
@@ -157,6 +157,7 @@ def test_config_records_what_the_run_used(tmp_path, recipe):
     info = config["run"]
     assert info["recipe"] == "linear" and info["status"] == "finished" and info["device"] == "cpu"
     assert info["genoise"] == genoise.__version__ and "torch" in info and "git_commit" in info
+    assert info["machine"] == machine()  # the CPU and its instruction set: numbers depend on them
     assert info["ended"] >= info["started"]
     # the command main() was called with (here in-process, from pytest), not the host's sys.argv
     expected = ["genoise", "train", recipe, "--runs-dir", str(tmp_path / "runs"), "--no-progress",
