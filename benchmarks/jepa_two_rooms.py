@@ -177,9 +177,12 @@ def main(argv: list[str] | None = None) -> int:
         f"Planner: horizon {setting['horizon']}, {setting['iterations']} iterations × "
         f"{setting['samples']} samples "
         f"({setting['elites']} elites), {setting['replan_every']} actions executed per re-plan "
-        "(the reference: horizon 90, 20 × 200, 1 action per re-plan); all episodes planned as one batch.",
+        "(the reference: horizon 90, 20 × 200, 1 action per re-plan); all episodes planned as one batch; "
+        f"cost: the {setting['distance']} distance to the goal embedding, averaged over the horizon "
+        "(the reference: squared, summed).",
         "",
-        f"Model: {setting['image_size']} px, D = {setting['dim']}, encoder width {setting['width']}, "
+        f"Model: {setting['image_size']} px, D = {setting['dim']}, {setting['encoder']} encoder of width "
+        f"{setting['width']}, "
         f"predictor {setting['predictor']} (hidden {setting['hidden']}), "
         f"{setting['steps']} updates of {setting['batch_size']} windows of {setting['window']} steps, "
         f"{setting['trajectories']} trajectories (wall-bump rate {setting['wall_bump_rate']}); "

@@ -54,7 +54,8 @@ from genoise.world.two_rooms_render import save_episode_gif, trajectory_figure
 
 ROWS = ("mppi", "cem", "gradient", "mppi_last", "gcbc", "random", "oracle", "mppi_true_dynamics")
 PLANNER_KEYS = (
-    "horizon", "iterations", "samples", "elites", "replan_every", "temperature", "noise_beta", "select"
+    "horizon", "iterations", "samples", "elites", "replan_every", "temperature", "noise_beta", "select",
+    "distance",
 )
 
 
@@ -77,6 +78,7 @@ def jepa_config(config: dict[str, Any]) -> JEPAConfig:
         width=int(config["width"]),
         hidden=int(config["hidden"]),
         predictor=str(config["predictor"]),
+        encoder=str(config["encoder"]),
         projector=int(config["projector"]),
         coords=bool(config["coords"]),
         map_channels=int(config["map_channels"]),
@@ -310,6 +312,8 @@ EVALUATE_OPTIONS: OptionSpec = {
     "figures": ("write planning.png and episode.gif (default true)", None, "true or false"),
     "diagnose": ("also measure where the model is wrong about the wall (diagnostics.md / .json)", None,
                  "true or false"),
+    "plan": ("plan the rows (default true); false: the wall diagnostics alone (with diagnose=true), "
+             "leaving the run's planning table as it is", None, "true or false"),
     "committee": ("other jepa-two-rooms run folders whose JEPAs plan with this run's as one committee "
                   "(cost: the RMS of the members' latent distances; genoise.world.jepa_committee)",
                   lambda v: isinstance(v, list) and len(v) > 0,
@@ -334,23 +338,27 @@ def evaluate(run_dir: str | Path, **options: Any) -> dict[str, Any]:
     rows = list(options.get("rows") or config["rows"])
     config["rows"] = rows
     validate(config)
+    plan, diagnosing = bool(options.get("plan", True)), bool(options.get("diagnose", False))
+    if not plan and not diagnosing:
+        raise ValueError("plan=false leaves nothing to do without diagnose=true")
     size = int(config["image_size"])
     jepa_file, gcbc_file = run_dir / "jepa" / "last.pt", run_dir / "gcbc" / "last.pt"
     if not jepa_file.is_file():
         raise FileNotFoundError(
             f"no trained JEPA in {run_dir} (expected {jepa_file}; train with `genoise train jepa-two-rooms`)"
         )
-    if "gcbc" in rows and not gcbc_file.is_file():
+    if plan and "gcbc" in rows and not gcbc_file.is_file():
         raise FileNotFoundError(f"row gcbc asked but {gcbc_file} does not exist")
     jepa = load_jepa(jepa_file, image_size=size)
     others = [Path(p) for p in options.get("committee") or []]
     if others:
         jepa = JEPACommittee([jepa, *(_member(p, size) for p in others)])
-    gcbc = load_gcbc(gcbc_file, image_size=size) if "gcbc" in rows else None
+    gcbc = load_gcbc(gcbc_file, image_size=size) if plan and "gcbc" in rows else None
     out_dir = committee_folder(run_dir, others) if others else run_dir
     out_dir.mkdir(exist_ok=True)
-    if options.get("diagnose", False):
-        diagnose(run_dir, jepa, out_dir)
+    diagnostics = diagnose(run_dir, jepa, out_dir) if diagnosing else None
+    if not plan:
+        return {"diagnostics": diagnostics}
     return evaluate_rows(
         out_dir,
         config,

@@ -2,7 +2,7 @@
 in the same harness (random actions, goal-conditioned behaviour cloning, an oracle on the
 true state).
 
-Planning cost (eb_jepa's ``repr_dist`` objective): with ẑ_0 = Enc(o_0), ẑ_{t+1} =
+Planning cost (after eb_jepa's ``repr_dist`` objective): with ẑ_0 = Enc(o_0), ẑ_{t+1} =
 Pred(ẑ_t, a_t) and z_g = Enc(o_goal),
 
     C(a) = (1/H) Σ_{t=1}^{H} ‖ẑ_t − z_g‖₂        (``objective="sum"``; the reference sums)
@@ -12,6 +12,11 @@ minimised over a ∈ [−m, m]^{H×2} by MPPI, CEM or projected Adam (:mod:`geno
 every action is scaled back onto the disc ‖a‖ ≤ m = 2.45 before the model (and the arena)
 see it. Receding horizon: ``replan_every`` = k actions of the plan are executed, then the
 agent re-plans from the new observation, warm-started with the rest of the plan.
+
+With ``distance="squared"`` each ‖ẑ_t − z_g‖₂ becomes ‖ẑ_t − z_g‖²₂ / D, the mean squared error
+over the D coordinates that eb_jepa's ``ReprTargetDistMPCObjective`` computes (it sums the
+horizon, we average it: the same ranking of plans). ``"l2"`` (the default) is the distance
+itself; docs/jepa.md compares the two.
 
 All E episodes of an evaluation run as one batch (planning problems (E, N, H, A)); the
 reported planning time per episode is the controller's wall-clock time divided by E.
@@ -47,6 +52,7 @@ from genoise.world.two_rooms import (
 
 METHODS = ("mppi", "cem", "gradient")
 OBJECTIVES = ("sum", "last")
+DISTANCES = ("l2", "squared")
 
 
 @dataclass(frozen=True)
@@ -92,11 +98,13 @@ class PlannerConfig:
     lr: float = 0.3
     noise_beta: float = 2.0  # MPPI/CEM perturbations coloured along the horizon, PSD ∝ 1/f^β
     select: str = "best"  # MPPI: execute the cheapest sample ("best") or the weighted mean ("mean")
+    distance: str = "l2"  # "squared": ‖ẑ_t − z_g‖² / D, eb_jepa's mean squared error
 
     def __post_init__(self) -> None:
         check_choice("method", self.method, METHODS)
         check_choice("objective", self.objective, OBJECTIVES)
         check_choice("select", self.select, MPPI_SELECT)
+        check_choice("distance", self.distance, DISTANCES)
         for name in ("horizon", "iterations", "samples", "elites", "replan_every"):
             check_int(name, getattr(self, name), min=1)
         if self.replan_every > self.horizon:
@@ -123,15 +131,18 @@ class Controller(ABC):
 
 
 def latent_rollout_cost(
-    model: nn.Module, z0: Tensor, z_goal: Tensor, objective: str, max_norm: float
+    model: nn.Module, z0: Tensor, z_goal: Tensor, objective: str, max_norm: float, distance: str = "l2"
 ) -> Callable[[Tensor], Tensor]:
     """(E, N, H, A) candidate plans → (E, N) costs, unrolling ``model.predictor`` from the
-    states z0 (E, state) and comparing their representations with z_goal (E, D)."""
+    states z0 (E, state) and comparing their representations with z_goal (E, D) by the
+    ``distance`` of :class:`PlannerConfig`."""
+    check_choice("distance", distance, DISTANCES)
 
     def cost(actions: Tensor) -> Tensor:
         e, n = actions.shape[:2]
         z = model.represent(model.unroll(z0[:, None].expand(e, n, -1), clip_norm(actions, max_norm)))
-        dist = (z - z_goal[:, None, None]).norm(dim=-1)
+        diff = z - z_goal[:, None, None]
+        dist = diff.norm(dim=-1) if distance == "l2" else diff.square().mean(-1)
         return dist.mean(-1) if objective == "sum" else dist[..., -1]
 
     return cost
@@ -163,7 +174,7 @@ class LatentPlanner(Controller):
             warm = torch.cat([rest, rest[:, -1:].expand(-1, c.horizon - rest.shape[1], -1)], 1)
         with torch.no_grad():
             z0 = self.model.encode(obs)
-        cost = latent_rollout_cost(self.model, z0, self.z_goal, c.objective, m)
+        cost = latent_rollout_cost(self.model, z0, self.z_goal, c.objective, m, c.distance)
         low, high = np.full(2, -m, np.float32), np.full(2, m, np.float32)
         if c.method == "mppi":
             options = dict(samples=c.samples, temperature=c.temperature, noise_std=c.init_std,

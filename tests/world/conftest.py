@@ -48,3 +48,26 @@ def traffic_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("traffic")
     collect_traffic(root, n_episodes=1, steps=80, seed=3, road=ROAD, warmup=20)
     return root
+
+
+def train_tiny_jepa(config, folder, steps: int):
+    """A JEPA of ``config`` trained ``steps`` updates on 32 short trajectories into ``folder``,
+    reloaded from its checkpoint and checked equal to the trained one to the bit; returns
+    (the data, the reloaded model)."""
+    import torch
+
+    from genoise.train import Run
+    from genoise.world.jepa import ActionConditionedJEPA
+    from genoise.world.jepa_train import load_jepa, train_jepa
+    from genoise.world.two_rooms_data import RoomsDataConfig, generate_trajectories
+
+    data = generate_trajectories(RoomsDataConfig(n_trajectories=32, length=6, seed=0))
+    torch.manual_seed(0)
+    model = ActionConditionedJEPA(config)
+    out = train_jepa(model, data, steps, batch_size=8, window=4, seed=0, run=Run(folder, progress=False))
+    assert np.isfinite(out["loss"])
+    reloaded = load_jepa(folder / "last.pt", image_size=config.image_size)
+    assert reloaded.config == config
+    for (name, p), q in zip(model.state_dict().items(), reloaded.state_dict().values(), strict=True):
+        assert torch.equal(p, q), name
+    return data, reloaded

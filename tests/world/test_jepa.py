@@ -21,7 +21,7 @@ from genoise.world.jepa import (
     prediction_loss,
     time_similarity_loss,
 )
-from genoise.world.jepa_train import GoalConditionedPolicy, load_gcbc, load_jepa, train_gcbc, train_jepa
+from genoise.world.jepa_train import GoalConditionedPolicy, load_gcbc, load_jepa, train_gcbc
 from genoise.world.latent_planning import (
     LatentPlanner,
     OracleController,
@@ -34,6 +34,7 @@ from genoise.world.latent_planning import (
 )
 from genoise.world.two_rooms import render
 from genoise.world.two_rooms_data import RoomsDataConfig, generate_trajectories
+from tests.world.conftest import train_tiny_jepa
 
 TINY = JEPAConfig(image_size=17, dim=8, width=4, hidden=16)
 
@@ -227,18 +228,7 @@ def test_gcbc_learns_a_tiny_set_and_reloads(tmp_path) -> None:
 
 
 def test_jepa_trains_resumes_and_reloads(tmp_path) -> None:
-    from genoise.train import Run
-
-    data = generate_trajectories(RoomsDataConfig(n_trajectories=32, length=6, seed=0))
-    torch.manual_seed(0)
-    model = ActionConditionedJEPA(TINY)
-    first = train_jepa(
-        model, data, 6, batch_size=8, window=4, seed=0, run=Run(tmp_path / "a", progress=False)
-    )
-    assert np.isfinite(first["loss"])
-    reloaded = load_jepa(tmp_path / "a" / "last.pt", image_size=17)
-    for (name, p), q in zip(model.state_dict().items(), reloaded.state_dict().values(), strict=True):
-        assert torch.equal(p, q), name
+    train_tiny_jepa(TINY, tmp_path / "a", steps=6)
     with pytest.raises(ValueError, match="trained on 17 px images"):
         load_jepa(tmp_path / "a" / "last.pt", image_size=65)
 

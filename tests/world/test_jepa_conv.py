@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from genoise.ssl.infomax import variance_loss
-from genoise.train import Run
 from genoise.world.jepa import (
     ActionConditionedJEPA,
     JEPAConfig,
@@ -21,10 +20,10 @@ from genoise.world.jepa import (
     time_similarity_loss,
 )
 from genoise.world.jepa_diagnostics import transition_errors, wall_hallucination
-from genoise.world.jepa_train import load_jepa, train_jepa
 from genoise.world.latent_planning import LatentPlanner, PlannerConfig, latent_rollout_cost
 from genoise.world.two_rooms import render, sample_tasks
 from genoise.world.two_rooms_data import RoomsDataConfig, generate_trajectories
+from tests.world.conftest import train_tiny_jepa
 
 CONV = JEPAConfig(image_size=17, dim=8, width=4, hidden=16, predictor="conv", map_channels=3, map_hidden=5)
 
@@ -106,15 +105,7 @@ def test_planning_cost_compares_representations_of_the_rollout() -> None:
 
 
 def test_conv_checkpoint_round_trip_and_diagnostics(tmp_path) -> None:
-    data = generate_trajectories(RoomsDataConfig(n_trajectories=32, length=6, seed=0))
-    torch.manual_seed(0)
-    model = ActionConditionedJEPA(CONV)
-    out = train_jepa(model, data, 4, batch_size=8, window=4, seed=0, run=Run(tmp_path / "a", progress=False))
-    assert np.isfinite(out["loss"])
-    reloaded = load_jepa(tmp_path / "a" / "last.pt", image_size=17)
-    assert reloaded.config == CONV
-    for (name, p), q in zip(model.state_dict().items(), reloaded.state_dict().values(), strict=True):
-        assert torch.equal(p, q), name
+    data, reloaded = train_tiny_jepa(CONV, tmp_path / "a", steps=4)
     pushes = wall_hallucination(reloaded, n=20, steps=3)
     assert 0 <= pushes["model"] <= 1 and pushes["true"] == 0
     errors = transition_errors(reloaded, data, n=200)

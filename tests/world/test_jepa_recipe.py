@@ -138,3 +138,27 @@ def test_the_convolutional_predictor_trains_plans_and_is_diagnosed(tmp_path, cap
     assert 0.0 <= out["results"]["mppi"]["success"] <= 100.0
     record = json.loads((run / "diagnostics.json").read_text())
     assert record["transition_errors"]["free"] > 0
+
+
+def test_eval_planning_plan_false_diagnoses_and_leaves_the_runs_table(run_dir, capsys) -> None:
+    table = (run_dir / "planning.json").read_bytes()
+    assert main(["eval", "planning", str(run_dir), "plan=false", "diagnose=true"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["diagnostics"]["wall_hallucination"]) == {"speed 1", "speed 2.45"}
+    assert (run_dir / "planning.json").read_bytes() == table  # the run's own table is kept
+    assert main(["eval", "planning", str(run_dir), "plan=false"]) == 2
+    assert "plan=false leaves nothing to do without diagnose=true" in capsys.readouterr().err
+
+
+def test_eval_planning_takes_the_squared_distance_and_records_it(run_dir, tmp_path, capsys) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    assert main(["eval", "planning", str(copy), "rows=[mppi]", "episodes=1", "figures=false",
+                 "distance=squared"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert 0.0 <= out["results"]["mppi"]["success"] <= 100.0
+    assert json.loads((copy / "planning.json").read_text())["planner"]["distance"] == "squared"
+    assert main(["eval", "planning", str(copy), "rows=[mppi]", "distance=l1"]) == 2
+    assert "distance" in capsys.readouterr().err
