@@ -126,6 +126,12 @@ def conv_encoder(image_size: int, channels: int, width: int, dim: int, coords: b
         nn.GELU(),
         nn.Flatten(),
     )
+    return _with_head(body, image_size, channels, dim)
+
+
+def _with_head(body: nn.Sequential, image_size: int, channels: int, dim: int) -> nn.Sequential:
+    """A flattening ConvNet ``body`` → Linear → D → LayerNorm (the width of the flattened
+    features found by running the body on one blank image)."""
     with torch.no_grad():
         flat = body(torch.zeros(1, channels, image_size, image_size)).shape[-1]
     return nn.Sequential(body, nn.Linear(flat, dim), nn.LayerNorm(dim))
@@ -158,10 +164,7 @@ def impala_encoder(
         layers += [nn.Conv2d(previous, stack, 3, 1, 1), nn.MaxPool2d(3, 2, 1), ResidualBlock(stack),
                    ResidualBlock(stack)]
         previous = stack
-    body = nn.Sequential(*layers, nn.ReLU(), nn.Flatten())
-    with torch.no_grad():
-        flat = body(torch.zeros(1, channels, image_size, image_size)).shape[-1]
-    return nn.Sequential(body, nn.Linear(flat, dim), nn.LayerNorm(dim))
+    return _with_head(nn.Sequential(*layers, nn.ReLU(), nn.Flatten()), image_size, channels, dim)
 
 
 def map_side(image_size: int) -> int:
