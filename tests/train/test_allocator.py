@@ -76,9 +76,15 @@ def test_leaves_malloc_alone_when_asked_or_already_tuned(clean_env, name, value)
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's (Linux)")
 def test_tuning_cuts_the_page_faults_of_repeated_large_allocations():
-    default, tuned = _probe("system"), _probe("tuned")
-    assert default["applied"] is False and tuned["applied"] is True
-    assert 10 * tuned["faults"] < default["faults"], (tuned, default)
+    # glibc adapts its own mmap threshold as chunks are freed, so one process's count varies
+    # by more than an order of magnitude from run to run (3,200 to 127,000 faults untuned, about
+    # one process in ten below 10,000; 1 to 3,100 tuned; measured on 2026-12-07): one pair of
+    # processes failed the claim now and then, so it is made of the typical process, the
+    # median of five each
+    default, tuned = ([_probe(choice) for _ in range(5)] for choice in ("system", "tuned"))
+    assert all(r["applied"] is False for r in default) and all(r["applied"] is True for r in tuned)
+    median = [sorted(r["faults"] for r in runs)[2] for runs in (default, tuned)]
+    assert 10 * median[1] < median[0], (tuned, default)
 
 
 def test_cli_refuses_a_bad_choice_in_one_line_and_writes_nothing(clean_env, tmp_path, capsys):
