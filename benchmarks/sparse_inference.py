@@ -1,4 +1,4 @@
-"""Sparse inference: genoise (FISTA, per-sample backtracking FISTA) vs scikit-learn's lasso_cd / lasso_lars.
+"""Sparse inference: genoise (FISTA, backtracking FISTA, ADMM) vs scikit-learn's lasso_cd / lasso_lars.
 
 Two problems, each a batch of codes argmin_z ½‖y − W z‖² + λ‖z‖₁:
 
@@ -14,6 +14,8 @@ Methods, each with its accuracy knob scanned:
   duality-gap stop;
 * genoise ``fista_bt`` (:func:`genoise.latent.backtracking.backtracking_fista`, float32, a
   step size per sample, pool of 1,024 rows): the certified relative duality gap ``gap_tol``;
+* genoise ``admm`` (:func:`genoise.latent.admm.admm`, float32, one cached (G + ρI)⁻¹ for every
+  code, over-relaxed, ρ balanced in the first iterations, pool of 1,024 rows): ``gap_tol``;
 * scikit-learn ``lasso_cd`` (what ``SparseCoder``/``sparse_encode`` run: ``Lasso`` with the
   precomputed Gram, rows split over ``n_jobs`` workers), float64: its ``tol``;
 * scikit-learn ``lasso_lars`` (``SparseCoder(transform_algorithm="lasso_lars")``): exact path.
@@ -25,7 +27,7 @@ beat it) — every method is timed at its cheapest setting reaching it, and
 same thread count (torch.set_num_threads / threadpoolctl / n_jobs).
 
 The arithmetic: genoise's (·, K)×(K, K) and (B, D)×(D, K) products, 2K² per
-row-iteration (backtracking's re-evaluations included) + 2DK per code; scikit-learn's
+row-iteration (backtracking's re-evaluations and ADMM's gap tests included) + 2DK per code; scikit-learn's
 coordinate descent with a precomputed Gram touches a Gram column (K multiply-adds) for
 each non-zero coordinate it updates, ≈ 4K·nnz per code and sweep (sweeps reported by
 ``Lasso.n_iter_``) + the 2DK of Wᵀy — a lower estimate. Beside each time: GFLOP/s and the
@@ -33,7 +35,7 @@ fraction of this machine's float32 (genoise) or float64 (scikit-learn) matmul pe
 measured in the same run (``benchmarks/_peak.py``).
 
     python benchmarks/sparse_inference.py [--quick] [--datasets mnist cifar-patches]
-        [--threads 1 2] [--methods fista fista_bt cd lars] [--device cuda] [--data-dir DIR]
+        [--threads 1 2] [--methods fista fista_bt admm cd lars] [--device cuda] [--data-dir DIR]
         [--fresh] [--report-only]
 
 Writes ``benchmarks/records/sparse_inference.{md,json}`` (``--quick``: ``sparse_inference_quick``);
@@ -63,6 +65,7 @@ from benchmarks._peak import matmul_peak  # noqa: E402
 from benchmarks._records import write_records  # noqa: E402
 from genoise.data import load_dataset  # noqa: E402
 from genoise.io import atomic_write_text  # noqa: E402
+from genoise.latent.admm import admm  # noqa: E402
 from genoise.latent.backtracking import backtracking_fista  # noqa: E402
 from genoise.latent.dictionary import DictionaryLearner  # noqa: E402
 from genoise.latent.ista import fista, sparse_coding_objective  # noqa: E402
@@ -72,9 +75,11 @@ RECORDS = ROOT / "benchmarks" / "records"
 NAMES = {
     "fista": "genoise FISTA",
     "fista_bt": "genoise backtracking FISTA",
+    "admm": "genoise ADMM",
     "cd": "sklearn lasso_cd",
     "lars": "sklearn lasso_lars",
 }
+GENOISE = ("fista", "fista_bt", "admm")
 TARGETS = (1e-4, 1e-7)
 LAMBDA = {"mnist": 0.3, "cifar-patches": 0.2, "digits": 0.3}
 
@@ -200,15 +205,18 @@ def measure(method: str, threads: int, y32, w32, lam: float, quick: bool, device
             for gap in (1e-3,) if quick else (1e-2, 1e-3):
                 sec, cpu, z = timed(lambda g=gap: solve(y32, w32, lam, steps=2000, tol=None, gap_tol=g))
                 yield f"gap_tol={gap:g} (certified)", sec, cpu, objective(yn, wn, z.numpy(), lam), None
-        elif method == "fista_bt":
-            solve = on_device(backtracking_fista, device)
+        elif method in ("fista_bt", "admm"):
+            solve = on_device(backtracking_fista if method == "fista_bt" else admm, device)
             solve(y32[:100], w32, lam, steps=5)  # warm-up
             for gap in (3e-2, 1e-2, 1e-3, 1e-4) if quick else (3e-2, 2e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4):
                 stats: dict = {}
                 sec, cpu, z = timed(
                     lambda g=gap, s=stats: solve(y32, w32, lam, steps=5000, gap_tol=g, stats=s)
                 )
-                flop = 2 * k * k * (stats["iterations"] + stats["retries"]) + 2 * n * d * k
+                # backtracking keeps W_dᵀr (its gap tests are free); ADMM's cost one product each
+                tests = stats["checks"] if method == "admm" else 0
+                products = stats["iterations"] + stats["retries"] + tests
+                flop = 2 * k * k * products + 2 * n * d * k
                 yield f"gap_tol={gap:g} (certified)", sec, cpu, objective(yn, wn, z.numpy(), lam), flop
         elif method == "cd":
             lasso_cd(yn[:50], wn.T, lam, 1e-2, threads)  # warm-up (workers)
@@ -271,7 +279,7 @@ def choose(rows: list[dict], best: float) -> list[dict]:
 def with_rates(row: dict, peaks: dict) -> dict:
     if row.get("flop") is None or row.get("seconds") is None:
         return {**row, "gflop": None, "gflops": None, "peak_fraction": None}
-    precision = "float32" if row["method"].startswith("fista") else "float64"
+    precision = "float32" if row["method"] in GENOISE else "float64"
     rate = row["flop"] / row["seconds"] / 1e9
     return {
         **row,
@@ -306,7 +314,7 @@ def report(chosen: list[dict], rows: list[dict], problems: dict, peaks: dict) ->
     for r in chosen:
         cpu = (
             "–"
-            if r.get("cpu") is None or (r["threads"] > 1 and not r["method"].startswith("fista"))
+            if r.get("cpu") is None or (r["threads"] > 1 and r["method"] not in GENOISE)
             else f"{r['cpu']:.2f}"
         )
         lines.append(
@@ -325,7 +333,7 @@ def report(chosen: list[dict], rows: list[dict], problems: dict, peaks: dict) ->
         "|---|---:|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        cpu = "–" if r["threads"] > 1 and not r["method"].startswith("fista") else f"{r['cpu']:.2f}"
+        cpu = "–" if r["threads"] > 1 and r["method"] not in GENOISE else f"{r['cpu']:.2f}"
         lines.append(
             f"| {r['dataset']} | {r['threads']} | {NAMES[r['method']]} | {r['setting']} | "
             f"{r['seconds']:.2f} | "
@@ -379,7 +387,7 @@ def main() -> None:
         mine = [] if args.fresh else store.get(key, [])
         for threads in [] if args.report_only else args.threads:
             for method in args.methods:
-                device = args.device if method.startswith("fista") else "cpu"
+                device = args.device if method in GENOISE else "cpu"
                 mine = [
                     r
                     for r in mine

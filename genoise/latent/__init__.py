@@ -7,6 +7,7 @@ dictionary learning, LISTA / LCoD encoders and PSD; auto-encoders and the VAE sh
 ``energy`` / ``free_energy`` surface.
 """
 
+from genoise.latent.admm import admm
 from genoise.latent.autoencoders import (
     AutoEncoder,
     DenoisingAutoEncoder,
@@ -47,6 +48,7 @@ __all__ = [
     "MaskedAutoEncoder",
     "SparseCoder",
     "SparseCodingEnergy",
+    "admm",
     "backtracking_fista",
     "code_prediction_error",
     "coordinate_descent",

@@ -26,17 +26,10 @@ rejected samples pay one more (row-subset) product. Momentum is restarted per sa
 it points uphill (O'Donoghue & Candès 2015), as in :func:`~genoise.latent.ista.fista`.
 
 Samples stop when their duality gap certifies P(z) − P(z*) ≤ ``gap_tol``·P(z)
-(:func:`~genoise.latent.ista.duality_gap`). In float32 that gap is only exact to ≈1e-6
-relative (W_dᵀy and zG carry float32 rounding), so for ``gap_tol`` below 1000 ε a
-sample's certificate is recomputed from float64 W_dᵀy and zG before it is accepted (the
-iterate stays float32, only the proof is float64), and below 100 ε (≈1e-5), where a
-float32 iterate can no longer be certified, the whole solve runs in float64 and the codes
-are cast back.
-
-The samples are solved in a pool of ``block`` rows: certified rows leave the pool and
-fresh rows enter it, so the (n, K)×(K, K) product keeps a size at which the CPU runs near
-its matmul peak and elementwise work stays in cache, and slow samples do not hold up the
-rest. No Python loop runs over samples.
+(:func:`~genoise.latent.ista.duality_gap`), with a float64 proof where float32 cannot give
+one; they are solved in a pool of ``block`` rows that certified rows leave and fresh rows
+enter (:mod:`genoise.latent._pool`, shared with :func:`~genoise.latent.admm.admm`). No
+Python loop runs over samples.
 """
 
 from __future__ import annotations
@@ -45,43 +38,27 @@ import torch
 from torch import Tensor
 
 from genoise._checks import check_positive
-from genoise.latent.ista import check_sparse_problem, duality_gap
+from genoise.latent._pool import RowPool, solve_in_pools, working_precision
+from genoise.latent.ista import check_sparse_problem
 
 
-class _Pool:
-    """The state of the rows being solved: codes z, extrapolated points v, their correlations
-    with the residual c_z = W_dᵀy − zG and c_v = W_dᵀy − vG, momenta t and step sizes 1/L."""
+class _Pool(RowPool):
+    """The rows being solved: codes z, extrapolated points v, their correlations with the
+    residual c_z = W_dᵀy − zG and c_v = W_dᵀy − vG, momenta t and step sizes 1/L."""
 
-    def __init__(
-        self,
-        b: Tensor,
-        y_sq: Tensor,
-        rows: Tensor,
-        z0: Tensor | None,
-        gram: Tensor,
-        L0: float,
-        b64: Tensor | None = None,
-    ) -> None:
-        self.rows, self.b, self.y_sq, self.b64 = rows, b, y_sq, b64  # b64: float64 W_dᵀy, or None
-        self.z = torch.zeros_like(b) if z0 is None else z0.clone()
+    fields = (*RowPool.fields, "cz", "v", "cv", "t", "L")
+
+    def __init__(self, b: Tensor, y_sq: Tensor, rows: Tensor, z0: Tensor | None, b64: Tensor | None,
+                 gram: Tensor, L0: float) -> None:
+        super().__init__(b, y_sq, rows, z0, b64)
         self.cz = b.clone() if z0 is None else torch.addmm(b, self.z, gram, alpha=-1.0)
         self.v, self.cv = self.z.clone(), self.cz.clone()
         n = b.shape[0]
         self.t = torch.ones(n, 1, dtype=b.dtype, device=b.device)
         self.L = torch.full((n, 1), L0, dtype=b.dtype, device=b.device)
-        self.age = torch.zeros(n, dtype=torch.long, device=b.device)
-        self.fields = self.FIELDS + (() if b64 is None else ("b64",))
 
-    FIELDS = ("rows", "b", "y_sq", "z", "cz", "v", "cv", "t", "L", "age")
-
-    def keep(self, mask: Tensor) -> None:
-        index = mask.nonzero()[:, 0]  # index_select: ~5× faster row gathers than mask indexing
-        for name in self.fields:
-            setattr(self, name, getattr(self, name).index_select(0, index))
-
-    def extend(self, other: _Pool) -> None:
-        for name in self.fields:
-            setattr(self, name, torch.cat([getattr(self, name), getattr(other, name)]))
+    def product(self, gram: Tensor) -> Tensor:
+        return self.b - self.cz  # kept: no product
 
 
 def _prox(cv: Tensor, v: Tensor, L: Tensor, lam: float, positive: bool) -> Tensor:
@@ -165,9 +142,10 @@ def backtracking_fista(
     check_every : int            iterations between two stopping tests
     stats : dict, optional       filled with ``"iterations"`` (row-iterations: Σ over samples
                                  of the iterations each took), ``"retries"`` (rows recomputed
-                                 by backtracking) and ``"uncertified"`` (samples stopped by
-                                 ``steps`` or ``tol`` before their gap reached ``gap_tol``); the
-                                 (·, K)×(K, K) products cost 2K²(iterations + retries) flops
+                                 by backtracking), ``"checks"`` (gap tests, free here) and
+                                 ``"uncertified"`` (samples stopped by ``steps`` or ``tol``
+                                 before their gap reached ``gap_tol``); the (·, K)×(K, K)
+                                 products cost 2K²(iterations + retries) flops
 
     Returns
     -------
@@ -184,89 +162,26 @@ def backtracking_fista(
     torch.Size([5, 40])
     """
     y = check_sparse_problem(y, dictionary, lam, z0)
-    check_positive("gap_tol", gap_tol, allow_zero=True)
-    check_positive("block", block)
-    check_positive("check_every", check_every)
     if not 0.0 < shrink <= 1.0:
         raise ValueError(f"shrink must be in (0, 1], got {shrink}")
-    w = dictionary.detach()
-    y = y.detach()
-    eps = torch.finfo(w.dtype).eps
-    if w.dtype != torch.float64 and gap_tol < 100 * eps:
-        # Below ≈1e-5 (float32) the iterate itself cannot be certified: solve in float64.
-        z = backtracking_fista(
-            y.double(),
-            w.double(),
-            lam,
-            steps,
-            None if z0 is None else z0.double(),
-            tol,
-            positive,
-            gap_tol=gap_tol,
-            block=block,
-            L0=L0,
-            shrink=shrink,
-            check_every=check_every,
-            stats=stats,
-        )
-        return z.to(w.dtype)
+    y, w, z0, dtype = working_precision(y.detach(), dictionary.detach(), z0, gap_tol)
     gram = w.T @ w
     if L0 is None:
         L0 = 2.0 * float(torch.diagonal(gram).max())
     check_positive("L0", L0)
-    exact = w.dtype != torch.float64 and gap_tol < 1000 * eps
-    gram64, w64 = (gram.double(), w.double()) if exact else (None, None)  # the float64 proof
-    z0 = None if z0 is None else z0.detach().to(w.dtype)
-    n, block, check_every = y.shape[0], int(block), int(check_every)
-    out = torch.zeros(n, w.shape[1], dtype=w.dtype, device=w.device)
-
-    def admit(start: int, stop: int) -> _Pool:
-        rows = torch.arange(start, stop, device=w.device)
-        part = y[start:stop]
-        return _Pool(
-            part @ w,
-            part.double().pow(2).sum(dim=1),
-            rows,
-            None if z0 is None else z0[start:stop],
-            gram,
-            float(L0),
-            None if w64 is None else part.double() @ w64,
-        )
-
-    queued = min(block, n)
-    pool = admit(0, queued)
-    count = {"iterations": 0, "retries": 0, "uncertified": 0}
-    with torch.no_grad():
-        while pool.rows.numel():
-            for _ in range(check_every):
-                last = pool.z
-                count["iterations"] += pool.rows.numel()
-                count["retries"] += _step(pool, gram, lam, positive, shrink)
-            primal, gap = duality_gap(pool.y_sq, pool.b, pool.z, pool.b - pool.cz, lam, positive)
-            done = gap <= gap_tol * primal.clamp_min(1e-30)
-            if exact and bool(done.any()):
-                i = done.nonzero()[:, 0]
-                z64 = pool.z[i].double()
-                b64 = pool.b64[i]  # computed once per row at admission, not at every check
-                primal, gap = duality_gap(pool.y_sq[i], b64, z64, z64 @ gram64, lam, positive)
-                done[i] = gap <= gap_tol * primal.clamp_min(1e-300)
-            certified = done.clone()
-            if tol is not None:
-                scale = pool.z.abs().amax(dim=1).clamp_min(1.0)
-                done |= (pool.z - last).abs().amax(dim=1) <= tol * scale
-            spent = pool.age >= steps
-            done |= spent
-            finished = int(done.sum())
-            # Leaving the pool copies every state tensor: rows leave once an eighth of the pool
-            # is done (the others iterate on and are tested again at the next check).
-            if finished and (8 * finished >= pool.rows.numel() or bool(spent.any())):
-                count["uncertified"] += int((done & ~certified).sum())
-                out[pool.rows[done]] = pool.z[done]
-                pool.keep(~done)
-            if queued < n and pool.rows.numel() <= block // 2:
-                stop = min(n, queued + block - pool.rows.numel())
-                pool.extend(admit(queued, stop))
-                queued = stop
-    if stats is not None:
-        stats.update(count)
-    return out
+    z = solve_in_pools(
+        y,
+        w,
+        None if z0 is None else z0.detach(),
+        lam,
+        positive,
+        lambda b, y_sq, rows, z0_rows, b64: _Pool(b, y_sq, rows, z0_rows, b64, gram, float(L0)),
+        lambda pool: _step(pool, gram, lam, positive, shrink),
+        steps=steps,
+        tol=tol,
+        gap_tol=gap_tol,
+        block=block,
+        check_every=check_every,
+        stats=stats,
+    )
+    return z.to(dtype)

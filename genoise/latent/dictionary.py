@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from genoise._checks import check_choice, check_finite, check_ndim, check_positive
-from genoise.latent.ista import check_dictionary, sparse_coding_objective, sparse_encode
+from genoise.latent.ista import ALGORITHMS, check_dictionary, sparse_coding_objective, sparse_encode
 
 
 def normalize_columns(dictionary: Tensor, eps: float = 1e-12) -> Tensor:
@@ -126,8 +126,13 @@ class DictionaryLearner:
     update_steps : int           projected-gradient steps per minibatch (``update="gradient"``).
     forget : float               ρ in (0, 1], the forgetting factor of the BCD statistics
                                  per minibatch.
-    code_max_iter, code_tol      FISTA budget per minibatch while learning (momentum restart,
-                                 per-sample stop).
+    code_max_iter, code_tol      the coding budget per minibatch while learning (iterations,
+                                 and the per-sample stop on the codes' change).
+    code_algorithm : str         the solver that codes each minibatch while learning (any
+                                 :func:`~genoise.latent.ista.sparse_encode` name; default
+                                 ``"fista"`` with momentum restart, the setting of every recorded
+                                 table; ``"admm"`` also stops a sample on a certified gap of 1e-4).
+                                 ``objective_`` is measured with FISTA whichever is chosen.
     positive : bool              non-negative codes z ≥ 0 (non-negative sparse coding, Hoyer 2002).
     positive_dictionary : bool   non-negative atoms (projected after every update); with
                                  ``positive`` codes this is sparse NMF (Hoyer 2004): no
@@ -166,14 +171,15 @@ class DictionaryLearner:
     def __init__(self, n_atoms: int, lam: float, *, max_iter: int = 10, batch_size: int = 256,
                  update: str = "bcd", init: str = "random", dict_init: Tensor | None = None,
                  update_steps: int = 5, forget: float = 0.9, code_max_iter: int = 100,
-                 code_tol: float | None = 1e-4, positive: bool = False, positive_dictionary: bool = False,
+                 code_tol: float | None = 1e-4, code_algorithm: str = "fista", positive: bool = False,
+                 positive_dictionary: bool = False,
                  n_eval: int = 2000, transform_algorithm: str = "auto", transform_max_iter: int = 500,
                  transform_tol: float | None = 1e-7, seed: int = 0, dtype: torch.dtype = torch.float32,
                  device: str | torch.device = "cpu") -> None:
         self.n_atoms, self.lam, self.max_iter, self.batch_size = n_atoms, lam, max_iter, batch_size
         self.update, self.init, self.dict_init = update, init, dict_init
         self.update_steps, self.forget = update_steps, forget
-        self.code_max_iter, self.code_tol = code_max_iter, code_tol
+        self.code_max_iter, self.code_tol, self.code_algorithm = code_max_iter, code_tol, code_algorithm
         self.positive, self.n_eval = positive, n_eval
         self.positive_dictionary = positive_dictionary
         self.transform_algorithm, self.transform_max_iter = transform_algorithm, transform_max_iter
@@ -191,6 +197,7 @@ class DictionaryLearner:
     def _check_params(self) -> None:
         check_positive("lam", self.lam, allow_zero=True)
         check_choice("update", self.update, ("bcd", "gradient"))
+        check_choice("code_algorithm", self.code_algorithm, ALGORITHMS)
         for name in ("n_atoms", "max_iter", "batch_size", "update_steps", "code_max_iter", "n_eval"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -260,8 +267,8 @@ class DictionaryLearner:
         start = self._position * self.batch_size
         batch = data[self._order[start:start + self.batch_size]]
         w = self.dictionary_
-        z = sparse_encode(batch, w, self.lam, "fista", steps=self.code_max_iter, tol=self.code_tol,
-                          positive=self.positive)
+        z = sparse_encode(batch, w, self.lam, self.code_algorithm, steps=self.code_max_iter,
+                          tol=self.code_tol, positive=self.positive)
         self._A = self.forget * self._A + z.T @ z
         self._C = self.forget * self._C + batch.T @ z
         if self.update == "bcd":
@@ -329,12 +336,12 @@ class DictionaryLearner:
 class SparseCoder:
     """Sparse codes against a fixed dictionary (scikit-learn's ``SparseCoder``, in torch).
 
-    ``SparseCoder(components (K, D), lam, algorithm="auto"|"fista_bt"|"fista"|"ista"|"cd")
+    ``SparseCoder(components (K, D), lam, algorithm="auto"|"admm"|"fista_bt"|"fista"|"ista"|"cd")
     .transform(y)`` returns argmin_Z ½‖Y − Z·components‖² + λ‖Z‖₁ row by row, batched;
     ``max_iter`` and ``tol`` bound the solver. ``"auto"`` (default) certifies each code to
     the relative duality gap ``gap_tol`` (None: 1e-4) with the fastest solver for the
     device (:func:`~genoise.latent.ista.sparse_encode`); a ``gap_tol`` given is also used by
-    ``"fista"`` and ``"fista_bt"``.
+    ``"fista"``, ``"fista_bt"`` and ``"admm"``.
     """
 
     def __init__(self, components: Tensor, lam: float, *, algorithm: str = "auto",

@@ -34,7 +34,9 @@ def learn_dictionary(run: Run, y: Tensor) -> DictionaryLearner:
     learner = DictionaryLearner(int(cfg["n_atoms"]), float(cfg["lam"]), max_iter=int(cfg["epochs"]),
                                 batch_size=int(cfg["batch_size"]), positive=bool(cfg["positive"]),
                                 positive_dictionary=bool(cfg.get("positive_dictionary", False)),
-                                update=cfg.get("update", "bcd"), seed=int(cfg["seed"]), device=run.device)
+                                update=cfg.get("update", "bcd"),
+                                code_algorithm=cfg.get("code_algorithm", "fista"),
+                                seed=int(cfg["seed"]), device=run.device)
     fit_estimator(learner, y, run=run, max_steps=learner.max_iter * learner.steps_per_epoch(y.shape[0]),
                   desc=f"dictionary (K={learner.n_atoms})", kind="estimator-dictionary",
                   seed=int(cfg["seed"]))

@@ -30,6 +30,17 @@ def test_atoms_stay_unit_norm_and_objective_decreases(update):
     assert learner.objective_[-1] <= learner.objective_[1] + 1e-6
 
 
+def test_admm_coding_learns_as_well_as_fista():
+    y = _data()
+    fista = DictionaryLearner(12, 0.1, max_iter=4, batch_size=64, seed=0).fit(y)
+    admm = DictionaryLearner(12, 0.1, max_iter=4, batch_size=64, seed=0, code_algorithm="admm").fit(y)
+    assert admm.code_algorithm == "admm"
+    assert abs(admm.objective_[-1] - fista.objective_[-1]) <= 0.02 * fista.objective_[-1]
+    assert admm.objective_[-1] < 0.8 * admm.objective_[0]
+    with pytest.raises(ValueError, match="code_algorithm"):
+        DictionaryLearner(12, 0.1, code_algorithm="lars").fit(y)
+
+
 def test_fit_is_deterministic_given_seed():
     y = _data()
     a = DictionaryLearner(12, 0.1, max_iter=2, batch_size=64, seed=3).fit(y).components_
