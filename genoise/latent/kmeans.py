@@ -28,6 +28,7 @@ from genoise.latent._estimator import (
     make_generator,
     resolve_dtype,
     squared_distances,
+    squared_norms,
 )
 
 
@@ -61,7 +62,7 @@ def kmeans_plusplus(y: Tensor, k: int, generator: torch.Generator,
     that lowers the potential Σ min_k ‖y − c_k‖² most. Returns (k, D)."""
     n = y.shape[0]
     trials = n_local_trials or 2 + int(math.log(k))
-    y_sq = (y * y).sum(-1)
+    y_sq = squared_norms(y)
     draw = generator.device  # draw where the generator lives (a CPU generator serves CUDA data)
     first = int(torch.randint(n, (1,), generator=generator, device=draw))
     centers = [y[first]]
@@ -333,7 +334,7 @@ class KMeans(Energy):
         """Validate y (N, D) and the parameters, seed the first restart from ``generator``."""
         data = as_data("y", y, dtype=resolve_dtype(self.dtype))
         self._check_params(data.shape[0])
-        y_sq = (data * data).sum(-1)
+        y_sq = squared_norms(data)
         self._fit_cache = (y, data, y_sq)
         self._generator = generator
         self._tol = self.tol * mean_variance(data, y_sq)
