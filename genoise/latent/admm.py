@@ -26,9 +26,10 @@ with ``adapt``, is rebalanced during the first ``adapt_steps`` iterations of the
 normalised residual balancing of Wohlberg ("ADMM Penalty Parameter Selection by Residual
 Balancing", arXiv:1704.06209, 2017): with the primal residual r = ‖x⁺ − u⁺‖ / max(‖x⁺‖, ‖u⁺‖)
 and the dual residual s = ‖u⁺ − u‖ / ‖v⁺‖ over the whole pool, ρ ← ρ·√(r/s) (clipped to
-[0.1, 10], applied when it moves by more than 1.5×), v ← v·ρ_old/ρ_new, and M is recomputed
-(one K×K inverse). ρ is then fixed, so the iteration converges (α ∈ (0, 2)). A row's codes
-therefore depend on the rows solved with it only through ρ, i.e. within the tolerance.
+[0.1, 10], applied when it moves by more than 1.5×, and kept within 1000× of its start, so
+that G + ρI stays well conditioned), v ← v·ρ_old/ρ_new, and M is recomputed (one K×K
+inverse). ρ is then fixed, so the iteration converges (α ∈ (0, 2)). A row's codes therefore
+depend on the rows solved with it only through ρ, i.e. within the tolerance.
 
 Rows stop when the duality gap of u certifies P(u) − P(z*) ≤ ``gap_tol``·P(u), tested every
 ``check_every`` iterations (one product uG per test), in the row pool of
@@ -72,8 +73,11 @@ class _Pool(RowPool):
 class _Penalty:
     """ρ, M = (G + ρI)⁻¹ and the residual balancing that tunes ρ in the first iterations."""
 
+    RANGE = 1000.0  # ρ stays within [ρ₀/1000, 1000 ρ₀]: G + ρI never nearly singular
+
     def __init__(self, gram: Tensor, rho: float, adapt_steps: int) -> None:
         self.gram, self.rho, self.adapt_steps, self.iteration = gram, float(rho), adapt_steps, 0
+        self.bounds = (self.rho / self.RANGE, self.rho * self.RANGE)
         self.inverse = self._inverse()
 
     def _inverse(self) -> Tensor:
@@ -88,6 +92,7 @@ class _Penalty:
         if primal == 0.0 or dual == 0.0:
             return
         factor = min(max(math.sqrt(primal / dual), 0.1), 10.0)
+        factor = min(max(factor, self.bounds[0] / self.rho), self.bounds[1] / self.rho)
         if 1 / 1.5 <= factor <= 1.5:
             return
         self.rho *= factor

@@ -61,6 +61,16 @@ def test_residual_balancing_repairs_a_bad_penalty():
     assert torch.all(certificate <= 1e-6 * primal)
 
 
+def test_balancing_keeps_the_penalty_within_a_thousand_times_its_start():
+    """λ = 0 on an over-complete dictionary: the residuals drive ρ down at every rebalancing
+    (to 1e-8 before the bound), which would leave G + ρI nearly singular (G has rank 20 of 40)."""
+    y, w = problem(4, n_features=20, n_atoms=40)
+    stats: dict = {}
+    z = admm(y, w, 0.0, gap_tol=1e-8, steps=3000, stats=stats)
+    assert 1e-3 <= stats["rho"] <= 1e3
+    assert torch.allclose(z @ w.T, y, atol=1e-6)  # λ = 0: an exact fit exists, and is found
+
+
 def test_default_penalty_is_the_mean_squared_atom_norm_and_scales_with_the_dictionary():
     y, w = problem(12)
     lam = 0.3
