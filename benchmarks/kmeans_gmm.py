@@ -27,9 +27,10 @@ scikit-learn's GMM is given ``init_params="random_from_data"``: its default ("km
 whole K-means inside ``fit`` whose result the explicit initialisation then overwrites.
 
 Reported per row: wall and CPU seconds (CPU = this process; with one thread, the work
-itself), ``speedup_vs_sklearn`` = scikit-learn's wall seconds / genoise's, the objective of
-each (K-means inertia, lower is better; GMM mean log-likelihood, higher is better; PCA
-explained variance of the components) and their relative difference, the iterations, and
+itself; a fit under one second is timed as the best of three, both libraries alike),
+``speedup_vs_sklearn`` = scikit-learn's wall seconds / genoise's, the objective of each
+(K-means inertia, lower is better; GMM mean log-likelihood, higher is better; PCA explained
+variance of the components) and their relative difference, the iterations, and
 the arithmetic against the machine's limit. Floating-point operations counted:
 
 * K-means: 2·n·k·d per Lloyd iteration (the n×d by d×k distance GEMM), GFLOP =
@@ -93,13 +94,21 @@ FLOP_COUNTS = {
 }
 
 
-def timed(fn, device: str):
-    """(result, wall seconds, CPU seconds of this process); synchronises a CUDA device."""
-    start, cpu = time.perf_counter(), time.process_time()
-    out = fn()
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
-    return out, time.perf_counter() - start, time.process_time() - cpu
+def timed(fn, device: str, short: float = 1.0, repeats: int = 3):
+    """(result, wall seconds, CPU seconds of this process); synchronises a CUDA device. When the
+    first run takes under ``short`` seconds, the best of ``repeats`` runs by wall time (both
+    libraries alike, as in ``sparse_inference.py``: a sub-second fit on a shared machine is
+    noisy, and the first one in a process pays for mapping fresh memory)."""
+    best, out = (float("inf"), float("inf")), None
+    for attempt in range(repeats):
+        start, cpu = time.perf_counter(), time.process_time()
+        out = fn()
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize(device)
+        best = min(best, (time.perf_counter() - start, time.process_time() - cpu))
+        if attempt == 0 and best[0] >= short:
+            break
+    return out, best[0], best[1]
 
 
 def load(name: str, folder: Path | None, n_max: int | None) -> np.ndarray:
@@ -418,7 +427,8 @@ def main() -> None:
     text = (
         f"K-means / GMM (diag) / PCA, genoise vs scikit-learn from the same initialisation, one run "
         f"(`{command}`, {date}, torch {torch.__version__}, scikit-learn {sklearn_version}, "
-        f"max_iter={args.max_iter}{', at most ' + str(n_max) + ' images per data set' if short else ''})."
+        f"max_iter={args.max_iter}{', at most ' + str(n_max) + ' images per data set' if short else ''}; "
+        f"fits under one second timed as the best of three, both libraries alike)."
         f"{device} Measured matmul peak (GFLOP/s): {peak_text}; each row against the peak of its "
         f"precision. Floating-point operations counted: {counts}.\n\n"
         + HEADER
