@@ -65,8 +65,8 @@ class _Pool(RowPool):
         self.q = b @ penalty.inverse
 
     def motion(self) -> Tensor:
-        # u can stand still (e.g. at 0) while v moves: p = u + v still, and h_{λ/ρ} 1-Lipschitz,
-        # means x⁺ = u, a fixed point, i.e. the optimum.
+        # u can stand still (e.g. at 0) while v moves. If p = u + v stands still, then x⁺ = u
+        # (p⁺ − p = α(x⁺ − u)) and u⁺ = h_{λ/ρ}(p⁺) = u: a fixed point, i.e. the optimum.
         return self.p
 
 
