@@ -64,18 +64,25 @@ class RowPool:
 
 
 def working_precision(y: Tensor, w: Tensor, z0: Tensor | None,
-                      gap_tol: float) -> tuple[Tensor, Tensor, Tensor | None, torch.dtype]:
-    """(y, W_d, z0) in the dtype the solve runs in, and the dtype the codes are returned in:
-    float64 when ``gap_tol`` is below 100 ε of a lower precision (see the module docstring)."""
+                      gap_tol: float) -> tuple[Tensor, Tensor, Tensor, Tensor | None, torch.dtype]:
+    """(y, W_d, G = W_dᵀW_d, z0), detached, in the dtype the solve runs in, and the dtype the
+    codes are returned in: float64 when ``gap_tol`` is below 100 ε of a lower precision (see
+    the module docstring)."""
+    check_positive("gap_tol", gap_tol, allow_zero=True)
     dtype = w.dtype
+    y, w = y.detach(), w.detach()
+    z0 = None if z0 is None else z0.detach()
     if dtype != torch.float64 and gap_tol < 100 * torch.finfo(dtype).eps:
-        return y.double(), w.double(), None if z0 is None else z0.double(), dtype
-    return y, w, None if z0 is None else z0.to(dtype), dtype
+        y, w, z0 = y.double(), w.double(), None if z0 is None else z0.double()
+    else:
+        z0 = None if z0 is None else z0.to(dtype)
+    return y, w, w.T @ w, z0, dtype
 
 
 def solve_in_pools(
     y: Tensor,
     w: Tensor,
+    gram: Tensor,
     z0: Tensor | None,
     lam: float,
     positive: bool,
@@ -89,7 +96,8 @@ def solve_in_pools(
     check_every: int,
     stats: dict | None = None,
 ) -> Tensor:
-    """Solve every row of ``y`` (B, D) with ``step`` until its gap is certified (or it has taken
+    """Solve every row of ``y`` (B, D), with W_d = ``w`` and G = ``gram`` (as
+    :func:`working_precision` gives them), with ``step`` until its gap is certified (or it has taken
     ``steps`` iterations, or its state (:meth:`RowPool.motion`) moved by at most
     ``tol``·max(1, max|z|) in the last one).
 
@@ -100,10 +108,8 @@ def solve_in_pools(
     gap was computed: each costs a (1, K)×(K, K) product unless the solver keeps W_dᵀr) and
     ``uncertified`` (rows stopped by ``steps`` or ``tol`` before their gap reached ``gap_tol``).
     """
-    check_positive("gap_tol", gap_tol, allow_zero=True)
     check_positive("block", block)
     check_positive("check_every", check_every)
-    gram = w.T @ w
     exact = w.dtype != torch.float64 and gap_tol < 1000 * torch.finfo(w.dtype).eps
     gram64, w64 = (gram.double(), w.double()) if exact else (None, None)  # the float64 proof
     n, block, check_every = y.shape[0], int(block), int(check_every)

@@ -182,8 +182,7 @@ def admm(
     if not 0.0 < alpha < 2.0:
         raise ValueError(f"alpha (over-relaxation) must be in (0, 2), got {alpha}")
     check_positive("adapt_steps", adapt_steps, allow_zero=True)
-    y, w, z0, dtype = working_precision(y.detach(), dictionary.detach(), z0, gap_tol)
-    gram = w.T @ w
+    y, w, gram, z0, dtype = working_precision(y, dictionary, z0, gap_tol)
     if rho is None:
         rho = float(torch.diagonal(gram).mean())
     check_positive("rho", rho)
@@ -191,7 +190,8 @@ def admm(
     z = solve_in_pools(
         y,
         w,
-        None if z0 is None else z0.detach(),
+        gram,
+        z0,
         lam,
         positive,
         lambda b, y_sq, rows, z0_rows, b64: _Pool(b, y_sq, rows, z0_rows, b64, penalty),

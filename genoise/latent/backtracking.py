@@ -164,15 +164,15 @@ def backtracking_fista(
     y = check_sparse_problem(y, dictionary, lam, z0)
     if not 0.0 < shrink <= 1.0:
         raise ValueError(f"shrink must be in (0, 1], got {shrink}")
-    y, w, z0, dtype = working_precision(y.detach(), dictionary.detach(), z0, gap_tol)
-    gram = w.T @ w
+    y, w, gram, z0, dtype = working_precision(y, dictionary, z0, gap_tol)
     if L0 is None:
         L0 = 2.0 * float(torch.diagonal(gram).max())
     check_positive("L0", L0)
     z = solve_in_pools(
         y,
         w,
-        None if z0 is None else z0.detach(),
+        gram,
+        z0,
         lam,
         positive,
         lambda b, y_sq, rows, z0_rows, b64: _Pool(b, y_sq, rows, z0_rows, b64, gram, float(L0)),
