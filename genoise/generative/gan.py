@@ -77,8 +77,10 @@ class GANStep:
     """``step_fn`` of the Trainer: ``critic_steps`` discriminator updates, then the
     generator's loss (returned; the Trainer updates the generator)."""
 
-    def __init__(self, loss: GANLoss, discriminator: Energy, optimizer: torch.optim.Optimizer) -> None:
+    def __init__(self, loss: GANLoss, discriminator: Energy, optimizer: torch.optim.Optimizer,
+                 scheduler: Any = None) -> None:
         self.loss, self.discriminator, self.optimizer = loss, discriminator, optimizer
+        self.scheduler = scheduler  # the discriminator's, stepped once per generator update
         self.calls = 0
 
     def _discriminator_loss(self, real: Tensor, fake: Tensor, rng: torch.Generator) -> tuple[Tensor, dict]:
@@ -126,6 +128,8 @@ class GANStep:
             self.optimizer.step()
         z = torch.randn(chunks[-1].shape[0], generator.latent_dim, generator=rng, device=rng.device)
         g_loss = self._generator_loss(generator(z.to(real.device)))
+        if self.scheduler is not None:
+            self.scheduler.step()
         self.calls += 1
         return {"loss": g_loss, "discriminator_loss": d_loss.detach(), **logs}
 
@@ -135,13 +139,18 @@ def train_gan(generator: nn.Module, discriminator: Energy, images: Tensor, steps
               betas: tuple[float, float] = (0.5, 0.999), seed: int = 0, run: Run | None = None,
               card: ModelCard | None = None, progress: bool | None = None, log_every: int = 100,
               checkpoint_every: int | None = 1000, ema_decay: float | None = None,
-              discriminator_lr: float | None = None) -> dict[str, Any]:
+              discriminator_lr: float | None = None, lr_schedule: str = "constant") -> dict[str, Any]:
     """Adam (β = ``betas``; WGAN-GP's paper uses (0, 0.9), DCGAN's (0.5, 0.999)) on both
     players for ``steps`` generator updates; returns the Trainer's last metrics.
 
     ``discriminator_lr`` gives the discriminator its own step (``None``: ``lr``), the
     two time-scale update rule of Heusel et al. (NeurIPS 2017, "TTUR"; e.g. 4 × 10⁻⁴ for the
     discriminator, 10⁻⁴ for the generator).
+
+    ``lr_schedule="linear"`` decays both players' steps linearly to 0 over the run: after t
+    generator updates each rate is its base × (1 − t / steps) (every critic update of a
+    generator update uses the same rate), as the WGAN-GP authors' code trains on CIFAR-10
+    (Gulrajani et al. 2017). Both schedules are checkpointed.
 
     ``ema_decay`` δ also keeps an exponential moving average of the generator's weights
     (:mod:`genoise.train.ema`; Yazıcı et al., ICLR 2019), checkpointed as
@@ -153,18 +162,35 @@ def train_gan(generator: nn.Module, discriminator: Energy, images: Tensor, steps
                          f"data {tuple(images.shape[1:])} (per sample)")
     if discriminator_lr is not None:
         check_positive("discriminator_lr", discriminator_lr)
+    check_choice("lr_schedule", lr_schedule, LR_SCHEDULES)
     d_optimizer = torch.optim.Adam(discriminator.parameters(), lr=discriminator_lr or lr, betas=betas)
+    optimizer = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)
+    d_scheduler, scheduler = (lr_scheduler(o, lr_schedule, steps) for o in (d_optimizer, optimizer))
     extra = {"discriminator": discriminator, "discriminator_optimizer": d_optimizer}
+    if d_scheduler is not None:
+        extra["discriminator_scheduler"] = d_scheduler
     if card is not None:
         extra["card"] = card
-    step = GANStep(loss, discriminator, d_optimizer)
-    optimizer = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)
-    trainer = Trainer(generator, optimizer, step, (images,), run=run, max_steps=steps,
+    step = GANStep(loss, discriminator, d_optimizer, d_scheduler)
+    trainer = Trainer(generator, optimizer, step, (images,), run=run, max_steps=steps, scheduler=scheduler,
                       batch_size=batch_size * loss.critic_steps, seed=seed, log_every=log_every,
                       checkpoint_every=checkpoint_every, progress=progress, extra_state=extra,
                       desc=f"gan {loss.kind}", kind=GAN_KIND, diverge_factor=None, ema_decay=ema_decay,
                       config=run.config if run is not None else None)
     return trainer.fit(resume=bool(run and run.resume))
+
+
+LR_SCHEDULES = ("constant", "linear")
+
+
+def lr_scheduler(optimizer: torch.optim.Optimizer, schedule: str, steps: int) -> Any:
+    """None for ``"constant"``; for ``"linear"`` a ``LambdaLR`` whose rate after t updates is
+    the optimiser's base rate × max(0, 1 − t / ``steps``) (closed form, so a run resumed with
+    more ``steps`` continues on the longer schedule)."""
+    check_choice("lr_schedule", schedule, LR_SCHEDULES)
+    if schedule == "constant":
+        return None
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: max(0.0, 1.0 - t / steps))
 
 
 def gan_card(model: str, generator_kwargs: dict, discriminator_kwargs: dict, loss: GANLoss) -> ModelCard:

@@ -126,7 +126,8 @@ def train(run: Run) -> dict[str, Any]:
     torch.manual_seed(seed)
     generator, energy = build_networks(config, tuple(images.shape[1:]))
     common = dict(batch_size=int(config["batch_size"]), lr=float(config["lr"]), seed=seed,
-                  run=run.subrun("model"), progress=run.progress)
+                  run=run.subrun("model"), progress=run.progress,
+                  lr_schedule=str(config.get("lr_schedule", "constant")))  # runs from before the key
     start = time.process_time()
     if generator is None:
         cfg = mcmc_config(config)

@@ -21,7 +21,7 @@ from genoise.generative import (
     train_gan,
     train_mcmc_ebm,
 )
-from genoise.train import NonFiniteLossError, Run
+from genoise.train import NonFiniteLossError, Run, RunInterrupted
 from genoise.train.checkpoint import load_checkpoint
 
 
@@ -83,6 +83,39 @@ def test_two_time_scales_give_each_player_its_own_adam_step(tmp_path):
     assert moved_g == pytest.approx(1e-4, rel=0.02) and moved_d == pytest.approx(4e-4, rel=0.02)
     with pytest.raises(ValueError, match="discriminator_lr must be > 0"):
         train_gan(generator, critic, _blob(), 1, discriminator_lr=0.0, progress=False, checkpoint_every=None)
+
+
+def _rates(path) -> tuple[float, ...]:
+    state = load_checkpoint(path / "last.pt")
+    extra = state["extra_state"]
+    return (state["step"], state["optimizer"]["param_groups"][0]["lr"],
+            *[extra[k]["param_groups"][0]["lr"] for k in ("discriminator_optimizer",) if k in extra])
+
+
+def test_linear_schedule_decays_both_players_and_the_ebm_to_zero(tmp_path):
+    """After t of T updates each rate is its base × (1 − t/T) (the discriminator's own step too),
+    read from the checkpoint of a run stopped after 2 of 4 updates, then resumed to the end."""
+    def gan(run):
+        torch.manual_seed(0)
+        generator, critic = MLPGenerator(latent_dim=2, out_dim=2, hidden=(8,)), mlp_critic(2, (8,))
+        train_gan(generator, critic, _blob(), 4, loss=GANLoss("dcgan", critic_steps=2), batch_size=16,
+                  lr=1e-3, discriminator_lr=4e-3, lr_schedule="linear", checkpoint_every=1, run=run)
+
+    def ebm(run):
+        torch.manual_seed(0)
+        cfg = MCMCConfig(steps=2, step_size=0.01, noise_std=0.005, grad_clip=10.0, buffer_size=32, alpha=0.1)
+        train_mcmc_ebm(mlp_critic(2, (8,)), torch.rand(64, 2), 4, cfg=cfg, batch_size=16, lr=1e-3,
+                       lr_schedule="linear", checkpoint_every=1, run=run)
+
+    for name, train, expected in (("gan", gan, (2, 0.5e-3, 2e-3)), ("ebm", ebm, (2, 0.5e-3))):
+        with pytest.raises(RunInterrupted):
+            train(Run(tmp_path / name, progress=False, stop_after=2))
+        assert _rates(tmp_path / name) == pytest.approx(expected, rel=1e-12)
+        train(Run(tmp_path / name, progress=False, resume=True))
+        assert _rates(tmp_path / name) == (4, *[0.0] * (len(expected) - 1))
+    with pytest.raises(ValueError, match="lr_schedule must be one of"):
+        train_gan(MLPGenerator(latent_dim=2, out_dim=2), mlp_critic(2), _blob(), 1, lr_schedule="cosine",
+                  progress=False, checkpoint_every=None)
 
 
 def test_generator_output_that_does_not_match_the_data_is_one_line():
