@@ -86,10 +86,12 @@ def test_two_time_scales_give_each_player_its_own_adam_step(tmp_path):
 
 
 def _rates(path) -> tuple[float, ...]:
+    """(step, the trained network's rate[, the discriminator's rate]) of the last checkpoint."""
     state = load_checkpoint(path / "last.pt")
-    extra = state["extra_state"]
-    return (state["step"], state["optimizer"]["param_groups"][0]["lr"],
-            *[extra[k]["param_groups"][0]["lr"] for k in ("discriminator_optimizer",) if k in extra])
+    rates = (state["step"], state["optimizer"]["param_groups"][0]["lr"])
+    if "discriminator_optimizer" in state["extra_state"]:
+        rates += (state["extra_state"]["discriminator_optimizer"]["param_groups"][0]["lr"],)
+    return rates
 
 
 def test_linear_schedule_decays_both_players_and_the_ebm_to_zero(tmp_path):
