@@ -162,7 +162,6 @@ def train_gan(generator: nn.Module, discriminator: Energy, images: Tensor, steps
                          f"data {tuple(images.shape[1:])} (per sample)")
     if discriminator_lr is not None:
         check_positive("discriminator_lr", discriminator_lr)
-    check_choice("lr_schedule", lr_schedule, LR_SCHEDULES)
     d_optimizer = torch.optim.Adam(discriminator.parameters(), lr=discriminator_lr or lr, betas=betas)
     optimizer = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)
     d_scheduler, scheduler = (lr_scheduler(o, lr_schedule, steps) for o in (d_optimizer, optimizer))
