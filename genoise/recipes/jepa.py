@@ -278,6 +278,7 @@ def train(run: Run) -> dict[str, Any]:
         batch_size=int(config["batch_size"]),
         window=int(config["window"]),
         lr=float(config["lr"]),
+        lr_schedule=str(config["lr_schedule"]),
         weights=loss_weights(config),
         seed=seed,
         run=run.subrun("jepa"),

@@ -19,15 +19,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genoise._checks import check_int
+from genoise._checks import check_choice, check_int
 from genoise.train import Run, Trainer, load_checkpoint
 from genoise.train.checkpoint import ModelCard
+from genoise.train.schedules import warmup_cosine
 from genoise.train.seed import derive_seed
 from genoise.world.jepa import ActionConditionedJEPA, JEPAConfig, JEPALossWeights, conv_encoder, jepa_losses
 from genoise.world.two_rooms import GEOMETRY, render
 
 JEPA_KIND = "world-two-rooms-jepa"
 GCBC_KIND = "world-two-rooms-gcbc"
+LR_SCHEDULES = ("constant", "cosine")
 _CENTRE, _SCALE = 32.0, 16.0  # probe targets: (position − 32) / 16
 
 
@@ -72,6 +74,7 @@ def train_jepa(
     batch_size: int = 64,
     window: int = 8,
     lr: float = 1e-3,
+    lr_schedule: str = "constant",
     weights: JEPALossWeights | None = None,
     seed: int = 0,
     run: Run | None = None,
@@ -79,7 +82,10 @@ def train_jepa(
     log_every: int = 50,
 ) -> dict[str, Any]:
     """AdamW (weight decay 1e-5, the reference's) on :func:`jepa_losses`, gradient norm
-    clipped at 2; ``run.dir/last.pt`` holds the state and the model card."""
+    clipped at 2; ``run.dir/last.pt`` holds the state and the model card. ``lr_schedule``:
+    ``"constant"``, or ``"cosine"``, the reference's linear warm-up over the first 10 % of the
+    updates and a cosine to 1e-5 (:func:`genoise.train.schedules.warmup_cosine`)."""
+    check_choice("lr_schedule", lr_schedule, LR_SCHEDULES)
     weights = weights or JEPALossWeights()
     model.set_input_stats(input_sample(data, model.config.image_size))
     card = ModelCard(kwargs=asdict(model.config), weights=asdict(weights))
@@ -90,6 +96,7 @@ def train_jepa(
 
     source = TrajectoryWindows(data, batch_size, window, model.config.image_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-5)
+    scheduler = warmup_cosine(optimizer, int(steps)) if lr_schedule == "cosine" else None
     return _fit(
         model,
         optimizer,
@@ -104,6 +111,7 @@ def train_jepa(
         card,
         "JEPA",
         JEPA_KIND,
+        scheduler,
     )
 
 
@@ -121,6 +129,7 @@ def _fit(
     card: ModelCard,
     desc: str,
     kind: str,
+    scheduler: Any = None,
 ) -> dict:
     """The one Trainer set-up of this module (gradient norm clipped at 2, the card checkpointed)."""
     trainer = Trainer(
@@ -128,6 +137,7 @@ def _fit(
         optimizer,
         step_fn,
         source,
+        scheduler=scheduler,
         run=run,
         max_steps=int(steps),
         batch_size=int(batch_size),
