@@ -1,5 +1,6 @@
 """Learning-rate schedules in closed form: ``LambdaLR`` factors of the update index, so a
-resumed run (the Trainer checkpoints the scheduler's step) continues on the same curve.
+resumed run (the Trainer checkpoints the scheduler's step) continues on the same curve; a run
+resumed with more ``steps`` continues on the longer curve from where it stopped.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, *, warmup_
 
     (s = ``start_factor``, η_min = ``min_lr``; after T updates the rate stays at η_min). This
     is eb_jepa's ``CosineWithWarmup`` (torch's ``LinearLR`` from 1e-8, then
-    ``CosineAnnealingLR`` to 1e-5 over the remaining updates; Garrido, Balestriero et al.,
-    facebookresearch/eb_jepa) written as one closed form, equal to torch's recursion to
-    round-off (tested).
+    ``CosineAnnealingLR`` to 1e-5 over the remaining updates, chained by ``SequentialLR``;
+    facebookresearch/eb_jepa, ``eb_jepa/schedulers.py``) written as one closed form, equal to
+    torch's recursion to round-off (tested).
     """
     total = check_int("total_steps", total_steps)
     if not 0.0 <= warmup_ratio < 1.0:
