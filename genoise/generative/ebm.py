@@ -27,10 +27,11 @@ from genoise._checks import check_choice, check_int, check_positive
 from genoise.energy.base import Energy
 from genoise.energy.minimize import langevin_sample
 from genoise.energy.samplers import PersistentLangevinSampler, ReplayBuffer, uniform_init
-from genoise.generative.gan import lr_scheduler
+from genoise.generative.gan import LR_SCHEDULES
 from genoise.generative.losses import check_finite_energies
 from genoise.train import Run, Trainer
 from genoise.train.checkpoint import ModelCard
+from genoise.train.schedules import lr_scheduler
 
 EBM_KIND = "generative-ebm"
 
@@ -99,7 +100,7 @@ def train_mcmc_ebm(energy: Energy, images: Tensor, steps: int, *, cfg: MCMCConfi
     """Adam (β = (0, 0.999), Du & Mordatch) for ``steps`` updates; returns (sampler, metrics).
     The chains live in [0, 1]^``sample_shape`` (default: the shape of one image).
     ``lr_schedule="linear"`` decays the step linearly to 0 over the run (as for the GANs,
-    :func:`genoise.generative.gan.lr_scheduler`)."""
+    :func:`genoise.train.schedules.lr_scheduler`)."""
     cfg = cfg or MCMCConfig()
     check_int("steps", steps)
     shape = tuple(images.shape[1:]) if sample_shape is None else tuple(sample_shape)
@@ -111,7 +112,7 @@ def train_mcmc_ebm(energy: Energy, images: Tensor, steps: int, *, cfg: MCMCConfi
         extra["card"] = card
     optimizer = torch.optim.Adam(energy.parameters(), lr=lr, betas=(0.0, 0.999))
     trainer = Trainer(energy, optimizer, MCMCStep(sampler, cfg.alpha), (images,), run=run,
-                      max_steps=steps, scheduler=lr_scheduler(optimizer, lr_schedule, steps),
+                      max_steps=steps, scheduler=lr_scheduler(optimizer, lr_schedule, steps, LR_SCHEDULES),
                       batch_size=batch_size, seed=seed, log_every=log_every,
                       checkpoint_every=checkpoint_every, progress=progress, extra_state=extra,
                       grad_clip=10.0, desc="mcmc ebm", kind=EBM_KIND, diverge_factor=None,

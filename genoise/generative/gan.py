@@ -34,8 +34,10 @@ from genoise.generative.losses import (
 )
 from genoise.train import Run, Trainer
 from genoise.train.checkpoint import ModelCard
+from genoise.train.schedules import lr_scheduler
 
 KINDS = ("ebgan", "wgan_gp", "dcgan")
+LR_SCHEDULES = ("constant", "linear")  # of genoise.train.schedules, the ones these recipes offer
 GAN_KIND = "generative-gan"
 
 
@@ -164,7 +166,8 @@ def train_gan(generator: nn.Module, discriminator: Energy, images: Tensor, steps
         check_positive("discriminator_lr", discriminator_lr)
     d_optimizer = torch.optim.Adam(discriminator.parameters(), lr=discriminator_lr or lr, betas=betas)
     optimizer = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)
-    d_scheduler, scheduler = (lr_scheduler(o, lr_schedule, steps) for o in (d_optimizer, optimizer))
+    d_scheduler, scheduler = (lr_scheduler(o, lr_schedule, steps, LR_SCHEDULES)
+                              for o in (d_optimizer, optimizer))
     extra = {"discriminator": discriminator, "discriminator_optimizer": d_optimizer}
     if d_scheduler is not None:
         extra["discriminator_scheduler"] = d_scheduler
@@ -177,19 +180,6 @@ def train_gan(generator: nn.Module, discriminator: Energy, images: Tensor, steps
                       desc=f"gan {loss.kind}", kind=GAN_KIND, diverge_factor=None, ema_decay=ema_decay,
                       config=run.config if run is not None else None)
     return trainer.fit(resume=bool(run and run.resume))
-
-
-LR_SCHEDULES = ("constant", "linear")
-
-
-def lr_scheduler(optimizer: torch.optim.Optimizer, schedule: str, steps: int) -> Any:
-    """None for ``"constant"``; for ``"linear"`` a ``LambdaLR`` whose rate after t updates is
-    the optimiser's base rate × max(0, 1 − t / ``steps``) (closed form, so a run resumed with
-    more ``steps`` continues on the longer schedule)."""
-    check_choice("lr_schedule", schedule, LR_SCHEDULES)
-    if schedule == "constant":
-        return None
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: max(0.0, 1.0 - t / steps))
 
 
 def gan_card(model: str, generator_kwargs: dict, discriminator_kwargs: dict, loss: GANLoss) -> ModelCard:

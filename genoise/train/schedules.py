@@ -6,11 +6,28 @@ resumed with more ``steps`` continues on the longer curve from where it stopped.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
-from genoise._checks import check_int
+from genoise._checks import check_choice, check_int
+
+SCHEDULES = ("constant", "linear", "cosine")
+
+
+def lr_scheduler(optimizer: torch.optim.Optimizer, schedule: str, steps: int,
+                 choices: Sequence[str] = SCHEDULES) -> LambdaLR | None:
+    """The schedule named ``schedule`` (one of ``choices``, the ones a caller offers) over
+    ``steps`` updates: None for ``"constant"``; for ``"linear"`` a ``LambdaLR`` whose rate
+    after t updates is the base rate × max(0, 1 − t / ``steps``); for ``"cosine"``
+    :func:`warmup_cosine`."""
+    check_choice("lr_schedule", schedule, choices)
+    if schedule == "linear":
+        return LambdaLR(optimizer, lambda t: max(0.0, 1.0 - t / steps))
+    if schedule == "cosine":
+        return warmup_cosine(optimizer, steps)
+    return None
 
 
 def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, *, warmup_ratio: float = 0.1,

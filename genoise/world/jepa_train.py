@@ -19,17 +19,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genoise._checks import check_choice, check_int
+from genoise._checks import check_int
 from genoise.train import Run, Trainer, load_checkpoint
 from genoise.train.checkpoint import ModelCard
-from genoise.train.schedules import warmup_cosine
+from genoise.train.schedules import lr_scheduler
 from genoise.train.seed import derive_seed
 from genoise.world.jepa import ActionConditionedJEPA, JEPAConfig, JEPALossWeights, conv_encoder, jepa_losses
 from genoise.world.two_rooms import GEOMETRY, render
 
 JEPA_KIND = "world-two-rooms-jepa"
 GCBC_KIND = "world-two-rooms-gcbc"
-LR_SCHEDULES = ("constant", "cosine")
+LR_SCHEDULES = ("constant", "cosine")  # of genoise.train.schedules, the ones this recipe offers
 _CENTRE, _SCALE = 32.0, 16.0  # probe targets: (position − 32) / 16
 
 
@@ -85,7 +85,8 @@ def train_jepa(
     clipped at 2; ``run.dir/last.pt`` holds the state and the model card. ``lr_schedule``:
     ``"constant"``, or ``"cosine"``, the reference's linear warm-up over the first 10 % of the
     updates and a cosine to 1e-5 (:func:`genoise.train.schedules.warmup_cosine`)."""
-    check_choice("lr_schedule", lr_schedule, LR_SCHEDULES)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-5)
+    scheduler = lr_scheduler(optimizer, lr_schedule, int(steps), LR_SCHEDULES)  # a bad name: before any work
     weights = weights or JEPALossWeights()
     model.set_input_stats(input_sample(data, model.config.image_size))
     card = ModelCard(kwargs=asdict(model.config), weights=asdict(weights))
@@ -95,8 +96,6 @@ def train_jepa(
         return jepa_losses(net, obs, actions, weights, positions=pos, seed=int(seed))
 
     source = TrajectoryWindows(data, batch_size, window, model.config.image_size)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-5)
-    scheduler = warmup_cosine(optimizer, int(steps)) if lr_schedule == "cosine" else None
     return _fit(
         model,
         optimizer,

@@ -62,3 +62,18 @@ def test_warmup_cosine_refuses_bad_settings() -> None:
             warmup_cosine(opt, 10, **kwargs)
     with pytest.raises(ValueError, match="total_steps"):
         warmup_cosine(opt, 0)
+
+
+def test_lr_scheduler_by_name_offers_only_the_callers_choices() -> None:
+    from genoise.train.schedules import lr_scheduler
+
+    opt = _optimizer((1e-3,))
+    assert lr_scheduler(opt, "constant", 10) is None
+    lin_opt = _optimizer((1e-3,))
+    assert [r[0] for r in _rates(lr_scheduler(lin_opt, "linear", 4), lin_opt, 5)] == pytest.approx(
+        [1e-3, 0.75e-3, 0.5e-3, 0.25e-3, 0.0])
+    cos_opt, ref_opt = _optimizer((1e-3,)), _optimizer((1e-3,))
+    expected = _rates(warmup_cosine(ref_opt, 20), ref_opt, 20)
+    assert _rates(lr_scheduler(cos_opt, "cosine", 20), cos_opt, 20) == expected
+    with pytest.raises(ValueError, match="lr_schedule must be one of 'constant', 'linear'; got 'cosine'"):
+        lr_scheduler(opt, "cosine", 10, ("constant", "linear"))
