@@ -11,12 +11,17 @@ it already finished: the benchmark resumes where it stopped):
 (b) ablations (MPPI): without IDM, var, cov, time similarity; SIGReg only;
 (c) success vs number of training trajectories (JEPA + MPPI and GCBC);
 (d) a figure: an executed plan over the two rooms with the probe's decoding of the
-    latent rollout of the first plan (``figure.png``).
+    latent rollout of the first plan (``figure.png``);
+(e) with ``--quality``: MPPI against the data knobs PLDM studies (Sobal et al. 2025): the
+    wall-crossing rate, the action noise and the trajectory length (at the same number of
+    transitions), each changed alone from the recipe's data, with
+    what each data set holds (room changes, wall contacts) and the success per detour
+    class.
 
 Writes ``benchmarks/records/jepa_two_rooms.md`` (with the figure ``jepa_two_rooms.png``) and
 ``benchmarks/records/jepa_two_rooms.json``
 (rows named mppi, cem, gradient, mppi_last, gcbc, random, oracle, no_idm, no_var, no_cov,
-no_time_sim, sigreg, plus data_<N>; the command; the date).
+no_time_sim, sigreg, plus data_<N> and quality_<setting>; the command; the date).
 
     python benchmarks/jepa_two_rooms.py                      # (a) 3 seeds, (b) and (c) 1 seed
     python benchmarks/jepa_two_rooms.py --seeds 0 1 2 --ablation-seeds 0 1 2
@@ -25,6 +30,8 @@ no_time_sim, sigreg, plus data_<N>; the command; the date).
     python benchmarks/jepa_two_rooms.py --skip ablations sizes --record jepa_two_rooms_a  # (a) only
     python benchmarks/jepa_two_rooms.py --seeds 0 --rows mppi --skip ablations sizes --set dim=128 \\
         --out benchmarks/results/jepa_two_rooms_d128 --record jepa_two_rooms_d128  # MPPI only
+    python benchmarks/jepa_two_rooms.py --rows mppi --skip ablations sizes --quality \\
+        --out benchmarks/results/jepa_two_rooms_mppi --record jepa_two_rooms_quality  # (a) and (e)
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import argparse
 import json
 import shutil
 import sys
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -71,6 +79,16 @@ REFERENCE = {
     "oracle": "—",
 }
 REFERENCE_SECONDS = {"mppi": "37 (GPU)", "cem": "37 (GPU)", "mppi_last": "37 (GPU)"}
+# table (e): PLDM's data knobs, each changed alone (the recipe: cross_wall_rate 0.35, angle_noise 0.2,
+# 20,000 trajectories of 16 actions)
+QUALITY = {
+    "cross_0": {"cross_wall_rate": 0.0},
+    "cross_0.7": {"cross_wall_rate": 0.7},
+    "noise_0.05": {"angle_noise": 0.05},
+    "noise_1": {"angle_noise": 1.0},
+    "length_8": {"length": 8, "trajectories": 40000},  # the same 320,000 transitions, one window each
+}
+COMMON_SEED = 777  # table (e)'s common data for the wall diagnostics: a seed no cell's data derive from
 
 
 def run_cell(out: Path, name: str, overrides: dict) -> tuple[dict, float]:
@@ -116,6 +134,16 @@ def main(argv: list[str] | None = None) -> int:
         help="which ablations of table (b) to run (default: all five)",
     )
     parser.add_argument("--skip", nargs="*", default=[], choices=["ablations", "sizes"])
+    parser.add_argument(
+        "--quality",
+        nargs="*",
+        default=None,
+        choices=list(QUALITY),
+        help="table (e): MPPI under these data settings (no value: all of them; default: no table (e))",
+    )
+    parser.add_argument(
+        "--quality-seeds", type=int, nargs="+", default=None, help="training seeds of (e) (default: --seeds)"
+    )
     parser.add_argument("--out", default="benchmarks/results/jepa_two_rooms")
     parser.add_argument(
         "--record",
@@ -139,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     size_seeds = args.ablation_seeds if args.size_seeds is None else args.size_seeds
     main_rows = [row for row in MAIN_ROWS if row in args.rows]
     needs = {"ablations": {"mppi"}, "sizes": {"mppi", "gcbc"}}
+    quality = None if args.quality is None else (args.quality or list(QUALITY))
+    quality_seeds = args.seeds if args.quality_seeds is None else args.quality_seeds
     for table, rows_needed in needs.items():
         if table not in args.skip and not rows_needed <= set(main_rows):
             parser.error(f"--rows lacks {', '.join(sorted(rows_needed - set(main_rows)))}, which table "
@@ -315,6 +345,14 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"| {size} | {jepa[0]:.0f} ± {jepa[1]:.0f} | {gcbc[0]:.0f} ± {gcbc[1]:.0f} |")
         lines.append("")
 
+    if quality is not None:
+        recipe_cells = (
+            [f"main-s{seed}" for seed in quality_seeds]
+            if "mppi" in main_rows and set(quality_seeds) <= set(args.seeds)
+            else None
+        )
+        lines += quality_table(out, base, setting, quality, quality_seeds, recipe_cells, rows, protocol)
+
     lines += [
         "## Cost of each cell (process user + system time; 2 cores, shared with other cells)",
         "",
@@ -356,6 +394,116 @@ def main(argv: list[str] | None = None) -> int:
     }
     write_records(records, stem, text, record)
     return 0
+
+
+def _detour_cell(results: list[dict]) -> str:
+    """Tasks solved / tasks per detour class, summed over the seeds' cells."""
+    parts = []
+    for name in results[0]["success_by_detour"]:
+        classes = [r["success_by_detour"][name] for r in results]
+        tasks = sum(c["tasks"] for c in classes)
+        solved = sum(round((c["success"] or 0.0) * c["tasks"] / 100) for c in classes)
+        parts.append(f"{solved}/{tasks}")
+    return " · ".join(parts)
+
+
+def _model_diagnostics(folder: Path, common: dict) -> dict[str, float]:
+    """What a cell's JEPA makes of the wall: the fraction of the 12-step pushes into it (‖a‖ = 1)
+    whose rollout the probe decodes beyond it, and the one-step errors on wall and free
+    transitions of ``common`` (the same data for every cell)."""
+    from genoise.world.jepa_diagnostics import transition_errors, wall_hallucination
+    from genoise.world.jepa_train import load_jepa
+
+    jepa = load_jepa(folder / "jepa" / "last.pt")
+    errors = transition_errors(jepa, common)
+    return {"pushes_beyond": wall_hallucination(jepa, speed=1.0)["model"], **errors}
+
+
+def quality_table(
+    out: Path,
+    base: dict,
+    setting: dict,
+    names: list[str],
+    seeds: list[int],
+    recipe_cells: list[str] | None,
+    rows: list[dict],
+    protocol: dict,
+) -> list[str]:
+    """Table (e): MPPI with each data setting of ``names`` (one knob changed from the recipe's),
+    over ``seeds``, beside the recipe's own data (table (a)'s cells ``recipe_cells``, when they
+    cover the seeds), and what each setting's JEPAs make of the wall, measured on one common
+    data set (4,000 trajectories of the recipe's data with a seed no cell trains on). Appends
+    one JSON row per setting to ``rows``; returns the Markdown lines."""
+    from genoise.recipes.jepa import data_config
+    from genoise.world.two_rooms_data import data_statistics, generate_trajectories
+
+    common = generate_trajectories(replace(data_config(setting), n_trajectories=4000, seed=COMMON_SEED))
+    lines = [
+        f"## (e) Data quality: PLDM's knobs, MPPI ({len(seeds)} seed(s) × {protocol['episodes']} tasks)",
+        "",
+        "Each setting changes one knob of the recipe's data (wall-crossing rate 0.35: the fraction of "
+        "trajectories built to pass through the door; action noise 0.2: 1 / κ of the random walk's "
+        "Von Mises turn; 20,000 trajectories of 16 actions, or twice as many of 8, the training window, "
+        "for the same transitions). *Room changes* and *wall contacts* describe the data (4,000 "
+        "trajectories of the setting): trajectories that change room; transitions that meet a wall or the "
+        "border, where the dot stops and bounces off. "
+        "*Solved by detour* counts the tasks reached per class of detour the wall forces "
+        "(< 3 / 3–10 / ≥ 10 world units), over the seeds. The last two columns, means over the seeds, "
+        "are what the JEPAs make of the wall: the fraction of 200 twelve-step pushes into it at "
+        "‖a‖ = 1 whose predicted rollout the probe decodes beyond it (the physics: none), and the "
+        "one-step error of the representation on transitions stopped by the middle wall and on free "
+        f"ones, on the same 4,000 trajectories of the recipe's data for every cell (seed {COMMON_SEED}).",
+        "",
+        "| data | room changes % | wall contacts % | MPPI % per seed | mean ± std | solved by detour "
+        "(< 3 · 3–10 · ≥ 10) | final distance | pushes beyond the wall | one-step error, wall / free "
+        "(× 10⁻⁴) |",
+        "|---|---:|---:|---|---:|---|---:|---:|---:|",
+    ]
+    todo = ([("recipe", {}, recipe_cells)] if recipe_cells is not None else []) + [
+        (n, QUALITY[n], [f"{n}-s{seed}" for seed in seeds]) for n in names
+    ]
+    for name, change, folders in todo:
+        stats = data_statistics(data_config({**setting, **change}))
+        cell = {**base, **change, "rows": ["mppi"], "gcbc_steps": 0}
+        results = [
+            run_cell(out, folder, {**cell, "seed": seed})[0]["results"]["mppi"]
+            if name != "recipe"
+            else json.loads((out / folder / "planning.json").read_text())["results"]["mppi"]
+            for folder, seed in zip(folders, seeds, strict=True)
+        ]
+        models = [_model_diagnostics(out / folder, common) for folder in folders]
+        pushes = float(np.mean([m["pushes_beyond"] for m in models]))
+        wall, free = (float(np.mean([m[k] for m in models])) for k in ("wall", "free"))
+        successes = [r["success"] for r in results]
+        mean, std = _stats(successes)
+        dist, _ = _stats([r["final_distance"] for r in results])
+        label = ", ".join(f"{k}={v:g}" for k, v in change.items()) or "the recipe's (0.35, 0.2)"
+        rows.append(
+            {
+                "name": f"quality_{name}",
+                "table": "data_quality",
+                "change": change,
+                "room_changes_pct": stats["crossing"],
+                "wall_contacts_pct": stats["wall_contacts"],
+                "success_mean": mean,
+                "success_std": std,
+                "success_per_seed": successes,
+                "seeds": seeds,
+                "solved_by_detour": _detour_cell(results),
+                "final_distance": dist,
+                "pushes_beyond_wall": pushes,
+                "one_step_error_wall": wall,
+                "one_step_error_free": free,
+            }
+        )
+        lines.append(
+            f"| {label} | {stats['crossing']:.1f} | {stats['wall_contacts']:.1f} | "
+            f"{' / '.join(f'{v:.0f}' for v in successes)} | {mean:.0f} ± {std:.0f} | "
+            f"{_detour_cell(results)} | {dist:.1f} | {100 * pushes:.0f} % | "
+            f"{1e4 * wall:.1f} / {1e4 * free:.1f} |"
+        )
+    lines.append("")
+    return lines
 
 
 def protocol_text(protocol: dict) -> str:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +188,26 @@ def crossing_rate(positions: Tensor, wall_x: Tensor) -> float:
     """Fraction of trajectories whose dot changes room at least once."""
     side = positions[..., 0] >= wall_x.unsqueeze(-1)
     return float((side != side[:, :1]).any(1).float().mean())
+
+
+def contact_rate(positions: Tensor, actions: Tensor, tol: float = 1e-3) -> float:
+    """Fraction of transitions that meet a wall or the border: the dot does not move by its
+    action, ‖(p_{t+1} − p_t) − a_t‖ > ``tol`` (it stops at the contact and bounces off,
+    :func:`~genoise.world.two_rooms.step_positions`); a free step moves by a_t exactly."""
+    if positions.ndim != 3 or actions.shape != (positions.shape[0], positions.shape[1] - 1, 2):
+        raise ValueError(f"positions (N, T + 1, 2) and actions (N, T, 2) do not match: "
+                         f"{tuple(positions.shape)} and {tuple(actions.shape)}")
+    moved = positions[:, 1:] - positions[:, :-1]
+    return float(((moved - actions).norm(dim=-1) > tol).float().mean())
+
+
+def data_statistics(config: RoomsDataConfig, n: int = 4000) -> dict[str, float]:
+    """What a data setting holds, measured on ``n`` trajectories drawn with ``config``'s knobs and
+    seed: the fraction that change room (``crossing``) and the fraction of transitions that
+    meet a wall or the border (``wall_contacts``, :func:`contact_rate`), both in %."""
+    data = generate_trajectories(replace(config, n_trajectories=n))
+    return {"crossing": 100 * crossing_rate(data["positions"], data["wall_x"]),
+            "wall_contacts": 100 * contact_rate(data["positions"], data["actions"])}
 
 
 def write_trajectories(

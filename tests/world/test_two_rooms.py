@@ -27,7 +27,9 @@ from genoise.world.two_rooms import (
 )
 from genoise.world.two_rooms_data import (
     RoomsDataConfig,
+    contact_rate,
     crossing_rate,
+    data_statistics,
     generate_trajectories,
     load_trajectories,
     write_trajectories,
@@ -254,3 +256,24 @@ def test_success_by_detour_counts_every_task_once() -> None:
     assert [v["tasks"] for v in out.values()] == [2, 2, 2]
     assert [v["success"] for v in out.values()] == [50.0, 100.0, 0.0]
     assert success_by_detour(successes[:1], detours[:1])["≥ 10"] == {"success": None, "tasks": 0}
+
+
+def test_contact_rate_counts_the_steps_a_wall_stops_and_data_statistics_follow_the_knobs() -> None:
+    # a dot left of a middle wall at x = 32 (door at y = 18): two free steps, then one into the wall
+    start = torch.tensor([[20.0, 50.0]])
+    actions = torch.tensor([[[1.0, 0.0], [1.0, 0.0], [20.0, 0.0]]])  # the last reaches past the wall
+    wall_x, door_y = torch.tensor([32.0]), torch.tensor([18.0])
+    positions = rollout_positions(start, actions, wall_x, door_y, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(positions[0, 2], torch.tensor([22.0, 50.0]))
+    assert contact_rate(positions, actions) == pytest.approx(1 / 3)
+    assert contact_rate(positions[:, :3], actions[:, :2]) == 0.0
+    with pytest.raises(ValueError, match=r"positions \(N, T \+ 1, 2\) and actions \(N, T, 2\) do not match"):
+        contact_rate(positions, actions[:, :1])
+    # the knobs move what the data hold: built crossings change rooms, a wandering walk meets fewer walls
+    base = RoomsDataConfig(seed=2)
+    stats = {name: data_statistics(replace(base, **kw), n=1000) for name, kw in {
+        "recipe": {}, "no_cross": {"cross_wall_rate": 0.0}, "cross": {"cross_wall_rate": 0.7},
+        "wander": {"angle_noise": 1.0}}.items()}
+    assert stats["cross"]["crossing"] > stats["recipe"]["crossing"] + 15 > stats["no_cross"]["crossing"] + 30
+    assert stats["wander"]["wall_contacts"] < 0.6 * stats["recipe"]["wall_contacts"]
+    assert 0 < stats["no_cross"]["wall_contacts"] < 100
