@@ -477,7 +477,9 @@ def quality_table(
         successes = [r["success"] for r in results]
         mean, std = _stats(successes)
         dist, _ = _stats([r["final_distance"] for r in results])
-        label = ", ".join(f"{k}={v:g}" for k, v in change.items()) or "the recipe's (0.35, 0.2)"
+        label = ", ".join(f"{k}={v:g}" for k, v in change.items()) or (
+            f"the recipe's ({setting['cross_wall_rate']:g}, {setting['angle_noise']:g})"
+        )
         rows.append(
             {
                 "name": f"quality_{name}",
