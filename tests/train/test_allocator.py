@@ -36,6 +36,14 @@ print(json.dumps({"applied": applied, "faults": resource.getrusage(resource.RUSA
 _PAGES = sum(half_mib << 19 for half_mib in range(2, 49)) // os.sysconf("SC_PAGE_SIZE")
 
 
+def _huge_pages_always() -> bool:
+    path = "/sys/kernel/mm/transparent_hugepage/enabled"
+    if not os.path.exists(path):
+        return False
+    with open(path) as setting:
+        return "[always]" in setting.read()
+
+
 def _probe(choice: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in _USER}
     env[ALLOCATOR_ENV] = choice
@@ -74,7 +82,8 @@ def test_leaves_malloc_alone_when_asked_or_already_tuned(clean_env, name, value)
 def test_tuning_cuts_the_page_faults_of_growing_allocations():
     default, tuned = _probe("system"), _probe("tuned")
     assert default["applied"] is False and tuned["applied"] is True
-    assert default["faults"] >= _PAGES  # every block mapped afresh
+    if not _huge_pages_always():  # a 2 MiB page faults once for 512 small ones
+        assert default["faults"] >= _PAGES  # every block mapped afresh
     assert 4 * tuned["faults"] < default["faults"], (tuned, default)
 
 
