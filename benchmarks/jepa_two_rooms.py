@@ -14,7 +14,8 @@ it already finished: the benchmark resumes where it stopped):
     latent rollout of the first plan (``figure.png``);
 (e) with ``--quality``: MPPI against the data knobs PLDM studies (Sobal et al. 2025): the
     wall-crossing rate, the action noise and the trajectory length (at the same number of
-    transitions), each changed alone from the recipe's data, with
+    transitions), each changed alone from the recipe's data (and the most wall contacts the
+    generator gives, two knobs together), with
     what each data set holds (room changes, wall contacts) and the success per detour
     class.
 
@@ -87,6 +88,9 @@ QUALITY = {
     "noise_0.05": {"angle_noise": 0.05},
     "noise_1": {"angle_noise": 1.0},
     "length_8": {"length": 8, "trajectories": 40000},  # the same 320,000 transitions, one window each
+    # the most wall contacts the generator gives: every walk not built to cross is aimed at the
+    # middle wall outside the door (eb_jepa's wall bumps), and walks run straighter
+    "contacts_max": {"wall_bump_rate": 0.65, "angle_noise": 0.05},
 }
 COMMON_SEED = 777  # table (e)'s common data for the wall diagnostics: a seed no cell's data derive from
 
