@@ -351,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if quality is not None:
         recipe_cells = (
-            [f"main-s{seed}" for seed in quality_seeds]
+            {f"main-s{seed}": cells["mppi"][args.seeds.index(seed)] for seed in quality_seeds}
             if "mppi" in main_rows and set(quality_seeds) <= set(args.seeds)
             else None
         )
@@ -429,15 +429,15 @@ def quality_table(
     setting: dict,
     names: list[str],
     seeds: list[int],
-    recipe_cells: list[str] | None,
+    recipe_cells: dict[str, dict] | None,
     rows: list[dict],
     protocol: dict,
 ) -> list[str]:
     """Table (e): MPPI with each data setting of ``names`` (one knob changed from the recipe's),
-    over ``seeds``, beside the recipe's own data (table (a)'s cells ``recipe_cells``, when they
-    cover the seeds), and what each setting's JEPAs make of the wall, measured on one common
-    data set (4,000 trajectories of the recipe's data with a seed no cell trains on). Appends
-    one JSON row per setting to ``rows``; returns the Markdown lines."""
+    over ``seeds``, beside the recipe's own data (``recipe_cells``: table (a)'s MPPI results by
+    cell folder, when they cover the seeds), and what each setting's JEPAs make of the wall,
+    measured on one common data set (4,000 trajectories of the recipe's data with a seed no cell
+    trains on). Appends one JSON row per setting to ``rows``; returns the Markdown lines."""
     from genoise.recipes.jepa import data_config
     from genoise.world.two_rooms_data import data_statistics, generate_trajectories
 
@@ -463,18 +463,18 @@ def quality_table(
         "(× 10⁻⁴) |",
         "|---|---:|---:|---|---:|---|---:|---:|---:|",
     ]
-    todo = ([("recipe", {}, recipe_cells)] if recipe_cells is not None else []) + [
-        (n, QUALITY[n], [f"{n}-s{seed}" for seed in seeds]) for n in names
-    ]
-    for name, change, folders in todo:
+    todo = [("recipe", {})] if recipe_cells is not None else []
+    for name, change in [*todo, *((n, QUALITY[n]) for n in names)]:
         stats = data_statistics(data_config({**setting, **change}))
-        cell = {**base, **change, "rows": ["mppi"], "gcbc_steps": 0}
-        results = [
-            run_cell(out, folder, {**cell, "seed": seed})[0]["results"]["mppi"]
-            if name != "recipe"
-            else json.loads((out / folder / "planning.json").read_text())["results"]["mppi"]
-            for folder, seed in zip(folders, seeds, strict=True)
-        ]
+        if name == "recipe":
+            folders, results = list(recipe_cells), list(recipe_cells.values())
+        else:
+            folders = [f"{name}-s{seed}" for seed in seeds]
+            cell = {**base, **change, "rows": ["mppi"], "gcbc_steps": 0}
+            results = [
+                run_cell(out, folder, {**cell, "seed": seed})[0]["results"]["mppi"]
+                for folder, seed in zip(folders, seeds, strict=True)
+            ]
         models = [_model_diagnostics(out / folder, common) for folder in folders]
         pushes = float(np.mean([m["pushes_beyond"] for m in models]))
         wall, free = (float(np.mean([m[k] for m in models])) for k in ("wall", "free"))

@@ -28,7 +28,14 @@ from torch import Tensor
 from genoise._checks import check_int, check_positive
 from genoise.world.jepa import ActionConditionedJEPA
 from genoise.world.jepa_train import denormalise_positions
-from genoise.world.two_rooms import GEOMETRY, RoomsGeometry, render, rollout_positions, sample_layouts
+from genoise.world.two_rooms import (
+    GEOMETRY,
+    RoomsGeometry,
+    render,
+    rollout_positions,
+    sample_layouts,
+    stopped,
+)
 
 
 def wall_states(
@@ -130,12 +137,12 @@ def transition_errors(
     p0, p1 = data["positions"][rows, t], data["positions"][rows, t + 1]
     a = data["actions"][rows, t]
     wall_x, door_y = data["wall_x"][rows], data["door_y"][rows]
-    stopped = ((p1 - p0) - a).norm(dim=-1) > 1e-3
+    cut = stopped(p0, p1, a)
     gap = torch.minimum((p0[:, 0] - wall_x).abs(), (p1[:, 0] - wall_x).abs())
     near_wall = gap <= geometry.half_wall + 2.5
     crossed = (p0[:, 0] - wall_x).sign() != (p1[:, 0] - wall_x).sign()
-    wall = stopped & (near_wall | crossed)
-    free = ~stopped
+    wall = cut & (near_wall | crossed)
+    free = ~cut
     size = model.config.image_size
     z0 = model.encode(render(p0, wall_x, door_y, size, geometry))
     z1 = model.encode(render(p1, wall_x, door_y, size, geometry))

@@ -201,6 +201,13 @@ def step_positions(
     return torch.where(hit.unsqueeze(-1), bounced, contact)
 
 
+def stopped(before: Tensor, after: Tensor, action: Tensor, tol: float = 1e-3) -> Tensor:
+    """Which steps met a wall or the border (bool, the batch shape): a free step moves the dot
+    by its action exactly, a stopped one ends at the contact and bounces off
+    (:func:`step_positions`), so ‖(after − before) − action‖ > ``tol``."""
+    return ((after - before) - action).norm(dim=-1) > tol
+
+
 def _crosses_jamb(p: Tensor, q: Tensor, wall_x: Tensor, door_y: Tensor, g: RoomsGeometry) -> Tensor:
     """Whether the segment p → q passes through a jamb (used to reject a bounce)."""
     h = g.half_wall

@@ -33,7 +33,14 @@ from torch import Tensor
 from genoise._checks import check_int, check_positive
 from genoise.io import atomic_torch_save, atomic_write_text, sha256_file
 from genoise.io import read_manifest as read_json_manifest
-from genoise.world.two_rooms import GEOMETRY, RoomsGeometry, in_wall, rollout_positions, sample_layouts
+from genoise.world.two_rooms import (
+    GEOMETRY,
+    RoomsGeometry,
+    in_wall,
+    rollout_positions,
+    sample_layouts,
+    stopped,
+)
 
 MANIFEST = "manifest.json"
 FORMAT = "genoise-two-rooms-1"
@@ -191,14 +198,12 @@ def crossing_rate(positions: Tensor, wall_x: Tensor) -> float:
 
 
 def contact_rate(positions: Tensor, actions: Tensor, tol: float = 1e-3) -> float:
-    """Fraction of transitions that meet a wall or the border: the dot does not move by its
-    action, ‖(p_{t+1} − p_t) − a_t‖ > ``tol`` (it stops at the contact and bounces off,
-    :func:`~genoise.world.two_rooms.step_positions`); a free step moves by a_t exactly."""
+    """Fraction of transitions that meet a wall or the border
+    (:func:`~genoise.world.two_rooms.stopped`: the dot does not move by its action)."""
     if positions.ndim != 3 or actions.shape != (positions.shape[0], positions.shape[1] - 1, 2):
         raise ValueError(f"positions (N, T + 1, 2) and actions (N, T, 2) do not match: "
                          f"{tuple(positions.shape)} and {tuple(actions.shape)}")
-    moved = positions[:, 1:] - positions[:, :-1]
-    return float(((moved - actions).norm(dim=-1) > tol).float().mean())
+    return float(stopped(positions[:, :-1], positions[:, 1:], actions, tol).float().mean())
 
 
 def data_statistics(config: RoomsDataConfig, n: int = 4000) -> dict[str, float]:

@@ -50,7 +50,8 @@ def test_quality_table_reads_each_setting_and_sums_the_detour_classes(tmp_path: 
     setting = load_recipe("jepa-two-rooms").config
     rows: list[dict] = []
     protocol = {"episodes": 20}
-    recipe = ["main-s0", "main-s1"]
+    recipe = {f"main-s{seed}": json.loads((tmp_path / f"main-s{seed}" / "planning.json").read_text())
+              ["results"]["mppi"] for seed in (0, 1)}
     lines = bench.quality_table(tmp_path, {}, setting, ["cross_0.7"], [0, 1], recipe, rows, protocol)
     assert [r["name"] for r in rows] == ["quality_recipe", "quality_cross_0.7"]
     mine = rows[1]

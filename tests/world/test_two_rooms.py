@@ -22,6 +22,7 @@ from genoise.world.two_rooms import (
     rollout_positions,
     sample_tasks,
     step_positions,
+    stopped,
     success,
     success_by_detour,
 )
@@ -150,7 +151,7 @@ def test_wall_bumps_hit_the_middle_wall_outside_the_door() -> None:
     def stopped_at_wall(d):
         """(N, T) a step the middle wall cut short; and the dot's x never inside the wall."""
         p, a = d["positions"], d["actions"]
-        cut = ((p[:, 1:] - p[:, :-1]) - a).norm(dim=-1) > 1e-3
+        cut = stopped(p[:, :-1], p[:, 1:], a)
         gap = (p[:, 1:, 0] - d["wall_x"][:, None]).abs()
         return cut & (gap <= GEOMETRY.half_wall + 2.5)
 
