@@ -41,7 +41,6 @@ import argparse
 import json
 import shutil
 import sys
-from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -91,8 +90,11 @@ QUALITY = {
     # the most wall contacts the generator gives: every walk not built to cross is aimed at the
     # middle wall outside the door (eb_jepa's wall bumps), and walks run straighter
     "contacts_max": {"wall_bump_rate": 0.65, "angle_noise": 0.05},
+    # contacts_max's two knobs apart: the wall bumps alone at the recipe's action noise, replacing
+    # every free walk (0.65) or half of them (0.325, the rest of the data as the recipe's)
+    "bump_0.65": {"wall_bump_rate": 0.65},
+    "bump_0.325": {"wall_bump_rate": 0.325},
 }
-COMMON_SEED = 777  # table (e)'s common data for the wall diagnostics: a seed no cell's data derive from
 
 
 def run_cell(out: Path, name: str, overrides: dict) -> tuple[dict, float]:
@@ -438,10 +440,10 @@ def quality_table(
     cell folder, when they cover the seeds), and what each setting's JEPAs make of the wall,
     measured on one common data set (4,000 trajectories of the recipe's data with a seed no cell
     trains on). Appends one JSON row per setting to ``rows``; returns the Markdown lines."""
-    from genoise.recipes.jepa import data_config
-    from genoise.world.two_rooms_data import data_statistics, generate_trajectories
+    from genoise.recipes.jepa import COMMON_SEED, common_data, data_config
+    from genoise.world.two_rooms_data import data_statistics
 
-    common = generate_trajectories(replace(data_config(setting), n_trajectories=4000, seed=COMMON_SEED))
+    common = common_data(setting)
     lines = [
         f"## (e) Data quality: PLDM's knobs, MPPI ({len(seeds)} seed(s) × {protocol['episodes']} tasks)",
         "",

@@ -15,7 +15,7 @@ planner's ceiling).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,13 @@ from genoise.world.latent_planning import (
     run_episodes,
 )
 from genoise.world.two_rooms import GEOMETRY, clip_norm, render
-from genoise.world.two_rooms_data import MANIFEST, RoomsDataConfig, load_trajectories, write_trajectories
+from genoise.world.two_rooms_data import (
+    MANIFEST,
+    RoomsDataConfig,
+    generate_trajectories,
+    load_trajectories,
+    write_trajectories,
+)
 from genoise.world.two_rooms_render import save_episode_gif, trajectory_figure
 
 ROWS = ("mppi", "cem", "gradient", "mppi_last", "gcbc", "random", "oracle", "mppi_true_dynamics")
@@ -69,6 +75,19 @@ def data_config(config: dict[str, Any]) -> RoomsDataConfig:
         fixed_wall=bool(config["fixed_wall"]),
         seed=int(derive_seed(int(config["seed"]), 11)),
     )
+
+
+COMMON_SEED = 777  # the common diagnostic data: a seed no run's data derive from (derive_seed)
+
+
+def common_data(config: dict[str, Any], n: int = 4000) -> dict[str, torch.Tensor]:
+    """``n`` trajectories of the recipe's default data (its crossing rate, action noise, bumps
+    and length; the run's ``fixed_wall``) drawn with ``COMMON_SEED``: one data set on which the
+    JEPAs of runs trained on different data are diagnosed alike (``diagnose_data=common``)."""
+    defaults = load_recipe("jepa-two-rooms").config
+    knobs = {k: defaults[k] for k in ("length", "cross_wall_rate", "wall_bump_rate", "angle_noise")}
+    setting = {**config, **knobs, "trajectories": n}
+    return generate_trajectories(replace(data_config(setting), seed=COMMON_SEED))
 
 
 def jepa_config(config: dict[str, Any]) -> JEPAConfig:
@@ -313,6 +332,10 @@ EVALUATE_OPTIONS: OptionSpec = {
     "figures": ("write planning.png and episode.gif (default true)", None, "true or false"),
     "diagnose": ("also measure where the model is wrong about the wall (diagnostics.md / .json)", None,
                  "true or false"),
+    "diagnose_data": ("the transitions of the one-step errors: run (the run's own training data, the "
+                      "default) or common (4,000 trajectories of the recipe's default data, one seed for "
+                      "every run: comparable across runs trained on different data)",
+                      lambda v: v in ("run", "common"), "run or common"),
     "plan": ("plan the rows (default true); false: the wall diagnostics alone (with diagnose=true), "
              "leaving the run's planning table as it is", None, "true or false"),
     "committee": ("other jepa-two-rooms run folders whose JEPAs plan with this run's as one committee "
@@ -342,6 +365,8 @@ def evaluate(run_dir: str | Path, **options: Any) -> dict[str, Any]:
     plan, diagnosing = bool(options.get("plan", True)), bool(options.get("diagnose", False))
     if not plan and not diagnosing:
         raise ValueError("plan=false leaves nothing to do without diagnose=true")
+    if "diagnose_data" in options and not diagnosing:
+        raise ValueError("diagnose_data= chooses the data of diagnose=true; add diagnose=true")
     size = int(config["image_size"])
     jepa_file, gcbc_file = run_dir / "jepa" / "last.pt", run_dir / "gcbc" / "last.pt"
     if not jepa_file.is_file():
@@ -357,7 +382,8 @@ def evaluate(run_dir: str | Path, **options: Any) -> dict[str, Any]:
     gcbc = load_gcbc(gcbc_file, image_size=size) if plan and "gcbc" in rows else None
     out_dir = committee_folder(run_dir, others) if others else run_dir
     out_dir.mkdir(exist_ok=True)
-    diagnostics = diagnose(run_dir, jepa, out_dir) if diagnosing else None
+    data = common_data(config) if options.get("diagnose_data") == "common" else None
+    diagnostics = diagnose(run_dir, jepa, out_dir, data=data) if diagnosing else None
     if not plan:
         return {"diagnostics": diagnostics}
     return evaluate_rows(
@@ -386,15 +412,21 @@ def _member(run_dir: Path, image_size: int) -> ActionConditionedJEPA:
     return load_jepa(path, image_size=image_size)
 
 
-def diagnose(run_dir: Path, jepa: ActionConditionedJEPA, out_dir: Path | None = None) -> dict[str, Any]:
+def diagnose(
+    run_dir: Path,
+    jepa: ActionConditionedJEPA,
+    out_dir: Path | None = None,
+    data: dict[str, torch.Tensor] | None = None,
+) -> dict[str, Any]:
     """Wall hallucination at the data's step (1) and at the planner's largest (2.45), and the
-    one-step error on wall vs free transitions of the run's data → ``diagnostics.{md,json}``
-    in ``out_dir`` (default: the run folder)."""
+    one-step error on wall vs free transitions of ``data`` (default: the run's own data) →
+    ``diagnostics.{md,json}`` in ``out_dir`` (default: the run folder)."""
     out_dir = run_dir if out_dir is None else out_dir
     pushes = {f"speed {s:g}": wall_hallucination(jepa, speed=s) for s in (1.0, GEOMETRY.max_norm)}
-    data_root = run_dir / "data"
-    has_data = (data_root / MANIFEST).is_file()
-    errors = transition_errors(jepa, load_trajectories(data_root)) if has_data else None
+    source = "common" if data is not None else "run"
+    if data is None and (run_dir / "data" / MANIFEST).is_file():
+        data = load_trajectories(run_dir / "data")
+    errors = transition_errors(jepa, data) if data is not None else None
     lines = [
         "12 actions straight into the wall from 200 held-out states 6 units in front of it and 15 from "
         "the door; fraction whose final position, decoded by the probe, lies beyond the wall:",
@@ -410,11 +442,12 @@ def diagnose(run_dir: Path, jepa: ActionConditionedJEPA, out_dir: Path | None = 
     if errors is not None:
         lines += [
             "",
-            f"One-step prediction error per dimension: wall transitions {errors['wall']:.4f} "
+            f"One-step prediction error per dimension on the {source} data: wall transitions "
+            f"{errors['wall']:.4f} "
             f"({errors['wall_transitions']}), free {errors['free']:.4f} ({errors['free_transitions']}), "
             f"ratio {errors['ratio']:.1f}.",
         ]
-    record = {"wall_hallucination": pushes, "transition_errors": errors}
+    record = {"wall_hallucination": pushes, "transition_errors": errors, "transition_data": source}
     atomic_write_text(out_dir / "diagnostics.md", "\n".join(lines) + "\n")
     atomic_write_text(out_dir / "diagnostics.json", json.dumps(record, indent=1) + "\n")
     return record

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from genoise.cli import main
 from genoise.world.jepa_train import load_jepa
@@ -122,6 +123,32 @@ def test_eval_planning_diagnose_writes_the_wall_measurements(run_dir, capsys) ->
         assert 0.0 <= r["model"] <= 1.0 and r["true"] == 0.0
     assert record["transition_errors"]["free_transitions"] > 0
     assert "beyond the wall" in (run_dir / "diagnostics.md").read_text()
+
+
+def test_diagnose_data_common_measures_every_run_on_the_same_transitions(run_dir, capsys) -> None:
+    from genoise.recipes import load_recipe
+    from genoise.recipes.jepa import common_data
+
+    defaults = load_recipe("jepa-two-rooms").config
+    common = common_data(defaults, n=50)
+    # a run trained on other data (other knobs, another seed) is diagnosed on the same transitions
+    other = common_data({**defaults, "seed": 3, "cross_wall_rate": 0.7, "wall_bump_rate": 0.3}, n=50)
+    for key in ("positions", "actions", "wall_x", "door_y"):
+        assert torch.equal(common[key], other[key]), key
+    assert common["actions"].shape == (50, defaults["length"], 2)
+    assert main(["eval", "planning", str(run_dir), "plan=false", "diagnose=true"]) == 0
+    own = json.loads((run_dir / "diagnostics.json").read_text())
+    assert main(["eval", "planning", str(run_dir), "plan=false", "diagnose=true", "diagnose_data=common"]) == 0
+    record = json.loads((run_dir / "diagnostics.json").read_text())
+    assert (own["transition_data"], record["transition_data"]) == ("run", "common")
+    # the tiny run's 24 trajectories and the common 4,000 give other transitions, other errors
+    assert record["transition_errors"]["free"] != own["transition_errors"]["free"]
+    assert "on the common data" in (run_dir / "diagnostics.md").read_text()
+    capsys.readouterr()
+    assert main(["eval", "planning", str(run_dir), "plan=false", "diagnose=true", "diagnose_data=mine"]) == 2
+    assert "diagnose_data" in capsys.readouterr().err
+    assert main(["eval", "planning", str(run_dir), "rows=[oracle]", "diagnose_data=common"]) == 2
+    assert "add diagnose=true" in capsys.readouterr().err
 
 
 def test_the_convolutional_predictor_trains_plans_and_is_diagnosed(tmp_path, capsys) -> None:
