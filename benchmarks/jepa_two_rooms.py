@@ -14,8 +14,8 @@ it already finished: the benchmark resumes where it stopped):
     latent rollout of the first plan (``figure.png``);
 (e) with ``--quality``: MPPI against the data knobs PLDM studies (Sobal et al. 2025): the
     wall-crossing rate, the action noise and the trajectory length (at the same number of
-    transitions), each changed alone from the recipe's data (and the most wall contacts the
-    generator gives, two knobs together), with
+    transitions), each changed alone from the recipe's data (and the wall-bump rate, alone and
+    with straighter walks: the most wall contacts the generator gives and half of them), with
     what each data set holds (room changes, wall contacts) and the success per detour
     class.
 
@@ -33,6 +33,9 @@ no_time_sim, sigreg, plus data_<N> and quality_<setting>; the command; the date)
         --out benchmarks/results/jepa_two_rooms_d128 --record jepa_two_rooms_d128  # MPPI only
     python benchmarks/jepa_two_rooms.py --rows mppi --skip ablations sizes --quality \\
         --out benchmarks/results/jepa_two_rooms_mppi --record jepa_two_rooms_quality  # (a) and (e)
+    python benchmarks/jepa_two_rooms.py --seeds 0 1 2 3 4 --rows mppi --skip ablations sizes \\
+        --quality noise_0.05 contacts_half contacts_max --out benchmarks/results/jepa_two_rooms_mppi \\
+        --record jepa_two_rooms_contacts  # the best data over five seeds
 """
 
 from __future__ import annotations
@@ -94,6 +97,8 @@ QUALITY = {
     # every free walk (0.65) or half of them (0.325, the rest of the data as the recipe's)
     "bump_0.65": {"wall_bump_rate": 0.65},
     "bump_0.325": {"wall_bump_rate": 0.325},
+    # half of contacts_max's bumps, at its straighter walks: half the recipe's free walks kept
+    "contacts_half": {"wall_bump_rate": 0.325, "angle_noise": 0.05},
 }
 
 

@@ -71,3 +71,18 @@ def test_quality_table_reads_each_setting_and_sums_the_detour_classes(tmp_path: 
     _cell(other / "noise_1-s0", 10.0, _classes((1, 8), (1, 6), (0, 6)), 0, {"angle_noise": 0.2}, jepa)
     with pytest.raises(SystemExit, match="angle_noise"):
         bench.quality_table(other, {}, setting, ["noise_1"], [0], None, [], {"episodes": 20})
+
+
+def test_every_quality_setting_is_valid_data_and_the_bump_rate_adds_wall_contacts() -> None:
+    from genoise.recipes.jepa import data_config
+    from genoise.world.two_rooms_data import data_statistics
+
+    bench = load_benchmark("jepa_two_rooms")
+    setting = load_recipe("jepa-two-rooms").config
+    contacts = {
+        name: data_statistics(data_config({**setting, **change}), n=600)["wall_contacts"]
+        for name, change in [("recipe", {}), *bench.QUALITY.items()]
+    }
+    # the bumps replace free walks by walks aimed at the wall: more of them, more contacts
+    assert contacts["recipe"] < contacts["bump_0.325"] < contacts["bump_0.65"]
+    assert contacts["noise_0.05"] < contacts["contacts_half"] < contacts["contacts_max"]

@@ -138,7 +138,8 @@ def test_diagnose_data_common_measures_every_run_on_the_same_transitions(run_dir
     assert common["actions"].shape == (50, defaults["length"], 2)
     assert main(["eval", "planning", str(run_dir), "plan=false", "diagnose=true"]) == 0
     own = json.loads((run_dir / "diagnostics.json").read_text())
-    assert main(["eval", "planning", str(run_dir), "plan=false", "diagnose=true", "diagnose_data=common"]) == 0
+    common_args = ["plan=false", "diagnose=true", "diagnose_data=common"]
+    assert main(["eval", "planning", str(run_dir), *common_args]) == 0
     record = json.loads((run_dir / "diagnostics.json").read_text())
     assert (own["transition_data"], record["transition_data"]) == ("run", "common")
     # the tiny run's 24 trajectories and the common 4,000 give other transitions, other errors
