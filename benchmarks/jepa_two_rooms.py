@@ -102,8 +102,12 @@ QUALITY = {
 }
 
 
+CELLS_USED: list[str] = []  # the cells of this invocation's tables, for the cost table
+
+
 def run_cell(out: Path, name: str, overrides: dict) -> tuple[dict, float]:
     """Train and evaluate one ``jepa-two-rooms`` run folder (or reuse a finished one)."""
+    CELLS_USED.append(name)
     return cells.run_cell(out, "jepa-two-rooms", name, overrides, "planning.json")
 
 
@@ -175,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         "baseline is not trained)",
     )
     args = parser.parse_args(argv)
+    CELLS_USED.clear()
     size_seeds = args.ablation_seeds if args.size_seeds is None else args.size_seeds
     main_rows = [row for row in MAIN_ROWS if row in args.rows]
     needs = {"ablations": {"mppi"}, "sizes": {"mppi", "gcbc"}}
@@ -370,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         "| cell | rows evaluated | CPU-minutes | wall minutes | interrupted and resumed |",
         "|---|---|---:|---:|---|",
     ]
-    for folder in sorted(p for p in out.iterdir() if (p / "planning.json").is_file()):
+    for folder in sorted(out / name for name in set(CELLS_USED)):
         cell = json.loads((folder / "planning.json").read_text())
         cpu, wall = cell.get("cpu_seconds", float("nan")) / 60, cell.get("wall_seconds", float("nan")) / 60
         lines.append(

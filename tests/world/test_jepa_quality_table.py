@@ -52,7 +52,10 @@ def test_quality_table_reads_each_setting_and_sums_the_detour_classes(tmp_path: 
     protocol = {"episodes": 20}
     recipe = {f"main-s{seed}": json.loads((tmp_path / f"main-s{seed}" / "planning.json").read_text())
               ["results"]["mppi"] for seed in (0, 1)}
+    bench.CELLS_USED.clear()
     lines = bench.quality_table(tmp_path, {}, setting, ["cross_0.7"], [0, 1], recipe, rows, protocol)
+    # the cost table lists the cells this table read, not every folder under --out
+    assert bench.CELLS_USED == ["cross_0.7-s0", "cross_0.7-s1"]
     assert [r["name"] for r in rows] == ["quality_recipe", "quality_cross_0.7"]
     mine = rows[1]
     assert mine["success_per_seed"] == [50.0, 30.0]
