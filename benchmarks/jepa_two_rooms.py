@@ -445,7 +445,8 @@ def quality_table(
     rows: list[dict],
     protocol: dict,
 ) -> list[str]:
-    """Table (e): MPPI with each data setting of ``names`` (one knob changed from the recipe's),
+    """Table (e): MPPI with each data setting of ``names`` (``QUALITY``: one or two knobs changed
+    from the recipe's),
     over ``seeds``, beside the recipe's own data (``recipe_cells``: table (a)'s MPPI results by
     cell folder, when they cover the seeds), and what each setting's JEPAs make of the wall,
     measured on one common data set (4,000 trajectories of the recipe's data with a seed no cell
@@ -457,10 +458,11 @@ def quality_table(
     lines = [
         f"## (e) Data quality: PLDM's knobs, MPPI ({len(seeds)} seed(s) × {protocol['episodes']} tasks)",
         "",
-        "Each setting changes one knob of the recipe's data (wall-crossing rate 0.35: the fraction of "
-        "trajectories built to pass through the door; action noise 0.2: 1 / κ of the random walk's "
-        "Von Mises turn; 20,000 trajectories of 16 actions, or twice as many of 8, the training window, "
-        "for the same transitions). *Room changes* and *wall contacts* describe the data (4,000 "
+        "Each setting changes one or two knobs of the recipe's data (wall-crossing rate 0.35: the "
+        "fraction of trajectories built to pass through the door; action noise 0.2: 1 / κ of the random "
+        "walk's Von Mises turn; 20,000 trajectories of 16 actions, or twice as many of 8, the training "
+        "window, for the same transitions; wall-bump rate 0: the fraction of trajectories aimed at the "
+        "middle wall outside the door). *Room changes* and *wall contacts* describe the data (4,000 "
         "trajectories of the setting): trajectories that change room; transitions that meet a wall or the "
         "border, where the dot stops and bounces off. "
         "*Solved by detour* counts the tasks reached per class of detour the wall forces "
