@@ -36,6 +36,10 @@ no_time_sim, sigreg, plus data_<N> and quality_<setting>; the command; the date)
     python benchmarks/jepa_two_rooms.py --seeds 0 1 2 3 4 --rows mppi --skip ablations sizes \\
         --quality noise_0.05 contacts_half contacts_max --out benchmarks/results/jepa_two_rooms_mppi \\
         --record jepa_two_rooms_contacts  # the best data over five seeds
+    python benchmarks/jepa_two_rooms.py --seeds 0 1 2 3 4 --rows mppi --skip ablations sizes \\
+        --set wall_bump_rate=0.325 angle_noise=0.05 dim=128 width=32 hidden=512 steps=6000 \\
+        --out benchmarks/results/jepa_two_rooms_contacts_large \\
+        --record jepa_two_rooms_contacts_large  # that data with the 4x wider model
 """
 
 from __future__ import annotations
@@ -231,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{setting['width']}, "
         f"predictor {setting['predictor']} (hidden {setting['hidden']}), "
         f"{setting['steps']} updates of {setting['batch_size']} windows of {setting['window']} steps, "
-        f"{setting['trajectories']} trajectories (wall-bump rate {setting['wall_bump_rate']}); "
+        f"{setting['trajectories']} trajectories (wall-crossing rate {setting['cross_wall_rate']}, "
+        f"action noise {setting['angle_noise']}, wall-bump rate {setting['wall_bump_rate']}); "
         f"loss weights cov {setting['cov_weight']} "
         "(÷ D(D−1), eb_jepa's), "
         f"var {setting['var_weight']}, time-sim {setting['time_sim_weight']}, IDM {setting['idm_weight']}.",
