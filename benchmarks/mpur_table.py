@@ -29,6 +29,12 @@ another training horizon, same budget, ``u_weight`` = 0.05 × H, cells and polic
 
     python benchmarks/mpur_table.py --horizon 10 --methods mpur mpur_no_u --seeds 0 1 --steps 800
 
+``--u-scale robust`` trains MPUR with U standardised by its per-step median and 1.4826 × MAD on
+recorded actions instead of the mean and standard deviation (cells and policies
+``mpur_robust``, with the curve's budgets; a row beside the table's, ours, not the paper's):
+
+    python benchmarks/mpur_table.py --methods mpur --u-scale robust --seeds 0 1 --steps 1600 --curve 400 800
+
 Every cell (a policy's checkpoint, an evaluation) is kept under ``--out``: an interrupted run
 continues where it stopped (a policy resumes from its last checkpoint, bit for bit), and the
 curve's budgets are one training run evaluated at each budget. Writes
@@ -100,11 +106,19 @@ HORIZON = 20  # the table's training rollout length; another --horizon is a poin
 STATS_DROPOUT_SEED = 13  # the dropout masks of the diagnostics' normal range of U (Setting.stats)
 
 
+CURVED = ("mpur", "mpur_no_u", "mpur_robust")  # the rows trained to every budget of the curve
+
+
 def cell_name(args: argparse.Namespace, method: str) -> str:
     """The name of ``method``'s cells and policies under this run's options: a ``--u-weight``
-    makes MPUR a sensitivity row ``mpur_uw{w}``, a ``--horizon`` other than the table's a point
-    ``{method}_h{H}`` of the rollout-length curve."""
-    name = method if args.u_weight is None or method != "mpur" else f"mpur_uw{args.u_weight:g}"
+    makes MPUR a sensitivity row ``mpur_uw{w}``, ``--u-scale robust`` the row ``mpur_robust``,
+    a ``--horizon`` other than the table's a point ``{method}_h{H}`` of the rollout-length
+    curve."""
+    name = method
+    if method == "mpur" and args.u_weight is not None:
+        name = f"mpur_uw{args.u_weight:g}"
+    elif method == "mpur" and args.u_scale != "std":
+        name = f"mpur_{args.u_scale}"
     return name if args.horizon == HORIZON else f"{name}_h{args.horizon}"
 
 
@@ -116,6 +130,7 @@ def policy_config(args: argparse.Namespace, steps: int) -> dict:
         "latents": "posterior",
         "u_normalise": True,
         "u_hinge": 0.5,
+        "u_scale": args.u_scale,
         "u_weight": 0.05 * horizon if args.u_weight is None else float(args.u_weight),
         "policy_steps": int(steps),
         "n_dropout": 4,
@@ -162,10 +177,15 @@ class Setting:
         """The normal range of U on recorded actions, as MPUR's training seed 0 computes it (the
         same sequences and latents), with the dropout masks drawn from ``STATS_DROPOUT_SEED``:
         the same statistics in every process, whatever ran before them."""
-        if self._stats is None:
-            self._stats = mpur_uncertainty_stats(self.model, self.sequences, self.config, self.costs, seed=0,
-                                                 dropout_seed=STATS_DROPOUT_SEED)
+        if self._stats is None:  # the paper's mean and std, whatever --u-scale trains with
+            self._stats = self.stats_with("std")
         return self._stats
+
+    def stats_with(self, scale: str):
+        """:attr:`stats` centred and scaled as ``scale`` says (``std`` or ``robust``)."""
+        config = {**self.config, "u_scale": scale}
+        return mpur_uncertainty_stats(self.model, self.sequences, config, self.costs, seed=0,
+                                      dropout_seed=STATS_DROPOUT_SEED)
 
 
 def own_uncertainty(args: argparse.Namespace, s: Setting, policy=None) -> float:
@@ -215,11 +235,9 @@ def policy_cells(args: argparse.Namespace, s: Setting, method: str, seed: int) -
     run) and evaluate it after each on the held-out episodes."""
     out = Path(args.out)
     name = cell_name(args, method)
-    budgets = (
-        sorted({b for b in args.curve if b < args.steps} | {args.steps})
-        if name in ("mpur", "mpur_no_u")
-        else [args.steps]
-    )
+    budgets = [args.steps]
+    if name in CURVED:
+        budgets = sorted({b for b in args.curve if b < args.steps} | {args.steps})
     for steps in budgets:
         cell = out / "cells" / f"{name}_s{seed}_n{steps}.json"
         if cell.is_file():
@@ -376,18 +394,26 @@ def _ratio_batch(args: argparse.Namespace, s: Setting) -> tuple[dict, dict, torc
 
 
 def u_ratio(args: argparse.Namespace, s: Setting) -> dict:
-    """U of recorded vs out-of-distribution actions on held-out test states, raw and normalised
-    (``Setting.stats``: MPUR's statistics, masks from a fixed seed), same latents and dropout
-    masks per set."""
+    """U of recorded vs out-of-distribution actions on held-out test states, raw, normalised
+    (``Setting.stats``: MPUR's statistics, masks from a fixed seed) and normalised robustly
+    (median and 1.4826 × MAD, ``--u-scale robust``'s), same latents and dropout masks per set.
+    A cell made before the robust form gains it here, its other forms unchanged."""
 
-    def compute() -> dict:
+    def form(stats) -> dict:
         batch, sets, z = _ratio_batch(args, s)
-        return {
-            form: _ratio_rows(_u_per_set(s, batch, sets, z, form_stats))
-            for form, form_stats in (("raw", None), ("normalised", s.stats))
-        }
+        return _ratio_rows(_u_per_set(s, batch, sets, z, stats))
 
-    return _cached(Path(args.out) / "cells" / "u_ratio.json", compute, stats=True)
+    path = Path(args.out) / "cells" / "u_ratio.json"
+    forms = {
+        "raw": lambda: None,
+        "normalised": lambda: s.stats,
+        "normalised_robust": lambda: s.stats_with("robust"),
+    }
+    cell = _cached(path, lambda: {name: form(stats()) for name, stats in forms.items()}, stats=True)
+    if "normalised_robust" not in cell:
+        cell["normalised_robust"] = form(forms["normalised_robust"]())
+        atomic_write_text(path, json.dumps(cell, indent=1) + "\n")
+    return cell
 
 
 def u_ratio_latents(args: argparse.Namespace, s: Setting) -> dict:
@@ -414,6 +440,7 @@ def summarise(args: argparse.Namespace) -> dict:
     rows: dict[str, dict] = {}
     by_horizon = _by_horizon(cells, args)
     variants = {p.name.split("_s")[0] for p in cells.glob(f"mpur_uw*_s*_n{args.steps}.json")}
+    variants |= {p.name.split("_s")[0] for p in cells.glob(f"mpur_robust_s*_n{args.steps}.json")}
     variants = sorted(variants - set(by_horizon))
     for method in (*POLICIES, *variants):
         found = [json.loads(p.read_text()) for p in sorted(cells.glob(f"{method}_s*_n{args.steps}.json"))]
@@ -450,15 +477,16 @@ def summarise(args: argparse.Namespace) -> dict:
                     "distance_mean": r["mean_distance"],
                 }
     curve: dict[str, dict] = {}
-    for method in ("mpur", "mpur_no_u"):
+    for method in CURVED:
         by_steps: dict[int, list[float]] = {}
         for p in cells.glob(f"{method}_s*_n*.json"):
             c = json.loads(p.read_text())
             by_steps.setdefault(int(c["steps"]), []).append(100 * c["success_rate"])
-        curve[method] = {
-            str(k): {"mean": float(np.mean(v)), "std": float(np.std(v)), "seeds": len(v)}
-            for k, v in sorted(by_steps.items())
-        }
+        if by_steps or method != "mpur_robust":
+            curve[method] = {
+                str(k): {"mean": float(np.mean(v)), "std": float(np.std(v)), "seeds": len(v)}
+                for k, v in sorted(by_steps.items())
+            }
     lengths: dict[str, dict] = {}
     for method in ("mpur", "mpur_no_u"):
         by_h = {args.horizon: list(rows[method]["per_seed"].values())} if method in rows else {}
@@ -520,6 +548,9 @@ def report(args: argparse.Namespace, argv: list[str]) -> str:
     for row in sorted(r for r in rows if r.startswith("mpur_uw")):
         weight = row.removeprefix("mpur_uw")
         lines.append(line(f"MPUR with u_weight {weight} (sensitivity, `{row}`)", rows[row]))
+    if "mpur_robust" in rows:
+        label = "MPUR, U scaled by its median and 1.4826 × MAD (ours, `mpur_robust`)"
+        lines.append(line(label, rows["mpur_robust"]))
     data_u = Path(args.out) / "cells" / "u_data.json"
     if data_u.is_file():
         lines += [
@@ -550,14 +581,17 @@ def report(args: argparse.Namespace, argv: list[str]) -> str:
             "U-ratio diagnostic (held-out test states, T = H, 8 dropout masks): mean U per action set "
             "and U / U(data):",
             "",
-            "| action set | raw U | raw ratio | normalised U | normalised ratio |",
-            "|---|---:|---:|---:|---:|",
+            "| action set | raw U | raw ratio | normalised U | normalised ratio | robustly normalised U | "
+            "its ratio |",
+            "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for kind in KINDS:
             a, b = ratio["raw"]["rows"][kind], ratio["normalised"]["rows"][kind]
+            c = ratio.get("normalised_robust", {}).get("rows", {}).get(kind)
+            robust = f"{c['u_mean']:.3g} | {fmt(c['ratio_of_means'])}" if c else "– | –"
             lines.append(
                 f"| {kind} | {a['u_mean']:.3g} | {fmt(a['ratio_of_means'])} | {b['u_mean']:.3g} | "
-                f"{fmt(b['ratio_of_means'])} |"
+                f"{fmt(b['ratio_of_means'])} | {robust} |"
             )
     latents_path = Path(args.out) / "cells" / "u_ratio_latents.json"
     latents = json.loads(latents_path.read_text()) if latents_path.is_file() else None
@@ -598,13 +632,16 @@ def report(args: argparse.Namespace, argv: list[str]) -> str:
 
 
 def _both_policies(title: str, column: str, points: dict) -> list[str]:
-    """Markdown lines: MPUR and its ablation (mean ± std, seeds) at each point of a curve."""
-    lines = ["", title, "", f"| {column} | MPUR | seeds | MPUR without U | seeds |"]
-    lines.append("|---:|---:|---:|---:|---:|")
+    """Markdown lines: MPUR and its ablation (mean ± std, seeds) at each point of a curve, and
+    MPUR with the robust U scale where it was measured."""
+    methods = [m for m in CURVED if m in points]
+    labels = {"mpur": "MPUR", "mpur_no_u": "MPUR without U", "mpur_robust": "MPUR, robust U scale"}
+    lines = ["", title, "", f"| {column} | " + " | ".join(f"{labels[m]} | seeds" for m in methods) + " |"]
+    lines.append("|---:|" + "---:|---:|" * len(methods))
     for x in sorted({int(k) for c in points.values() for k in c}):
-        cells = [points[m].get(str(x)) for m in ("mpur", "mpur_no_u")]
+        cells = [points[m].get(str(x)) for m in methods]
         text = [f"{c['mean']:.1f} ± {c['std']:.1f} | {c['seeds']}" if c else "– | 0" for c in cells]
-        lines.append(f"| {x} | {text[0]} | {text[1]} |")
+        lines.append(f"| {x} | " + " | ".join(text) + " |")
     return lines
 
 
@@ -624,8 +661,9 @@ def _plot(curve: dict, lengths: dict | None, path: Path) -> None:
         panels.append((lengths, "training rollout length H (× 0.1 s)"))
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.4), squeeze=False)
     for ax, (points, xlabel) in zip(axes[0], panels, strict=True):
-        for method, label in (("mpur", "MPUR"), ("mpur_no_u", "MPUR without U")):
-            xs = sorted(int(k) for k in points[method])
+        labels = (("mpur", "MPUR"), ("mpur_no_u", "MPUR without U"), ("mpur_robust", "MPUR, robust U scale"))
+        for method, label in labels:
+            xs = sorted(int(k) for k in points.get(method, {}))
             if xs:
                 mean = np.array([points[method][str(k)]["mean"] for k in xs])
                 std = np.array([points[method][str(k)]["std"] for k in xs])
@@ -718,6 +756,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="MPUR's u_weight (default 0.05 x H); another value is a sensitivity row mpur_uw<value>",
     )
+    parser.add_argument(
+        "--u-scale",
+        choices=("std", "robust"),
+        default="std",
+        help="how MPUR standardises U on recorded actions: the paper's mean and std, or the median and "
+        "1.4826 x MAD (a row mpur_robust)",
+    )
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument(
         "--references",
@@ -769,6 +814,8 @@ def main(argv: list[str] | None = None) -> int:
             f"--{table_only[0].replace('_', '-')} works at the table's --horizon {HORIZON}: "
             "run it without --horizon"
         )
+    if args.u_weight is not None and args.u_scale != "std":
+        parser.error("--u-weight and --u-scale each make MPUR a row of its own: give one of them")
     argv = argv if argv is not None else sys.argv[1:]
     torch.set_num_threads(1)
     if args.seeds or [f for f in table_only if f != "report"]:  # everything but the report needs the model

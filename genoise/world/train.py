@@ -108,7 +108,7 @@ def train_forward_model(
 
 # optional MPUR keys and their defaults (today's behaviour; the paper's: posterior, true)
 MPUR_DEFAULTS = {"latents": "prior", "u_normalise": False, "u_hinge": 0.5, "u_warmup": 0,
-                 "u_stats_batches": 8}
+                 "u_stats_batches": 8, "u_scale": "std"}
 
 
 def u_weight_at(step: int, u_weight: float, warmup: int) -> float:
@@ -126,9 +126,10 @@ def mpur_uncertainty_stats(
     seed: int,
     dropout_seed: int | None = None,
 ) -> UncertaintyStats:
-    """The normal range of the dropout variances (:func:`uncertainty_stats`) on
-    ``u_stats_batches`` batches of recorded ``horizon``-step sequences of ``expert_data``,
-    drawn and sampled with generators derived from ``seed``.
+    """The normal range of the dropout variances (:func:`uncertainty_stats`, centred and
+    scaled as ``config["u_scale"]`` says: ``std`` or ``robust``) on ``u_stats_batches``
+    batches of recorded ``horizon``-step sequences of ``expert_data``, drawn and sampled with
+    generators derived from ``seed``.
 
     The dropout masks come from torch's global generator (``nn.Dropout`` takes no other):
     :func:`train_policy` seeds it just before, so a resumed run recomputes the same
@@ -151,7 +152,8 @@ def mpur_uncertainty_stats(
     batches = [as_batch(source(0, data_gen), device) for _ in range(n)]
     batches = [{**b, "actions": b["actions"][:, :horizon]} for b in batches]
     z_gen = torch.Generator(device).manual_seed(derive_seed(int(seed), 12))
-    return uncertainty_stats(model, batches, int(config["n_dropout"]), costs, z_gen)
+    return uncertainty_stats(model, batches, int(config["n_dropout"]), costs, z_gen,
+                             scale=str(config.get("u_scale", MPUR_DEFAULTS["u_scale"])))
 
 
 def _policy_loss(method: str, config: Mapping[str, Any], options: Mapping[str, Any], costs: CostConfig,

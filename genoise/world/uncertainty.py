@@ -17,7 +17,13 @@ Two forms of the penalty ``U``:
   (:func:`uncertainty_stats`) and hinged, ``U = sum_terms mean_t relu((u[t] - mean[t]) /
   std[t] - hinge)`` (``hinge = 0.5``) — zero while the policy is as certain as the data, and
   in units of the data's spread when it is not, whatever the absolute scale of the variances
-  (1e-5 here against a cost ≈ 2).
+  (1e-5 here against a cost ≈ 2);
+- normalised robustly (``scale="robust"``, ours, beside the paper's): the same hinge with the
+  per-step median and ``1.4826 × MAD`` (the median absolute deviation, scaled to equal the
+  standard deviation on Gaussian data) in place of the mean and standard deviation. When a
+  few data states carry most of the variance (a heavy tail), their mean and standard
+  deviation are set by those few states and the hinge lets most unusual actions through;
+  the median and the MAD describe the typical state.
 """
 
 from __future__ import annotations
@@ -86,25 +92,31 @@ def uncertainty_terms(
 
 @dataclass
 class UncertaintyStats:
-    """Mean and standard deviation (T,) of each per-step variance of
-    :func:`uncertainty_terms` on data actions; ``as_dict`` / ``from_dict`` store them in a
-    checkpoint (lists of floats)."""
+    """Centre and spread (T,) of each per-step variance of :func:`uncertainty_terms` on data
+    actions: ``mean`` and ``std`` hold the mean and the standard deviation
+    (``scale="std"``, the paper's) or the median and ``1.4826 × MAD`` (``scale="robust"``);
+    ``as_dict`` / ``from_dict`` store them in a checkpoint (lists of floats)."""
 
     mean: dict[str, Tensor]
     std: dict[str, Tensor]
+    scale: str = "std"
 
     def to(self, device: torch.device | str) -> UncertaintyStats:
         return UncertaintyStats({k: v.to(device) for k, v in self.mean.items()},
-                                {k: v.to(device) for k, v in self.std.items()})
+                                {k: v.to(device) for k, v in self.std.items()}, self.scale)
 
-    def as_dict(self) -> dict[str, dict[str, list[float]]]:
+    def as_dict(self) -> dict:
         return {"mean": {k: v.tolist() for k, v in self.mean.items()},
-                "std": {k: v.tolist() for k, v in self.std.items()}}
+                "std": {k: v.tolist() for k, v in self.std.items()}, "scale": self.scale}
 
     @classmethod
     def from_dict(cls, d: dict) -> UncertaintyStats:
         return cls({k: torch.tensor(v) for k, v in d["mean"].items()},
-                   {k: torch.tensor(v) for k, v in d["std"].items()})
+                   {k: torch.tensor(v) for k, v in d["std"].items()}, d.get("scale", "std"))
+
+
+SCALES = ("std", "robust")
+MAD_TO_STD = 1.4826  # 1 / Phi^-1(3/4): the MAD of a Gaussian times this is its standard deviation
 
 
 def uncertainty_stats(
@@ -113,13 +125,18 @@ def uncertainty_stats(
     n_samples: int = 10,
     config: CostConfig = DEFAULT_COSTS,
     generator: torch.Generator | None = None,
+    scale: str = "std",
 ) -> UncertaintyStats:
-    """Per-step mean and standard deviation of the dropout variances for the *recorded*
-    actions of ``batches`` (dicts with ``images``, ``states``, ``actions`` (B, T, A)), latents
-    from the prior (pytorch-PPUU ``estimate_uncertainty_stats``: "an idea of what normal
-    ranges are using actions the forward model was trained on"). The std is floored at
-    1e-3 × the term's overall mean (and 1e-12): on states where no car is near, the cost
-    has no variance at all."""
+    """Per-step centre and spread of the dropout variances for the *recorded* actions of
+    ``batches`` (dicts with ``images``, ``states``, ``actions`` (B, T, A)), latents from the
+    prior (pytorch-PPUU ``estimate_uncertainty_stats``: "an idea of what normal ranges are
+    using actions the forward model was trained on"): the mean and standard deviation over
+    the sequences (``scale="std"``, the paper's), or their median and ``1.4826 × MAD``
+    (``scale="robust"``, a spread that a few heavy-tailed states do not set). The spread is
+    floored at 1e-3 × the term's overall mean (and 1e-12): on states where no car is near,
+    the cost has no variance at all."""
+    if scale not in SCALES:
+        raise ValueError(f"unknown uncertainty scale {scale!r}; use one of {', '.join(SCALES)}")
     collected: dict[str, list[Tensor]] = {k: [] for k in TERMS}
     with torch.no_grad():
         for batch in batches:
@@ -132,9 +149,14 @@ def uncertainty_stats(
     if not collected["cost"]:
         raise ValueError("uncertainty_stats needs at least one batch")
     values = {k: torch.cat(v) for k, v in collected.items()}
-    mean = {k: v.mean(0) for k, v in values.items()}
-    std = {k: v.std(0).clamp(min=max(1e-3 * float(v.mean()), 1e-12)) for k, v in values.items()}
-    return UncertaintyStats(mean, std)
+    if scale == "robust":
+        mean = {k: v.quantile(0.5, dim=0) for k, v in values.items()}
+        spread = {k: MAD_TO_STD * (v - mean[k]).abs().quantile(0.5, dim=0) for k, v in values.items()}
+    else:
+        mean = {k: v.mean(0) for k, v in values.items()}
+        spread = {k: v.std(0) for k, v in values.items()}
+    std = {k: spread[k].clamp(min=max(1e-3 * float(v.mean()), 1e-12)) for k, v in values.items()}
+    return UncertaintyStats(mean, std, scale)
 
 
 def uncertainty_cost(

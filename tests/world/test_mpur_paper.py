@@ -156,6 +156,67 @@ def test_normalised_uncertainty_stays_zero_on_data_and_rises_off_it(batch) -> No
     assert float(u["brake"].min()) > 10 * float(u["data"].mean()) + 1.0
 
 
+def test_robust_statistics_are_the_per_step_median_and_scaled_mad(batch) -> None:
+    """``scale="robust"``: the centre is the median over the sequences and the spread 1.4826 ×
+    the median absolute deviation (numpy on the same variances); ``scale="std"`` keeps the
+    mean and the standard deviation; the scale travels with the checkpointed statistics."""
+    import numpy as np
+
+    from genoise.world.uncertainty import MAD_TO_STD, uncertainty_stats
+
+    model = certain_at_rest(True)
+    images, states = batch["images"], batch["states"]
+    actions = 0.8 * torch.randn(6, 3, 2, generator=torch.Generator().manual_seed(2))
+    data = [{"images": images, "states": states, "actions": actions}]
+
+    def measured(scale: str | None) -> UncertaintyStats | dict:
+        torch.manual_seed(7)
+        z_gen = torch.Generator().manual_seed(4)
+        if scale is not None:
+            return uncertainty_stats(model, data, n_samples=8, generator=z_gen, scale=scale)
+        with torch.no_grad():
+            z = model.sample_prior((6, 3), z_gen)
+            return uncertainty_terms(model, images, states, actions, z, 8)
+
+    terms = {k: v.double().numpy() for k, v in measured(None).items()}
+    robust, plain = measured("robust"), measured("std")
+    assert robust.scale == "robust" and plain.scale == "std"
+    for k in TERMS:
+        v = terms[k]
+        floor = max(1e-3 * v.mean(), 1e-12)
+        median = np.median(v, axis=0)
+        mad = np.maximum(MAD_TO_STD * np.median(np.abs(v - median), axis=0), floor)
+        np.testing.assert_allclose(robust.mean[k].numpy(), median, rtol=1e-5, atol=1e-12)
+        np.testing.assert_allclose(robust.std[k].numpy(), mad, rtol=1e-5, atol=1e-12)
+        np.testing.assert_allclose(plain.mean[k].numpy(), v.mean(0), rtol=1e-5, atol=1e-12)
+        std = np.maximum(v.std(0, ddof=1), floor)
+        np.testing.assert_allclose(plain.std[k].numpy(), std, rtol=1e-5, atol=1e-12)
+    assert any(not torch.equal(robust.std[k], plain.std[k]) for k in TERMS)
+    assert UncertaintyStats.from_dict(robust.as_dict()).scale == "robust"
+    legacy = {k: v for k, v in plain.as_dict().items() if k != "scale"}  # checkpoints before the option
+    assert UncertaintyStats.from_dict(legacy).scale == "std"
+    with pytest.raises(ValueError, match="unknown uncertainty scale 'mad'; use one of std, robust"):
+        uncertainty_stats(model, data, n_samples=8, scale="mad")
+
+
+def test_mpur_statistics_follow_the_u_scale_key(traffic_root) -> None:
+    from genoise.recipes import load_recipe, resolve_config
+    from genoise.world.costs import CostConfig
+    from genoise.world.train import mpur_uncertainty_stats
+
+    data = TrafficDataset(traffic_root, "train", history=2, n_future=3, raster=SPEC)
+    m, costs = forward_model(True, nz=2, dropout=0.5), CostConfig()
+    with torch.no_grad():
+        nn.init.normal_(m.decoder[-1].weight, std=0.3, generator=torch.Generator().manual_seed(0))
+    config = {"horizon": 3, "policy_batch": 4, "n_dropout": 4, "u_stats_batches": 2}
+    default = mpur_uncertainty_stats(m, data, config, costs, seed=0, dropout_seed=13)
+    robust = mpur_uncertainty_stats(m, data, {**config, "u_scale": "robust"}, costs, seed=0, dropout_seed=13)
+    assert (default.scale, robust.scale) == ("std", "robust")
+    assert resolve_config(load_recipe("world-mpur-traffic"), [])["u_scale"] == "std"
+    with pytest.raises(ValueError, match="u_scale"):
+        resolve_config(load_recipe("world-mpur-traffic"), ["u_scale=mad"])
+
+
 def test_the_statistics_with_a_dropout_seed_are_the_same_in_any_process_state(traffic_root) -> None:
     """Without ``dropout_seed`` the masks come from the global generator (train_policy seeds it
     first); with it, the statistics do not depend on what ran before, and the caller's

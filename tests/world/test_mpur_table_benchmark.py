@@ -63,7 +63,7 @@ def _cell(cells, name: str, seed: int, success: float, steps: int = 400) -> None
 def test_cells_of_another_horizon_are_points_of_the_rollout_length_curve(bench, tmp_path) -> None:
     """Policies trained with another --horizon have cells of their own (``…_h{H}``): the report
     puts them in the rollout-length curve beside the table's H, not in the table's rows."""
-    args = argparse.Namespace(u_weight=None, horizon=10)
+    args = argparse.Namespace(u_weight=None, u_scale="std", horizon=10)
     assert bench.cell_name(args, "mpur_no_u") == "mpur_no_u_h10"
     args.u_weight = 0.1
     assert bench.cell_name(args, "mpur") == "mpur_uw0.1_h10"
@@ -89,6 +89,38 @@ def test_cells_of_another_horizon_are_points_of_the_rollout_length_curve(bench, 
     assert set(lengths["mpur_no_u"]) == {"10"}
     text = (records / "mpur_table.md").read_text()
     assert "| 10 | 35.0 ± 5.0 | 2 | 20.0 ± 0.0 | 1 |" in text and "| 20 | 70.0 ± 10.0 | 2 | – | 0 |" in text
+
+
+def test_the_robust_u_scale_is_a_row_and_a_curve_of_its_own(bench, tmp_path, capsys) -> None:
+    """``--u-scale robust`` names MPUR's cells ``mpur_robust``: the report gives them a row beside
+    the table's and a column of the curve; the policy is trained with ``u_scale: robust``."""
+    args = argparse.Namespace(u_weight=None, u_scale="robust", horizon=bench.HORIZON, steps=800)
+    assert bench.cell_name(args, "mpur") == "mpur_robust"
+    assert bench.cell_name(args, "mpur_no_u") == "mpur_no_u"
+    assert bench.policy_config(args, 800)["u_scale"] == "robust"
+    args.horizon = 10
+    assert bench.cell_name(args, "mpur") == "mpur_robust_h10"
+    cells = tmp_path / "cells" / "cells"
+    cells.mkdir(parents=True)
+    for name, seed, success, steps in (
+        ("mpur", 0, 0.6, 800), ("mpur", 0, 0.4, 400),
+        ("mpur_robust", 0, 0.9, 800), ("mpur_robust", 1, 0.7, 800), ("mpur_robust", 0, 0.5, 400),
+    ):
+        _cell(cells, name, seed, success, steps=steps)
+    records = tmp_path / "records"
+    argv = ["--report", "--steps", "800", "--out", str(tmp_path / "cells"), "--records", str(records)]
+    assert bench.main(argv) == 0
+    payload = json.loads((records / "mpur_table.json").read_text())
+    robust = payload["rows"]["mpur_robust"]
+    assert robust["seeds"] == 2 and robust["success_mean"] == pytest.approx(80.0)
+    assert payload["curve"]["mpur_robust"]["400"]["mean"] == pytest.approx(50.0)
+    text = (records / "mpur_table.md").read_text()
+    assert "MPUR, U scaled by its median and 1.4826 × MAD (ours, `mpur_robust`) | 80.0 ± 10.0 | 2 |" in text
+    assert "| 800 | 60.0 ± 0.0 | 1 | – | 0 | 80.0 ± 10.0 | 2 |" in text
+    with pytest.raises(SystemExit):
+        bench.main(["--u-scale", "robust", "--u-weight", "0.5", "--out", str(tmp_path / "other")])
+    assert "give one of them" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()
 
 
 def test_table_options_refuse_another_horizon(bench, tmp_path, capsys) -> None:
@@ -140,3 +172,40 @@ def test_cells_of_the_normalised_u_are_recomputed_once_the_masks_are_seeded(benc
     plain = tmp_path / "references.json"
     plain.write_text(json.dumps({"idm": 1.0}))
     assert bench._cached(plain, compute) == {"idm": 1.0} and len(calls) == 1
+
+
+def test_a_u_ratio_cell_gains_the_robust_form_once_and_reports_it(bench, tmp_path, monkeypatch) -> None:
+    """A U-ratio cell made before the robust form keeps its raw and normalised forms and gains
+    ``normalised_robust`` (U standardised by MPUR's robust statistics) once; the report prints it."""
+    # the sets' U are 1, 2, 4 times its index + 1 (KINDS: data, shuffled, brake, ...)
+    values = {k: torch.tensor([1.0, 2.0, 4.0], dtype=torch.float64) * (i + 1)
+              for i, k in enumerate(bench.KINDS)}
+    seen = []
+
+    def per_set(s, batch, sets, z, stats):
+        seen.append(stats)
+        return values
+
+    monkeypatch.setattr(bench, "_ratio_batch", lambda args, s: (None, None, None))
+    monkeypatch.setattr(bench, "_u_per_set", per_set)
+
+    class Setting:
+        stats = "std statistics"
+
+        @staticmethod
+        def stats_with(scale: str) -> str:
+            return f"{scale} statistics"
+
+    cells = tmp_path / "cells" / "cells"
+    cells.mkdir(parents=True)
+    old = {"raw": bench._ratio_rows(values), "normalised": bench._ratio_rows(values),
+           "stats_dropout_seed": bench.STATS_DROPOUT_SEED}
+    (cells / "u_ratio.json").write_text(json.dumps(old))
+    args = argparse.Namespace(out=str(tmp_path / "cells"))
+    cell = bench.u_ratio(args, Setting())
+    assert seen == ["robust statistics"]
+    assert cell["raw"] == old["raw"] and cell["normalised_robust"]["rows"]["brake"]["ratio_of_means"] == 3.0
+    assert bench.u_ratio(args, Setting()) == cell and len(seen) == 1  # kept
+    records = tmp_path / "records"
+    assert bench.main(["--report", "--out", str(tmp_path / "cells"), "--records", str(records)]) == 0
+    assert "| brake | 7 | 3.00 | 7 | 3.00 | 7 | 3.00 |" in (records / "mpur_table.md").read_text()
