@@ -399,19 +399,20 @@ def u_ratio(args: argparse.Namespace, s: Setting) -> dict:
     (median and 1.4826 × MAD, ``--u-scale robust``'s), same latents and dropout masks per set.
     A cell made before the robust form gains it here, its other forms unchanged."""
 
-    def form(stats) -> dict:
-        batch, sets, z = _ratio_batch(args, s)
-        return _ratio_rows(_u_per_set(s, batch, sets, z, stats))
-
-    path = Path(args.out) / "cells" / "u_ratio.json"
-    forms = {
+    stats = {
         "raw": lambda: None,
         "normalised": lambda: s.stats,
         "normalised_robust": lambda: s.stats_with("robust"),
     }
-    cell = _cached(path, lambda: {name: form(stats()) for name, stats in forms.items()}, stats=True)
+
+    def compute(forms=tuple(stats)) -> dict:  # one batch of states and action sets for every form
+        batch, sets, z = _ratio_batch(args, s)
+        return {form: _ratio_rows(_u_per_set(s, batch, sets, z, stats[form]())) for form in forms}
+
+    path = Path(args.out) / "cells" / "u_ratio.json"
+    cell = _cached(path, compute, stats=True)
     if "normalised_robust" not in cell:
-        cell["normalised_robust"] = form(forms["normalised_robust"]())
+        cell.update(compute(("normalised_robust",)))
         atomic_write_text(path, json.dumps(cell, indent=1) + "\n")
     return cell
 
